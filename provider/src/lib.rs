@@ -1,0 +1,3 @@
+//! The SecurePipeline Pulumi resource provider.
+pub mod proto;
+pub mod protocol;
