@@ -1,3 +1,12 @@
 //! The SecurePipeline Pulumi resource provider.
+pub mod aws;
+pub mod component;
+pub mod engine_log;
+pub mod iam;
+pub mod naming;
 pub mod proto;
 pub mod protocol;
+pub mod resource;
+pub mod resources;
+pub mod schema;
+pub mod tags;

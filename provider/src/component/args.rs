@@ -1,0 +1,326 @@
+//! SecurePipeline's inputs and outputs: the user-facing contract. The
+//! package schema is generated from these types (see `schema.rs`), so their
+//! names and doc comments are what users see in their IDE.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A CI/CD pipeline on AWS CodePipeline (V2) and CodeBuild that is secure by
+/// construction: every ARN is built from the caller identity, every role is
+/// least-privilege, artifacts and logs are encrypted with a rotating KMS
+/// key, builds and approvals are time-bound, and failures notify.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(rename = "SecurePipeline")]
+pub struct SecurePipelineArgs {
+    /// Where the code comes from.
+    pub source: Source,
+    /// How the code is built and tested.
+    pub build: Build,
+    /// Ordered deployment stages that follow the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<Vec<Deployment>>,
+    /// Who is told about pipeline executions, and on which events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+    /// An EventBridge schedule expression (`rate(1 day)`, `cron(0 6 * * ? *)`)
+    /// that also starts the pipeline, through a role the component creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Days CloudWatch Logs keeps build logs; one of the values CloudWatch
+    /// Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
+    /// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<u32>,
+    /// Days after which artifacts (and noncurrent versions) expire. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_retention_days: Option<u32>,
+    /// How concurrent executions are handled. Default QUEUED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_mode: Option<ExecutionMode>,
+    /// An existing customer-managed KMS key (validated) to use instead of
+    /// creating one with rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    /// When true, destroying the pipeline empties and deletes the artifact
+    /// bucket. By default a bucket holding artifacts is never emptied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_destroy: Option<bool>,
+    /// Tags added to every taggable resource, next to `ManagedBy` and the
+    /// pipeline name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// The source repository, reached through a CodeConnections connection.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    /// The full repository id, `owner/repo`.
+    pub repository: String,
+    /// The branch that triggers the pipeline on push. Default `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The repository host. Default GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<SourceProvider>,
+    /// Reuse an existing connection instead of creating one. Its ARN is
+    /// checked against the caller's partition, account and region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_arn: Option<String>,
+    /// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_arn: Option<String>,
+    /// Only pushes touching these paths (glob patterns) start the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_paths: Option<Vec<String>>,
+    /// Pushes touching only these paths (glob patterns) do not start it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_paths: Option<Vec<String>>,
+}
+
+/// Repository hosts a connection can reach.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum SourceProvider {
+    GitHub,
+    GitHubEnterpriseServer,
+    Bitbucket,
+    GitLab,
+    GitLabSelfManaged,
+}
+
+/// The build stage: one CodeBuild project with its own role and log group.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Build {
+    /// Shell commands to run; the provider writes the buildspec. Exactly one
+    /// of `commands`, `buildspec` and `buildspecPath` may be given; none
+    /// means `buildspecPath: buildspec.yml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
+    /// An inline buildspec (YAML), parsed and validated at preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildspec: Option<String>,
+    /// A buildspec file in the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildspec_path: Option<String>,
+    /// The CodeBuild image. Default `aws/codebuild/standard:7.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<BuildImage>,
+    /// The CodeBuild compute type. Default BUILD_GENERAL1_SMALL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_type: Option<ComputeType>,
+    /// Builds Docker images: turns on privileged mode. Nothing else does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<bool>,
+    /// Build timeout, 5 to 2160 minutes. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u32>,
+    /// How long a build may wait in the queue, 5 to 480 minutes. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_timeout_minutes: Option<u32>,
+    /// Environment variables by name. Secrets are given by reference and
+    /// only the referenced ARNs become readable by the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, EnvironmentVariable>>,
+}
+
+/// An environment variable: exactly one of `value`, `secretArn` or
+/// `parameterName`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentVariable {
+    /// A plain value. Values that look like credentials are rejected; put
+    /// those in Secrets Manager and use `secretArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A Secrets Manager secret ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// The JSON key to read from the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_json_key: Option<String>,
+    /// A Parameter Store parameter name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_name: Option<String>,
+}
+
+/// CodeBuild curated images.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum BuildImage {
+    /// Ubuntu standard image 7.0.
+    #[serde(rename = "aws/codebuild/standard:7.0")]
+    #[schemars(title = "Standard7")]
+    Standard7,
+    /// Ubuntu standard image 6.0.
+    #[serde(rename = "aws/codebuild/standard:6.0")]
+    #[schemars(title = "Standard6")]
+    Standard6,
+    /// Amazon Linux 2023 standard image 5.0.
+    #[serde(rename = "aws/codebuild/amazonlinux-x86_64-standard:5.0")]
+    #[schemars(title = "AmazonLinuxStandard5")]
+    AmazonLinuxStandard5,
+    /// Amazon Linux 2 standard image 5.0.
+    #[serde(rename = "aws/codebuild/amazonlinux2-x86_64-standard:5.0")]
+    #[schemars(title = "AmazonLinux2Standard5")]
+    AmazonLinux2Standard5,
+}
+
+/// CodeBuild compute types for Linux containers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
+pub enum ComputeType {
+    /// 3 GB memory, 2 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_SMALL")]
+    BuildGeneral1Small,
+    /// 7 GB memory, 4 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_MEDIUM")]
+    BuildGeneral1Medium,
+    /// 15 GB memory, 8 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_LARGE")]
+    BuildGeneral1Large,
+    /// 70 GB memory, 36 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_XLARGE")]
+    BuildGeneral1XLarge,
+    /// 145 GB memory, 72 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_2XLARGE")]
+    BuildGeneral12XLarge,
+}
+
+/// A deployment stage after the build. Exactly one of `pulumi` and
+/// `commands`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Deployment {
+    /// The stage name, unique within the pipeline.
+    pub name: String,
+    /// Deploy a Pulumi stack with a buildspec the provider writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulumi: Option<PulumiDeployment>,
+    /// Shell commands to run instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Vec<String>>,
+    /// The only role this stage may assume; the deployment runs under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// Another region makes the pipeline cross-region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Production stages are denied to every non-production stage's role and
+    /// require approval unless `requireApproval` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<bool>,
+    /// A manual approval before the deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_approval: Option<bool>,
+    /// How long an approval waits, 5 to 10080 minutes. Default 1440.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_minutes: Option<u32>,
+    /// Roll the stage back when it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_on_failure: Option<bool>,
+    /// Deployment build timeout, 5 to 2160 minutes. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_minutes: Option<u32>,
+    /// Environment variables, as in `build.environment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, EnvironmentVariable>>,
+}
+
+/// A Pulumi stack the stage deploys.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PulumiDeployment {
+    /// The stack, `org/project/stack` (or `stack` for self-managed backends).
+    pub stack: String,
+    /// The directory of the Pulumi project in the repository. Default `.`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+    /// A self-managed backend, `s3://bucket/prefix`. Absent means Pulumi Cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_url: Option<String>,
+    /// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_secret_arn: Option<String>,
+    /// The stack's config passphrase, as a Secrets Manager secret ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase_secret_arn: Option<String>,
+    /// The Pulumi CLI version the buildspec installs, `3.x.y`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulumi_version: Option<String>,
+    /// Refresh before deploying. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<bool>,
+    /// Only preview, never update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_only: Option<bool>,
+}
+
+/// Notifications through an encrypted SNS topic.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notifications {
+    /// Email addresses to subscribe. Each must confirm the subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emails: Option<Vec<String>>,
+    /// Execution states that notify. Default FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<NotificationEvent>>,
+}
+
+/// Pipeline execution states.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationEvent {
+    Failed,
+    Succeeded,
+    Canceled,
+    Superseded,
+    Started,
+}
+
+/// How CodePipeline handles executions that overlap.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionMode {
+    Queued,
+    Superseded,
+    Parallel,
+}
+
+/// What the component exposes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurePipelineOutputs {
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The pipeline's ARN.
+    pub pipeline_arn: String,
+    /// The pipeline in the AWS console.
+    pub pipeline_url: String,
+    /// The source connection's ARN.
+    pub connection_arn: String,
+    /// PENDING until someone activates the connection in the console, then
+    /// AVAILABLE.
+    pub connection_status: String,
+    /// Where to activate a pending connection.
+    pub connection_activation_url: String,
+    /// The artifact bucket's name.
+    pub artifact_bucket_name: String,
+    /// The KMS key encrypting artifacts, logs and notifications.
+    pub kms_key_arn: String,
+    /// The SNS topic notifications go to.
+    pub notification_topic_arn: String,
+    /// The role EventBridge uses to start the pipeline; set when a schedule
+    /// exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bridge_role_arn: Option<String>,
+    /// CodeBuild project names, build first, then deployments in order.
+    pub build_project_names: Vec<String>,
+    /// Log group names, in the same order as the projects.
+    pub log_group_names: Vec<String>,
+    /// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+    pub role_arns: BTreeMap<String, String>,
+}

@@ -1,0 +1,219 @@
+//! Grants: the exact actions on the exact ARNs one principal needs for one
+//! purpose. Roles are assembled from grants, never from free-form policy.
+
+use std::collections::BTreeMap;
+
+use super::policy::{Conditions, Effect, PolicyDocument, Statement};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    sid: String,
+    effect: Effect,
+    actions: Vec<String>,
+    resources: Vec<String>,
+    conditions: Conditions,
+}
+
+impl Grant {
+    fn new(sid: &str, effect: Effect, actions: &[&str], resources: Vec<String>) -> Self {
+        Self {
+            sid: sid.into(),
+            effect,
+            actions: actions.iter().map(|a| (*a).to_string()).collect(),
+            resources,
+            conditions: Conditions::new(),
+        }
+    }
+
+    fn when(mut self, operator: &str, key: &str, values: Vec<String>) -> Self {
+        self.conditions
+            .entry(operator.into())
+            .or_default()
+            .insert(key.into(), values);
+        self
+    }
+
+    pub fn statement(&self) -> Statement {
+        Statement {
+            sid: Some(self.sid.clone()),
+            effect: self.effect,
+            principal: None,
+            actions: self.actions.clone(),
+            resources: self.resources.clone(),
+            conditions: self.conditions.clone(),
+        }
+    }
+
+    /// Read and write pipeline artifacts in one bucket.
+    pub fn artifacts_read_write(sid: &str, bucket_arn: &str) -> Vec<Grant> {
+        vec![
+            Grant::new(
+                &format!("{sid}Objects"),
+                Effect::Allow,
+                &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+                vec![format!("{bucket_arn}/*")],
+            ),
+            Grant::new(
+                &format!("{sid}Bucket"),
+                Effect::Allow,
+                &["s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:ListBucket"],
+                vec![bucket_arn.to_string()],
+            ),
+        ]
+    }
+
+    /// Encrypt and decrypt with one KMS key.
+    pub fn key_use(sid: &str, key_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+            vec![key_arn.to_string()],
+        )
+    }
+
+    /// Write to the streams of one log group.
+    pub fn logs_write(sid: &str, log_group_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            vec![log_group_arn.to_string(), format!("{log_group_arn}:log-stream:*")],
+        )
+    }
+
+    /// Start, watch and stop builds of exactly these projects.
+    pub fn builds_run(sid: &str, project_arns: Vec<String>) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
+            project_arns,
+        )
+    }
+
+    /// Use one source connection, for one repository only.
+    pub fn connection_use(sid: &str, connection_arn: &str, repository: &str) -> Grant {
+        let (action, key) = if connection_arn.contains(":codeconnections:") {
+            ("codeconnections:UseConnection", "codeconnections:FullRepositoryId")
+        } else {
+            ("codestar-connections:UseConnection", "codestar-connections:FullRepositoryId")
+        };
+        Grant::new(sid, Effect::Allow, &[action], vec![connection_arn.to_string()])
+            .when("StringEquals", key, vec![repository.to_string()])
+    }
+
+    /// Hand exactly these roles to exactly one service.
+    pub fn pass_role(sid: &str, role_arns: Vec<String>, service: &str) -> Grant {
+        Grant::new(sid, Effect::Allow, &["iam:PassRole"], role_arns).when(
+            "StringEquals",
+            "iam:PassedToService",
+            vec![service.to_string()],
+        )
+    }
+
+    /// Start executions of one pipeline.
+    pub fn pipeline_start(sid: &str, pipeline_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["codepipeline:StartPipelineExecution"],
+            vec![pipeline_arn.to_string()],
+        )
+    }
+
+    /// Read exactly these Secrets Manager secrets.
+    pub fn secrets_read(sid: &str, secret_arns: Vec<String>) -> Grant {
+        Grant::new(sid, Effect::Allow, &["secretsmanager:GetSecretValue"], secret_arns)
+    }
+
+    /// Read exactly these Parameter Store parameters.
+    pub fn parameters_read(sid: &str, parameter_arns: Vec<String>) -> Grant {
+        Grant::new(sid, Effect::Allow, &["ssm:GetParameter", "ssm:GetParameters"], parameter_arns)
+    }
+
+    /// Assume one role (a deployment's target role).
+    pub fn assume_role(sid: &str, role_arn: &str) -> Grant {
+        Grant::new(sid, Effect::Allow, &["sts:AssumeRole"], vec![role_arn.to_string()])
+    }
+
+    /// Publish to one topic.
+    pub fn topic_publish(sid: &str, topic_arn: &str) -> Grant {
+        Grant::new(sid, Effect::Allow, &["sns:Publish"], vec![topic_arn.to_string()])
+    }
+
+    /// Explicitly deny every action on resources this principal must never
+    /// touch (production state, secrets and roles for non-production stages).
+    pub fn deny_all(sid: &str, service_actions: &[&str], resources: Vec<String>) -> Grant {
+        Grant::new(sid, Effect::Deny, service_actions, resources)
+    }
+}
+
+/// A policy document made of these grants, in order.
+pub fn document(grants: &[Grant]) -> PolicyDocument {
+    PolicyDocument::new(grants.iter().map(Grant::statement).collect())
+}
+
+/// A trust policy: only `service` may assume the role, only on behalf of
+/// this account, and (where the service sends it) only for `source_arn`.
+pub fn trust_policy(service: &str, source_account: &str, source_arn: Option<&str>) -> PolicyDocument {
+    let mut conditions = Conditions::new();
+    conditions.insert(
+        "StringEquals".into(),
+        BTreeMap::from([("aws:SourceAccount".to_string(), vec![source_account.to_string()])]),
+    );
+    if let Some(arn) = source_arn {
+        conditions.insert(
+            "ArnLike".into(),
+            BTreeMap::from([("aws:SourceArn".to_string(), vec![arn.to_string()])]),
+        );
+    }
+    PolicyDocument::new(vec![Statement {
+        sid: Some("TrustedService".into()),
+        effect: Effect::Allow,
+        principal: Some(BTreeMap::from([("Service".to_string(), vec![service.to_string()])])),
+        actions: vec!["sts:AssumeRole".into()],
+        resources: Vec::new(),
+        conditions,
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pass_role_is_scoped_and_conditioned() {
+        let doc = document(&[Grant::pass_role(
+            "PassBuildRole",
+            vec!["arn:aws:iam::123456789012:role/b".into()],
+            "codebuild.amazonaws.com",
+        )]);
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "PassBuildRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+                "Resource": ["arn:aws:iam::123456789012:role/b"],
+                "Condition": {"StringEquals": {"iam:PassedToService": ["codebuild.amazonaws.com"]}}
+            }]})
+        );
+    }
+
+    #[test]
+    fn connection_use_is_limited_to_the_repository() {
+        let grant = Grant::connection_use("Source", "arn:aws:codeconnections:eu-west-1:123456789012:connection/x", "org/app");
+        let statement = grant.statement();
+        assert_eq!(statement.actions, vec!["codeconnections:UseConnection"]);
+        assert_eq!(statement.conditions["StringEquals"]["codeconnections:FullRepositoryId"], vec!["org/app"]);
+    }
+
+    #[test]
+    fn trust_policy_names_one_service_and_the_source() {
+        let doc = trust_policy("events.amazonaws.com", "123456789012", Some("arn:aws:events:eu-west-1:123456789012:rule/r"));
+        let statement = &doc.statements[0];
+        assert_eq!(statement.principal.as_ref().unwrap()["Service"], vec!["events.amazonaws.com"]);
+        assert_eq!(statement.conditions["StringEquals"]["aws:SourceAccount"], vec!["123456789012"]);
+        assert_eq!(statement.conditions["ArnLike"]["aws:SourceArn"], vec!["arn:aws:events:eu-west-1:123456789012:rule/r"]);
+    }
+}

@@ -1,0 +1,514 @@
+//! The gRPC `ResourceProvider` service. This is the only place that knows
+//! the wire protocol's request and response shapes: it decodes them,
+//! dispatches to the resource kind named by the type token, and encodes
+//! results and errors back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::value::{decode_struct, encode_struct, PropertyMap};
+use crate::aws::{AwsContext, ProviderConfig};
+use crate::engine_log::EngineLog;
+use crate::proto::pulumirpc::{
+    self, diff_response::DiffChanges, property_diff::Kind, resource_provider_server::ResourceProvider,
+};
+use crate::resource::{
+    diff_inputs, to_typed, CheckContext, CheckFailure, DiffKind, DiffResult, OpContext, ResourceError,
+    ResourceHandler,
+};
+use crate::resources;
+use crate::schema;
+
+/// Provider config keys whose change moves resources elsewhere.
+const CONFIG_REPLACE_KEYS: &[&str] = &["region"];
+
+pub struct Provider {
+    version: String,
+    resources: HashMap<&'static str, Box<dyn ResourceHandler>>,
+    aws: RwLock<Option<Arc<AwsContext>>>,
+    log: Arc<EngineLog>,
+    cancel: CancellationToken,
+}
+
+impl Provider {
+    pub fn new(version: &str, log: Arc<EngineLog>, cancel: CancellationToken) -> Self {
+        Self {
+            version: version.to_string(),
+            resources: resources::registry(),
+            aws: RwLock::new(None),
+            log,
+            cancel,
+        }
+    }
+
+    fn aws(&self) -> Option<Arc<AwsContext>> {
+        match self.aws.read() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn configured(&self) -> Result<Arc<AwsContext>, Status> {
+        self.aws().ok_or_else(|| {
+            Status::failed_precondition("the securepipeline provider has not been configured")
+        })
+    }
+
+    fn handler(&self, type_token: &str) -> Result<&dyn ResourceHandler, Status> {
+        self.resources
+            .get(type_token)
+            .map(Box::as_ref)
+            .ok_or_else(|| Status::invalid_argument(format!("unknown resource type `{type_token}`")))
+    }
+
+    /// Runs an operation unless the engine cancels first; a cancelled
+    /// operation is reported as failed, never as done.
+    async fn cancellable<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        tokio::select! {
+            result = operation => result,
+            () = self.cancel.cancelled() => Err(Status::cancelled("the operation was cancelled")),
+        }
+    }
+}
+
+/// Type token and name from a URN: `urn:pulumi:stack::project::[parent$]type::name`.
+pub fn parse_urn(urn: &str) -> (&str, &str) {
+    let mut parts = urn.splitn(4, "::");
+    let _stack = parts.next();
+    let _project = parts.next();
+    let qualified_type = parts.next().unwrap_or_default();
+    let name = parts.next().unwrap_or_default();
+    let type_token = qualified_type.rsplit('$').next().unwrap_or_default();
+    (type_token, name)
+}
+
+fn resolve<'a>(given_type: &'a str, given_name: &'a str, urn: &'a str) -> (&'a str, &'a str) {
+    let (type_token, name) = parse_urn(urn);
+    (
+        if given_type.is_empty() { type_token } else { given_type },
+        if given_name.is_empty() { name } else { given_name },
+    )
+}
+
+fn decode(value: Option<&prost_types::Struct>) -> Result<PropertyMap, Status> {
+    match value {
+        Some(value) => decode_struct(value).map_err(|err| Status::invalid_argument(err.to_string())),
+        None => Ok(PropertyMap::new()),
+    }
+}
+
+fn failures_to_proto(failures: Vec<CheckFailure>) -> Vec<pulumirpc::CheckFailure> {
+    failures
+        .into_iter()
+        .map(|f| pulumirpc::CheckFailure {
+            property: f.property,
+            reason: f.reason,
+        })
+        .collect()
+}
+
+fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
+    let detailed_diff = diff
+        .detailed
+        .iter()
+        .map(|(key, kind)| {
+            let kind = match kind {
+                DiffKind::Add => Kind::Add,
+                DiffKind::AddReplace => Kind::AddReplace,
+                DiffKind::Delete => Kind::Delete,
+                DiffKind::DeleteReplace => Kind::DeleteReplace,
+                DiffKind::Update => Kind::Update,
+                DiffKind::UpdateReplace => Kind::UpdateReplace,
+            };
+            (
+                key.clone(),
+                pulumirpc::PropertyDiff {
+                    kind: kind as i32,
+                    input_diff: true,
+                },
+            )
+        })
+        .collect();
+    pulumirpc::DiffResponse {
+        changes: if diff.changed.is_empty() {
+            DiffChanges::DiffNone
+        } else {
+            DiffChanges::DiffSome
+        } as i32,
+        replaces: diff.replaces,
+        diffs: diff.changed,
+        detailed_diff,
+        has_detailed_diff: true,
+        ..Default::default()
+    }
+}
+
+/// Encodes a resource error; a partial failure carries the state the
+/// engine must record so that nothing is orphaned.
+fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
+    match err {
+        ResourceError::Partial { id, state, message } => {
+            let properties = crate::resource::from_typed(&state, &Default::default());
+            let details = pulumirpc::ErrorResourceInitFailed {
+                id,
+                properties: Some(encode_struct(&properties)),
+                reasons: vec![message.clone()],
+                inputs: Some(encode_struct(inputs)),
+            };
+            let status = RpcStatus {
+                code: tonic::Code::Unknown as i32,
+                message: message.clone(),
+                details: vec![prost_types::Any {
+                    type_url: "type.googleapis.com/pulumirpc.ErrorResourceInitFailed".into(),
+                    value: details.encode_to_vec(),
+                }],
+            };
+            Status::with_details(tonic::Code::Unknown, message, status.encode_to_vec().into())
+        }
+        ResourceError::Failed(message) => Status::unknown(message),
+    }
+}
+
+/// `google.rpc.Status`, the envelope gRPC error details travel in.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+fn config_from(request: &pulumirpc::ConfigureRequest) -> Result<ProviderConfig, Status> {
+    let json = match &request.args {
+        Some(args) => to_typed(&decode(Some(args))?).json,
+        None => serde_json::Value::Object(
+            request
+                .variables
+                .iter()
+                .map(|(key, value)| {
+                    let key = key.rsplit(':').next().unwrap_or(key).to_string();
+                    (key, serde_json::Value::String(value.clone()))
+                })
+                .collect(),
+        ),
+    };
+    ProviderConfig::from_json(&json).map_err(|failures| {
+        let reasons: Vec<String> = failures
+            .iter()
+            .map(|f| format!("securepipeline:{}: {}", f.property, f.reason))
+            .collect();
+        Status::invalid_argument(reasons.join("; "))
+    })
+}
+
+#[tonic::async_trait]
+impl ResourceProvider for Provider {
+    async fn handshake(
+        &self,
+        request: Request<pulumirpc::ProviderHandshakeRequest>,
+    ) -> Result<Response<pulumirpc::ProviderHandshakeResponse>, Status> {
+        let request = request.into_inner();
+        if !request.engine_address.is_empty() {
+            self.log
+                .connect(&request.engine_address)
+                .map_err(Status::invalid_argument)?;
+        }
+        Ok(Response::new(pulumirpc::ProviderHandshakeResponse {
+            accept_secrets: true,
+            accept_resources: true,
+            accept_outputs: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn get_plugin_info(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<pulumirpc::PluginInfo>, Status> {
+        Ok(Response::new(pulumirpc::PluginInfo {
+            version: self.version.clone(),
+        }))
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<pulumirpc::GetSchemaRequest>,
+    ) -> Result<Response<pulumirpc::GetSchemaResponse>, Status> {
+        let schema = serde_json::to_string(&schema::served_schema(&self.version))
+            .map_err(|err| Status::internal(err.to_string()))?;
+        Ok(Response::new(pulumirpc::GetSchemaResponse { schema }))
+    }
+
+    async fn check_config(
+        &self,
+        request: Request<pulumirpc::CheckRequest>,
+    ) -> Result<Response<pulumirpc::CheckResponse>, Status> {
+        let request = request.into_inner();
+        let news = request.news.clone();
+        let failures = match ProviderConfig::from_json(&to_typed(&decode(news.as_ref())?).json) {
+            Ok(_) => Vec::new(),
+            Err(failures) => failures,
+        };
+        Ok(Response::new(pulumirpc::CheckResponse {
+            inputs: news,
+            failures: failures_to_proto(failures),
+        }))
+    }
+
+    async fn diff_config(
+        &self,
+        request: Request<pulumirpc::DiffRequest>,
+    ) -> Result<Response<pulumirpc::DiffResponse>, Status> {
+        let request = request.into_inner();
+        let olds = decode(request.old_inputs.as_ref().or(request.olds.as_ref()))?;
+        let news = decode(request.news.as_ref())?;
+        let diff = diff_inputs(&to_typed(&olds).json, &to_typed(&news).json, CONFIG_REPLACE_KEYS);
+        Ok(Response::new(diff_to_proto(diff)))
+    }
+
+    async fn configure(
+        &self,
+        request: Request<pulumirpc::ConfigureRequest>,
+    ) -> Result<Response<pulumirpc::ConfigureResponse>, Status> {
+        let config = config_from(request.get_ref())?;
+        let context = self
+            .cancellable(async { config.connect().await.map_err(Status::failed_precondition) })
+            .await?;
+        tracing::debug!(account = %context.account_id, region = %context.region, "configured");
+        match self.aws.write() {
+            Ok(mut slot) => *slot = Some(Arc::new(context)),
+            Err(poisoned) => *poisoned.into_inner() = Some(Arc::new(context)),
+        }
+        Ok(Response::new(pulumirpc::ConfigureResponse {
+            accept_secrets: true,
+            supports_preview: true,
+            accept_resources: true,
+            accept_outputs: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn check(
+        &self,
+        request: Request<pulumirpc::CheckRequest>,
+    ) -> Result<Response<pulumirpc::CheckResponse>, Status> {
+        let request = request.into_inner();
+        let (type_token, name) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let olds = request.olds.as_ref().map(|o| decode(Some(o))).transpose()?;
+        let olds = olds.filter(|o| !o.is_empty());
+        let news = decode(request.news.as_ref())?;
+        let aws = self.aws();
+        let ctx = CheckContext {
+            name,
+            random_seed: &request.random_seed,
+            aws: aws.as_deref(),
+        };
+        let response = match handler.check(&ctx, olds.as_ref(), &news) {
+            Ok(inputs) => pulumirpc::CheckResponse {
+                inputs: Some(encode_struct(&inputs)),
+                failures: Vec::new(),
+            },
+            Err(failures) => pulumirpc::CheckResponse {
+                inputs: request.news,
+                failures: failures_to_proto(failures),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn diff(
+        &self,
+        request: Request<pulumirpc::DiffRequest>,
+    ) -> Result<Response<pulumirpc::DiffResponse>, Status> {
+        let request = request.into_inner();
+        let (type_token, _) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let olds = decode(request.old_inputs.as_ref().or(request.olds.as_ref()))?;
+        let news = decode(request.news.as_ref())?;
+        Ok(Response::new(diff_to_proto(handler.diff(&olds, &news))))
+    }
+
+    async fn create(
+        &self,
+        request: Request<pulumirpc::CreateRequest>,
+    ) -> Result<Response<pulumirpc::CreateResponse>, Status> {
+        let request = request.into_inner();
+        let (type_token, _) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let inputs = decode(request.properties.as_ref())?;
+        let aws = self.configured()?;
+        let ctx = OpContext {
+            aws: &aws,
+            urn: &request.urn,
+            log: &self.log,
+        };
+        let (id, state) = self
+            .cancellable(async {
+                handler
+                    .create(&ctx, &inputs, request.preview)
+                    .await
+                    .map_err(|err| error_to_status(err, &inputs))
+            })
+            .await?;
+        Ok(Response::new(pulumirpc::CreateResponse {
+            id,
+            properties: Some(encode_struct(&state)),
+        }))
+    }
+
+    async fn read(
+        &self,
+        request: Request<pulumirpc::ReadRequest>,
+    ) -> Result<Response<pulumirpc::ReadResponse>, Status> {
+        let request = request.into_inner();
+        let (type_token, _) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let inputs = decode(request.inputs.as_ref())?;
+        let state = decode(request.properties.as_ref())?;
+        let aws = self.configured()?;
+        let ctx = OpContext {
+            aws: &aws,
+            urn: &request.urn,
+            log: &self.log,
+        };
+        let found = self
+            .cancellable(async {
+                handler
+                    .read(&ctx, &request.id, &inputs, &state)
+                    .await
+                    .map_err(|err| error_to_status(err, &inputs))
+            })
+            .await?;
+        let response = match found {
+            Some((inputs, state)) => pulumirpc::ReadResponse {
+                id: request.id,
+                properties: Some(encode_struct(&state)),
+                inputs: Some(encode_struct(&inputs)),
+                ..Default::default()
+            },
+            // An empty id tells the engine the resource is gone.
+            None => pulumirpc::ReadResponse::default(),
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn update(
+        &self,
+        request: Request<pulumirpc::UpdateRequest>,
+    ) -> Result<Response<pulumirpc::UpdateResponse>, Status> {
+        let request = request.into_inner();
+        let (type_token, _) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let state = decode(request.olds.as_ref())?;
+        let old_inputs = match &request.old_inputs {
+            Some(old_inputs) => decode(Some(old_inputs))?,
+            None => state.clone(),
+        };
+        let news = decode(request.news.as_ref())?;
+        let aws = self.configured()?;
+        let ctx = OpContext {
+            aws: &aws,
+            urn: &request.urn,
+            log: &self.log,
+        };
+        let properties = self
+            .cancellable(async {
+                handler
+                    .update(&ctx, &request.id, &old_inputs, &news, &state, request.preview)
+                    .await
+                    .map_err(|err| error_to_status(err, &news))
+            })
+            .await?;
+        Ok(Response::new(pulumirpc::UpdateResponse {
+            properties: Some(encode_struct(&properties)),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pulumirpc::DeleteRequest>,
+    ) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        let (type_token, _) = resolve(&request.r#type, &request.name, &request.urn);
+        let handler = self.handler(type_token)?;
+        let state = decode(request.properties.as_ref())?;
+        let inputs = decode(request.old_inputs.as_ref())?;
+        let aws = self.configured()?;
+        let ctx = OpContext {
+            aws: &aws,
+            urn: &request.urn,
+            log: &self.log,
+        };
+        self.cancellable(async {
+            handler
+                .delete(&ctx, &request.id, &inputs, &state)
+                .await
+                .map_err(|err| error_to_status(err, &inputs))
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+
+    async fn construct(
+        &self,
+        request: Request<pulumirpc::ConstructRequest>,
+    ) -> Result<Response<pulumirpc::ConstructResponse>, Status> {
+        let request = request.into_inner();
+        if request.r#type != schema::COMPONENT_TYPE {
+            return Err(Status::invalid_argument(format!(
+                "unknown component type `{}`",
+                request.r#type
+            )));
+        }
+        Err(Status::unimplemented("SecurePipeline construction is being assembled"))
+    }
+
+    async fn cancel(&self, _request: Request<()>) -> Result<Response<()>, Status> {
+        self.cancel.cancel();
+        Ok(Response::new(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_type_and_name_from_urns() {
+        assert_eq!(
+            parse_urn("urn:pulumi:dev::app::securepipeline:index:SecurePipeline$securepipeline:aws:LogGroup::app-build"),
+            ("securepipeline:aws:LogGroup", "app-build")
+        );
+        assert_eq!(
+            parse_urn("urn:pulumi:dev::app::securepipeline:aws:Role::r::with::colons"),
+            ("securepipeline:aws:Role", "r::with::colons")
+        );
+    }
+
+    #[test]
+    fn partial_failures_carry_init_failed_details() {
+        let status = error_to_status(
+            ResourceError::Partial {
+                id: "bucket-1".into(),
+                state: serde_json::json!({"name": "bucket-1"}),
+                message: "encryption could not be set".into(),
+            },
+            &PropertyMap::new(),
+        );
+        let envelope = RpcStatus::decode(status.details()).unwrap();
+        assert_eq!(envelope.details[0].type_url, "type.googleapis.com/pulumirpc.ErrorResourceInitFailed");
+        let details = pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice()).unwrap();
+        assert_eq!(details.id, "bucket-1");
+        assert_eq!(details.reasons, vec!["encryption could not be set"]);
+    }
+}

@@ -1,0 +1,295 @@
+//! `securepipeline:aws:LogGroup`: a CloudWatch Logs group with retention
+//! and KMS encryption, created before the CodeBuild project that writes to
+//! it, so no log group is ever auto-created with infinite retention.
+
+use async_trait::async_trait;
+use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::naming;
+use crate::resource::{CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError};
+use crate::tags::{self, Tags};
+
+/// Retention periods CloudWatch Logs accepts.
+pub const RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+pub struct LogGroup;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogGroupInputs {
+    /// Where the auto-name starts; the component derives it from its name.
+    pub name_prefix: String,
+    /// Chosen by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+    pub retention_in_days: u32,
+    pub kms_key_arn: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LogGroupOutputs {
+    pub arn: String,
+}
+
+/// The name, once `check` has chosen it.
+fn name(inputs: &LogGroupInputs) -> Result<&str, ResourceError> {
+    inputs
+        .log_group_name
+        .as_deref()
+        .ok_or_else(|| ResourceError::Failed("logGroupName was not set by check".into()))
+}
+
+pub fn check_retention(property: &str, days: u32) -> Option<CheckFailure> {
+    (!RETENTION_DAYS.contains(&days)).then(|| {
+        CheckFailure::new(
+            property,
+            format!("{days} is not a retention CloudWatch Logs accepts; use one of {RETENTION_DAYS:?}"),
+        )
+    })
+}
+
+#[async_trait]
+impl CustomResource for LogGroup {
+    const TYPE: &'static str = "securepipeline:aws:LogGroup";
+    type Inputs = LogGroupInputs;
+    type Outputs = LogGroupOutputs;
+    const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName"];
+
+    fn check(
+        ctx: &CheckContext<'_>,
+        olds: Option<&Self::Inputs>,
+        mut news: Self::Inputs,
+    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
+        let mut failures = Failures::default();
+        let prefix = format!("/securepipeline/{}", news.name_prefix);
+        let old_prefix = olds.map(|o| format!("/securepipeline/{}", o.name_prefix));
+        let chosen = news.log_group_name.clone().unwrap_or_else(|| {
+            naming::choose(
+                olds.and_then(|o| o.log_group_name.as_deref()),
+                old_prefix.as_deref(),
+                &prefix,
+                &naming::LOG_GROUP,
+                ctx.random_seed,
+            )
+        });
+        failures.extend(naming::check("logGroupName", &chosen, &naming::LOG_GROUP));
+        news.log_group_name = Some(chosen);
+        failures.extend(check_retention("retentionInDays", news.retention_in_days));
+        failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
+        failures.extend(tags::validate("tags", &news.tags));
+        news.tags = effective_tags(ctx, &news.tags);
+        failures.into_result(news)
+    }
+
+    async fn create(
+        ctx: &OpContext<'_>,
+        inputs: &Self::Inputs,
+    ) -> Result<(String, Self::Outputs), ResourceError> {
+        let logs = &ctx.aws.clients().logs;
+        let name = name(inputs)?;
+        // The key policy granting CloudWatch Logs may still be propagating.
+        let retry_on = [
+            AWS_TRANSIENT[0],
+            AWS_TRANSIENT[1],
+            Transient::Propagation {
+                code: "AccessDeniedException",
+                message_contains: "KMS",
+            },
+            Transient::Propagation {
+                code: "InvalidParameterException",
+                message_contains: "KMS",
+            },
+        ];
+        retry(progress(ctx), "creating log group", &retry_on, Backoff::default(), || {
+            logs.create_log_group()
+                .log_group_name(name)
+                .kms_key_id(&inputs.kms_key_arn)
+                .set_tags(Some(inputs.tags.clone().into_iter().collect()))
+                .send()
+        })
+        .await
+        .map_err(|err| ResourceError::failed(format!("creating log group {name}"), describe(&err)))?;
+
+        let arn = ctx.aws.arns().log_group(name);
+        let outputs = LogGroupOutputs { arn: arn.clone() };
+        // From here on the group exists: a failure must hand it to the engine.
+        set_retention(ctx, name, inputs.retention_in_days)
+            .await
+            .map_err(|message| ResourceError::Partial {
+                id: name.to_string(),
+                state: crate::resource::to_json(&outputs),
+                message,
+            })?;
+        Ok((name.to_string(), outputs))
+    }
+
+    async fn read(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        let Some(live) = find(ctx, id).await? else {
+            return Ok(None);
+        };
+        let arn = ctx.aws.arns().log_group(id);
+        let tags = ctx
+            .aws
+            .clients()
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|err| ResourceError::failed(format!("reading tags of log group {id}"), describe(&err)))?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut live_inputs = inputs.clone();
+        live_inputs.log_group_name = Some(id.to_string());
+        // Retention removed in the console reads as 0, which check rejects
+        // and the next update restores.
+        live_inputs.retention_in_days = live.retention_in_days().map_or(0, |d| d.max(0) as u32);
+        live_inputs.kms_key_arn = live.kms_key_id().unwrap_or_default().to_string();
+        live_inputs.tags = tags;
+        Ok(Some((live_inputs, LogGroupOutputs { arn })))
+    }
+
+    async fn update(
+        ctx: &OpContext<'_>,
+        id: &str,
+        olds: &Self::Inputs,
+        news: &Self::Inputs,
+        outputs: &Self::Outputs,
+    ) -> Result<Self::Outputs, ResourceError> {
+        let logs = &ctx.aws.clients().logs;
+        if olds.retention_in_days != news.retention_in_days {
+            set_retention(ctx, id, news.retention_in_days)
+                .await
+                .map_err(ResourceError::Failed)?;
+        }
+        if olds.kms_key_arn != news.kms_key_arn {
+            logs.associate_kms_key()
+                .log_group_name(id)
+                .kms_key_id(&news.kms_key_arn)
+                .send()
+                .await
+                .map_err(|err| ResourceError::failed(format!("encrypting log group {id}"), describe(&err)))?;
+        }
+        let (set, remove) = tags::changes(&olds.tags, &news.tags);
+        if !remove.is_empty() {
+            logs.untag_resource()
+                .resource_arn(&outputs.arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|err| ResourceError::failed(format!("untagging log group {id}"), describe(&err)))?;
+        }
+        if !set.is_empty() {
+            logs.tag_resource()
+                .resource_arn(&outputs.arn)
+                .set_tags(Some(set.into_iter().collect()))
+                .send()
+                .await
+                .map_err(|err| ResourceError::failed(format!("tagging log group {id}"), describe(&err)))?;
+        }
+        Ok(outputs.clone())
+    }
+
+    async fn delete(
+        ctx: &OpContext<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        _outputs: &Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        match ctx.aws.clients().logs.delete_log_group().log_group_name(id).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
+            Err(err) => Err(ResourceError::failed(format!("deleting log group {id}"), describe(&err))),
+        }
+    }
+}
+
+async fn set_retention(ctx: &OpContext<'_>, name: &str, days: u32) -> Result<(), String> {
+    let logs = &ctx.aws.clients().logs;
+    retry(progress(ctx), "setting log retention", &AWS_TRANSIENT, Backoff::default(), || {
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(days as i32)
+            .send()
+    })
+    .await
+    .map(|_| ())
+    .map_err(|err| format!("setting retention of log group {name}: {}", describe(&err)))
+}
+
+async fn find(ctx: &OpContext<'_>, name: &str) -> Result<Option<AwsLogGroup>, ResourceError> {
+    let groups = ctx
+        .aws
+        .clients()
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|err| ResourceError::failed(format!("reading log group {name}"), describe(&err)))?;
+    Ok(groups
+        .log_groups
+        .unwrap_or_default()
+        .into_iter()
+        .find(|group| group.log_group_name() == Some(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> LogGroupInputs {
+        LogGroupInputs {
+            name_prefix: "app-build".into(),
+            log_group_name: None,
+            retention_in_days: 30,
+            kms_key_arn: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            tags: Tags::new(),
+        }
+    }
+
+    fn check(olds: Option<&LogGroupInputs>, news: LogGroupInputs) -> Result<LogGroupInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext { name: "build-logs", random_seed: b"seed", aws: None };
+        LogGroup::check(&ctx, olds, news)
+    }
+
+    #[test]
+    fn chooses_a_name_and_adds_managed_tags() {
+        let checked = check(None, inputs()).unwrap();
+        let name = checked.log_group_name.clone().unwrap();
+        assert!(name.starts_with("/securepipeline/app-build-"), "{name}");
+        assert_eq!(checked.tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+        // The name is kept on later checks.
+        let again = check(Some(&checked), inputs()).unwrap();
+        assert_eq!(again.log_group_name, checked.log_group_name);
+    }
+
+    #[test]
+    fn rejects_retention_cloudwatch_does_not_accept() {
+        let failures = check(None, LogGroupInputs { retention_in_days: 10, ..inputs() }).unwrap_err();
+        assert_eq!(failures[0].property, "retentionInDays");
+        assert!(failures[0].reason.contains("14"));
+    }
+
+    #[test]
+    fn rejects_a_key_that_is_not_a_kms_key() {
+        let failures = check(None, LogGroupInputs { kms_key_arn: "alias/aws/logs".into(), ..inputs() }).unwrap_err();
+        assert_eq!(failures[0].property, "kmsKeyArn");
+    }
+}

@@ -1,0 +1,283 @@
+//! The end-to-end harness: an AWS emulator on a free loopback port, a
+//! temporary Pulumi project with a local file backend, the real `pulumi`
+//! CLI and language hosts from `.tools/bin`, and the provider binary built
+//! by cargo. Every later check reads results back from the emulator.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tools_bin() -> PathBuf {
+    repo_root().join(".tools/bin")
+}
+
+/// The provider binary cargo built for this test run.
+pub fn provider_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let dir = target.join(profile);
+    assert!(
+        dir.join("pulumi-resource-securepipeline").exists(),
+        "build the provider first: cargo build -p pulumi-resource-securepipeline{}",
+        if profile == "release" { " --release" } else { "" }
+    );
+    dir
+}
+
+/// The AWS emulator (moto with this project's extension).
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let root = repo_root();
+        let python = root.join(".tools/venv/bin/python");
+        assert!(python.exists(), "the emulator is not installed: run scripts/install-toolchain.sh");
+        let mut child = Command::new(python)
+            .args(["-m", "securepipeline_emulator", "--port", "0"])
+            .env("PYTHONPATH", root.join("tests/emulator"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the emulator");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's port");
+        let port = line
+            .trim()
+            .strip_prefix("port=")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"));
+        Self { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn http(&self, method: &str, path: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send to the emulator");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read from the emulator");
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    }
+
+    /// Every AWS call the emulator has seen since the last reset.
+    pub fn calls(&self) -> Vec<Call> {
+        let body = self.http("GET", "/_emulator/calls", "");
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("bad call log {body:?}: {err}"))
+    }
+
+    pub fn reset_calls(&self) {
+        self.http("POST", "/_emulator/calls/reset", "");
+    }
+
+    /// Simulates a person activating a connection in the console.
+    pub fn activate_connection(&self, arn: &str) {
+        let encoded: String = arn
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.http("POST", &format!("/_emulator/connections/{encoded}/status"), r#"{"status":"AVAILABLE"}"#);
+    }
+
+    /// An SDK config pointed at the emulator, for reading results back.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "e2e"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Call {
+    pub service: String,
+    pub operation: String,
+    pub write: bool,
+}
+
+/// A Pulumi project and stack in a temporary directory, with its own
+/// PULUMI_HOME and a local file backend.
+pub struct Stack {
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Stack {
+    /// Creates project `name` from a Pulumi.yaml body (YAML runtime),
+    /// initialises stack `test` and points the provider at the emulator.
+    pub fn yaml(emulator: &Emulator, name: &str, program: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary project directory");
+        let plugin_dir = provider_dir();
+        let pulumi_yaml = format!(
+            "name: {name}\nruntime: yaml\nplugins:\n  providers:\n    - name: securepipeline\n      path: {}\n{program}",
+            plugin_dir.display()
+        );
+        std::fs::write(dir.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
+        std::fs::create_dir_all(dir.path().join(".state")).expect("state directory");
+        let stack = Self { dir, endpoint: emulator.endpoint() };
+        stack.pulumi(&["stack", "init", "test"]).success();
+        stack.pulumi(&["config", "set", "securepipeline:region", REGION]).success();
+        stack
+            .pulumi(&["config", "set", "--path", "securepipeline:endpoints.default", &stack.endpoint])
+            .success();
+        stack
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the program (the `resources:`/`outputs:` part of Pulumi.yaml).
+    pub fn set_program(&self, name: &str, program: &str) {
+        let pulumi_yaml = format!(
+            "name: {name}\nruntime: yaml\nplugins:\n  providers:\n    - name: securepipeline\n      path: {}\n{program}",
+            provider_dir().display()
+        );
+        std::fs::write(self.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
+    }
+
+    pub fn pulumi(&self, args: &[&str]) -> Run {
+        let path = format!(
+            "{}:{}",
+            tools_bin().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log_file = self.path().join("engine.log");
+        let output = Command::new(tools_bin().join("pulumi"))
+            .args(args)
+            .args(["--non-interactive", "--color=never"])
+            .current_dir(self.path())
+            .env("PATH", path)
+            .env("PULUMI_HOME", self.path().join(".pulumi-home"))
+            .env("PULUMI_BACKEND_URL", format!("file://{}", self.path().join(".state").display()))
+            .env("PULUMI_CONFIG_PASSPHRASE", "e2e-passphrase")
+            .env("PULUMI_SKIP_UPDATE_CHECK", "true")
+            .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+            .env("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env_remove("AWS_PROFILE")
+            .env("SECUREPIPELINE_LOG", "info")
+            .env("PULUMI_DEBUG_GRPC", self.path().join("grpc.log"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pulumi");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            output,
+            log_file,
+        }
+    }
+
+    pub fn up(&self) -> Run {
+        self.pulumi(&["up", "--yes", "--skip-preview"])
+    }
+
+    pub fn preview(&self) -> Run {
+        self.pulumi(&["preview", "--diff"])
+    }
+
+    pub fn refresh(&self) -> Run {
+        self.pulumi(&["refresh", "--yes", "--skip-preview"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.pulumi(&["destroy", "--yes", "--skip-preview"])
+    }
+
+    /// The stack's outputs, secrets shown.
+    pub fn outputs(&self) -> Json {
+        let run = self.pulumi(&["stack", "output", "--json", "--show-secrets"]).success();
+        serde_json::from_str(&run.stdout()).expect("stack outputs are JSON")
+    }
+
+    /// The raw checkpoint (to look for plaintext secrets).
+    pub fn export(&self) -> String {
+        self.pulumi(&["stack", "export"]).success().stdout()
+    }
+}
+
+/// One CLI run; `success()` prints everything when it failed.
+pub struct Run {
+    args: Vec<String>,
+    output: Output,
+    log_file: PathBuf,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+
+    fn report(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        format!(
+            "pulumi {} exited {}\n--- stdout\n{}\n--- stderr\n{}\n--- engine log\n{}",
+            self.args.join(" "),
+            self.output.status,
+            self.stdout(),
+            self.stderr(),
+            log
+        )
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert!(self.ok(), "{}", self.report());
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(self) -> Self {
+        assert!(!self.ok(), "expected failure, but: {}", self.report());
+        self
+    }
+
+    /// Both streams, for asserting on messages.
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.stdout(), self.stderr())
+    }
+}
