@@ -189,15 +189,16 @@ pub enum ComputeType {
     BuildGeneral12XLarge,
 }
 
-/// A deployment stage after the build. Exactly one of `pulumi` and
+/// A deployment stage after the build. Exactly one of `pulumiStack` and
 /// `commands`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Deployment {
     /// The stage name, unique within the pipeline.
     pub name: String,
-    /// Deploy a Pulumi stack with a buildspec the provider writes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Deploy a Pulumi stack with a buildspec the provider writes. (Named
+    /// `pulumiStack` because Pulumi schemas reserve the property name `pulumi`.)
+    #[serde(rename = "pulumiStack", default, skip_serializing_if = "Option::is_none")]
     pub pulumi: Option<PulumiDeployment>,
     /// Shell commands to run instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]

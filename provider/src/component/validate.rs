@@ -272,15 +272,15 @@ fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures:
         failures.push(format!("{path}.name"), format!("`{name}` is the name of a built-in stage; choose another"));
     }
     match (&deployment.pulumi, &deployment.commands) {
-        (Some(_), Some(_)) => failures.push(path.to_string(), "give either pulumi or commands, not both"),
-        (None, None) => failures.push(path.to_string(), "give pulumi (a stack to deploy) or commands"),
+        (Some(_), Some(_)) => failures.push(path.to_string(), "give either pulumiStack or commands, not both"),
+        (None, None) => failures.push(path.to_string(), "give pulumiStack (a stack to deploy) or commands"),
         (None, Some(commands)) if commands.is_empty() => {
             failures.push(format!("{path}.commands"), "give at least one command")
         }
         _ => {}
     }
     if let Some(pulumi) = &deployment.pulumi {
-        pulumi_stage(ctx, &format!("{path}.pulumi"), pulumi, failures);
+        pulumi_stage(ctx, &format!("{path}.pulumiStack"), pulumi, failures);
     }
     if let Some(role) = &deployment.assume_role_arn {
         let property = format!("{path}.assumeRoleArn");
@@ -476,8 +476,8 @@ mod tests {
             "source": {"repository": "org/app"}, "build": {},
             "deployments": [
                 {"name": "dev", "commands": ["./deploy"], "assumeRoleArn": "arn:aws:s3:::bucket"},
-                {"name": "dev", "commands": ["./deploy"], "pulumi": {"stack": "dev", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p"}},
-                {"name": "prod", "region": "mars-1", "pulumi": {"stack": "org/app/prod"}}
+                {"name": "dev", "commands": ["./deploy"], "pulumiStack": {"stack": "dev", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p"}},
+                {"name": "prod", "region": "mars-1", "pulumiStack": {"stack": "org/app/prod"}}
             ]
         }));
         assert_eq!(
@@ -486,7 +486,7 @@ mod tests {
                 "deployments[0].assumeRoleArn",
                 "deployments[1].name",
                 "deployments[1]",
-                "deployments[2].pulumi.accessTokenSecretArn",
+                "deployments[2].pulumiStack.accessTokenSecretArn",
                 "deployments[2].region",
             ]
         );

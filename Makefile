@@ -1,0 +1,43 @@
+# Everything a newcomer or CI runs goes through these targets.
+SHELL := /bin/bash
+export GOTOOLCHAIN := local
+
+.PHONY: toolchain build schema sdks check-sdks lint test example package bench
+
+# The Pulumi CLI, the YAML language host and the AWS emulator, project-local.
+toolchain:
+	bash scripts/install-toolchain.sh
+
+build:
+	cargo build -p pulumi-resource-securepipeline
+
+# Regenerates schema/schema.json from the Rust types.
+schema:
+	cargo run -q -p pulumi-resource-securepipeline --bin gen-schema > schema/schema.json
+
+# Regenerates and builds the SDKs from the schema.
+sdks: toolchain
+	bash scripts/build-sdks.sh
+
+check-sdks: toolchain
+	bash scripts/build-sdks.sh --check
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Unit, emulator and end-to-end tests, formatting, lints, SDK freshness.
+test: toolchain lint build check-sdks
+	.tools/venv/bin/python -m pytest -q tests/emulator
+	cargo test --workspace
+
+# Deploys the example stack to a local emulator and prints its outputs.
+example: toolchain build
+	bash scripts/run-example.sh
+
+# The release tarball `pulumi plugin install --file` accepts.
+package:
+	bash scripts/package.sh
+
+bench:
+	cargo run --release -p pulumi-resource-securepipeline --bin bench

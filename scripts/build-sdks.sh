@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates (or, with --check, verifies) the SDKs from schema/schema.json
+# with Pulumi's own code generators, then builds each one: TypeScript
+# compile, Python wheel, go build and go vet.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# shellcheck source=scripts/versions.sh
+source scripts/versions.sh
+
+export GOTOOLCHAIN=local
+mode="${1:-}"
+sdk_gen=".tools/bin/sdk-gen"
+(cd sdk-gen && GOFLAGS=-mod=readonly go build -o "$root/$sdk_gen" .)
+
+if [ "$mode" = "--check" ]; then
+  "$sdk_gen" -version "$PROVIDER_VERSION" -pulumi-sdk "$PULUMI_VERSION" -out sdk --check
+else
+  "$sdk_gen" -version "$PROVIDER_VERSION" -pulumi-sdk "$PULUMI_VERSION" -out sdk
+fi
+
+echo "building sdk/nodejs"
+(cd sdk/nodejs && npm install --no-audit --no-fund --loglevel=error >/dev/null && npx tsc)
+
+echo "building sdk/python"
+rm -rf .tools/dist/python
+.tools/venv/bin/python -m pip wheel --quiet --no-deps -w .tools/dist/python sdk/python
+
+echo "building sdk/go"
+(cd sdk && GOFLAGS=-mod=mod go mod tidy && go build ./... && go vet ./...)
+echo "SDKs built"

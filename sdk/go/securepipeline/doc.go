@@ -1,0 +1,2 @@
+// AWS CodePipeline/CodeBuild pipelines that are secure by construction.
+package securepipeline

@@ -1,0 +1,392 @@
+//! SecurePipeline through the real engine against the emulator: create,
+//! read every guarantee back from AWS, no-op update, targeted update,
+//! drift repair, destroy.
+
+use std::collections::BTreeMap;
+
+use securepipeline::iam::{lint, PolicyDocument};
+use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
+use serde_json::Value as Json;
+
+const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-token-AbCdEf";
+
+fn program(retention: u32) -> String {
+    format!(
+        r#"
+resources:
+  web:
+    type: securepipeline:index:SecurePipeline
+    properties:
+      source:
+        repository: example-org/web
+        branch: main
+        includePaths: ["src/**"]
+      build:
+        commands: ["npm ci", "npm test"]
+        image: aws/codebuild/standard:7.0
+        computeType: BUILD_GENERAL1_MEDIUM
+        timeoutMinutes: 30
+        queuedTimeoutMinutes: 20
+        environment:
+          NODE_ENV:
+            value: test
+          NPM_TOKEN:
+            secretArn: {SECRET_ARN}
+            secretJsonKey: token
+          DB_PASSWORD:
+            parameterName: /web/db-password
+      notifications:
+        emails: [team@example.com]
+        events: [FAILED, SUCCEEDED]
+      schedule: rate(1 day)
+      logRetentionDays: {retention}
+      artifactRetentionDays: 14
+      tags:
+        team: platform
+outputs:
+  pipelineName: ${{web.pipelineName}}
+  pipelineArn: ${{web.pipelineArn}}
+  pipelineUrl: ${{web.pipelineUrl}}
+  connectionArn: ${{web.connectionArn}}
+  connectionStatus: ${{web.connectionStatus}}
+  artifactBucketName: ${{web.artifactBucketName}}
+  kmsKeyArn: ${{web.kmsKeyArn}}
+  notificationTopicArn: ${{web.notificationTopicArn}}
+  eventBridgeRoleArn: ${{web.eventBridgeRoleArn}}
+  buildProjectNames: ${{web.buildProjectNames}}
+  logGroupNames: ${{web.logGroupNames}}
+  roleArns: ${{web.roleArns}}
+"#
+    )
+}
+
+fn text(outputs: &Json, key: &str) -> String {
+    outputs[key].as_str().unwrap_or_else(|| panic!("output {key} missing: {outputs}")).to_string()
+}
+
+fn policy(text: &str) -> PolicyDocument {
+    PolicyDocument::parse_aws(text).unwrap_or_else(|err| panic!("{err}: {text}"))
+}
+
+struct Aws {
+    codebuild: aws_sdk_codebuild::Client,
+    codepipeline: aws_sdk_codepipeline::Client,
+    connections: aws_sdk_codestarconnections::Client,
+    events: aws_sdk_eventbridge::Client,
+    iam: aws_sdk_iam::Client,
+    kms: aws_sdk_kms::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    s3: aws_sdk_s3::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+impl Aws {
+    async fn new(emulator: &Emulator) -> Self {
+        let sdk = emulator.sdk().await;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        Self {
+            codebuild: aws_sdk_codebuild::Client::new(&sdk),
+            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
+            connections: aws_sdk_codestarconnections::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            kms: aws_sdk_kms::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            s3,
+            sns: aws_sdk_sns::Client::new(&sdk),
+        }
+    }
+
+    async fn role(&self, arn: &str) -> (PolicyDocument, BTreeMap<String, PolicyDocument>, BTreeMap<String, String>) {
+        let name = arn.rsplit('/').next().unwrap();
+        let role = self.iam.get_role().role_name(name).send().await.unwrap();
+        let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
+        let mut policies = BTreeMap::new();
+        for policy_name in self.iam.list_role_policies().role_name(name).send().await.unwrap().policy_names() {
+            let doc = self.iam.get_role_policy().role_name(name).policy_name(policy_name).send().await.unwrap();
+            policies.insert(policy_name.clone(), policy(doc.policy_document()));
+        }
+        let tags = self
+            .iam
+            .list_role_tags()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        (trust, policies, tags)
+    }
+}
+
+fn assert_managed_tags(what: &str, tags: &BTreeMap<String, String>) {
+    assert_eq!(tags.get("ManagedBy").map(String::as_str), Some("pulumi-securepipeline"), "{what}: {tags:?}");
+    assert_eq!(tags.get("securepipeline:pipeline").map(String::as_str), Some("web"), "{what}: {tags:?}");
+    assert_eq!(tags.get("team").map(String::as_str), Some("platform"), "{what}: {tags:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_pipeline_holds_every_guarantee() {
+    let emulator = Emulator::start();
+    let stack = Stack::yaml(&emulator, "web-pipeline", &program(14));
+    stack.up().success();
+    let out = stack.outputs();
+    let aws = Aws::new(&emulator).await;
+
+    // G1: every ARN is in the caller's account and region.
+    let pipeline_arn = text(&out, "pipelineArn");
+    assert_eq!(pipeline_arn, format!("arn:aws:codepipeline:{REGION}:{ACCOUNT}:{}", text(&out, "pipelineName")));
+    for (purpose, arn) in out["roleArns"].as_object().unwrap() {
+        assert!(arn.as_str().unwrap().starts_with(&format!("arn:aws:iam::{ACCOUNT}:role/")), "{purpose}: {arn}");
+    }
+
+    // G2, G3, G5: connection source, push trigger, single-region store.
+    let pipeline_name = text(&out, "pipelineName");
+    let declaration = aws.codepipeline.get_pipeline().name(&pipeline_name).send().await.unwrap();
+    let declaration = declaration.pipeline().unwrap();
+    let source = &declaration.stages()[0].actions()[0];
+    assert_eq!(source.action_type_id().unwrap().provider(), "CodeStarSourceConnection");
+    let config = source.configuration().unwrap();
+    assert_eq!(config["ConnectionArn"], text(&out, "connectionArn"));
+    assert_eq!(config["FullRepositoryId"], "example-org/web");
+    assert_eq!(text(&out, "connectionStatus"), "PENDING");
+    let connection = aws.connections.get_connection().connection_arn(text(&out, "connectionArn")).send().await.unwrap();
+    assert_eq!(connection.connection().unwrap().connection_status().unwrap().as_str(), "PENDING");
+    let trigger = &declaration.triggers()[0];
+    let git = trigger.git_configuration().unwrap();
+    assert_eq!(git.source_action_name(), "Source");
+    let push = &git.push()[0];
+    assert_eq!(push.branches().unwrap().includes(), ["main"]);
+    assert_eq!(push.file_paths().unwrap().includes(), ["src/**"]);
+    assert_eq!(declaration.pipeline_type().unwrap().as_str(), "V2");
+    let store = declaration.artifact_store().expect("single-region pipelines use artifactStore");
+    assert!(declaration.artifact_stores().is_none());
+    assert_eq!(store.location(), text(&out, "artifactBucketName"));
+
+    // G7: the created key rotates and encrypts artifacts, builds and logs.
+    let key_arn = text(&out, "kmsKeyArn");
+    let rotation = aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
+    assert!(rotation.key_rotation_enabled());
+    assert_eq!(store.encryption_key().unwrap().id(), key_arn);
+
+    // G6: the artifact bucket.
+    let bucket = text(&out, "artifactBucketName");
+    let versioning = aws.s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
+    assert_eq!(versioning.status().unwrap().as_str(), "Enabled");
+    let encryption = aws.s3.get_bucket_encryption().bucket(&bucket).send().await.unwrap();
+    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    let default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
+    assert_eq!(default.kms_master_key_id(), Some(key_arn.as_str()));
+    let block = aws.s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (block.block_public_acls(), block.ignore_public_acls(), block.block_public_policy(), block.restrict_public_buckets()),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let ownership = aws.s3.get_bucket_ownership_controls().bucket(&bucket).send().await.unwrap();
+    assert_eq!(ownership.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
+    let bucket_policy: Json =
+        serde_json::from_str(aws.s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy().unwrap()).unwrap();
+    let statements = bucket_policy["Statement"].as_array().unwrap();
+    assert!(statements.iter().any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"));
+    assert!(statements.iter().any(|s| s["Effect"] == "Deny" && s.to_string().contains("s3:x-amz-server-side-encryption")));
+    let lifecycle = aws.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
+    let expiring = &lifecycle.rules()[0];
+    assert_eq!(expiring.expiration().unwrap().days(), Some(14));
+    assert_eq!(expiring.noncurrent_version_expiration().unwrap().noncurrent_days(), Some(14));
+
+    // G8, G9, G13, G24, G12: the build project.
+    let project_name = out["buildProjectNames"][0].as_str().unwrap().to_string();
+    let log_group = out["logGroupNames"][0].as_str().unwrap().to_string();
+    let projects = aws.codebuild.batch_get_projects().names(&project_name).send().await.unwrap();
+    let project = &projects.projects()[0];
+    assert_eq!(project.timeout_in_minutes(), Some(30));
+    assert_eq!(project.queued_timeout_in_minutes(), Some(20));
+    assert_eq!(project.encryption_key(), Some(key_arn.as_str()));
+    let logs_config = project.logs_config().unwrap().cloud_watch_logs().unwrap();
+    assert_eq!(logs_config.group_name(), Some(log_group.as_str()));
+    let environment = project.environment().unwrap();
+    assert_eq!(environment.privileged_mode(), Some(false));
+    assert_eq!(environment.image(), "aws/codebuild/standard:7.0");
+    assert_eq!(environment.compute_type().as_str(), "BUILD_GENERAL1_MEDIUM");
+    let variables: BTreeMap<&str, (&str, &str)> = environment
+        .environment_variables()
+        .iter()
+        .map(|v| (v.name(), (v.value(), v.r#type().map(|t| t.as_str()).unwrap_or("PLAINTEXT"))))
+        .collect();
+    assert_eq!(variables["NPM_TOKEN"], (format!("{SECRET_ARN}:token").as_str(), "SECRETS_MANAGER"));
+    assert_eq!(variables["DB_PASSWORD"], ("/web/db-password", "PARAMETER_STORE"));
+    assert_eq!(variables["NODE_ENV"], ("test", "PLAINTEXT"));
+    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    let group = &groups.log_groups()[0];
+    assert_eq!(group.retention_in_days(), Some(14));
+    assert_eq!(group.kms_key_id(), Some(key_arn.as_str()));
+
+    // G10, G12, G4: every role is exact, trusts one service, and the build
+    // role reads exactly the referenced secret and parameter.
+    let roles = out["roleArns"].as_object().unwrap();
+    for (purpose, arn) in roles {
+        let (trust, policies, tags) = aws.role(arn.as_str().unwrap()).await;
+        assert!(lint::trust(&trust).is_empty(), "{purpose} trust: {:?}", lint::trust(&trust));
+        for (name, doc) in &policies {
+            assert!(lint::permissions(doc).is_empty(), "{purpose}/{name}: {:?}", lint::permissions(doc));
+        }
+        assert_managed_tags(purpose, &tags);
+    }
+    let (_, build_policies, _) = aws.role(roles["build"].as_str().unwrap()).await;
+    let build_statements: Vec<_> = build_policies.values().flat_map(|d| d.statements.clone()).collect();
+    let secrets = build_statements.iter().find(|s| s.actions.contains(&"secretsmanager:GetSecretValue".into())).unwrap();
+    assert_eq!(secrets.resources, vec![SECRET_ARN]);
+    let parameters = build_statements.iter().find(|s| s.actions.contains(&"ssm:GetParameters".into())).unwrap();
+    assert_eq!(parameters.resources, vec![format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/web/db-password")]);
+    let events_role = text(&out, "eventBridgeRoleArn");
+    let (trust, policies, _) = aws.role(&events_role).await;
+    assert_eq!(trust.statements[0].principal.as_ref().unwrap()["Service"], vec!["events.amazonaws.com"]);
+    let events_statements: Vec<_> = policies.values().flat_map(|d| d.statements.clone()).collect();
+    assert_eq!(events_statements.len(), 1);
+    assert_eq!(events_statements[0].actions, vec!["codepipeline:StartPipelineExecution"]);
+    assert_eq!(events_statements[0].resources, vec![pipeline_arn.clone()]);
+
+    // G4, G14: the schedule goes through the role; failures reach the topic.
+    let rules = aws.events.list_rules().send().await.unwrap();
+    let mut saw_schedule = false;
+    let mut saw_notify = false;
+    for rule in rules.rules() {
+        let name = rule.name().unwrap();
+        let targets = aws.events.list_targets_by_rule().rule(name).send().await.unwrap();
+        let target = &targets.targets()[0];
+        if let Some(schedule) = rule.schedule_expression() {
+            assert_eq!(schedule, "rate(1 day)");
+            assert_eq!(target.arn(), pipeline_arn);
+            assert_eq!(target.role_arn(), Some(events_role.as_str()));
+            saw_schedule = true;
+        } else {
+            let pattern: Json = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
+            assert_eq!(pattern["source"][0], "aws.codepipeline");
+            assert_eq!(pattern["detail-type"][0], "CodePipeline Pipeline Execution State Change");
+            assert_eq!(pattern["detail"]["pipeline"][0], pipeline_name.as_str());
+            assert_eq!(pattern["detail"]["state"], serde_json::json!(["FAILED", "SUCCEEDED"]));
+            assert_eq!(target.arn(), text(&out, "notificationTopicArn"));
+            saw_notify = true;
+        }
+    }
+    assert!(saw_schedule && saw_notify, "{rules:?}");
+    let topic_arn = text(&out, "notificationTopicArn");
+    let attributes = aws.sns.get_topic_attributes().topic_arn(&topic_arn).send().await.unwrap();
+    let attributes = attributes.attributes().unwrap();
+    assert_eq!(attributes.get("KmsMasterKeyId"), Some(&key_arn));
+    let topic_policy: Json = serde_json::from_str(&attributes["Policy"]).unwrap();
+    let publish = topic_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "events.amazonaws.com" || s["Principal"]["Service"][0] == "events.amazonaws.com")
+        .expect("EventBridge may publish");
+    assert!(publish["Condition"].to_string().contains("aws:SourceArn"), "{publish}");
+    let subscriptions = aws.sns.list_subscriptions_by_topic().topic_arn(&topic_arn).send().await.unwrap();
+    assert_eq!(subscriptions.subscriptions()[0].subscription_arn(), Some("PendingConfirmation"));
+
+    // G18: tags on the pipeline, project, bucket, key, log group, topic.
+    let pipeline_tags = aws.codepipeline.list_tags_for_resource().resource_arn(&pipeline_arn).send().await.unwrap();
+    assert_managed_tags("pipeline", &pipeline_tags.tags().iter().map(|t| (t.key().into(), t.value().into())).collect());
+    assert_managed_tags("project", &project.tags().iter().map(|t| (t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into())).collect());
+    let bucket_tags = aws.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    assert_managed_tags("bucket", &bucket_tags.tag_set().iter().map(|t| (t.key().into(), t.value().into())).collect());
+    let key_tags = aws.kms.list_resource_tags().key_id(&key_arn).send().await.unwrap();
+    assert_managed_tags("key", &key_tags.tags().iter().map(|t| (t.tag_key().into(), t.tag_value().into())).collect());
+    let topic_tags = aws.sns.list_tags_for_resource().resource_arn(&topic_arn).send().await.unwrap();
+    assert_managed_tags("topic", &topic_tags.tags().iter().map(|t| (t.key().into(), t.value().into())).collect());
+
+    // G20: one naming scheme with a random suffix.
+    assert!(pipeline_name.starts_with("web-"), "{pipeline_name}");
+    assert!(project_name.starts_with("web-") && project_name.contains("-build-"), "{project_name}");
+
+    // G12: nothing secret-looking sits in plaintext state.
+    let checkpoint = stack.export();
+    assert!(!checkpoint.contains("e2e-passphrase"));
+
+    // A second `up` changes nothing and writes nothing.
+    emulator.reset_calls();
+    let again = stack.up().success();
+    assert!(!again.stdout().contains("updated") && !again.stdout().contains("created"), "{}", again.stdout());
+    let writes: Vec<_> = emulator.calls().into_iter().filter(|c| c.write).collect();
+    assert!(writes.is_empty(), "a no-op update wrote to AWS: {writes:?}");
+
+    // Changing one input updates only what depends on it.
+    stack.set_program("web-pipeline", &program(30));
+    let preview = stack.pulumi(&["preview", "--json"]).success();
+    let steps: Json = serde_json::from_str(&preview.stdout()).unwrap();
+    let changed: Vec<(String, String)> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["op"] != "same")
+        .map(|s| (s["op"].as_str().unwrap().into(), s["urn"].as_str().unwrap().rsplit("::").next().unwrap().into()))
+        .collect();
+    assert_eq!(changed, vec![("update".to_string(), "web-build-logs".to_string())]);
+    stack.up().success();
+    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+
+    // Drift: retention removed and rotation disabled out of band; refresh
+    // sees it and the next `up` restores both.
+    aws.logs.delete_retention_policy().log_group_name(&log_group).send().await.unwrap();
+    aws.kms.disable_key_rotation().key_id(&key_arn).send().await.unwrap();
+    stack.refresh().success();
+    let repair = stack.preview().success();
+    assert!(repair.stdout().contains("retentionInDays"), "{}", repair.stdout());
+    stack.up().success();
+    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+    assert!(aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap().key_rotation_enabled());
+
+    // Destroy leaves nothing behind.
+    stack.destroy().success();
+    assert!(aws.codepipeline.list_pipelines().send().await.unwrap().pipelines().is_empty());
+    assert!(aws.codebuild.list_projects().send().await.unwrap().projects().is_empty());
+    assert!(aws.s3.list_buckets().send().await.unwrap().buckets().is_empty());
+    assert!(aws.iam.list_roles().send().await.unwrap().roles().is_empty());
+    assert!(aws.events.list_rules().send().await.unwrap().rules().is_empty());
+    assert!(aws.sns.list_topics().send().await.unwrap().topics().is_empty());
+    assert!(aws.logs.describe_log_groups().send().await.unwrap().log_groups().is_empty());
+    assert!(aws.connections.list_connections().send().await.unwrap().connections().is_empty());
+    let key = aws.kms.describe_key().key_id(&key_arn).send().await.unwrap();
+    assert_eq!(key.key_metadata().unwrap().key_state().unwrap().as_str(), "PendingDeletion");
+}
+
+const BAD_INPUTS: &[(&str, &str, &str)] = &[
+    ("plaintext token", "environment: {GITHUB_TOKEN: {value: ghp_abcdef1234567890}}", "build.environment.GITHUB_TOKEN.value"),
+    ("invalid buildspec", "buildspec: \"version: 0.2\\nphases: [\"", "build.buildspec"),
+    ("build timeout out of range", "timeoutMinutes: 5000", "build.timeoutMinutes"),
+    ("queue timeout out of range", "queuedTimeoutMinutes: 1", "build.queuedTimeoutMinutes"),
+    ("secret that is not a Secrets Manager ARN", "environment: {T: {secretArn: \"arn:aws:ssm:us-east-1:123456789012:parameter/x\"}}", "build.environment.T.secretArn"),
+    ("two buildspec sources", "buildspecPath: ci/build.yml", "build"),
+];
+
+#[test]
+fn bad_inputs_fail_at_preview_naming_the_property() {
+    let emulator = Emulator::start();
+    for (what, build_extra, property) in BAD_INPUTS {
+        let program = format!(
+            "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {{repository: example-org/web}}\n      build:\n        commands: [make]\n        {build_extra}\n"
+        );
+        let stack = Stack::yaml(&emulator, "bad-inputs", &program);
+        let run = stack.preview().failure();
+        assert!(run.text().contains(property), "{what}: expected `{property}` in:\n{}", run.text());
+    }
+    for (what, extra, property) in [
+        ("log retention CloudWatch rejects", "logRetentionDays: 10", "logRetentionDays"),
+        ("schedule syntax", "schedule: every day", "schedule"),
+        ("key in another account", "kmsKeyArn: arn:aws:kms:us-east-1:999999999999:key/k", "kmsKeyArn"),
+    ] {
+        let program = format!(
+            "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {{repository: example-org/web}}\n      build: {{commands: [make]}}\n      {extra}\n"
+        );
+        let stack = Stack::yaml(&emulator, "bad-inputs", &program);
+        let run = stack.preview().failure();
+        assert!(run.text().contains(property), "{what}: expected `{property}` in:\n{}", run.text());
+    }
+}
