@@ -139,17 +139,20 @@ pub fn check(property: &str, name: &str, rule: &NameRule) -> Option<CheckFailure
         return None;
     }
     let len = name.chars().count();
-    let problem = if len == 0 || len > rule.max_len {
-        Some(format!("must be 1 to {} characters; `{name}` has {len}", rule.max_len))
-    } else if let Some(bad) = name
-        .chars()
+    if len == 0 || len > rule.max_len {
+        return Some(CheckFailure::new(
+            property,
+            format!("must be 1 to {} characters; `{name}` has {len}", rule.max_len),
+        ));
+    }
+    name.chars()
         .find(|c| !(rule.allowed)(*c) || (rule.lowercase_only && c.is_ascii_uppercase()))
-    {
-        Some(format!("`{name}` contains `{bad}`, which {} do not allow", rule.what))
-    } else {
-        None
-    };
-    problem.map(|p| CheckFailure::new(property, p))
+        .map(|bad| {
+            CheckFailure::new(
+                property,
+                format!("`{name}` contains `{bad}`, which {} do not allow", rule.what),
+            )
+        })
 }
 
 #[cfg(test)]

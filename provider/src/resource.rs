@@ -158,6 +158,12 @@ pub fn is_unknown(value: &str) -> bool {
     value == UNKNOWN
 }
 
+/// True when a string was built from a value not known yet (preview), such
+/// as `<unknown bucket ARN>/*`.
+pub fn has_unknown(value: &str) -> bool {
+    value.contains(UNKNOWN)
+}
+
 /// The result of a diff, in protocol terms.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DiffResult {

@@ -1,5 +1,8 @@
 //! `securepipeline:index:SecurePipeline`: the component users declare.
 pub mod args;
 pub mod buildspec;
+mod construct;
 pub mod plan;
 pub mod validate;
+
+pub use construct::construct;

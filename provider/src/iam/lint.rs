@@ -2,7 +2,7 @@
 //! registered directly (or rewritten by a transform) cannot widen access.
 
 use super::policy::{Effect, PolicyDocument};
-use crate::resource::is_unknown;
+use crate::resource::has_unknown;
 
 /// Actions AWS only authorizes on `Resource: "*"` (no resource-level
 /// permissions exist for them), with why the provider may need each.
@@ -43,7 +43,7 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
             }
         }
         for resource in &statement.resources {
-            if is_unknown(resource) {
+            if has_unknown(resource) {
                 continue;
             }
             if resource == "*" {
@@ -66,7 +66,7 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
             let roles_only = statement
                 .resources
                 .iter()
-                .all(|r| is_unknown(r) || (r.contains(":iam::") && r.contains(":role/") && !r.contains('*')));
+                .all(|r| has_unknown(r) || (r.contains(":iam::") && r.contains(":role/") && !r.contains('*')));
             if !roles_only {
                 problems.push(format!("{at}: iam:PassRole must name exact role ARNs"));
             }
@@ -185,6 +185,12 @@ mod tests {
         let mut doc = trust_policy("codebuild.amazonaws.com", "123456789012", None);
         doc.statements[0].conditions.clear();
         assert_eq!(trust(&doc), vec!["a trust policy must condition on aws:SourceAccount"]);
+    }
+
+    #[test]
+    fn resources_built_from_unknown_values_are_checked_later() {
+        let unknown_objects = format!("{}/*", crate::protocol::json::UNKNOWN);
+        assert!(permissions(&allow(&["s3:GetObject"], &[&unknown_objects])).is_empty());
     }
 
     #[test]

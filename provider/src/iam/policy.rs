@@ -102,9 +102,20 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     Ok(OneOrMany::deserialize(d)?.into())
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPrincipal {
+    /// `"Principal": "*"`: everyone, the classic widened resource policy.
+    Everyone(String),
+    Kinds(BTreeMap<String, OneOrMany>),
+}
+
 fn principal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, Vec<String>>>, D::Error> {
-    let raw: Option<BTreeMap<String, OneOrMany>> = Option::deserialize(d)?;
-    Ok(raw.map(|map| map.into_iter().map(|(k, v)| (k, v.into())).collect()))
+    let raw: Option<RawPrincipal> = Option::deserialize(d)?;
+    Ok(raw.map(|principal| match principal {
+        RawPrincipal::Everyone(who) => BTreeMap::from([("AWS".to_string(), vec![who])]),
+        RawPrincipal::Kinds(map) => map.into_iter().map(|(k, v)| (k, v.into())).collect(),
+    }))
 }
 
 fn conditions<'de, D: Deserializer<'de>>(d: D) -> Result<Conditions, D::Error> {
@@ -125,6 +136,15 @@ mod tests {
         let doc = PolicyDocument::parse_aws(aws).unwrap();
         assert_eq!(doc.statements[0].actions, vec!["s3:GetObject"]);
         assert_eq!(doc.statements[0].conditions["StringEquals"]["aws:SourceAccount"], vec!["123456789012"]);
+    }
+
+    #[test]
+    fn a_bare_star_principal_reads_as_everyone() {
+        let doc = PolicyDocument::parse_aws(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sns:Publish","Resource":"arn:aws:sns:us-east-1:123456789012:t"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.statements[0].principal.as_ref().unwrap()["AWS"], vec!["*"]);
     }
 
     #[test]

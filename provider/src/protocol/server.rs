@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::value::{decode_struct, encode_struct, PropertyMap};
 use crate::aws::{AwsContext, ProviderConfig};
+use crate::component;
 use crate::engine_log::EngineLog;
 use crate::proto::pulumirpc::{
     self, diff_response::DiffChanges, property_diff::Kind, resource_provider_server::ResourceProvider,
@@ -470,7 +471,11 @@ impl ResourceProvider for Provider {
                 request.r#type
             )));
         }
-        Err(Status::unimplemented("SecurePipeline construction is being assembled"))
+        let aws = self.aws();
+        let response = self
+            .cancellable(component::construct(request, aws, &self.version, &self.log))
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn cancel(&self, _request: Request<()>) -> Result<Response<()>, Status> {

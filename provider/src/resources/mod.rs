@@ -31,5 +31,7 @@ pub fn registry() -> HashMap<&'static str, Box<dyn ResourceHandler>> {
         entry::<pipeline::Pipeline>(),
         entry::<event_rule::EventRule>(),
         entry::<topic::Topic>(),
+        entry::<role::Role>(),
+        entry::<connection::Connection>(),
     ])
 }

@@ -1,22 +1,17 @@
-//! `securepipeline:index:SecurePipeline`: the component users declare.
-//! Construct validates the inputs, then registers the children through the
-//! engine (which calls back into this provider to create each) in
-//! dependency order, independent ones in parallel, and returns the outputs.
-//! Nothing is kept in memory between calls: destroy and refresh never
-//! call Construct.
-
-pub mod args;
-pub mod buildspec;
-pub mod plan;
-pub mod validate;
+//! Construct: validates SecurePipeline's inputs, then registers its
+//! children through the engine (which calls back into this provider to
+//! create each) in dependency order, independent ones in parallel.
+//! Nothing is kept in memory between calls: destroy and refresh never call
+//! Construct.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tonic::Status;
 
-use self::args::{SecurePipelineArgs, SecurePipelineOutputs, SourceProvider};
-use self::plan::Names;
+use super::args::{self, SecurePipelineArgs, SecurePipelineOutputs, SourceProvider};
+use super::plan::{self, Names};
+use super::validate;
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::naming;
@@ -288,6 +283,7 @@ async fn assemble(
         service: "codebuild.amazonaws.com".into(),
         source_arn: Some(arns.codebuild_project(&names.pattern("build", &naming::CODEBUILD_PROJECT))),
         trust_policy: None,
+        managed_policy_arns: Vec::new(),
         policies: BTreeMap::from([(
             "build".to_string(),
             plan::build_role_policy(&arns, &bucket_arn, &key_arn, &build_log_group, args.build.environment.as_ref()),
@@ -329,6 +325,7 @@ async fn assemble(
         service: "codepipeline.amazonaws.com".into(),
         source_arn: Some(arns.codepipeline(&names.pattern("pipeline", &naming::PIPELINE))),
         trust_policy: None,
+        managed_policy_arns: Vec::new(),
         policies: BTreeMap::from([(
             "pipeline".to_string(),
             plan::pipeline_role_policy(
@@ -380,6 +377,7 @@ async fn assemble(
             states: plan::notification_states(args),
         }),
         event_pattern: None,
+        enabled: true,
         targets: vec![RuleTarget {
             id: "notification-topic".into(),
             arn: topic_arn.clone(),
@@ -398,6 +396,7 @@ async fn assemble(
             service: "events.amazonaws.com".into(),
             source_arn: Some(arns.events_rule(&names.pattern("schedule", &naming::EVENT_RULE))),
             trust_policy: None,
+        managed_policy_arns: Vec::new(),
             policies: BTreeMap::from([("start-pipeline".to_string(), plan::events_role_policy(&pipeline_arn))]),
             tags: tags.clone(),
         };
@@ -409,6 +408,7 @@ async fn assemble(
             schedule_expression: Some(expression.clone()),
             pipeline_state_change: None,
             event_pattern: None,
+            enabled: true,
             targets: vec![RuleTarget {
                 id: "pipeline".into(),
                 arn: pipeline_arn.clone(),
@@ -421,8 +421,9 @@ async fn assemble(
             .await?;
         Ok(Some(output(&events_role, "arn")))
     };
+    let notify_deps = [&pipeline, &topic];
     let (_notify, event_bridge_role_arn) = tokio::try_join!(
-        children.add::<EventRule>("notify", &notify_inputs, &[&pipeline, &topic]),
+        children.add::<EventRule>("notify", &notify_inputs, &notify_deps),
         schedule,
     )?;
 

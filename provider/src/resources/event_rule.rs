@@ -1,0 +1,1062 @@
+//! `securepipeline:aws:EventRule`: an EventBridge rule with its targets.
+//! Event patterns are generated here from what the rule is for; nobody
+//! writes one.
+//!
+//! A rule either runs on a schedule (and starts a pipeline through a role
+//! the component creates) or matches one pipeline's execution state changes
+//! (and publishes to the notification topic). Refresh reads the schedule or
+//! pattern, the state, every target and the tags back, so a widened
+//! pattern, a disabled rule or an added target shows as drift.
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::config::http::HttpResponse;
+use aws_sdk_eventbridge::error::{ErrorMetadata, SdkError};
+use aws_sdk_eventbridge::operation::put_targets::PutTargetsError;
+use aws_sdk_eventbridge::types::{PutTargetsResultEntry, RuleState, Tag, Target};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use super::common::{check_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::Arn;
+use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::component::validate::check_schedule;
+use crate::naming;
+use crate::resource::{
+    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
+    ResourceError,
+};
+use crate::tags::{self, Tags};
+
+/// Pipeline execution states EventBridge reports.
+pub const PIPELINE_STATES: &[&str] = &[
+    "CANCELED",
+    "FAILED",
+    "RESUMED",
+    "STARTED",
+    "STOPPED",
+    "STOPPING",
+    "SUCCEEDED",
+    "SUPERSEDED",
+];
+
+/// EventBridge's limits: targets per rule, description length, target id
+/// length.
+const MAX_TARGETS: usize = 5;
+const DESCRIPTION_MAX: usize = 512;
+const TARGET_ID_MAX: usize = 64;
+
+const TARGET_EXAMPLE: &str = "arn:aws:sns:eu-west-1:123456789012:app-notify-abcd1234";
+const ROLE_EXAMPLE: &str = "arn:aws:iam::123456789012:role/app-events-abcd1234";
+
+pub struct EventRule;
+
+/// Execution state changes of one pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStateChange {
+    pub pipeline_name: String,
+    /// FAILED, SUCCEEDED, CANCELED, SUPERSEDED, STARTED...
+    pub states: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleTarget {
+    pub id: String,
+    pub arn: String,
+    /// The role EventBridge uses to reach the target (needed for pipelines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRuleInputs {
+    pub name_prefix: String,
+    /// Chosen by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    pub description: String,
+    /// Exactly one of `scheduleExpression` and `pipelineStateChange`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_state_change: Option<PipelineStateChange>,
+    /// The pattern; set by `check` from `pipelineStateChange`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_pattern: Option<Json>,
+    pub targets: Vec<RuleTarget>,
+    /// Always true; an input so that refresh shows a disabled rule.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRuleOutputs {
+    pub arn: String,
+}
+
+/// The name, once `check` has chosen it.
+fn name(inputs: &EventRuleInputs) -> Result<&str, ResourceError> {
+    inputs
+        .rule_name
+        .as_deref()
+        .ok_or_else(|| ResourceError::Failed("ruleName was not set by check".into()))
+}
+
+/// The only pattern a pipeline notification rule has: this pipeline's
+/// execution state changes, in these states.
+pub fn state_change_pattern(change: &PipelineStateChange) -> Json {
+    json!({
+        "source": ["aws.codepipeline"],
+        "detail-type": ["CodePipeline Pipeline Execution State Change"],
+        "detail": {"pipeline": [change.pipeline_name], "state": change.states},
+    })
+}
+
+/// The pattern as EventBridge receives it: compact, with keys sorted, so
+/// the same pattern is always the same text.
+pub fn pattern_text(pattern: &Json) -> String {
+    fn sorted(value: &Json) -> Json {
+        match value {
+            Json::Object(map) => {
+                let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Json::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Json::Array(items) => Json::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(pattern).to_string()
+}
+
+/// Checks the pipeline and sorts the states, dropping repeats.
+fn check_state_change(change: &mut PipelineStateChange) -> Vec<CheckFailure> {
+    let mut failures = Vec::new();
+    failures.extend(naming::check(
+        "pipelineStateChange.pipelineName",
+        &change.pipeline_name,
+        &naming::PIPELINE,
+    ));
+    if change.states.is_empty() {
+        failures.push(CheckFailure::new(
+            "pipelineStateChange.states",
+            format!("name at least one execution state to notify on, e.g. [\"FAILED\"]; one of {PIPELINE_STATES:?}"),
+        ));
+    }
+    for (index, state) in change.states.iter().enumerate() {
+        if !is_unknown(state) && !PIPELINE_STATES.contains(&state.as_str()) {
+            failures.push(CheckFailure::new(
+                format!("pipelineStateChange.states[{index}]"),
+                format!(
+                    "`{state}` is not a pipeline execution state; use one of {PIPELINE_STATES:?}"
+                ),
+            ));
+        }
+    }
+    change.states.sort();
+    change.states.dedup();
+    failures
+}
+
+fn check_targets(ctx: &CheckContext<'_>, targets: &[RuleTarget]) -> Vec<CheckFailure> {
+    let mut failures = Vec::new();
+    if targets.is_empty() || targets.len() > MAX_TARGETS {
+        failures.push(CheckFailure::new(
+            "targets",
+            format!(
+                "a rule needs 1 to {MAX_TARGETS} targets; {} given",
+                targets.len()
+            ),
+        ));
+    }
+    for (index, target) in targets.iter().enumerate() {
+        let at = |field: &str| format!("targets[{index}].{field}");
+        let id_ok = |c: char| c.is_ascii_alphanumeric() || ".-_".contains(c);
+        let id_len = target.id.chars().count();
+        if !is_unknown(&target.id)
+            && (id_len == 0 || id_len > TARGET_ID_MAX || !target.id.chars().all(id_ok))
+        {
+            failures.push(CheckFailure::new(
+                at("id"),
+                format!(
+                    "`{}` is not a target id; use 1 to {TARGET_ID_MAX} letters, digits and . - _",
+                    target.id
+                ),
+            ));
+        }
+        if targets[..index].iter().any(|other| other.id == target.id) {
+            failures.push(CheckFailure::new(
+                at("id"),
+                format!(
+                    "`{}` is already the id of another target; give each target its own id",
+                    target.id
+                ),
+            ));
+        }
+        failures.extend(check_arn(
+            ctx,
+            &at("arn"),
+            &target.arn,
+            &["sns", "codepipeline"],
+            "",
+            TARGET_EXAMPLE,
+            true,
+        ));
+        if let Some(role_arn) = &target.role_arn {
+            failures.extend(check_arn(
+                ctx,
+                &at("roleArn"),
+                role_arn,
+                &["iam"],
+                "role/",
+                ROLE_EXAMPLE,
+                false,
+            ));
+        }
+        let Ok(arn) = target.arn.parse::<Arn>() else {
+            continue;
+        };
+        match (arn.service.as_str(), &target.role_arn) {
+            ("codepipeline", role) => {
+                failures.extend(naming::check(&at("arn"), &arn.resource, &naming::PIPELINE));
+                if role.is_none() {
+                    failures.push(CheckFailure::new(
+                        at("roleArn"),
+                        "EventBridge starts a pipeline only through a role; give the role SecurePipeline creates for schedules (trusted only by events.amazonaws.com, allowed only codepipeline:StartPipelineExecution on this pipeline)",
+                    ));
+                }
+            }
+            ("sns", Some(_)) => failures.push(CheckFailure::new(
+                at("roleArn"),
+                "EventBridge publishes to a topic as itself, allowed by the topic policy, not through a role; remove roleArn",
+            )),
+            ("sns", None) => failures.extend(naming::check(&at("arn"), &arn.resource, &naming::SNS_TOPIC)),
+            _ => {}
+        }
+    }
+    failures
+}
+
+#[async_trait]
+impl CustomResource for EventRule {
+    const TYPE: &'static str = "securepipeline:aws:EventRule";
+    type Inputs = EventRuleInputs;
+    type Outputs = EventRuleOutputs;
+    const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "ruleName"];
+
+    fn check(
+        ctx: &CheckContext<'_>,
+        olds: Option<&Self::Inputs>,
+        mut news: Self::Inputs,
+    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
+        let mut failures = Failures::default();
+        let chosen = news.rule_name.clone().unwrap_or_else(|| {
+            naming::choose(
+                olds.and_then(|o| o.rule_name.as_deref()),
+                olds.map(|o| o.name_prefix.as_str()),
+                &news.name_prefix,
+                &naming::EVENT_RULE,
+                ctx.random_seed,
+            )
+        });
+        failures.extend(naming::check("ruleName", &chosen, &naming::EVENT_RULE));
+        news.rule_name = Some(chosen);
+        let description_len = news.description.chars().count();
+        if description_len > DESCRIPTION_MAX {
+            failures.push(
+                "description",
+                format!("EventBridge allows at most {DESCRIPTION_MAX} characters; this one has {description_len}"),
+            );
+        }
+
+        let pattern = match (&news.schedule_expression, &mut news.pipeline_state_change) {
+            (Some(_), Some(_)) | (None, None) => {
+                failures.push(
+                    "scheduleExpression",
+                    "give exactly one of scheduleExpression (start a pipeline on a schedule) and pipelineStateChange (notify on a pipeline's executions)",
+                );
+                None
+            }
+            (Some(expression), None) => {
+                if let Err(reason) = check_schedule(expression) {
+                    failures.push("scheduleExpression", reason);
+                }
+                None
+            }
+            (None, Some(change)) => {
+                failures.extend(check_state_change(change));
+                Some(state_change_pattern(change))
+            }
+        };
+        if news.event_pattern.is_some() && news.event_pattern != pattern {
+            failures.push(
+                "eventPattern",
+                "the event pattern is computed from pipelineStateChange (a scheduled rule has none), so no program can widen what the rule matches; remove eventPattern",
+            );
+        }
+        news.event_pattern = pattern;
+        if !news.enabled {
+            failures.push(
+                "enabled",
+                "a disabled rule silently stops notifications or scheduled runs; remove the rule instead of disabling it",
+            );
+        }
+
+        failures.extend(check_targets(ctx, &news.targets));
+        failures.extend(tags::validate("tags", &news.tags));
+        news.tags = effective_tags(ctx, &news.tags);
+        failures.into_result(news)
+    }
+
+    async fn create(
+        ctx: &OpContext<'_>,
+        inputs: &Self::Inputs,
+    ) -> Result<(String, Self::Outputs), ResourceError> {
+        let name = name(inputs)?;
+        put_rule(ctx, name, inputs, Some(aws_tags(&inputs.tags)?))
+            .await
+            .map_err(ResourceError::Failed)?;
+        let outputs = EventRuleOutputs {
+            arn: ctx.aws.arns().events_rule(name),
+        };
+        // From here on the rule exists: a failure must hand it to the engine.
+        put_targets(ctx, name, &inputs.targets)
+            .await
+            .map_err(|message| ResourceError::Partial {
+                id: name.to_string(),
+                state: to_json(&outputs),
+                message,
+            })?;
+        Ok((name.to_string(), outputs))
+    }
+
+    async fn read(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        let events = &ctx.aws.clients().events;
+        let rule = match retry(
+            progress(ctx),
+            "reading event rule",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || events.describe_rule().name(id).send(),
+        )
+        .await
+        {
+            Ok(rule) => rule,
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("reading event rule {id}"),
+                    describe(&err),
+                ))
+            }
+        };
+        let event_pattern = rule
+            .event_pattern()
+            .filter(|text| !text.is_empty())
+            .map(serde_json::from_str::<Json>)
+            .transpose()
+            .map_err(|err| {
+                ResourceError::failed(format!("reading the event pattern of rule {id}"), err)
+            })?;
+        let Some(targets) = live_targets(ctx, id).await? else {
+            return Ok(None);
+        };
+        let arn = ctx.aws.arns().events_rule(id);
+        let tags = retry(
+            progress(ctx),
+            "reading event rule tags",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || events.list_tags_for_resource().resource_arn(&arn).send(),
+        )
+        .await
+        .map_err(|err| {
+            ResourceError::failed(format!("reading tags of event rule {id}"), describe(&err))
+        })?
+        .tags()
+        .iter()
+        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+        .collect();
+
+        let mut live_inputs = inputs.clone();
+        live_inputs.rule_name = Some(id.to_string());
+        live_inputs.description = rule.description().unwrap_or_default().to_string();
+        live_inputs.schedule_expression = rule
+            .schedule_expression()
+            .filter(|expression| !expression.is_empty())
+            .map(str::to_string);
+        live_inputs.event_pattern = event_pattern;
+        // Anything but ENABLED (DISABLED, or matching more CloudTrail events)
+        // is drift that check rejects and the next update restores.
+        live_inputs.enabled = rule.state() == Some(&RuleState::Enabled);
+        live_inputs.targets = in_input_order(targets, &inputs.targets);
+        live_inputs.tags = tags;
+        Ok(Some((live_inputs, EventRuleOutputs { arn })))
+    }
+
+    async fn update(
+        ctx: &OpContext<'_>,
+        id: &str,
+        olds: &Self::Inputs,
+        news: &Self::Inputs,
+        outputs: &Self::Outputs,
+    ) -> Result<Self::Outputs, ResourceError> {
+        let events = &ctx.aws.clients().events;
+        let rule_changed = olds.description != news.description
+            || olds.schedule_expression != news.schedule_expression
+            || olds.event_pattern != news.event_pattern
+            || olds.enabled != news.enabled;
+        if rule_changed {
+            // PutRule replaces the whole rule definition and keeps its targets.
+            put_rule(ctx, id, news, None)
+                .await
+                .map_err(ResourceError::Failed)?;
+        }
+        // Removed first, so that replacing targets never exceeds the limit.
+        let removed: Vec<String> = olds
+            .targets
+            .iter()
+            .filter(|old| !news.targets.iter().any(|new| new.id == old.id))
+            .map(|old| old.id.clone())
+            .collect();
+        if !removed.is_empty() {
+            remove_targets(ctx, id, removed).await?;
+        }
+        let changed: Vec<RuleTarget> = news
+            .targets
+            .iter()
+            .filter(|t| !olds.targets.contains(t))
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            put_targets(ctx, id, &changed)
+                .await
+                .map_err(ResourceError::Failed)?;
+        }
+        let (set, remove) = tags::changes(&olds.tags, &news.tags);
+        if !remove.is_empty() {
+            retry(
+                progress(ctx),
+                "untagging event rule",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || {
+                    events
+                        .untag_resource()
+                        .resource_arn(&outputs.arn)
+                        .set_tag_keys(Some(remove.clone()))
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("untagging event rule {id}"), describe(&err))
+            })?;
+        }
+        if !set.is_empty() {
+            let set = aws_tags(&set)?;
+            retry(
+                progress(ctx),
+                "tagging event rule",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || {
+                    events
+                        .tag_resource()
+                        .resource_arn(&outputs.arn)
+                        .set_tags(Some(set.clone()))
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("tagging event rule {id}"), describe(&err))
+            })?;
+        }
+        Ok(outputs.clone())
+    }
+
+    async fn delete(
+        ctx: &OpContext<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        _outputs: &Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        // EventBridge deletes only a rule without targets. List what is live
+        // rather than what the state says: drift may have added targets.
+        let Some(targets) = live_targets(ctx, id).await? else {
+            return Ok(());
+        };
+        if !targets.is_empty() {
+            remove_targets(ctx, id, targets.into_iter().map(|t| t.id).collect()).await?;
+        }
+        let events = &ctx.aws.clients().events;
+        match retry(
+            progress(ctx),
+            "deleting event rule",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || events.delete_rule().name(id).send(),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
+            Err(err) => Err(ResourceError::failed(
+                format!("deleting event rule {id}"),
+                describe(&err),
+            )),
+        }
+    }
+}
+
+fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect::<Result<_, _>>()
+        .map_err(|err| ResourceError::failed("building event rule tags", err))
+}
+
+/// Creates or replaces the rule's definition (PutRule upserts). Tags are
+/// given only when creating; later changes go through TagResource.
+async fn put_rule(
+    ctx: &OpContext<'_>,
+    name: &str,
+    inputs: &EventRuleInputs,
+    tags: Option<Vec<Tag>>,
+) -> Result<(), String> {
+    let events = &ctx.aws.clients().events;
+    let pattern = inputs.event_pattern.as_ref().map(pattern_text);
+    retry(
+        progress(ctx),
+        "putting event rule",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            events
+                .put_rule()
+                .name(name)
+                .description(&inputs.description)
+                .set_schedule_expression(inputs.schedule_expression.clone())
+                .set_event_pattern(pattern.clone())
+                .state(RuleState::Enabled)
+                .set_tags(tags.clone())
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
+    .map_err(|err| format!("putting event rule {name}: {}", describe(&err)))
+}
+
+/// Adds or replaces targets. PutTargets reports per-target failures in its
+/// response; they are raised as the service error they describe, so that
+/// the same named retry rules judge them.
+async fn put_targets(
+    ctx: &OpContext<'_>,
+    rule: &str,
+    targets: &[RuleTarget],
+) -> Result<(), String> {
+    let events = &ctx.aws.clients().events;
+    let targets = targets
+        .iter()
+        .map(|t| {
+            Target::builder()
+                .id(&t.id)
+                .arn(&t.arn)
+                .set_role_arn(t.role_arn.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("building targets of event rule {rule}: {err}"))?;
+    // A role created moments ago may not yet be assumable by EventBridge.
+    let retry_on = [
+        AWS_TRANSIENT[0],
+        AWS_TRANSIENT[1],
+        Transient::Propagation {
+            code: "ValidationException",
+            message_contains: "cannot be assumed",
+        },
+    ];
+    let targets = &targets;
+    retry(
+        progress(ctx),
+        "putting event rule targets",
+        &retry_on,
+        Backoff::default(),
+        move || async move {
+            let output = events
+                .put_targets()
+                .rule(rule)
+                .set_targets(Some(targets.clone()))
+                .send()
+                .await?;
+            match failed_entries(output.failed_entries()) {
+                Some(err) => Err(err),
+                None => Ok(()),
+            }
+        },
+    )
+    .await
+    .map_err(|err| format!("putting targets of event rule {rule}: {}", describe(&err)))
+}
+
+/// Per-target failures as one service error: the first entry's code, every
+/// entry's target and message.
+fn failed_entries(
+    entries: &[PutTargetsResultEntry],
+) -> Option<SdkError<PutTargetsError, HttpResponse>> {
+    let first = entries.first()?;
+    let message = entries
+        .iter()
+        .map(|entry| {
+            format!(
+                "target {}: {}",
+                entry.target_id().unwrap_or("(no id)"),
+                entry.error_message().unwrap_or("no reason given")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let error = PutTargetsError::generic(
+        ErrorMetadata::builder()
+            .code(first.error_code().unwrap_or("FailedEntry"))
+            .message(message)
+            .build(),
+    );
+    Some(match StatusCode::try_from(400_u16) {
+        Ok(status) => SdkError::service_error(error, HttpResponse::new(status, SdkBody::empty())),
+        Err(_) => SdkError::construction_failure(error),
+    })
+}
+
+/// Removes targets; a rule that is gone has none left.
+async fn remove_targets(
+    ctx: &OpContext<'_>,
+    rule: &str,
+    ids: Vec<String>,
+) -> Result<(), ResourceError> {
+    let events = &ctx.aws.clients().events;
+    let output = match retry(
+        progress(ctx),
+        "removing event rule targets",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            events
+                .remove_targets()
+                .rule(rule)
+                .set_ids(Some(ids.clone()))
+                .send()
+        },
+    )
+    .await
+    {
+        Ok(output) => output,
+        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(()),
+        Err(err) => {
+            return Err(ResourceError::failed(
+                format!("removing targets of event rule {rule}"),
+                describe(&err),
+            ))
+        }
+    };
+    let failures: Vec<String> = output
+        .failed_entries()
+        .iter()
+        .map(|entry| {
+            format!(
+                "target {}: {}",
+                entry.target_id().unwrap_or("(no id)"),
+                entry
+                    .error_message()
+                    .or(entry.error_code())
+                    .unwrap_or("no reason given")
+            )
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ResourceError::failed(
+            format!("removing targets of event rule {rule}"),
+            failures.join("; "),
+        ))
+    }
+}
+
+/// Every target of the rule, or `None` when the rule is gone.
+async fn live_targets(
+    ctx: &OpContext<'_>,
+    rule: &str,
+) -> Result<Option<Vec<RuleTarget>>, ResourceError> {
+    let events = &ctx.aws.clients().events;
+    let mut targets = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let page = match retry(
+            progress(ctx),
+            "reading event rule targets",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || {
+                events
+                    .list_targets_by_rule()
+                    .rule(rule)
+                    .set_next_token(next_token.clone())
+                    .send()
+            },
+        )
+        .await
+        {
+            Ok(page) => page,
+            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("reading targets of event rule {rule}"),
+                    describe(&err),
+                ))
+            }
+        };
+        targets.extend(page.targets().iter().map(|target| RuleTarget {
+            id: target.id().to_string(),
+            arn: target.arn().to_string(),
+            role_arn: target.role_arn().map(str::to_string),
+        }));
+        next_token = page.next_token().map(str::to_string);
+        if next_token.is_none() {
+            return Ok(Some(targets));
+        }
+    }
+}
+
+/// Live targets in the order the inputs name them, others after by id, so
+/// that an unchanged rule reads back equal to its inputs.
+fn in_input_order(mut live: Vec<RuleTarget>, wanted: &[RuleTarget]) -> Vec<RuleTarget> {
+    live.sort_by_cached_key(|target| {
+        let position = wanted
+            .iter()
+            .position(|w| w.id == target.id)
+            .unwrap_or(usize::MAX);
+        (position, target.id.clone())
+    });
+    live
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::{AwsContext, Endpoints};
+
+    const PIPELINE: &str = "arn:aws:codepipeline:eu-west-1:123456789012:app-pipeline-abcd1234";
+    const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:app-notify-abcd1234";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/app-events-abcd1234";
+
+    fn notify() -> EventRuleInputs {
+        EventRuleInputs {
+            name_prefix: "app-notify".into(),
+            rule_name: None,
+            description: "Notifies on executions of pipeline app".into(),
+            schedule_expression: None,
+            pipeline_state_change: Some(PipelineStateChange {
+                pipeline_name: "app-pipeline-abcd1234".into(),
+                states: vec!["SUCCEEDED".into(), "FAILED".into(), "FAILED".into()],
+            }),
+            event_pattern: None,
+            targets: vec![RuleTarget {
+                id: "notification-topic".into(),
+                arn: TOPIC.into(),
+                role_arn: None,
+            }],
+            enabled: true,
+            tags: Tags::new(),
+        }
+    }
+
+    fn schedule() -> EventRuleInputs {
+        EventRuleInputs {
+            name_prefix: "app-schedule".into(),
+            schedule_expression: Some("rate(1 day)".into()),
+            pipeline_state_change: None,
+            targets: vec![RuleTarget {
+                id: "pipeline".into(),
+                arn: PIPELINE.into(),
+                role_arn: Some(ROLE.into()),
+            }],
+            ..notify()
+        }
+    }
+
+    fn check(
+        olds: Option<&EventRuleInputs>,
+        news: EventRuleInputs,
+    ) -> Result<EventRuleInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext {
+            name: "notify",
+            random_seed: b"seed",
+            aws: None,
+        };
+        EventRule::check(&ctx, olds, news)
+    }
+
+    fn properties(news: EventRuleInputs) -> Vec<String> {
+        check(None, news)
+            .unwrap_err()
+            .into_iter()
+            .map(|f| f.property)
+            .collect()
+    }
+
+    fn aws() -> AwsContext {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        AwsContext::new(
+            sdk,
+            Endpoints::default(),
+            "123456789012".into(),
+            "aws".into(),
+            "eu-west-1".into(),
+            Default::default(),
+        )
+    }
+
+    #[test]
+    fn chooses_a_name_and_adds_managed_tags() {
+        let checked = check(None, notify()).unwrap();
+        let name = checked.rule_name.clone().unwrap();
+        assert!(name.starts_with("app-notify-"), "{name}");
+        assert_eq!(checked.tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+        let again = check(Some(&checked), notify()).unwrap();
+        assert_eq!(again.rule_name, checked.rule_name);
+    }
+
+    #[test]
+    fn computes_the_pattern_from_the_pipeline_and_sorted_states() {
+        let checked = check(None, notify()).unwrap();
+        assert_eq!(
+            checked.pipeline_state_change.as_ref().unwrap().states,
+            vec!["FAILED", "SUCCEEDED"]
+        );
+        assert_eq!(
+            checked.event_pattern,
+            Some(json!({
+                "source": ["aws.codepipeline"],
+                "detail-type": ["CodePipeline Pipeline Execution State Change"],
+                "detail": {"pipeline": ["app-pipeline-abcd1234"], "state": ["FAILED", "SUCCEEDED"]},
+            }))
+        );
+        // Checking the checked inputs again changes nothing.
+        assert_eq!(check(Some(&checked), checked.clone()).unwrap(), checked);
+        assert_eq!(check(None, schedule()).unwrap().event_pattern, None);
+    }
+
+    #[test]
+    fn pattern_text_is_compact_with_sorted_keys() {
+        let pattern = json!({"source": ["aws.codepipeline"], "detail": {"state": ["FAILED"], "pipeline": ["p"]}});
+        assert_eq!(
+            pattern_text(&pattern),
+            r#"{"detail":{"pipeline":["p"],"state":["FAILED"]},"source":["aws.codepipeline"]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Json>(&pattern_text(&pattern)).unwrap(),
+            pattern
+        );
+    }
+
+    #[test]
+    fn nobody_writes_an_event_pattern() {
+        let wider = EventRuleInputs {
+            event_pattern: Some(json!({"source": ["aws.codepipeline"]})),
+            ..notify()
+        };
+        assert_eq!(properties(wider), vec!["eventPattern"]);
+        let with_schedule = EventRuleInputs {
+            event_pattern: Some(json!({"source": ["aws.codepipeline"]})),
+            ..schedule()
+        };
+        assert_eq!(properties(with_schedule), vec!["eventPattern"]);
+        // The computed pattern itself is accepted (the engine may send it back).
+        let computed = check(None, notify()).unwrap().event_pattern;
+        assert!(check(
+            None,
+            EventRuleInputs {
+                event_pattern: computed,
+                ..notify()
+            }
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn needs_exactly_one_of_schedule_and_state_change() {
+        let both = EventRuleInputs {
+            schedule_expression: Some("rate(1 day)".into()),
+            ..notify()
+        };
+        assert_eq!(properties(both), vec!["scheduleExpression"]);
+        let neither = EventRuleInputs {
+            pipeline_state_change: None,
+            ..notify()
+        };
+        assert_eq!(properties(neither), vec!["scheduleExpression"]);
+        let bad = EventRuleInputs {
+            schedule_expression: Some("every day".into()),
+            ..schedule()
+        };
+        assert_eq!(properties(bad), vec!["scheduleExpression"]);
+    }
+
+    #[test]
+    fn rejects_unknown_and_missing_states_and_a_disabled_rule() {
+        let mut news = notify();
+        news.pipeline_state_change.as_mut().unwrap().states =
+            vec!["FAILED".into(), "BROKEN".into()];
+        assert_eq!(properties(news), vec!["pipelineStateChange.states[1]"]);
+        let mut news = notify();
+        news.pipeline_state_change.as_mut().unwrap().states.clear();
+        assert_eq!(properties(news), vec!["pipelineStateChange.states"]);
+        assert_eq!(
+            properties(EventRuleInputs {
+                enabled: false,
+                ..notify()
+            }),
+            vec!["enabled"]
+        );
+    }
+
+    #[test]
+    fn a_pipeline_target_needs_the_role_the_component_creates() {
+        let mut news = schedule();
+        news.targets[0].role_arn = None;
+        let failures = check(None, news).unwrap_err();
+        assert_eq!(failures[0].property, "targets[0].roleArn");
+        assert!(
+            failures[0].reason.contains("SecurePipeline creates"),
+            "{}",
+            failures[0].reason
+        );
+        let mut news = notify();
+        news.targets[0].role_arn = Some(ROLE.into());
+        assert_eq!(properties(news), vec!["targets[0].roleArn"]);
+        let mut news = schedule();
+        news.targets[0].role_arn = Some("arn:aws:iam::123456789012:user/admin".into());
+        assert_eq!(properties(news), vec!["targets[0].roleArn"]);
+    }
+
+    #[test]
+    fn targets_are_counted_named_and_unique() {
+        let target = |id: &str| RuleTarget {
+            id: id.into(),
+            arn: TOPIC.into(),
+            role_arn: None,
+        };
+        assert_eq!(
+            properties(EventRuleInputs {
+                targets: vec![],
+                ..notify()
+            }),
+            vec!["targets"]
+        );
+        let six = (0..6).map(|i| target(&format!("t{i}"))).collect();
+        assert_eq!(
+            properties(EventRuleInputs {
+                targets: six,
+                ..notify()
+            }),
+            vec!["targets"]
+        );
+        let news = EventRuleInputs {
+            targets: vec![target("a b"), target("x"), target("x")],
+            ..notify()
+        };
+        assert_eq!(properties(news), vec!["targets[0].id", "targets[2].id"]);
+        let news = EventRuleInputs {
+            targets: vec![RuleTarget {
+                id: "q".into(),
+                arn: "arn:aws:sqs:eu-west-1:123456789012:q".into(),
+                role_arn: None,
+            }],
+            ..notify()
+        };
+        assert_eq!(properties(news), vec!["targets[0].arn"]);
+    }
+
+    #[test]
+    fn targets_and_roles_must_be_in_the_callers_account_and_region() {
+        let aws = aws();
+        let ctx = CheckContext {
+            name: "schedule",
+            random_seed: b"seed",
+            aws: Some(&aws),
+        };
+        let mut news = schedule();
+        news.targets[0].arn = PIPELINE.replace("eu-west-1", "us-east-1");
+        news.targets[0].role_arn = Some(ROLE.replace("123456789012", "210987654321"));
+        let failures = EventRule::check(&ctx, None, news).unwrap_err();
+        let failed: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(failed, vec!["targets[0].arn", "targets[0].roleArn"]);
+        assert!(EventRule::check(&ctx, None, schedule()).is_ok());
+    }
+
+    #[test]
+    fn unknown_values_are_checked_later() {
+        let mut news = notify();
+        news.targets[0].arn = crate::protocol::json::UNKNOWN.into();
+        news.pipeline_state_change.as_mut().unwrap().pipeline_name =
+            crate::protocol::json::UNKNOWN.into();
+        assert!(check(None, news).is_ok());
+    }
+
+    #[test]
+    fn live_targets_follow_the_input_order() {
+        let target = |id: &str| RuleTarget {
+            id: id.into(),
+            arn: TOPIC.into(),
+            role_arn: None,
+        };
+        let ordered = in_input_order(
+            vec![target("z"), target("b"), target("a")],
+            &[target("b"), target("a")],
+        );
+        let ids: Vec<_> = ordered.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, vec!["b", "a", "z"]);
+    }
+
+    #[test]
+    fn failed_entries_become_a_service_error() {
+        assert!(failed_entries(&[]).is_none());
+        let entry = PutTargetsResultEntry::builder()
+            .target_id("pipeline")
+            .error_code("ValidationException")
+            .error_message("Provided role cannot be assumed by principal 'events.amazonaws.com'.")
+            .build();
+        let err = failed_entries(&[entry]).unwrap();
+        assert!(is_code(&err, &["ValidationException"]));
+        assert_eq!(
+            describe(&err),
+            "ValidationException: target pipeline: Provided role cannot be assumed by principal 'events.amazonaws.com'."
+        );
+    }
+}

@@ -1,0 +1,922 @@
+//! `securepipeline:aws:Key`: a customer-managed KMS key with rotation and
+//! an alias, encrypting artifacts, build output, logs and notifications.
+
+use async_trait::async_trait;
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use serde::{Deserialize, Serialize};
+
+use super::common::{effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::Arns;
+use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::iam::policy::Conditions;
+use crate::iam::{Effect, PolicyDocument, Statement};
+use crate::naming;
+use crate::resource::{
+    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
+    ResourceError,
+};
+use crate::tags::{self, Tags};
+
+pub struct Key;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInputs {
+    pub name_prefix: String,
+    /// `alias/<name>`, chosen by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_name: Option<String>,
+    pub description: String,
+    /// Always true; an input so that refresh shows rotation turned off.
+    #[serde(default = "enabled")]
+    pub enable_key_rotation: bool,
+    /// Services (e.g. `logs.eu-west-1.amazonaws.com`, `events.amazonaws.com`)
+    /// allowed to use the key, each only on behalf of this account.
+    #[serde(default)]
+    pub service_principals: Vec<String>,
+    /// The key policy; set by `check` from the account and the services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDocument>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyOutputs {
+    pub key_id: String,
+    pub arn: String,
+    pub alias_arn: String,
+}
+
+const ALIAS_PREFIX: &str = "alias/";
+/// KMS's limit on a key description.
+const MAX_DESCRIPTION: usize = 8192;
+/// KMS's limit on a key policy document.
+const MAX_POLICY_BYTES: usize = 32 * 1024;
+/// The shortest waiting period KMS allows, so a destroyed key is gone soon
+/// but can still be recovered by hand for a week.
+const DELETION_WINDOW_DAYS: i32 = 7;
+const SERVICE_SUFFIX: &str = ".amazonaws.com";
+const ADMIN_SID: &str = "AccountAdministers";
+
+/// What a service principal may do with the key: encrypt and decrypt on
+/// this account's behalf, never manage it.
+pub const SERVICE_ACTIONS: &[&str] = &[
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// The alias, once `check` has chosen it.
+fn alias(inputs: &KeyInputs) -> Result<&str, ResourceError> {
+    inputs
+        .alias_name
+        .as_deref()
+        .ok_or_else(|| ResourceError::Failed("aliasName was not set by check".into()))
+}
+
+pub fn alias_arn(arns: &Arns<'_>, alias: &str) -> String {
+    format!(
+        "arn:{}:kms:{}:{}:{alias}",
+        arns.partition, arns.region, arns.account
+    )
+}
+
+/// The key policy: the account administers the key (which lets IAM policies
+/// grant its use), and each service may use it only for this account.
+/// In a key policy `Resource: "*"` means this key and nothing else.
+pub fn key_policy(arns: &Arns<'_>, service_principals: &[String]) -> PolicyDocument {
+    let mut statements = vec![Statement {
+        sid: Some(ADMIN_SID.into()),
+        effect: Effect::Allow,
+        principal: Some([("AWS".to_string(), vec![arns.account_root()])].into()),
+        actions: vec!["kms:*".into()],
+        resources: vec!["*".into()],
+        conditions: Conditions::new(),
+    }];
+    for service in service_principals {
+        statements.push(Statement {
+            sid: Some(service_sid(service)),
+            effect: Effect::Allow,
+            principal: Some([("Service".to_string(), vec![service.clone()])].into()),
+            actions: SERVICE_ACTIONS.iter().map(|a| (*a).to_string()).collect(),
+            resources: vec!["*".into()],
+            conditions: [(
+                "StringEquals".to_string(),
+                [(
+                    "aws:SourceAccount".to_string(),
+                    vec![arns.account.to_string()],
+                )]
+                .into(),
+            )]
+            .into(),
+        });
+    }
+    PolicyDocument::new(statements)
+}
+
+/// `logs.eu-west-1.amazonaws.com` -> `ServiceLogsEuWest1`.
+fn service_sid(service: &str) -> String {
+    let name: String = service
+        .trim_end_matches(SERVICE_SUFFIX)
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .flat_map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
+        .collect();
+    format!("Service{name}")
+}
+
+/// Problems with a key policy. The IAM linter does not apply (in a key
+/// policy `kms:*` on `*` is how the account administers its own key), so
+/// this checks what matters here: nobody outside this account's root and
+/// the listed services is named, and services act only for this account.
+pub fn lint_key_policy(doc: &PolicyDocument, arns: &Arns<'_>, services: &[String]) -> Vec<String> {
+    let root = arns.account_root();
+    let mut problems = Vec::new();
+    for (index, statement) in doc.statements.iter().enumerate() {
+        let at = statement
+            .sid
+            .clone()
+            .unwrap_or_else(|| format!("statement {index}"));
+        let Some(principal) = &statement.principal else {
+            problems.push(format!(
+                "{at}: a key policy statement must name its principal"
+            ));
+            continue;
+        };
+        for (kind, names) in principal {
+            for name in names {
+                let allowed = match kind.as_str() {
+                    "AWS" => name == &root,
+                    "Service" => services.contains(name),
+                    _ => false,
+                };
+                if name.contains('*') {
+                    problems.push(format!("{at}: principal `{name}` is a wildcard; name the account root or a service"));
+                } else if !allowed && !is_unknown(name) {
+                    problems.push(format!(
+                        "{at}: principal {kind} `{name}` is neither this account's root nor a listed service"
+                    ));
+                }
+            }
+        }
+        if statement.effect == Effect::Allow && principal.contains_key("Service") {
+            if statement
+                .actions
+                .iter()
+                .any(|a| !SERVICE_ACTIONS.contains(&a.as_str()))
+            {
+                problems.push(format!(
+                    "{at}: a service may only use the key ({})",
+                    SERVICE_ACTIONS.join(", ")
+                ));
+            }
+            let scoped = statement
+                .conditions
+                .get("StringEquals")
+                .and_then(|keys| keys.get("aws:SourceAccount"))
+                .is_some_and(|accounts| accounts.iter().all(|a| a == arns.account));
+            if !scoped {
+                problems.push(format!(
+                    "{at}: a service must be conditioned on aws:SourceAccount {}",
+                    arns.account
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn check_alias_name(property: &str, alias: &str) -> Vec<CheckFailure> {
+    if is_unknown(alias) {
+        return Vec::new();
+    }
+    let Some(name) = alias.strip_prefix(ALIAS_PREFIX) else {
+        return vec![CheckFailure::new(
+            property,
+            format!(
+                "`{alias}` must start with `{ALIAS_PREFIX}`; leave it unset to have one chosen"
+            ),
+        )];
+    };
+    if name.starts_with("aws/") {
+        return vec![CheckFailure::new(
+            property,
+            format!("`{alias}` is reserved for AWS managed keys; choose another name"),
+        )];
+    }
+    naming::check(property, name, &naming::KMS_ALIAS)
+        .into_iter()
+        .collect()
+}
+
+fn check_service_principal(property: &str, service: &str) -> Option<CheckFailure> {
+    if is_unknown(service) {
+        return None;
+    }
+    let name = service.strip_suffix(SERVICE_SUFFIX).unwrap_or("");
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    (!valid).then(|| {
+        CheckFailure::new(
+            property,
+            format!(
+                "`{service}` is not a service principal; name one exact service such as `events.amazonaws.com` (no wildcards)"
+            ),
+        )
+    })
+}
+
+fn kms_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
+    tags.iter()
+        .map(|(key, value)| {
+            Tag::builder()
+                .tag_key(key)
+                .tag_value(value)
+                .build()
+                .map_err(|err| ResourceError::failed(format!("tag {key}"), err))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl CustomResource for Key {
+    const TYPE: &'static str = "securepipeline:aws:Key";
+    type Inputs = KeyInputs;
+    type Outputs = KeyOutputs;
+    const OUTPUT_KEYS: &'static [&'static str] = &["keyId", "arn", "aliasArn"];
+    // Everything, the alias included, changes in place: replacing a key
+    // would strand whatever it encrypted.
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+
+    fn check(
+        ctx: &CheckContext<'_>,
+        olds: Option<&Self::Inputs>,
+        mut news: Self::Inputs,
+    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
+        let mut failures = Failures::default();
+        let old_name = olds
+            .and_then(|o| o.alias_name.as_deref())
+            .map(|a| a.strip_prefix(ALIAS_PREFIX).unwrap_or(a));
+        let chosen = news.alias_name.clone().unwrap_or_else(|| {
+            let name = naming::choose(
+                old_name,
+                olds.map(|o| o.name_prefix.as_str()),
+                &news.name_prefix,
+                &naming::KMS_ALIAS,
+                ctx.random_seed,
+            );
+            format!("{ALIAS_PREFIX}{name}")
+        });
+        failures.extend(check_alias_name("aliasName", &chosen));
+        news.alias_name = Some(chosen);
+        if news.description.chars().count() > MAX_DESCRIPTION {
+            failures.push(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            );
+        }
+        if !news.enable_key_rotation {
+            failures.push(
+                "enableKeyRotation",
+                "rotation cannot be turned off; remove the setting (it is always true)",
+            );
+        }
+        let mut principal_failures = Vec::new();
+        for (index, service) in news.service_principals.iter().enumerate() {
+            let property = format!("servicePrincipals[{index}]");
+            principal_failures.extend(check_service_principal(&property, service));
+            if news.service_principals[..index].contains(service) && !is_unknown(service) {
+                principal_failures.push(CheckFailure::new(
+                    property,
+                    format!("`{service}` is listed twice; list it once"),
+                ));
+            }
+        }
+        // The policy is derived, never taken from the program. Before the
+        // provider knows the account it stays unset; create derives it then.
+        news.policy = ctx
+            .aws
+            .map(|aws| key_policy(&aws.arns(), &news.service_principals));
+        if let (Some(aws), Some(policy), true) =
+            (ctx.aws, &news.policy, principal_failures.is_empty())
+        {
+            for problem in lint_key_policy(policy, &aws.arns(), &news.service_principals) {
+                failures.push("policy", problem);
+            }
+            if policy.to_compact_json().len() > MAX_POLICY_BYTES {
+                failures.push(
+                    "servicePrincipals",
+                    format!("the key policy would exceed KMS's {MAX_POLICY_BYTES} byte limit; list fewer services"),
+                );
+            }
+        }
+        failures.extend(principal_failures);
+        failures.extend(tags::validate("tags", &news.tags));
+        news.tags = effective_tags(ctx, &news.tags);
+        failures.into_result(news)
+    }
+
+    async fn create(
+        ctx: &OpContext<'_>,
+        inputs: &Self::Inputs,
+    ) -> Result<(String, Self::Outputs), ResourceError> {
+        let kms = &ctx.aws.clients().kms;
+        let alias = alias(inputs)?;
+        let arns = ctx.aws.arns();
+        let policy = key_policy(&arns, &inputs.service_principals).to_compact_json();
+        let tags = kms_tags(&inputs.tags)?;
+        let created = retry(
+            progress(ctx),
+            "creating KMS key",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || {
+                kms.create_key()
+                    .description(&inputs.description)
+                    .policy(&policy)
+                    .key_usage(KeyUsageType::EncryptDecrypt)
+                    .key_spec(KeySpec::SymmetricDefault)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|err| {
+            ResourceError::failed(format!("creating KMS key {alias}"), describe(&err))
+        })?;
+        let metadata = created.key_metadata().ok_or_else(|| {
+            ResourceError::Failed(format!(
+                "creating KMS key {alias}: AWS returned no key metadata"
+            ))
+        })?;
+        let key_id = metadata.key_id().to_string();
+        let outputs = KeyOutputs {
+            arn: metadata
+                .arn()
+                .map_or_else(|| arns.kms_key(&key_id), str::to_string),
+            alias_arn: alias_arn(&arns, alias),
+            key_id: key_id.clone(),
+        };
+        // From here on the key exists: a failure must hand it to the engine.
+        let partial = |message: String| ResourceError::Partial {
+            id: key_id.clone(),
+            state: to_json(&outputs),
+            message,
+        };
+        enable_rotation(ctx, &key_id).await.map_err(partial)?;
+        point_alias(ctx, alias, &key_id).await.map_err(partial)?;
+        Ok((key_id, outputs))
+    }
+
+    async fn read(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        let kms = &ctx.aws.clients().kms;
+        let described = match kms.describe_key().key_id(id).send().await {
+            Ok(described) => described,
+            Err(err) if is_code(&err, &["NotFoundException"]) => return Ok(None),
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("reading KMS key {id}"),
+                    describe(&err),
+                ))
+            }
+        };
+        let metadata = described.key_metadata().ok_or_else(|| {
+            ResourceError::Failed(format!(
+                "reading KMS key {id}: AWS returned no key metadata"
+            ))
+        })?;
+        // A key waiting for deletion is as good as gone: nothing may use it.
+        if matches!(
+            metadata.key_state(),
+            Some(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion)
+        ) {
+            return Ok(None);
+        }
+        let rotation = kms
+            .get_key_rotation_status()
+            .key_id(id)
+            .send()
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("reading rotation of KMS key {id}"), describe(&err))
+            })?
+            .key_rotation_enabled();
+        let policy_text = kms
+            .get_key_policy()
+            .key_id(id)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
+            })?
+            .policy
+            .unwrap_or_default();
+        let policy = match PolicyDocument::parse_aws(&policy_text) {
+            Ok(policy) => Some(policy),
+            // Not a shape this provider can read (e.g. `NotAction`):
+            // read as unset, so the next update replaces it.
+            Err(reason) => {
+                ctx.log.warn(
+                    ctx.urn,
+                    &format!("the policy of KMS key {id} was changed outside Pulumi ({reason}); the next update restores it"),
+                );
+                None
+            }
+        };
+        let aliases = kms
+            .list_aliases()
+            .key_id(id)
+            .limit(100)
+            .send()
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("reading aliases of KMS key {id}"), describe(&err))
+            })?
+            .aliases
+            .unwrap_or_default();
+        // Only this resource's alias counts: one deleted by hand reads as
+        // unset (the next update puts it back); others are not ours.
+        let live_alias = aliases
+            .iter()
+            .filter_map(|entry| entry.alias_name())
+            .find(|name| Some(*name) == inputs.alias_name.as_deref())
+            .map(str::to_string);
+        let tags = kms
+            .list_resource_tags()
+            .key_id(id)
+            .limit(50)
+            .send()
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("reading tags of KMS key {id}"), describe(&err))
+            })?
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .map(|tag| (tag.tag_key, tag.tag_value))
+            .collect();
+        let arns = ctx.aws.arns();
+        let outputs = KeyOutputs {
+            key_id: metadata.key_id().to_string(),
+            arn: metadata
+                .arn()
+                .map_or_else(|| arns.kms_key(id), str::to_string),
+            alias_arn: live_alias
+                .as_deref()
+                .map(|a| alias_arn(&arns, a))
+                .unwrap_or_default(),
+        };
+        let mut live_inputs = inputs.clone();
+        live_inputs.alias_name = live_alias;
+        live_inputs.description = metadata.description().unwrap_or_default().to_string();
+        live_inputs.enable_key_rotation = rotation;
+        live_inputs.policy = policy;
+        live_inputs.tags = tags;
+        Ok(Some((live_inputs, outputs)))
+    }
+
+    async fn update(
+        ctx: &OpContext<'_>,
+        id: &str,
+        olds: &Self::Inputs,
+        news: &Self::Inputs,
+        outputs: &Self::Outputs,
+    ) -> Result<Self::Outputs, ResourceError> {
+        let kms = &ctx.aws.clients().kms;
+        let arns = ctx.aws.arns();
+        if olds.description != news.description {
+            kms.update_key_description()
+                .key_id(id)
+                .description(&news.description)
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("describing KMS key {id}"), describe(&err))
+                })?;
+        }
+        if news.enable_key_rotation && !olds.enable_key_rotation {
+            enable_rotation(ctx, id)
+                .await
+                .map_err(ResourceError::Failed)?;
+        }
+        let policy = key_policy(&arns, &news.service_principals);
+        if olds.policy.as_ref() != Some(&policy) {
+            let json = policy.to_compact_json();
+            retry(
+                progress(ctx),
+                "setting key policy",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || {
+                    kms.put_key_policy()
+                        .key_id(id)
+                        .policy_name("default")
+                        .policy(&json)
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(
+                    format!("setting the policy of KMS key {id}"),
+                    describe(&err),
+                )
+            })?;
+        }
+        let new_alias = alias(news)?;
+        if olds.alias_name.as_deref() != Some(new_alias) {
+            point_alias(ctx, new_alias, id)
+                .await
+                .map_err(ResourceError::Failed)?;
+            if let Some(old_alias) = &olds.alias_name {
+                delete_alias(ctx, old_alias).await?;
+            }
+        }
+        let (set, remove) = tags::changes(&olds.tags, &news.tags);
+        if !remove.is_empty() {
+            kms.untag_resource()
+                .key_id(id)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("untagging KMS key {id}"), describe(&err))
+                })?;
+        }
+        if !set.is_empty() {
+            kms.tag_resource()
+                .key_id(id)
+                .set_tags(Some(kms_tags(&set)?))
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("tagging KMS key {id}"), describe(&err))
+                })?;
+        }
+        Ok(KeyOutputs {
+            alias_arn: alias_arn(&arns, new_alias),
+            ..outputs.clone()
+        })
+    }
+
+    async fn delete(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        _outputs: &Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        if let Some(alias) = &inputs.alias_name {
+            delete_alias(ctx, alias).await?;
+        }
+        let kms = &ctx.aws.clients().kms;
+        let scheduled = kms
+            .schedule_key_deletion()
+            .key_id(id)
+            .pending_window_in_days(DELETION_WINDOW_DAYS)
+            .send()
+            .await;
+        match scheduled {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
+            // Already scheduled for deletion is deleted as far as Pulumi goes;
+            // any other state that refuses deletion is an error.
+            Err(err)
+                if is_code(&err, &["KMSInvalidStateException"])
+                    && pending_deletion(ctx, id).await =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(ResourceError::failed(
+                format!("scheduling deletion of KMS key {id}"),
+                describe(&err),
+            )),
+        }
+    }
+}
+
+async fn pending_deletion(ctx: &OpContext<'_>, id: &str) -> bool {
+    let described = ctx.aws.clients().kms.describe_key().key_id(id).send().await;
+    described.is_ok_and(|d| {
+        d.key_metadata()
+            .is_some_and(|m| m.key_state() == Some(&KeyState::PendingDeletion))
+    })
+}
+
+async fn enable_rotation(ctx: &OpContext<'_>, key_id: &str) -> Result<(), String> {
+    let kms = &ctx.aws.clients().kms;
+    // KMS is eventually consistent: a key just created may not be found yet.
+    let retry_on = [
+        AWS_TRANSIENT[0],
+        AWS_TRANSIENT[1],
+        Transient::Propagation {
+            code: "NotFoundException",
+            message_contains: "does not exist",
+        },
+    ];
+    retry(
+        progress(ctx),
+        "enabling key rotation",
+        &retry_on,
+        Backoff::default(),
+        || kms.enable_key_rotation().key_id(key_id).send(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|err| format!("enabling rotation of KMS key {key_id}: {}", describe(&err)))
+}
+
+/// Points `alias` at the key, creating it or moving it from a key an
+/// interrupted run left it on (alias names carry this resource's suffix).
+async fn point_alias(ctx: &OpContext<'_>, alias: &str, key_id: &str) -> Result<(), String> {
+    let kms = &ctx.aws.clients().kms;
+    let retry_on = [
+        AWS_TRANSIENT[0],
+        AWS_TRANSIENT[1],
+        Transient::Propagation {
+            code: "NotFoundException",
+            message_contains: "does not exist",
+        },
+    ];
+    let created = retry(
+        progress(ctx),
+        "creating key alias",
+        &retry_on,
+        Backoff::default(),
+        || {
+            kms.create_alias()
+                .alias_name(alias)
+                .target_key_id(key_id)
+                .send()
+        },
+    )
+    .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(err) if is_code(&err, &["AlreadyExistsException"]) => kms
+            .update_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| {
+                format!(
+                    "moving alias {alias} to KMS key {key_id}: {}",
+                    describe(&err)
+                )
+            }),
+        Err(err) => Err(format!(
+            "creating alias {alias} for KMS key {key_id}: {}",
+            describe(&err)
+        )),
+    }
+}
+
+async fn delete_alias(ctx: &OpContext<'_>, alias: &str) -> Result<(), ResourceError> {
+    match ctx
+        .aws
+        .clients()
+        .kms
+        .delete_alias()
+        .alias_name(alias)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
+        Err(err) => Err(ResourceError::failed(
+            format!("deleting alias {alias}"),
+            describe(&err),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARNS: Arns<'static> = Arns {
+        partition: "aws",
+        account: "123456789012",
+        region: "eu-west-1",
+    };
+
+    fn inputs() -> KeyInputs {
+        KeyInputs {
+            name_prefix: "app-key".into(),
+            alias_name: None,
+            description: "Encrypts the artifacts of pipeline app".into(),
+            enable_key_rotation: true,
+            service_principals: vec![
+                "logs.eu-west-1.amazonaws.com".into(),
+                "events.amazonaws.com".into(),
+            ],
+            policy: None,
+            tags: Tags::new(),
+        }
+    }
+
+    fn check(olds: Option<&KeyInputs>, news: KeyInputs) -> Result<KeyInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext {
+            name: "key",
+            random_seed: b"seed",
+            aws: None,
+        };
+        Key::check(&ctx, olds, news)
+    }
+
+    fn properties(failures: &[CheckFailure]) -> Vec<&str> {
+        failures.iter().map(|f| f.property.as_str()).collect()
+    }
+
+    #[test]
+    fn chooses_an_alias_and_adds_managed_tags() {
+        let checked = check(None, inputs()).unwrap();
+        let alias = checked.alias_name.clone().unwrap();
+        assert!(alias.starts_with("alias/app-key-"), "{alias}");
+        assert_eq!(checked.tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+        // Without the caller identity the policy waits for create.
+        assert_eq!(checked.policy, None);
+        let again = check(Some(&checked), inputs()).unwrap();
+        assert_eq!(again.alias_name, checked.alias_name);
+        let renamed = check(
+            Some(&checked),
+            KeyInputs {
+                name_prefix: "other".into(),
+                ..inputs()
+            },
+        )
+        .unwrap();
+        assert!(renamed.alias_name.unwrap().starts_with("alias/other-"));
+    }
+
+    #[test]
+    fn rotation_cannot_be_turned_off() {
+        let failures = check(
+            None,
+            KeyInputs {
+                enable_key_rotation: false,
+                ..inputs()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(properties(&failures), vec!["enableKeyRotation"]);
+        assert!(failures[0].reason.contains("cannot be turned off"));
+    }
+
+    #[test]
+    fn rejects_wildcard_and_foreign_principals() {
+        let news = KeyInputs {
+            service_principals: vec![
+                "*.amazonaws.com".into(),
+                "logs.amazonaws.com.evil.com".into(),
+                "events.amazonaws.com".into(),
+                "events.amazonaws.com".into(),
+                ".amazonaws.com".into(),
+            ],
+            ..inputs()
+        };
+        let failures = check(None, news).unwrap_err();
+        assert_eq!(
+            properties(&failures),
+            vec![
+                "servicePrincipals[0]",
+                "servicePrincipals[1]",
+                "servicePrincipals[3]",
+                "servicePrincipals[4]"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_aliases_outside_the_alias_namespace() {
+        for bad in ["app-key", "alias/aws/s3", "alias/has space"] {
+            let failures = check(
+                None,
+                KeyInputs {
+                    alias_name: Some(bad.into()),
+                    ..inputs()
+                },
+            )
+            .unwrap_err();
+            assert_eq!(properties(&failures), vec!["aliasName"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_an_oversized_description() {
+        let failures = check(
+            None,
+            KeyInputs {
+                description: "d".repeat(8193),
+                ..inputs()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(properties(&failures), vec!["description"]);
+    }
+
+    #[test]
+    fn key_policy_is_exact() {
+        let policy = key_policy(&ARNS, &inputs().service_principals);
+        let expected = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]},
+                    "Action": ["kms:*"],
+                    "Resource": ["*"]
+                },
+                {
+                    "Sid": "ServiceLogsEuWest1",
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["logs.eu-west-1.amazonaws.com"]},
+                    "Action": SERVICE_ACTIONS,
+                    "Resource": ["*"],
+                    "Condition": {"StringEquals": {"aws:SourceAccount": ["123456789012"]}}
+                },
+                {
+                    "Sid": "ServiceEvents",
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["events.amazonaws.com"]},
+                    "Action": SERVICE_ACTIONS,
+                    "Resource": ["*"],
+                    "Condition": {"StringEquals": {"aws:SourceAccount": ["123456789012"]}}
+                }
+            ]
+        });
+        assert_eq!(serde_json::to_value(&policy).unwrap(), expected);
+        assert_eq!(
+            lint_key_policy(&policy, &ARNS, &inputs().service_principals),
+            Vec::<String>::new()
+        );
+        // Read back from KMS, it compares equal to what was written.
+        assert_eq!(
+            PolicyDocument::parse_aws(&policy.to_compact_json()).unwrap(),
+            policy
+        );
+    }
+
+    #[test]
+    fn lint_finds_widened_key_policies() {
+        let services = inputs().service_principals;
+        let mut policy = key_policy(&ARNS, &services);
+        policy.statements[0].principal = Some([("AWS".to_string(), vec!["*".to_string()])].into());
+        policy.statements[1].conditions.clear();
+        policy.statements[2].actions.push("kms:PutKeyPolicy".into());
+        policy.statements.push(Statement {
+            principal: Some(
+                [(
+                    "AWS".to_string(),
+                    vec!["arn:aws:iam::999999999999:root".to_string()],
+                )]
+                .into(),
+            ),
+            ..policy.statements[0].clone()
+        });
+        let problems = lint_key_policy(&policy, &ARNS, &services);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("wildcard"));
+        assert!(problems[1].contains("aws:SourceAccount"));
+        assert!(problems[2].contains("may only use the key"));
+        assert!(problems[3].contains("999999999999"));
+    }
+
+    #[test]
+    fn builds_alias_arns() {
+        assert_eq!(
+            alias_arn(&ARNS, "alias/app-key-abc"),
+            "arn:aws:kms:eu-west-1:123456789012:alias/app-key-abc"
+        );
+        assert_eq!(
+            service_sid("codestar-notifications.amazonaws.com"),
+            "ServiceCodestarNotifications"
+        );
+    }
+}

@@ -1,0 +1,1632 @@
+//! `securepipeline:aws:Pipeline`: a CodePipeline V2 pipeline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId,
+    ArtifactStore as AwsArtifactStore, ArtifactStoreType, EncryptionKey, EncryptionKeyType,
+    ExecutionMode, FailureConditions, GitBranchFilterCriteria, GitConfiguration,
+    GitFilePathFilterCriteria, GitPushFilter, InputArtifact, OutputArtifact, PipelineDeclaration,
+    PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType, Result as FailureResult,
+    StageDeclaration, Tag,
+};
+use aws_smithy_types::error::operation::BuildError;
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::{is_region, Arn};
+use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::component::validate::{check_branch, APPROVAL_TIMEOUT};
+use crate::naming;
+use crate::resource::{
+    is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+};
+use crate::tags::{self, Tags};
+
+pub struct Pipeline;
+
+/// Where one region's artifacts live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactStore {
+    pub bucket_name: String,
+    pub kms_key_arn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub name: String,
+    /// Source, Build, Approval, Deploy, Test, Invoke.
+    pub category: String,
+    /// AWS (ThirdParty sources such as GitHub v1 are not accepted).
+    pub owner: String,
+    pub provider: String,
+    pub version: String,
+    pub run_order: u32,
+    #[serde(default)]
+    pub configuration: BTreeMap<String, String>,
+    #[serde(default)]
+    pub input_artifacts: Vec<String>,
+    #[serde(default)]
+    pub output_artifacts: Vec<String>,
+    /// Set when the action runs in another region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Manual approvals only: how long the approval waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_in_minutes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    pub name: String,
+    pub actions: Vec<Action>,
+    /// Roll the stage back when it fails (V2 `onFailure: ROLLBACK`).
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+}
+
+/// A V2 push trigger on a source action.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    pub source_action_name: String,
+    pub branches: Vec<String>,
+    #[serde(default)]
+    pub include_paths: Vec<String>,
+    #[serde(default)]
+    pub exclude_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineInputs {
+    pub name_prefix: String,
+    /// Chosen by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_name: Option<String>,
+    pub role_arn: String,
+    /// Artifact stores by region. With one region only, the pipeline is
+    /// declared with `artifactStore` (no region); with more, with
+    /// `artifactStores` keyed by region.
+    pub artifact_stores: BTreeMap<String, ArtifactStore>,
+    pub stages: Vec<Stage>,
+    pub triggers: Vec<Trigger>,
+    /// QUEUED, SUPERSEDED or PARALLEL.
+    pub execution_mode: String,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineOutputs {
+    pub arn: String,
+    /// The pipeline in the AWS console.
+    pub url: String,
+}
+
+const EXECUTION_MODES: &[&str] = &["QUEUED", "SUPERSEDED", "PARALLEL"];
+const CATEGORIES: &[&str] = &[
+    "Source", "Build", "Test", "Deploy", "Approval", "Invoke", "Compute",
+];
+const OWNERS: &[&str] = &["AWS", "ThirdParty", "Custom"];
+const SOURCE_PROVIDER: &str = "CodeStarSourceConnection";
+/// CodePipeline's limits on trigger filters.
+const MAX_FILTER_PATTERNS: usize = 8;
+const MAX_PUSH_FILTERS: usize = 3;
+
+/// The name, once `check` has chosen it.
+fn name(inputs: &PipelineInputs) -> Result<&str, ResourceError> {
+    inputs
+        .pipeline_name
+        .as_deref()
+        .ok_or_else(|| ResourceError::Failed("pipelineName was not set by check".into()))
+}
+
+/// The pipeline in the AWS console.
+pub fn console_url(region: &str, name: &str) -> String {
+    format!("https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{name}/view?region={region}")
+}
+
+/// Stage, action and namespace names: 1 to 100 of `allowed`.
+fn check_label(failures: &mut Failures, property: &str, value: &str, allowed: &str, what: &str) {
+    let valid = !value.is_empty()
+        && value.chars().count() <= 100
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || allowed.contains(c));
+    if !is_unknown(value) && !valid {
+        failures.push(
+            property,
+            format!(
+                "`{value}` is not a valid {what}; use 1 to 100 of A-Z a-z 0-9 {}",
+                allowed
+                    .chars()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        );
+    }
+}
+
+fn check_stores(
+    ctx: &CheckContext<'_>,
+    stores: &BTreeMap<String, ArtifactStore>,
+    failures: &mut Failures,
+) {
+    if stores.is_empty() {
+        failures.push(
+            "artifactStores",
+            "give one artifact store (bucket and KMS key) per region, keyed by region",
+        );
+    }
+    if let Some(aws) = ctx.aws {
+        if !stores.is_empty() && !stores.contains_key(&aws.region) {
+            failures.push(
+                "artifactStores",
+                format!(
+                    "the pipeline runs in {}, which has no artifact store; add one keyed `{}`",
+                    aws.region, aws.region
+                ),
+            );
+        }
+    }
+    for (region, store) in stores {
+        let path = format!("artifactStores.{region}");
+        if !is_region(region) {
+            failures.push(
+                &path,
+                format!("`{region}` is not an AWS region; key stores by region, e.g. eu-west-1"),
+            );
+        }
+        let bucket = &store.bucket_name;
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c));
+        if !is_unknown(bucket) && !valid_bucket {
+            failures.push(
+                format!("{path}.bucketName"),
+                format!("`{bucket}` is not an S3 bucket name"),
+            );
+        }
+        let key_property = format!("{path}.kmsKeyArn");
+        match check_kms_key_arn(ctx, &key_property, &store.kms_key_arn) {
+            Some(failure) => failures.extend([failure]),
+            None => {
+                // Artifacts in a region can only be encrypted with a key there.
+                if let Ok(arn) = store.kms_key_arn.parse::<Arn>() {
+                    if &arn.region != region {
+                        failures.push(
+                            key_property,
+                            format!("the key is in region {}, but this store is in {region}; use a key in {region}", arn.region),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_source(
+    ctx: &CheckContext<'_>,
+    path: &str,
+    action: &Action,
+    region: Option<&str>,
+    failures: &mut Failures,
+) {
+    if action.provider == "GitHub" || action.owner == "ThirdParty" {
+        failures.push(
+            format!("{path}.provider"),
+            "GitHub version 1 (ThirdParty) sources authenticate with OAuth tokens; use owner AWS, provider CodeStarSourceConnection and a CodeConnections connection in configuration.ConnectionArn",
+        );
+        return;
+    }
+    if action.owner != "AWS" {
+        failures.push(
+            format!("{path}.owner"),
+            "source actions must be owned by AWS",
+        );
+    }
+    if action.provider != SOURCE_PROVIDER {
+        failures.push(
+            format!("{path}.provider"),
+            format!("`{}` is not accepted; sources come through a connection: use provider {SOURCE_PROVIDER}", action.provider),
+        );
+        return;
+    }
+    let config = |key: &str| action.configuration.get(key).map(String::as_str);
+    match config("ConnectionArn") {
+        None => failures.push(
+            format!("{path}.configuration.ConnectionArn"),
+            "set the ARN of the connection to the repository",
+        ),
+        Some(arn) => {
+            let property = format!("{path}.configuration.ConnectionArn");
+            let example = "arn:aws:codeconnections:eu-west-1:123456789012:connection/0a1b2c3d-...";
+            let services = ["codestar-connections", "codeconnections"];
+            match check_arn(
+                ctx,
+                &property,
+                arn,
+                &services,
+                "connection/",
+                example,
+                false,
+            ) {
+                Some(failure) => failures.extend([failure]),
+                None => {
+                    // A connection serves the region it was created in.
+                    if let (Ok(parsed), Some(region)) = (arn.parse::<Arn>(), region) {
+                        if parsed.region != region {
+                            failures.push(
+                                property,
+                                format!("the connection is in region {}, but the action runs in {region}; use a connection in {region}", parsed.region),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match config("FullRepositoryId") {
+        Some(id) if is_unknown(id) => {}
+        Some(id) if id.split('/').count() >= 2 && id.split('/').all(|p| !p.is_empty()) => {}
+        _ => failures.push(
+            format!("{path}.configuration.FullRepositoryId"),
+            "set the full repository id, `owner/repo`",
+        ),
+    }
+    match config("BranchName") {
+        None => failures.push(
+            format!("{path}.configuration.BranchName"),
+            "set the branch the source reads",
+        ),
+        Some(branch) => {
+            if let Err(reason) = check_branch(branch) {
+                failures.push(format!("{path}.configuration.BranchName"), reason);
+            }
+        }
+    }
+}
+
+/// Checks one action; `home` is the provider's region once known.
+fn check_action(
+    ctx: &CheckContext<'_>,
+    path: &str,
+    action: &Action,
+    stores: &BTreeMap<String, ArtifactStore>,
+    home: Option<&str>,
+    failures: &mut Failures,
+) {
+    check_label(
+        failures,
+        &format!("{path}.name"),
+        &action.name,
+        ".@_-",
+        "action name",
+    );
+    if !CATEGORIES.contains(&action.category.as_str()) {
+        failures.push(
+            format!("{path}.category"),
+            format!(
+                "`{}` is not an action category; use one of {CATEGORIES:?}",
+                action.category
+            ),
+        );
+    }
+    if !OWNERS.contains(&action.owner.as_str()) {
+        failures.push(
+            format!("{path}.owner"),
+            format!(
+                "`{}` is not an action owner; use one of {OWNERS:?}",
+                action.owner
+            ),
+        );
+    }
+    if action.provider.is_empty() || action.provider.len() > 35 {
+        failures.push(
+            format!("{path}.provider"),
+            "give the action provider, e.g. CodeBuild",
+        );
+    }
+    if action.version.is_empty() || action.version.len() > 9 {
+        failures.push(
+            format!("{path}.version"),
+            "give the action type version, e.g. 1",
+        );
+    }
+    if !(1..=999).contains(&action.run_order) {
+        failures.push(
+            format!("{path}.runOrder"),
+            format!("{} is out of range; use 1 to 999", action.run_order),
+        );
+    }
+    if let Some(key) = action
+        .configuration
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("OAuthToken"))
+    {
+        failures.push(
+            format!("{path}.configuration.{key}"),
+            "OAuth tokens are not accepted; reach the repository through a CodeConnections connection",
+        );
+    }
+    let region = match &action.region {
+        Some(region) if is_unknown(region) => None,
+        Some(region) => {
+            if !is_region(region) {
+                failures.push(
+                    format!("{path}.region"),
+                    format!("`{region}` is not an AWS region; use a name such as eu-west-1"),
+                );
+            } else if !stores.contains_key(region) {
+                failures.push(
+                    format!("{path}.region"),
+                    format!("the action runs in {region}, which has no artifact store; add one to artifactStores keyed `{region}`"),
+                );
+            }
+            Some(region.as_str())
+        }
+        None => home,
+    };
+    if action.category == "Source" {
+        check_source(ctx, path, action, region, failures);
+    }
+    let manual_approval = action.category == "Approval" && action.provider == "Manual";
+    match action.timeout_in_minutes {
+        Some(minutes) if manual_approval => {
+            let (min, max) = APPROVAL_TIMEOUT;
+            if !(min..=max).contains(&minutes) {
+                failures.push(
+                    format!("{path}.timeoutInMinutes"),
+                    format!("{minutes} is out of range; use {min} to {max} minutes"),
+                );
+            }
+        }
+        None if manual_approval => failures.push(
+            format!("{path}.timeoutInMinutes"),
+            format!(
+                "approvals must be time-bound; set {} to {} minutes",
+                APPROVAL_TIMEOUT.0, APPROVAL_TIMEOUT.1
+            ),
+        ),
+        Some(_) => failures.push(
+            format!("{path}.timeoutInMinutes"),
+            "only manual approvals take a timeout; remove it",
+        ),
+        None => {}
+    }
+    if let Some(namespace) = &action.namespace {
+        check_label(
+            failures,
+            &format!("{path}.namespace"),
+            namespace,
+            "@_-",
+            "variable namespace",
+        );
+    }
+    for (index, artifact) in action
+        .input_artifacts
+        .iter()
+        .chain(&action.output_artifacts)
+        .enumerate()
+    {
+        let property = if index < action.input_artifacts.len() {
+            format!("{path}.inputArtifacts[{index}]")
+        } else {
+            format!(
+                "{path}.outputArtifacts[{}]",
+                index - action.input_artifacts.len()
+            )
+        };
+        check_label(failures, &property, artifact, "_-", "artifact name");
+    }
+}
+
+fn check_stages(
+    ctx: &CheckContext<'_>,
+    stages: &[Stage],
+    stores: &BTreeMap<String, ArtifactStore>,
+    home: Option<&str>,
+    failures: &mut Failures,
+) {
+    if stages.len() < 2 {
+        failures.push(
+            "stages",
+            "a pipeline needs at least 2 stages: the Source stage, then the stages that use it",
+        );
+    }
+    let mut stage_names = BTreeSet::new();
+    // Artifacts produced by earlier stages, and every output name so far.
+    let mut produced = BTreeSet::new();
+    let mut outputs = BTreeSet::new();
+    for (index, stage) in stages.iter().enumerate() {
+        let path = format!("stages[{index}]");
+        check_label(
+            failures,
+            &format!("{path}.name"),
+            &stage.name,
+            ".@_-",
+            "stage name",
+        );
+        if !stage_names.insert(stage.name.as_str()) {
+            failures.push(
+                format!("{path}.name"),
+                format!(
+                    "stage name `{}` is used twice; give each stage a unique name",
+                    stage.name
+                ),
+            );
+        }
+        if stage.actions.is_empty() {
+            failures.push(
+                format!("{path}.actions"),
+                "a stage needs at least one action",
+            );
+        }
+        let mut action_names = BTreeSet::new();
+        for (position, action) in stage.actions.iter().enumerate() {
+            let action_path = format!("{path}.actions[{position}]");
+            if !action_names.insert(action.name.as_str()) {
+                failures.push(
+                    format!("{action_path}.name"),
+                    format!("action name `{}` is used twice in stage {}; give each action a unique name", action.name, stage.name),
+                );
+            }
+            let is_source = action.category == "Source";
+            if index == 0 && !is_source {
+                failures.push(
+                    format!("{action_path}.category"),
+                    "the first stage holds only Source actions; move this action to a later stage",
+                );
+            }
+            if index > 0 && is_source {
+                failures.push(
+                    format!("{action_path}.category"),
+                    "Source actions belong in the first stage only",
+                );
+            }
+            check_action(ctx, &action_path, action, stores, home, failures);
+            for (k, input) in action.input_artifacts.iter().enumerate() {
+                let earlier_in_stage = stage.actions.iter().any(|other| {
+                    other.run_order < action.run_order && other.output_artifacts.contains(input)
+                });
+                if !is_unknown(input) && !produced.contains(input.as_str()) && !earlier_in_stage {
+                    failures.push(
+                        format!("{action_path}.inputArtifacts[{k}]"),
+                        format!("no earlier action produces `{input}`; name an output artifact of an earlier action"),
+                    );
+                }
+            }
+            for (k, output) in action.output_artifacts.iter().enumerate() {
+                if !outputs.insert(output.as_str()) {
+                    failures.push(
+                        format!("{action_path}.outputArtifacts[{k}]"),
+                        format!(
+                            "`{output}` is produced twice; give each output artifact a unique name"
+                        ),
+                    );
+                }
+            }
+        }
+        produced.extend(
+            stage
+                .actions
+                .iter()
+                .flat_map(|a| a.output_artifacts.iter().map(String::as_str)),
+        );
+    }
+}
+
+fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failures) {
+    if triggers.is_empty() {
+        failures.push(
+            "triggers",
+            "a pipeline must start on push; add a trigger naming its Source action and branch",
+        );
+    }
+    let sources: BTreeSet<&str> = stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter(|a| a.category == "Source")
+        .map(|a| a.name.as_str())
+        .collect();
+    let mut per_action: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, trigger) in triggers.iter().enumerate() {
+        let path = format!("triggers[{index}]");
+        let action = trigger.source_action_name.as_str();
+        if !sources.contains(action) {
+            failures.push(
+                format!("{path}.sourceActionName"),
+                format!("`{action}` is not a Source action of this pipeline; name one"),
+            );
+        }
+        let count = per_action.entry(action).or_default();
+        *count += 1;
+        if *count == MAX_PUSH_FILTERS + 1 {
+            failures.push(
+                format!("{path}.sourceActionName"),
+                format!("CodePipeline accepts at most {MAX_PUSH_FILTERS} push filters per source action; merge the triggers of `{action}`"),
+            );
+        }
+        if trigger.branches.is_empty() {
+            failures.push(
+                format!("{path}.branches"),
+                "give at least one branch whose pushes start the pipeline",
+            );
+        }
+        for (property, patterns) in [
+            ("branches", &trigger.branches),
+            ("includePaths", &trigger.include_paths),
+            ("excludePaths", &trigger.exclude_paths),
+        ] {
+            if patterns.len() > MAX_FILTER_PATTERNS {
+                failures.push(
+                    format!("{path}.{property}"),
+                    format!("CodePipeline accepts at most {MAX_FILTER_PATTERNS} patterns"),
+                );
+            }
+            for (k, pattern) in patterns.iter().enumerate() {
+                if pattern.trim().is_empty() || pattern.len() > 255 {
+                    failures.push(
+                        format!("{path}.{property}[{k}]"),
+                        "use a glob of 1 to 255 characters, e.g. `main` or `src/**`",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Orders triggers so those of one source action are adjacent, as
+/// CodePipeline declares them (one trigger, several push filters).
+fn group_triggers(triggers: Vec<Trigger>) -> Vec<Trigger> {
+    let mut order: Vec<String> = Vec::new();
+    for trigger in &triggers {
+        if !order.contains(&trigger.source_action_name) {
+            order.push(trigger.source_action_name.clone());
+        }
+    }
+    let mut grouped = triggers;
+    grouped.sort_by_key(|t| order.iter().position(|name| *name == t.source_action_name));
+    grouped
+}
+
+fn artifact_store(store: &ArtifactStore) -> Result<AwsArtifactStore, BuildError> {
+    AwsArtifactStore::builder()
+        .r#type(ArtifactStoreType::S3)
+        .location(&store.bucket_name)
+        .encryption_key(
+            EncryptionKey::builder()
+                .id(&store.kms_key_arn)
+                .r#type(EncryptionKeyType::Kms)
+                .build()?,
+        )
+        .build()
+}
+
+fn action_declaration(action: &Action, home_region: &str) -> Result<ActionDeclaration, BuildError> {
+    let type_id = ActionTypeId::builder()
+        .category(ActionCategory::from(action.category.as_str()))
+        .owner(ActionOwner::from(action.owner.as_str()))
+        .provider(&action.provider)
+        .version(&action.version)
+        .build()?;
+    let configuration: HashMap<String, String> = action.configuration.clone().into_iter().collect();
+    ActionDeclaration::builder()
+        .name(&action.name)
+        .action_type_id(type_id)
+        .run_order(action.run_order as i32)
+        .set_configuration((!configuration.is_empty()).then_some(configuration))
+        .set_input_artifacts(Some(
+            action
+                .input_artifacts
+                .iter()
+                .map(|a| InputArtifact::builder().name(a).build())
+                .collect::<Result<_, _>>()?,
+        ))
+        .set_output_artifacts(Some(
+            action
+                .output_artifacts
+                .iter()
+                .map(|a| OutputArtifact::builder().name(a).build())
+                .collect::<Result<_, _>>()?,
+        ))
+        .set_region(action.region.clone().filter(|r| r != home_region))
+        .set_namespace(action.namespace.clone())
+        .set_timeout_in_minutes(action.timeout_in_minutes.map(|m| m as i32))
+        .build()
+}
+
+fn trigger_declarations(
+    triggers: &[Trigger],
+) -> Result<Vec<PipelineTriggerDeclaration>, BuildError> {
+    let mut by_action: Vec<(&str, Vec<GitPushFilter>)> = Vec::new();
+    for trigger in triggers {
+        let file_paths = (!trigger.include_paths.is_empty() || !trigger.exclude_paths.is_empty())
+            .then(|| {
+                GitFilePathFilterCriteria::builder()
+                    .set_includes(
+                        (!trigger.include_paths.is_empty()).then(|| trigger.include_paths.clone()),
+                    )
+                    .set_excludes(
+                        (!trigger.exclude_paths.is_empty()).then(|| trigger.exclude_paths.clone()),
+                    )
+                    .build()
+            });
+        let filter = GitPushFilter::builder()
+            .branches(
+                GitBranchFilterCriteria::builder()
+                    .set_includes(Some(trigger.branches.clone()))
+                    .build(),
+            )
+            .set_file_paths(file_paths)
+            .build();
+        match by_action
+            .iter_mut()
+            .find(|(name, _)| *name == trigger.source_action_name)
+        {
+            Some((_, filters)) => filters.push(filter),
+            None => by_action.push((&trigger.source_action_name, vec![filter])),
+        }
+    }
+    by_action
+        .into_iter()
+        .map(|(action, filters)| {
+            PipelineTriggerDeclaration::builder()
+                .provider_type(PipelineTriggerProviderType::CodeStarSourceConnection)
+                .git_configuration(
+                    GitConfiguration::builder()
+                        .source_action_name(action)
+                        .set_push(Some(filters))
+                        .build()?,
+                )
+                .build()
+        })
+        .collect()
+}
+
+/// The V2 declaration of a pipeline. One region: `artifactStore` without a
+/// region; several: `artifactStores` keyed by region. Actions carry a
+/// region only when it is not the pipeline's.
+pub fn declaration(
+    name: &str,
+    home_region: &str,
+    inputs: &PipelineInputs,
+    version: Option<i32>,
+) -> Result<PipelineDeclaration, BuildError> {
+    let stores = inputs
+        .artifact_stores
+        .iter()
+        .map(|(region, store)| Ok((region.clone(), artifact_store(store)?)))
+        .collect::<Result<HashMap<_, _>, BuildError>>()?;
+    let builder = PipelineDeclaration::builder()
+        .name(name)
+        .role_arn(&inputs.role_arn)
+        .pipeline_type(PipelineType::V2)
+        .execution_mode(ExecutionMode::from(inputs.execution_mode.as_str()))
+        .set_version(version);
+    let builder = if stores.len() == 1 {
+        builder.set_artifact_store(stores.into_values().next())
+    } else {
+        builder.set_artifact_stores(Some(stores))
+    };
+    let stages = inputs
+        .stages
+        .iter()
+        .map(|stage| {
+            StageDeclaration::builder()
+                .name(&stage.name)
+                .set_actions(Some(
+                    stage
+                        .actions
+                        .iter()
+                        .map(|a| action_declaration(a, home_region))
+                        .collect::<Result<_, _>>()?,
+                ))
+                .set_on_failure(stage.rollback_on_failure.then(|| {
+                    FailureConditions::builder()
+                        .result(FailureResult::Rollback)
+                        .build()
+                }))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    builder
+        .set_stages(Some(stages))
+        .set_triggers(Some(trigger_declarations(&inputs.triggers)?))
+        .build()
+}
+
+fn store_inputs(store: &AwsArtifactStore) -> ArtifactStore {
+    ArtifactStore {
+        bucket_name: store.location().to_string(),
+        kms_key_arn: store
+            .encryption_key()
+            .map(EncryptionKey::id)
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+fn action_inputs(action: &ActionDeclaration, home_region: &str) -> Action {
+    let type_id = action.action_type_id();
+    Action {
+        name: action.name().to_string(),
+        category: type_id
+            .map(|t| t.category().as_str())
+            .unwrap_or_default()
+            .to_string(),
+        owner: type_id
+            .map(|t| t.owner().as_str())
+            .unwrap_or_default()
+            .to_string(),
+        provider: type_id
+            .map(ActionTypeId::provider)
+            .unwrap_or_default()
+            .to_string(),
+        version: type_id
+            .map(ActionTypeId::version)
+            .unwrap_or_default()
+            .to_string(),
+        run_order: action.run_order().map_or(1, |r| r.max(0) as u32),
+        configuration: action
+            .configuration()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        input_artifacts: action
+            .input_artifacts()
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect(),
+        output_artifacts: action
+            .output_artifacts()
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect(),
+        region: action
+            .region()
+            .filter(|r| *r != home_region)
+            .map(str::to_string),
+        namespace: action.namespace().map(str::to_string),
+        timeout_in_minutes: action.timeout_in_minutes().map(|m| m.max(0) as u32),
+    }
+}
+
+/// The inputs a live pipeline corresponds to: the inverse of
+/// [`declaration`], so drift in any part of it shows on refresh.
+pub fn live_inputs(
+    pipeline: &PipelineDeclaration,
+    home_region: &str,
+    inputs: &PipelineInputs,
+    tags: Tags,
+) -> PipelineInputs {
+    let artifact_stores = match (pipeline.artifact_stores(), pipeline.artifact_store()) {
+        (Some(stores), _) if !stores.is_empty() => stores
+            .iter()
+            .map(|(region, store)| (region.clone(), store_inputs(store)))
+            .collect(),
+        (_, Some(store)) => BTreeMap::from([(home_region.to_string(), store_inputs(store))]),
+        _ => BTreeMap::new(),
+    };
+    let stages = pipeline
+        .stages()
+        .iter()
+        .map(|stage| Stage {
+            name: stage.name().to_string(),
+            actions: stage
+                .actions()
+                .iter()
+                .map(|a| action_inputs(a, home_region))
+                .collect(),
+            rollback_on_failure: stage
+                .on_failure()
+                .and_then(FailureConditions::result)
+                .is_some_and(|r| *r == FailureResult::Rollback),
+        })
+        .collect();
+    let triggers = pipeline
+        .triggers()
+        .iter()
+        .filter_map(PipelineTriggerDeclaration::git_configuration)
+        .flat_map(|git| {
+            git.push().iter().map(|push| Trigger {
+                source_action_name: git.source_action_name().to_string(),
+                branches: push
+                    .branches()
+                    .map(|b| b.includes().to_vec())
+                    .unwrap_or_default(),
+                include_paths: push
+                    .file_paths()
+                    .map(|f| f.includes().to_vec())
+                    .unwrap_or_default(),
+                exclude_paths: push
+                    .file_paths()
+                    .map(|f| f.excludes().to_vec())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    PipelineInputs {
+        name_prefix: inputs.name_prefix.clone(),
+        pipeline_name: Some(pipeline.name().to_string()),
+        role_arn: pipeline.role_arn().to_string(),
+        artifact_stores,
+        stages,
+        triggers,
+        // CodePipeline runs executions SUPERSEDED when no mode is declared.
+        execution_mode: pipeline
+            .execution_mode()
+            .map_or("SUPERSEDED", ExecutionMode::as_str)
+            .to_string(),
+        tags,
+    }
+}
+
+/// A just-created pipeline role may not yet be assumable by CodePipeline.
+const ROLE_PROPAGATION: [Transient; 3] = [
+    AWS_TRANSIENT[0],
+    AWS_TRANSIENT[1],
+    Transient::Propagation {
+        code: "InvalidStructureException",
+        message_contains: "not authorized to perform AssumeRole",
+    },
+];
+
+fn outputs(ctx: &OpContext<'_>, name: &str, arn: Option<&str>) -> PipelineOutputs {
+    PipelineOutputs {
+        arn: arn.map_or_else(|| ctx.aws.arns().codepipeline(name), str::to_string),
+        url: console_url(&ctx.aws.region, name),
+    }
+}
+
+async fn list_tags(ctx: &OpContext<'_>, arn: &str) -> Result<Tags, ResourceError> {
+    let mut tags = Tags::new();
+    let mut token = None;
+    loop {
+        let page = ctx
+            .aws
+            .clients()
+            .codepipeline
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("reading tags of pipeline {arn}"), describe(&err))
+            })?;
+        tags.extend(
+            page.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+        );
+        match page.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(tags),
+        }
+    }
+}
+
+fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, BuildError> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+#[async_trait]
+impl CustomResource for Pipeline {
+    const TYPE: &'static str = "securepipeline:aws:Pipeline";
+    type Inputs = PipelineInputs;
+    type Outputs = PipelineOutputs;
+    const OUTPUT_KEYS: &'static [&'static str] = &["arn", "url"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "pipelineName"];
+
+    fn check(
+        ctx: &CheckContext<'_>,
+        olds: Option<&Self::Inputs>,
+        mut news: Self::Inputs,
+    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
+        let mut failures = Failures::default();
+        let chosen = news.pipeline_name.clone().unwrap_or_else(|| {
+            naming::choose(
+                olds.and_then(|o| o.pipeline_name.as_deref()),
+                olds.map(|o| o.name_prefix.as_str()),
+                &news.name_prefix,
+                &naming::PIPELINE,
+                ctx.random_seed,
+            )
+        });
+        failures.extend(naming::check("pipelineName", &chosen, &naming::PIPELINE));
+        news.pipeline_name = Some(chosen);
+        failures.extend(check_arn(
+            ctx,
+            "roleArn",
+            &news.role_arn,
+            &["iam"],
+            "role/",
+            "arn:aws:iam::123456789012:role/pipeline",
+            false,
+        ));
+        let home = ctx.aws.map(|aws| aws.region.as_str());
+        check_stores(ctx, &news.artifact_stores, &mut failures);
+        check_stages(
+            ctx,
+            &news.stages,
+            &news.artifact_stores,
+            home,
+            &mut failures,
+        );
+        check_triggers(&news.stages, &news.triggers, &mut failures);
+        let mode = &news.execution_mode;
+        if !is_unknown(mode) && !EXECUTION_MODES.contains(&mode.as_str()) {
+            failures.push(
+                "executionMode",
+                format!("`{mode}` is not an execution mode; use one of {EXECUTION_MODES:?}"),
+            );
+        }
+        // Actions in the pipeline's own region are declared without one, so
+        // that what is read back compares equal.
+        if let Some(home) = home {
+            for action in news.stages.iter_mut().flat_map(|s| s.actions.iter_mut()) {
+                if action.region.as_deref() == Some(home) {
+                    action.region = None;
+                }
+            }
+        }
+        news.triggers = group_triggers(news.triggers);
+        failures.extend(tags::validate("tags", &news.tags));
+        news.tags = effective_tags(ctx, &news.tags);
+        failures.into_result(news)
+    }
+
+    async fn create(
+        ctx: &OpContext<'_>,
+        inputs: &Self::Inputs,
+    ) -> Result<(String, Self::Outputs), ResourceError> {
+        let codepipeline = &ctx.aws.clients().codepipeline;
+        let name = name(inputs)?;
+        let describing =
+            |err: BuildError| ResourceError::failed(format!("describing pipeline {name}"), err);
+        let pipeline = declaration(name, &ctx.aws.region, inputs, None).map_err(describing)?;
+        let tags = aws_tags(&inputs.tags).map_err(describing)?;
+        retry(
+            progress(ctx),
+            "creating pipeline",
+            &ROLE_PROPAGATION,
+            Backoff::default(),
+            || {
+                codepipeline
+                    .create_pipeline()
+                    .pipeline(pipeline.clone())
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|err| {
+            ResourceError::failed(format!("creating pipeline {name}"), describe(&err))
+        })?;
+        Ok((name.to_string(), outputs(ctx, name, None)))
+    }
+
+    async fn read(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        let found = match ctx
+            .aws
+            .clients()
+            .codepipeline
+            .get_pipeline()
+            .name(id)
+            .send()
+            .await
+        {
+            Ok(found) => found,
+            Err(err) if is_code(&err, &["PipelineNotFoundException"]) => return Ok(None),
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("reading pipeline {id}"),
+                    describe(&err),
+                ))
+            }
+        };
+        let Some(pipeline) = found.pipeline() else {
+            return Ok(None);
+        };
+        let outputs = outputs(ctx, id, found.metadata().and_then(|m| m.pipeline_arn()));
+        let tags = list_tags(ctx, &outputs.arn).await?;
+        Ok(Some((
+            live_inputs(pipeline, &ctx.aws.region, inputs, tags),
+            outputs,
+        )))
+    }
+
+    async fn update(
+        ctx: &OpContext<'_>,
+        id: &str,
+        olds: &Self::Inputs,
+        news: &Self::Inputs,
+        outputs: &Self::Outputs,
+    ) -> Result<Self::Outputs, ResourceError> {
+        let codepipeline = &ctx.aws.clients().codepipeline;
+        let untagged = |inputs: &PipelineInputs| PipelineInputs {
+            tags: Tags::new(),
+            ..inputs.clone()
+        };
+        if untagged(olds) != untagged(news) {
+            // UpdatePipeline takes the whole declaration at the live version.
+            let version = codepipeline
+                .get_pipeline()
+                .name(id)
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("reading pipeline {id}"), describe(&err))
+                })?
+                .pipeline()
+                .and_then(PipelineDeclaration::version);
+            let pipeline = declaration(id, &ctx.aws.region, news, version)
+                .map_err(|err| ResourceError::failed(format!("describing pipeline {id}"), err))?;
+            retry(
+                progress(ctx),
+                "updating pipeline",
+                &ROLE_PROPAGATION,
+                Backoff::default(),
+                || {
+                    codepipeline
+                        .update_pipeline()
+                        .pipeline(pipeline.clone())
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("updating pipeline {id}"), describe(&err))
+            })?;
+        }
+        let (set, remove) = tags::changes(&olds.tags, &news.tags);
+        if !remove.is_empty() {
+            codepipeline
+                .untag_resource()
+                .resource_arn(&outputs.arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("untagging pipeline {id}"), describe(&err))
+                })?;
+        }
+        if !set.is_empty() {
+            let tags = aws_tags(&set)
+                .map_err(|err| ResourceError::failed(format!("tagging pipeline {id}"), err))?;
+            codepipeline
+                .tag_resource()
+                .resource_arn(&outputs.arn)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|err| {
+                    ResourceError::failed(format!("tagging pipeline {id}"), describe(&err))
+                })?;
+        }
+        Ok(outputs.clone())
+    }
+
+    async fn delete(
+        ctx: &OpContext<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        _outputs: &Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        match ctx
+            .aws
+            .clients()
+            .codepipeline
+            .delete_pipeline()
+            .name(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["PipelineNotFoundException"]) => Ok(()),
+            Err(err) => Err(ResourceError::failed(
+                format!("deleting pipeline {id}"),
+                describe(&err),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::{AwsContext, Endpoints};
+
+    const HOME: &str = "eu-west-1";
+    const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const OTHER_KEY: &str =
+        "arn:aws:kms:us-east-1:123456789012:key/9876abcd-12ab-34cd-56ef-1234567890ab";
+    const CONNECTION: &str = "arn:aws:codeconnections:eu-west-1:123456789012:connection/0a1b2c3d";
+
+    fn action(name: &str, category: &str, provider: &str) -> Action {
+        Action {
+            name: name.into(),
+            category: category.into(),
+            owner: "AWS".into(),
+            provider: provider.into(),
+            version: "1".into(),
+            run_order: 1,
+            configuration: BTreeMap::new(),
+            input_artifacts: Vec::new(),
+            output_artifacts: Vec::new(),
+            region: None,
+            namespace: None,
+            timeout_in_minutes: None,
+        }
+    }
+
+    fn source() -> Action {
+        Action {
+            configuration: BTreeMap::from([
+                ("ConnectionArn".into(), CONNECTION.into()),
+                ("FullRepositoryId".into(), "org/app".into()),
+                ("BranchName".into(), "main".into()),
+            ]),
+            output_artifacts: vec!["SourceOutput".into()],
+            namespace: Some("SourceVariables".into()),
+            ..action("Source", "Source", SOURCE_PROVIDER)
+        }
+    }
+
+    fn build() -> Action {
+        Action {
+            configuration: BTreeMap::from([("ProjectName".into(), "app-build-abcdefgh".into())]),
+            input_artifacts: vec!["SourceOutput".into()],
+            output_artifacts: vec!["BuildOutput".into()],
+            ..action("Build", "Build", "CodeBuild")
+        }
+    }
+
+    fn approval(timeout: Option<u32>) -> Action {
+        Action {
+            timeout_in_minutes: timeout,
+            ..action("Approve", "Approval", "Manual")
+        }
+    }
+
+    fn stage(name: &str, actions: Vec<Action>) -> Stage {
+        Stage {
+            name: name.into(),
+            actions,
+            rollback_on_failure: false,
+        }
+    }
+
+    fn store(bucket: &str, key: &str) -> ArtifactStore {
+        ArtifactStore {
+            bucket_name: bucket.into(),
+            kms_key_arn: key.into(),
+        }
+    }
+
+    fn inputs() -> PipelineInputs {
+        PipelineInputs {
+            name_prefix: "app-pipeline".into(),
+            pipeline_name: None,
+            role_arn: "arn:aws:iam::123456789012:role/app-pipeline-abcdefgh".into(),
+            artifact_stores: BTreeMap::from([(HOME.into(), store("app-artifacts-abcdefgh", KEY))]),
+            stages: vec![
+                stage("Source", vec![source()]),
+                stage("Build", vec![build()]),
+            ],
+            triggers: vec![Trigger {
+                source_action_name: "Source".into(),
+                branches: vec!["main".into()],
+                include_paths: Vec::new(),
+                exclude_paths: Vec::new(),
+            }],
+            execution_mode: "QUEUED".into(),
+            tags: Tags::new(),
+        }
+    }
+
+    /// Deploys in us-east-1 with a manual approval that rolls back.
+    fn cross_region() -> PipelineInputs {
+        let mut inputs = inputs();
+        inputs.artifact_stores.insert(
+            "us-east-1".into(),
+            store("app-artifacts-us-abcdefgh", OTHER_KEY),
+        );
+        let deploy = Action {
+            region: Some("us-east-1".into()),
+            input_artifacts: vec!["BuildOutput".into()],
+            run_order: 2,
+            ..action("Deploy", "Build", "CodeBuild")
+        };
+        inputs.stages.push(Stage {
+            rollback_on_failure: true,
+            ..stage("prod", vec![approval(Some(1440)), deploy])
+        });
+        inputs
+    }
+
+    fn aws() -> AwsContext {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        AwsContext::new(
+            sdk,
+            Endpoints::default(),
+            "123456789012".into(),
+            "aws".into(),
+            HOME.into(),
+            Default::default(),
+        )
+    }
+
+    fn check(news: PipelineInputs) -> Result<PipelineInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext {
+            name: "pipeline",
+            random_seed: b"seed",
+            aws: None,
+        };
+        Pipeline::check(&ctx, None, news)
+    }
+
+    fn check_with_aws(news: PipelineInputs) -> Result<PipelineInputs, Vec<CheckFailure>> {
+        let aws = aws();
+        let ctx = CheckContext {
+            name: "pipeline",
+            random_seed: b"seed",
+            aws: Some(&aws),
+        };
+        Pipeline::check(&ctx, None, news)
+    }
+
+    fn properties(news: PipelineInputs) -> Vec<String> {
+        check(news)
+            .unwrap_err()
+            .into_iter()
+            .map(|f| f.property)
+            .collect()
+    }
+
+    #[test]
+    fn chooses_a_name_and_adds_managed_tags() {
+        let checked = check(inputs()).unwrap();
+        let name = checked.pipeline_name.clone().unwrap();
+        assert!(name.starts_with("app-pipeline-"), "{name}");
+        assert_eq!(checked.tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+        let ctx = CheckContext {
+            name: "pipeline",
+            random_seed: b"other",
+            aws: None,
+        };
+        let again = Pipeline::check(&ctx, Some(&checked), inputs()).unwrap();
+        assert_eq!(again.pipeline_name, checked.pipeline_name);
+    }
+
+    #[test]
+    fn one_region_declares_a_single_store_without_region() {
+        let declaration = declaration("p", HOME, &inputs(), None).unwrap();
+        assert_eq!(*declaration.pipeline_type().unwrap(), PipelineType::V2);
+        assert_eq!(declaration.execution_mode(), Some(&ExecutionMode::Queued));
+        assert!(declaration.artifact_stores().is_none());
+        let store = declaration.artifact_store().unwrap();
+        assert_eq!(*store.r#type(), ArtifactStoreType::S3);
+        assert_eq!(store.location(), "app-artifacts-abcdefgh");
+        let key = store.encryption_key().unwrap();
+        assert_eq!((key.id(), key.r#type()), (KEY, &EncryptionKeyType::Kms));
+        assert!(declaration
+            .stages()
+            .iter()
+            .flat_map(|s| s.actions())
+            .all(|a| a.region().is_none()));
+    }
+
+    #[test]
+    fn several_regions_declare_a_store_per_region() {
+        let mut inputs = cross_region();
+        // An action in the home region is declared without one.
+        inputs.stages[1].actions[0].region = Some(HOME.into());
+        let declaration = declaration("p", HOME, &inputs, Some(3)).unwrap();
+        assert!(declaration.artifact_store().is_none());
+        let stores = declaration.artifact_stores().unwrap();
+        assert_eq!(stores.len(), 2);
+        assert_eq!(
+            stores["us-east-1"].encryption_key().unwrap().id(),
+            OTHER_KEY
+        );
+        assert_eq!(declaration.version(), Some(3));
+        let regions: Vec<_> = declaration
+            .stages()
+            .iter()
+            .flat_map(|s| s.actions())
+            .map(|a| a.region())
+            .collect();
+        assert_eq!(regions, vec![None, None, None, Some("us-east-1")]);
+        let prod = &declaration.stages()[2];
+        assert_eq!(
+            prod.on_failure().and_then(FailureConditions::result),
+            Some(&FailureResult::Rollback)
+        );
+        assert_eq!(prod.actions()[0].timeout_in_minutes(), Some(1440));
+        assert!(declaration.stages()[0].on_failure().is_none());
+    }
+
+    #[test]
+    fn triggers_are_push_filters_on_the_source_action() {
+        let mut inputs = inputs();
+        inputs.triggers.push(Trigger {
+            source_action_name: "Source".into(),
+            branches: vec!["release/*".into()],
+            include_paths: vec!["src/**".into()],
+            exclude_paths: Vec::new(),
+        });
+        let declaration = declaration("p", HOME, &inputs, None).unwrap();
+        let [trigger] = declaration.triggers() else {
+            panic!("one trigger per source action")
+        };
+        assert_eq!(
+            *trigger.provider_type(),
+            PipelineTriggerProviderType::CodeStarSourceConnection
+        );
+        let git = trigger.git_configuration().unwrap();
+        assert_eq!(git.source_action_name(), "Source");
+        let push = git.push();
+        assert_eq!(push[0].branches().unwrap().includes(), ["main"]);
+        assert!(push[0].file_paths().is_none());
+        assert_eq!(push[1].branches().unwrap().includes(), ["release/*"]);
+        let paths = push[1].file_paths().unwrap();
+        assert_eq!(
+            (paths.includes(), paths.excludes()),
+            (&["src/**".to_string()][..], &[][..])
+        );
+    }
+
+    #[test]
+    fn a_live_declaration_reads_back_as_its_inputs() {
+        for desired in [inputs(), cross_region()] {
+            let desired = check_with_aws(desired).unwrap();
+            let declaration = declaration(
+                desired.pipeline_name.as_deref().unwrap(),
+                HOME,
+                &desired,
+                Some(1),
+            )
+            .unwrap();
+            assert_eq!(
+                live_inputs(&declaration, HOME, &desired, desired.tags.clone()),
+                desired
+            );
+        }
+    }
+
+    #[test]
+    fn drift_in_the_declaration_shows() {
+        let desired = check_with_aws(inputs()).unwrap();
+        let mut drifted = desired.clone();
+        drifted.triggers.clear();
+        drifted.execution_mode = "SUPERSEDED".into();
+        drifted.stages[1].rollback_on_failure = true;
+        let declaration = declaration("p", HOME, &drifted, Some(2)).unwrap();
+        let live = live_inputs(&declaration, HOME, &desired, desired.tags.clone());
+        assert!(live.triggers.is_empty());
+        assert_eq!(live.execution_mode, "SUPERSEDED");
+        assert!(live.stages[1].rollback_on_failure);
+    }
+
+    #[test]
+    fn sources_come_only_through_connections() {
+        let mut github = action("Source", "Source", "GitHub");
+        github.owner = "ThirdParty".into();
+        github.configuration = BTreeMap::from([("OAuthToken".into(), "x".into())]);
+        github.output_artifacts = vec!["SourceOutput".into()];
+        let mut news = inputs();
+        news.stages[0].actions = vec![github];
+        let failures = check(news).unwrap_err();
+        let rejected: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            rejected,
+            vec![
+                "stages[0].actions[0].configuration.OAuthToken",
+                "stages[0].actions[0].provider"
+            ]
+        );
+        assert!(
+            failures[1].reason.contains("CodeStarSourceConnection"),
+            "{}",
+            failures[1].reason
+        );
+
+        let mut news = inputs();
+        news.stages[0].actions[0].configuration.clear();
+        assert_eq!(
+            properties(news),
+            vec![
+                "stages[0].actions[0].configuration.ConnectionArn",
+                "stages[0].actions[0].configuration.FullRepositoryId",
+                "stages[0].actions[0].configuration.BranchName",
+            ]
+        );
+        let mut news = inputs();
+        news.stages[0].actions[0].configuration.insert(
+            "ConnectionArn".into(),
+            "arn:aws:codeconnections:eu-west-1:210987654321:connection/x".into(),
+        );
+        let failures = check_with_aws(news).unwrap_err();
+        assert_eq!(
+            failures[0].property,
+            "stages[0].actions[0].configuration.ConnectionArn"
+        );
+        assert!(
+            failures[0].reason.contains("account"),
+            "{}",
+            failures[0].reason
+        );
+    }
+
+    #[test]
+    fn approvals_are_time_bound() {
+        let with = |timeout| {
+            let mut news = inputs();
+            news.stages.push(stage("prod", vec![approval(timeout)]));
+            properties(news)
+        };
+        assert_eq!(with(None), vec!["stages[2].actions[0].timeoutInMinutes"]);
+        assert_eq!(with(Some(4)), vec!["stages[2].actions[0].timeoutInMinutes"]);
+        assert_eq!(
+            with(Some(10081)),
+            vec!["stages[2].actions[0].timeoutInMinutes"]
+        );
+        let mut news = inputs();
+        news.stages.push(stage("prod", vec![approval(Some(10080))]));
+        assert!(check(news).is_ok());
+        let mut news = inputs();
+        news.stages[1].actions[0].timeout_in_minutes = Some(60);
+        assert_eq!(
+            properties(news),
+            vec!["stages[1].actions[0].timeoutInMinutes"]
+        );
+    }
+
+    #[test]
+    fn stage_structure_is_checked() {
+        let mut news = inputs();
+        news.stages.truncate(1);
+        assert_eq!(properties(news), vec!["stages"]);
+
+        let mut news = inputs();
+        news.stages[0].actions.push(Action {
+            input_artifacts: Vec::new(),
+            output_artifacts: vec!["Other".into()],
+            ..build()
+        });
+        news.stages[1].name = "Source".into();
+        news.stages[1].actions.push(Action {
+            name: "Build".into(),
+            input_artifacts: vec!["Missing".into()],
+            output_artifacts: Vec::new(),
+            ..build()
+        });
+        news.stages[1].actions.push(Action {
+            name: "bad name!".into(),
+            output_artifacts: vec!["BuildOutput".into()],
+            ..source()
+        });
+        assert_eq!(
+            properties(news),
+            vec![
+                "stages[0].actions[1].category",
+                "stages[1].name",
+                "stages[1].actions[1].name",
+                "stages[1].actions[1].inputArtifacts[0]",
+                "stages[1].actions[2].category",
+                "stages[1].actions[2].name",
+                "stages[1].actions[2].outputArtifacts[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn triggers_start_the_pipeline_on_push() {
+        let mut news = inputs();
+        news.triggers.clear();
+        assert_eq!(properties(news), vec!["triggers"]);
+        let mut news = inputs();
+        news.triggers[0].source_action_name = "Build".into();
+        news.triggers[0].branches.clear();
+        news.triggers[0].include_paths = vec![String::new()];
+        assert_eq!(
+            properties(news),
+            vec![
+                "triggers[0].sourceActionName",
+                "triggers[0].branches",
+                "triggers[0].includePaths[0]"
+            ]
+        );
+    }
+
+    #[test]
+    fn stores_follow_regions() {
+        let mut news = cross_region();
+        news.artifact_stores.remove("us-east-1");
+        news.artifact_stores
+            .insert("useast1".into(), store("Bad_Bucket", OTHER_KEY));
+        news.execution_mode = "SERIAL".into();
+        assert_eq!(
+            properties(news),
+            vec![
+                "artifactStores.useast1",
+                "artifactStores.useast1.bucketName",
+                "artifactStores.useast1.kmsKeyArn",
+                "stages[2].actions[1].region",
+                "executionMode",
+            ]
+        );
+        // The pipeline's own region always has a store.
+        let mut news = inputs();
+        news.artifact_stores =
+            BTreeMap::from([("us-east-1".into(), store("app-artifacts-us", OTHER_KEY))]);
+        let failures = check_with_aws(news).unwrap_err();
+        assert_eq!(failures[0].property, "artifactStores");
+        assert!(failures[0].reason.contains(HOME), "{}", failures[0].reason);
+        assert_eq!(
+            properties(PipelineInputs {
+                artifact_stores: BTreeMap::new(),
+                ..inputs()
+            }),
+            vec!["artifactStores"]
+        );
+    }
+
+    #[test]
+    fn role_must_be_in_the_callers_account() {
+        let news = PipelineInputs {
+            role_arn: "arn:aws:iam::210987654321:role/pipeline".into(),
+            ..inputs()
+        };
+        let failures = check_with_aws(news).unwrap_err();
+        assert_eq!(failures[0].property, "roleArn");
+    }
+
+    #[test]
+    fn triggers_of_one_action_are_grouped_in_order() {
+        let trigger = |action: &str, branch: &str| Trigger {
+            source_action_name: action.into(),
+            branches: vec![branch.into()],
+            include_paths: Vec::new(),
+            exclude_paths: Vec::new(),
+        };
+        let grouped = group_triggers(vec![
+            trigger("A", "1"),
+            trigger("B", "2"),
+            trigger("A", "3"),
+        ]);
+        assert_eq!(
+            grouped,
+            vec![trigger("A", "1"), trigger("A", "3"), trigger("B", "2")]
+        );
+    }
+
+    #[test]
+    fn console_url_names_the_region_twice() {
+        assert_eq!(
+            console_url("eu-west-1", "app"),
+            "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/app/view?region=eu-west-1"
+        );
+    }
+}

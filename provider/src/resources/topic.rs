@@ -1,0 +1,1067 @@
+//! `securepipeline:aws:Topic`: a KMS-encrypted SNS topic that only the
+//! named EventBridge rules may publish to, with email subscriptions.
+//!
+//! The topic policy is computed here from the account, the topic and the
+//! publishing rules, so no program can let anyone else publish. Refresh
+//! reads the key, the policy, the subscriptions and the tags back, so
+//! removed encryption, a widened policy or an added subscriber shows as
+//! drift and the next update restores them.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_sns::types::Tag;
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::{Arn, Arns};
+use crate::aws::retry::{describe, is_code, retry, Backoff};
+use crate::aws::AwsContext;
+use crate::iam::policy::Conditions;
+use crate::iam::{Effect, PolicyDocument, Statement};
+use crate::naming;
+use crate::resource::{
+    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
+    ResourceError,
+};
+use crate::tags::{self, Tags};
+
+/// The product's limits: the component names one publishing rule, and a
+/// topic policy stays small and reviewable; every subscriber must confirm
+/// by hand, so a long list belongs in a mailing list.
+const MAX_PUBLISHERS: usize = 10;
+const MAX_EMAILS: usize = 20;
+/// The longest address SMTP delivers to.
+const EMAIL_MAX: usize = 254;
+
+/// What the topic owner may do: manage the topic, never more.
+const OWNER_ACTIONS: &[&str] = &[
+    "SNS:GetTopicAttributes",
+    "SNS:SetTopicAttributes",
+    "SNS:Subscribe",
+    "SNS:ListSubscriptionsByTopic",
+    "SNS:Publish",
+    "SNS:DeleteTopic",
+    "SNS:AddPermission",
+    "SNS:RemovePermission",
+];
+
+const KMS_ATTRIBUTE: &str = "KmsMasterKeyId";
+const POLICY_ATTRIBUTE: &str = "Policy";
+/// How SNS marks a subscription whose recipient has not confirmed it.
+pub const PENDING: &str = "PendingConfirmation";
+pub const CONFIRMED: &str = "Confirmed";
+
+const PUBLISHER_EXAMPLE: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-*";
+
+pub struct Topic;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicInputs {
+    pub name_prefix: String,
+    /// Chosen by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_name: Option<String>,
+    pub kms_key_arn: String,
+    /// Rules (ARNs, or ARN patterns ending in `*` within this account's
+    /// rules) allowed to publish, by `aws:SourceArn`.
+    pub publisher_rule_arns: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// The topic policy; set by `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDocument>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub endpoint: String,
+    /// `PendingConfirmation` until the recipient confirms, then `Confirmed`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicOutputs {
+    pub arn: String,
+    pub subscriptions: Vec<Subscription>,
+    /// The policy in force. Also an input: `check` sets it when it knows
+    /// the account; otherwise `create` computes it, and this output puts it
+    /// in the state either way. Absent when the live policy is unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDocument>,
+}
+
+/// The name, once `check` has chosen it.
+fn name(inputs: &TopicInputs) -> Result<&str, ResourceError> {
+    inputs
+        .topic_name
+        .as_deref()
+        .ok_or_else(|| ResourceError::Failed("topicName was not set by check".into()))
+}
+
+/// The one policy a topic with these inputs has: the account manages it,
+/// and EventBridge publishes to it only for the named rules of this account.
+pub fn topic_policy(
+    arns: &Arns<'_>,
+    topic_name: &str,
+    publisher_rule_arns: &[String],
+) -> PolicyDocument {
+    let topic_arn = arns.sns_topic(topic_name);
+    let principal = |kind: &str, who: String| Some(BTreeMap::from([(kind.to_string(), vec![who])]));
+    let mut conditions = Conditions::new();
+    conditions.insert(
+        "ArnLike".into(),
+        BTreeMap::from([("aws:SourceArn".to_string(), publisher_rule_arns.to_vec())]),
+    );
+    conditions.insert(
+        "StringEquals".into(),
+        BTreeMap::from([(
+            "aws:SourceAccount".to_string(),
+            vec![arns.account.to_string()],
+        )]),
+    );
+    PolicyDocument::new(vec![
+        Statement {
+            sid: Some("OwnerManages".into()),
+            effect: Effect::Allow,
+            principal: principal("AWS", arns.account_root()),
+            actions: OWNER_ACTIONS.iter().map(|a| (*a).to_string()).collect(),
+            resources: vec![topic_arn.clone()],
+            conditions: Conditions::new(),
+        },
+        Statement {
+            sid: Some("AllowPipelineEvents".into()),
+            effect: Effect::Allow,
+            principal: principal("Service", "events.amazonaws.com".into()),
+            actions: vec!["sns:Publish".into()],
+            resources: vec![topic_arn],
+            conditions,
+        },
+    ])
+}
+
+/// The policy to write. A policy given in the inputs must be exactly the
+/// computed one.
+fn policy_for(
+    aws: &AwsContext,
+    topic_name: &str,
+    inputs: &TopicInputs,
+) -> Result<PolicyDocument, ResourceError> {
+    let computed = topic_policy(&aws.arns(), topic_name, &inputs.publisher_rule_arns);
+    match &inputs.policy {
+        Some(given) if *given != computed => Err(ResourceError::Failed(format!(
+            "policy differs from the one computed for topic {topic_name} and publisherRuleArns; remove policy"
+        ))),
+        _ => Ok(computed),
+    }
+}
+
+/// A publisher must be an EventBridge rule on the default bus of the
+/// caller's partition, account and region; the only wildcard allowed is a
+/// trailing `*` after a name prefix (the rule is named after the topic
+/// exists).
+fn check_publisher(ctx: &CheckContext<'_>, property: &str, value: &str) -> Option<CheckFailure> {
+    if is_unknown(value) {
+        return None;
+    }
+    if let Some(failure) = check_arn(
+        ctx,
+        property,
+        value,
+        &["events"],
+        "rule/",
+        PUBLISHER_EXAMPLE,
+        true,
+    ) {
+        return Some(failure);
+    }
+    let arn = value.parse::<Arn>().ok()?;
+    let wildcard = |s: &str| s.contains(['*', '?']);
+    let rule = arn.resource.strip_prefix("rule/").unwrap_or(&arn.resource);
+    let stem = rule.strip_suffix('*').unwrap_or(rule);
+    let identity = [&arn.partition, &arn.service, &arn.region, &arn.account];
+    if identity.iter().any(|part| wildcard(part)) || wildcard(stem) || stem.is_empty() {
+        return Some(CheckFailure::new(
+            property,
+            format!("`{value}` has a wildcard other than one trailing `*` after a rule name prefix; name the rule or its name prefix, e.g. {PUBLISHER_EXAMPLE}"),
+        ));
+    }
+    naming::check(property, stem, &naming::EVENT_RULE)
+}
+
+fn is_email(value: &str) -> bool {
+    value.chars().count() <= EMAIL_MAX
+        && !value.contains(char::is_whitespace)
+        && value.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+}
+
+/// Addresses are not echoed: a program may hold them as secrets.
+fn check_emails(emails: &[String]) -> Vec<CheckFailure> {
+    let mut failures = Vec::new();
+    if emails.len() > MAX_EMAILS {
+        failures.push(CheckFailure::new(
+            "emails",
+            format!("{} addresses given; at most {MAX_EMAILS} (each must confirm by hand), so use a mailing list", emails.len()),
+        ));
+    }
+    for (index, email) in emails.iter().enumerate() {
+        if is_unknown(email) {
+            continue;
+        }
+        let property = format!("emails[{index}]");
+        if !is_email(email) {
+            failures.push(CheckFailure::new(
+                &property,
+                "is not an email address; give one like ops@example.com",
+            ));
+        }
+        if let Some(first) = emails[..index]
+            .iter()
+            .position(|other| other.eq_ignore_ascii_case(email))
+        {
+            failures.push(CheckFailure::new(
+                &property,
+                format!("repeats emails[{first}]; list each address once"),
+            ));
+        }
+    }
+    failures
+}
+
+/// What a subscription's ARN (`PendingConfirmation` when SNS withholds it)
+/// and its `PendingConfirmation` attribute say about it.
+pub fn status(subscription_arn: &str, pending_attribute: Option<&str>) -> &'static str {
+    if subscription_arn == PENDING || pending_attribute == Some("true") {
+        PENDING
+    } else {
+        CONFIRMED
+    }
+}
+
+#[async_trait]
+impl CustomResource for Topic {
+    const TYPE: &'static str = "securepipeline:aws:Topic";
+    type Inputs = TopicInputs;
+    type Outputs = TopicOutputs;
+    // `policy` is left out: when `check` computed it, preview shows the real
+    // document instead of an unknown.
+    const OUTPUT_KEYS: &'static [&'static str] = &["arn", "subscriptions"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "topicName"];
+
+    fn check(
+        ctx: &CheckContext<'_>,
+        olds: Option<&Self::Inputs>,
+        mut news: Self::Inputs,
+    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
+        let mut failures = Failures::default();
+        let chosen = news.topic_name.clone().unwrap_or_else(|| {
+            naming::choose(
+                olds.and_then(|o| o.topic_name.as_deref()),
+                olds.map(|o| o.name_prefix.as_str()),
+                &news.name_prefix,
+                &naming::SNS_TOPIC,
+                ctx.random_seed,
+            )
+        });
+        failures.extend(naming::check("topicName", &chosen, &naming::SNS_TOPIC));
+        failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
+
+        let publishers = &news.publisher_rule_arns;
+        if publishers.is_empty() || publishers.len() > MAX_PUBLISHERS {
+            failures.push(
+                "publisherRuleArns",
+                format!(
+                    "name 1 to {MAX_PUBLISHERS} EventBridge rules allowed to publish, e.g. [\"{PUBLISHER_EXAMPLE}\"]; {} given",
+                    publishers.len()
+                ),
+            );
+        }
+        for (index, arn) in publishers.iter().enumerate() {
+            let property = format!("publisherRuleArns[{index}]");
+            failures.extend(check_publisher(ctx, &property, arn));
+            if publishers[..index].contains(arn) {
+                failures.push(
+                    property,
+                    format!("`{arn}` is listed twice; list each rule once"),
+                );
+            }
+        }
+        failures.extend(check_emails(&news.emails));
+
+        if let Some(aws) = ctx.aws {
+            let computed = topic_policy(&aws.arns(), &chosen, publishers);
+            let known = !is_unknown(&chosen) && !publishers.iter().any(|arn| is_unknown(arn));
+            if news
+                .policy
+                .as_ref()
+                .is_some_and(|given| known && *given != computed)
+            {
+                failures.push(
+                    "policy",
+                    "the topic policy is computed from the account and publisherRuleArns, so no program can let anyone else publish; remove policy",
+                );
+            }
+            news.policy = Some(computed);
+        }
+        news.topic_name = Some(chosen);
+        failures.extend(tags::validate("tags", &news.tags));
+        news.tags = effective_tags(ctx, &news.tags);
+        failures.into_result(news)
+    }
+
+    async fn create(
+        ctx: &OpContext<'_>,
+        inputs: &Self::Inputs,
+    ) -> Result<(String, Self::Outputs), ResourceError> {
+        let sns = &ctx.aws.clients().sns;
+        let name = name(inputs)?;
+        let policy = policy_for(ctx.aws, name, inputs)?;
+        let tags = aws_tags(&inputs.tags)?;
+        let created = retry(
+            progress(ctx),
+            "creating topic",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || {
+                sns.create_topic()
+                    .name(name)
+                    .attributes(KMS_ATTRIBUTE, &inputs.kms_key_arn)
+                    .attributes(POLICY_ATTRIBUTE, policy.to_compact_json())
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|err| ResourceError::failed(format!("creating topic {name}"), describe(&err)))?;
+        let arn = created
+            .topic_arn()
+            .map_or_else(|| ctx.aws.arns().sns_topic(name), str::to_string);
+        let mut outputs = TopicOutputs {
+            arn: arn.clone(),
+            subscriptions: Vec::new(),
+            policy: Some(policy),
+        };
+        // From here on the topic exists: a failure must hand it to the engine.
+        for (index, email) in inputs.emails.iter().enumerate() {
+            match subscribe(ctx, &arn, index, email).await {
+                Ok(status) => outputs.subscriptions.push(Subscription {
+                    endpoint: email.clone(),
+                    status: status.to_string(),
+                }),
+                Err(message) => {
+                    return Err(ResourceError::Partial {
+                        id: arn,
+                        state: to_json(&outputs),
+                        message,
+                    })
+                }
+            }
+        }
+        warn_pending(ctx, name, &outputs.subscriptions);
+        Ok((arn, outputs))
+    }
+
+    async fn read(
+        ctx: &OpContext<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        let sns = &ctx.aws.clients().sns;
+        let attributes = match retry(
+            progress(ctx),
+            "reading topic",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || sns.get_topic_attributes().topic_arn(id).send(),
+        )
+        .await
+        {
+            Ok(found) => found.attributes.unwrap_or_default(),
+            Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("reading topic {id}"),
+                    describe(&err),
+                ))
+            }
+        };
+        // A policy that is not a policy document (e.g. `"Principal": "*"`)
+        // reads as absent: drift the next update replaces.
+        let policy = match attributes
+            .get(POLICY_ATTRIBUTE)
+            .map(|text| PolicyDocument::parse_aws(text))
+        {
+            Some(Ok(policy)) => Some(policy),
+            Some(Err(reason)) => {
+                ctx.log.warn(
+                    ctx.urn,
+                    &format!("the policy of topic {id} is not one SecurePipeline writes ({reason}); the next update replaces it"),
+                );
+                None
+            }
+            None => None,
+        };
+        let Some(live) = live_subscriptions(ctx, id).await? else {
+            return Ok(None);
+        };
+        let tags = retry(
+            progress(ctx),
+            "reading topic tags",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || sns.list_tags_for_resource().resource_arn(id).send(),
+        )
+        .await
+        .map_err(|err| {
+            ResourceError::failed(format!("reading tags of topic {id}"), describe(&err))
+        })?
+        .tags()
+        .iter()
+        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+        .collect();
+
+        let subscriptions = in_input_order(live, &inputs.emails);
+        let mut live_inputs = inputs.clone();
+        live_inputs.topic_name = id.rsplit(':').next().map(str::to_string);
+        // Encryption removed reads as an empty key, which check rejects and
+        // the next update restores.
+        live_inputs.kms_key_arn = attributes.get(KMS_ATTRIBUTE).cloned().unwrap_or_default();
+        live_inputs.policy = policy.clone();
+        live_inputs.emails = subscriptions.iter().map(|s| s.endpoint.clone()).collect();
+        live_inputs.tags = tags;
+        let outputs = TopicOutputs {
+            arn: id.to_string(),
+            subscriptions,
+            policy,
+        };
+        Ok(Some((live_inputs, outputs)))
+    }
+
+    async fn update(
+        ctx: &OpContext<'_>,
+        id: &str,
+        olds: &Self::Inputs,
+        news: &Self::Inputs,
+        outputs: &Self::Outputs,
+    ) -> Result<Self::Outputs, ResourceError> {
+        let sns = &ctx.aws.clients().sns;
+        let name = name(news)?;
+        let policy = policy_for(ctx.aws, name, news)?;
+        if olds.kms_key_arn != news.kms_key_arn {
+            set_attribute(ctx, id, KMS_ATTRIBUTE, news.kms_key_arn.clone()).await?;
+        }
+        if olds.policy.as_ref().or(outputs.policy.as_ref()) != Some(&policy) {
+            set_attribute(ctx, id, POLICY_ATTRIBUTE, policy.to_compact_json()).await?;
+        }
+        // Compared with what is live, so a subscriber added or removed out
+        // of band is corrected even without a refresh.
+        let live = live_subscriptions(ctx, id).await?.ok_or_else(|| {
+            ResourceError::Failed(format!("topic {id} no longer exists; run `pulumi refresh`"))
+        })?;
+        for (index, email) in news.emails.iter().enumerate() {
+            if !live.iter().any(|s| s.endpoint == *email) {
+                subscribe(ctx, id, index, email)
+                    .await
+                    .map_err(ResourceError::Failed)?;
+            }
+        }
+        for removed in live.iter().filter(|s| !news.emails.contains(&s.endpoint)) {
+            // SNS cannot unsubscribe a pending subscription; it deletes it
+            // itself when the recipient has not confirmed within three days.
+            if removed.status != CONFIRMED {
+                continue;
+            }
+            match retry(
+                progress(ctx),
+                "unsubscribing from topic",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || sns.unsubscribe().subscription_arn(&removed.arn).send(),
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(err) if is_code(&err, &["NotFound"]) => {}
+                Err(err) => {
+                    return Err(ResourceError::failed(
+                        format!("unsubscribing a removed email address from topic {id}"),
+                        describe(&err),
+                    ))
+                }
+            }
+        }
+        let (set, remove) = tags::changes(&olds.tags, &news.tags);
+        if !remove.is_empty() {
+            retry(
+                progress(ctx),
+                "untagging topic",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || {
+                    sns.untag_resource()
+                        .resource_arn(id)
+                        .set_tag_keys(Some(remove.clone()))
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("untagging topic {id}"), describe(&err))
+            })?;
+        }
+        if !set.is_empty() {
+            let set = aws_tags(&set)?;
+            retry(
+                progress(ctx),
+                "tagging topic",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || {
+                    sns.tag_resource()
+                        .resource_arn(id)
+                        .set_tags(Some(set.clone()))
+                        .send()
+                },
+            )
+            .await
+            .map_err(|err| ResourceError::failed(format!("tagging topic {id}"), describe(&err)))?;
+        }
+        let live = live_subscriptions(ctx, id).await?.unwrap_or_default();
+        let subscriptions: Vec<Subscription> = in_input_order(live, &news.emails)
+            .into_iter()
+            .filter(|s| news.emails.contains(&s.endpoint))
+            .map(|s| Subscription {
+                endpoint: s.endpoint,
+                status: s.status,
+            })
+            .collect();
+        warn_pending(ctx, name, &subscriptions);
+        Ok(TopicOutputs {
+            arn: outputs.arn.clone(),
+            subscriptions,
+            policy: Some(policy),
+        })
+    }
+
+    async fn delete(
+        ctx: &OpContext<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        _outputs: &Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        let sns = &ctx.aws.clients().sns;
+        // Deleting a topic deletes its subscriptions too.
+        match retry(
+            progress(ctx),
+            "deleting topic",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || sns.delete_topic().topic_arn(id).send(),
+        )
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_code(&err, &["NotFound"]) => Ok(()),
+            Err(err) => Err(ResourceError::failed(
+                format!("deleting topic {id}"),
+                describe(&err),
+            )),
+        }
+    }
+}
+
+fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect::<Result<_, _>>()
+        .map_err(|err| ResourceError::failed("building topic tags", err))
+}
+
+async fn set_attribute(
+    ctx: &OpContext<'_>,
+    topic_arn: &str,
+    attribute: &str,
+    value: String,
+) -> Result<(), ResourceError> {
+    let sns = &ctx.aws.clients().sns;
+    retry(
+        progress(ctx),
+        "setting topic attribute",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            sns.set_topic_attributes()
+                .topic_arn(topic_arn)
+                .attribute_name(attribute)
+                .attribute_value(value.clone())
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
+    .map_err(|err| {
+        ResourceError::failed(
+            format!("setting {attribute} of topic {topic_arn}"),
+            describe(&err),
+        )
+    })
+}
+
+/// Subscribes one address (`emails[index]`, named by index only) and
+/// returns the subscription's status.
+async fn subscribe(
+    ctx: &OpContext<'_>,
+    topic_arn: &str,
+    index: usize,
+    email: &str,
+) -> Result<&'static str, String> {
+    let sns = &ctx.aws.clients().sns;
+    let subscribed = retry(
+        progress(ctx),
+        "subscribing to topic",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            sns.subscribe()
+                .topic_arn(topic_arn)
+                .protocol("email")
+                .endpoint(email)
+                .return_subscription_arn(true)
+                .send()
+        },
+    )
+    .await
+    .map_err(|err| {
+        format!(
+            "subscribing emails[{index}] to topic {topic_arn}: {}",
+            describe(&err)
+        )
+    })?;
+    subscription_status(ctx, subscribed.subscription_arn().unwrap_or(PENDING))
+        .await
+        .map_err(|err| {
+            format!("reading the subscription of emails[{index}] to topic {topic_arn}: {err}")
+        })
+}
+
+async fn subscription_status(
+    ctx: &OpContext<'_>,
+    subscription_arn: &str,
+) -> Result<&'static str, String> {
+    if subscription_arn == PENDING {
+        return Ok(PENDING);
+    }
+    let sns = &ctx.aws.clients().sns;
+    let found = retry(
+        progress(ctx),
+        "reading subscription",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            sns.get_subscription_attributes()
+                .subscription_arn(subscription_arn)
+                .send()
+        },
+    )
+    .await
+    .map_err(|err| describe(&err))?;
+    let pending = found
+        .attributes()
+        .and_then(|a| a.get(PENDING))
+        .map(String::as_str);
+    Ok(status(subscription_arn, pending))
+}
+
+/// A live email subscription.
+#[derive(Debug, Clone, PartialEq)]
+struct LiveSubscription {
+    endpoint: String,
+    arn: String,
+    status: String,
+}
+
+/// Every email subscription of the topic, or `None` when the topic is gone.
+/// Subscriptions by other protocols are reported, not managed.
+async fn live_subscriptions(
+    ctx: &OpContext<'_>,
+    topic_arn: &str,
+) -> Result<Option<Vec<LiveSubscription>>, ResourceError> {
+    let sns = &ctx.aws.clients().sns;
+    let listed = match retry(
+        progress(ctx),
+        "reading topic subscriptions",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            sns.list_subscriptions_by_topic()
+                .topic_arn(topic_arn)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+        },
+    )
+    .await
+    {
+        Ok(listed) => listed,
+        Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
+        Err(err) => {
+            return Err(ResourceError::failed(
+                format!("reading subscriptions of topic {topic_arn}"),
+                describe(&err),
+            ))
+        }
+    };
+    let others = listed
+        .iter()
+        .filter(|s| s.protocol() != Some("email"))
+        .count();
+    if others > 0 {
+        ctx.log.warn(
+            ctx.urn,
+            &format!("{others} subscription(s) to topic {topic_arn} use a protocol other than email; SecurePipeline does not manage them, so remove any you did not add on purpose"),
+        );
+    }
+    let mut subscriptions = Vec::new();
+    for listed in listed.iter().filter(|s| s.protocol() == Some("email")) {
+        let arn = listed.subscription_arn().unwrap_or(PENDING).to_string();
+        let status = subscription_status(ctx, &arn).await.map_err(|err| {
+            ResourceError::failed(format!("reading a subscription of topic {topic_arn}"), err)
+        })?;
+        subscriptions.push(LiveSubscription {
+            endpoint: listed.endpoint().unwrap_or_default().to_string(),
+            arn,
+            status: status.to_string(),
+        });
+    }
+    Ok(Some(subscriptions))
+}
+
+/// Live subscriptions in the order the inputs list their addresses, others
+/// after by address, so that an unchanged topic reads back equal to its
+/// inputs.
+fn in_input_order(mut live: Vec<LiveSubscription>, emails: &[String]) -> Vec<Subscription> {
+    live.sort_by_cached_key(|s| {
+        let position = emails
+            .iter()
+            .position(|e| *e == s.endpoint)
+            .unwrap_or(usize::MAX);
+        (position, s.endpoint.clone())
+    });
+    live.into_iter()
+        .map(|s| Subscription {
+            endpoint: s.endpoint,
+            status: s.status,
+        })
+        .collect()
+}
+
+/// Says how many subscriptions still wait for their recipient (the count
+/// only: addresses stay out of logs).
+fn warn_pending(ctx: &OpContext<'_>, topic_name: &str, subscriptions: &[Subscription]) {
+    let pending = subscriptions.iter().filter(|s| s.status == PENDING).count();
+    if pending > 0 {
+        ctx.log.warn(
+            ctx.urn,
+            &format!("{pending} email subscription(s) to {topic_name} are pending: each recipient must click the confirmation link AWS sent"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::Endpoints;
+    use crate::iam::lint;
+    use serde_json::json;
+
+    const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const RULES: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-*";
+
+    fn inputs() -> TopicInputs {
+        TopicInputs {
+            name_prefix: "app-notify".into(),
+            topic_name: None,
+            kms_key_arn: KEY.into(),
+            publisher_rule_arns: vec![RULES.into()],
+            emails: vec!["ops@example.com".into()],
+            policy: None,
+            tags: Tags::new(),
+        }
+    }
+
+    fn aws() -> AwsContext {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        AwsContext::new(
+            sdk,
+            Endpoints::default(),
+            "123456789012".into(),
+            "aws".into(),
+            "eu-west-1".into(),
+            Default::default(),
+        )
+    }
+
+    fn check_with(
+        aws: Option<&AwsContext>,
+        olds: Option<&TopicInputs>,
+        news: TopicInputs,
+    ) -> Result<TopicInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext {
+            name: "notifications",
+            random_seed: b"seed",
+            aws,
+        };
+        Topic::check(&ctx, olds, news)
+    }
+
+    fn properties(news: TopicInputs) -> Vec<String> {
+        check_with(None, None, news)
+            .unwrap_err()
+            .into_iter()
+            .map(|f| f.property)
+            .collect()
+    }
+
+    #[test]
+    fn chooses_a_name_and_adds_managed_tags() {
+        let checked = check_with(None, None, inputs()).unwrap();
+        let name = checked.topic_name.clone().unwrap();
+        assert!(name.starts_with("app-notify-"), "{name}");
+        assert_eq!(checked.tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+        let again = check_with(None, Some(&checked), inputs()).unwrap();
+        assert_eq!(again.topic_name, checked.topic_name);
+        // Without the account the policy waits for create.
+        assert_eq!(checked.policy, None);
+    }
+
+    #[test]
+    fn computes_the_exact_policy() {
+        let aws = aws();
+        let checked = check_with(Some(&aws), None, inputs()).unwrap();
+        let name = checked.topic_name.clone().unwrap();
+        let topic = format!("arn:aws:sns:eu-west-1:123456789012:{name}");
+        assert_eq!(
+            serde_json::to_value(checked.policy.as_ref().unwrap()).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "OwnerManages", "Effect": "Allow",
+                 "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]},
+                 "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:Subscribe",
+                            "SNS:ListSubscriptionsByTopic", "SNS:Publish", "SNS:DeleteTopic",
+                            "SNS:AddPermission", "SNS:RemovePermission"],
+                 "Resource": [topic]},
+                {"Sid": "AllowPipelineEvents", "Effect": "Allow",
+                 "Principal": {"Service": ["events.amazonaws.com"]},
+                 "Action": ["sns:Publish"],
+                 "Resource": [topic],
+                 "Condition": {"ArnLike": {"aws:SourceArn": [RULES]},
+                               "StringEquals": {"aws:SourceAccount": ["123456789012"]}}}
+            ]})
+        );
+        // Apart from naming principals (a resource policy must), every
+        // statement passes the permissions linter.
+        let mut permissions = checked.policy.clone().unwrap();
+        permissions
+            .statements
+            .iter_mut()
+            .for_each(|s| s.principal = None);
+        assert_eq!(lint::permissions(&permissions), Vec::<String>::new());
+        // Checking the checked inputs again changes nothing.
+        assert_eq!(
+            check_with(Some(&aws), Some(&checked), checked.clone()).unwrap(),
+            checked
+        );
+    }
+
+    #[test]
+    fn a_given_policy_must_be_the_computed_one() {
+        let aws = aws();
+        let mut wider = check_with(Some(&aws), None, inputs())
+            .unwrap()
+            .policy
+            .unwrap();
+        wider.statements[1].conditions.clear();
+        let failures = check_with(
+            Some(&aws),
+            None,
+            TopicInputs {
+                policy: Some(wider.clone()),
+                ..inputs()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(failures[0].property, "policy");
+        // Create refuses it too when check could not compare.
+        let checked = TopicInputs {
+            topic_name: Some("t".into()),
+            policy: Some(wider),
+            ..inputs()
+        };
+        assert!(policy_for(&aws, "t", &checked).is_err());
+    }
+
+    #[test]
+    fn publishers_are_rules_of_this_account_with_one_trailing_wildcard() {
+        let exact = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-abcd1234";
+        assert!(check_with(
+            None,
+            None,
+            TopicInputs {
+                publisher_rule_arns: vec![exact.into()],
+                ..inputs()
+            }
+        )
+        .is_ok());
+        for bad in [
+            "arn:aws:events:eu-west-1:123456789012:rule/*",
+            "arn:aws:events:eu-west-1:123456789012:rule/app-*-x",
+            "arn:aws:events:eu-west-1:123456789012:rule/app-notify-**",
+            "arn:aws:events:*:123456789012:rule/app-notify-*",
+            "arn:aws:events:eu-west-1:123456789012:rule/bus/app-notify-*",
+            "arn:aws:sns:eu-west-1:123456789012:app-notify",
+            "rule/app-notify-*",
+        ] {
+            let news = TopicInputs {
+                publisher_rule_arns: vec![bad.into()],
+                ..inputs()
+            };
+            assert_eq!(properties(news), vec!["publisherRuleArns[0]"], "{bad}");
+        }
+        assert_eq!(
+            properties(TopicInputs {
+                publisher_rule_arns: vec![],
+                ..inputs()
+            }),
+            vec!["publisherRuleArns"]
+        );
+        let eleven = (0..11)
+            .map(|i| format!("{RULES}{i}").replace("-*", "-"))
+            .collect();
+        assert_eq!(
+            properties(TopicInputs {
+                publisher_rule_arns: eleven,
+                ..inputs()
+            }),
+            vec!["publisherRuleArns"]
+        );
+        let twice = TopicInputs {
+            publisher_rule_arns: vec![RULES.into(), RULES.into()],
+            ..inputs()
+        };
+        assert_eq!(properties(twice), vec!["publisherRuleArns[1]"]);
+
+        let aws = aws();
+        let elsewhere = TopicInputs {
+            publisher_rule_arns: vec![RULES.replace("123456789012", "210987654321")],
+            ..inputs()
+        };
+        let failures = check_with(Some(&aws), None, elsewhere).unwrap_err();
+        assert_eq!(failures[0].property, "publisherRuleArns[0]");
+        assert!(
+            failures[0].reason.contains("account"),
+            "{}",
+            failures[0].reason
+        );
+    }
+
+    #[test]
+    fn emails_are_valid_unique_and_few_and_never_echoed() {
+        let news = TopicInputs {
+            emails: vec![
+                "ops@example.com".into(),
+                "not-an-address".into(),
+                "OPS@example.com".into(),
+            ],
+            ..inputs()
+        };
+        let failures = check_with(None, None, news).unwrap_err();
+        let failed: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(failed, vec!["emails[1]", "emails[2]"]);
+        assert!(failures
+            .iter()
+            .all(|f| !f.reason.contains("not-an-address") && !f.reason.contains("OPS@")));
+        let many = (0..21).map(|i| format!("ops{i}@example.com")).collect();
+        assert_eq!(
+            properties(TopicInputs {
+                emails: many,
+                ..inputs()
+            }),
+            vec!["emails"]
+        );
+        assert!(check_with(
+            None,
+            None,
+            TopicInputs {
+                emails: vec![],
+                ..inputs()
+            }
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn only_encrypted_topics() {
+        assert_eq!(
+            properties(TopicInputs {
+                kms_key_arn: "alias/aws/sns".into(),
+                ..inputs()
+            }),
+            vec!["kmsKeyArn"]
+        );
+        assert_eq!(
+            properties(TopicInputs {
+                kms_key_arn: String::new(),
+                ..inputs()
+            }),
+            vec!["kmsKeyArn"]
+        );
+    }
+
+    #[test]
+    fn pending_until_confirmed() {
+        assert_eq!(status(PENDING, None), PENDING);
+        assert_eq!(
+            status("arn:aws:sns:eu-west-1:123456789012:t:1", Some("true")),
+            PENDING
+        );
+        assert_eq!(
+            status("arn:aws:sns:eu-west-1:123456789012:t:1", Some("false")),
+            CONFIRMED
+        );
+    }
+
+    #[test]
+    fn subscriptions_follow_the_input_order() {
+        let live = |endpoint: &str| LiveSubscription {
+            endpoint: endpoint.into(),
+            arn: PENDING.into(),
+            status: PENDING.into(),
+        };
+        let ordered = in_input_order(
+            vec![
+                live("z@example.com"),
+                live("b@example.com"),
+                live("a@example.com"),
+            ],
+            &["b@example.com".to_string(), "a@example.com".to_string()],
+        );
+        let endpoints: Vec<_> = ordered.iter().map(|s| s.endpoint.as_str()).collect();
+        assert_eq!(
+            endpoints,
+            vec!["b@example.com", "a@example.com", "z@example.com"]
+        );
+    }
+}

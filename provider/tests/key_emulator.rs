@@ -1,0 +1,352 @@
+//! `securepipeline:aws:Key` against the AWS emulator: create, read back
+//! every guarantee, drift, restore, rename the alias, delete.
+
+mod support;
+
+use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
+use securepipeline::engine_log::EngineLog;
+use securepipeline::iam::PolicyDocument;
+use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resources::key::{key_policy, lint_key_policy, Key, KeyInputs};
+use securepipeline::tags::{self, Tags};
+
+const URN: &str = "urn:pulumi:test::securepipeline::securepipeline:aws:Key::key";
+
+fn program_inputs() -> KeyInputs {
+    KeyInputs {
+        name_prefix: "app-test-key".into(),
+        alias_name: None,
+        description: "Encrypts the artifacts, logs and notifications of pipeline app".into(),
+        enable_key_rotation: true,
+        service_principals: vec![
+            format!("logs.{}.amazonaws.com", support::REGION),
+            "events.amazonaws.com".into(),
+        ],
+        policy: None,
+        tags: Tags::from([("team".to_string(), "platform".to_string())]),
+    }
+}
+
+async fn live_tags(kms: &aws_sdk_kms::Client, id: &str) -> Tags {
+    kms.list_resource_tags()
+        .key_id(id)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+        .collect()
+}
+
+async fn aliases_of(kms: &aws_sdk_kms::Client, id: &str) -> Vec<String> {
+    kms.list_aliases()
+        .key_id(id)
+        .send()
+        .await
+        .unwrap()
+        .aliases()
+        .iter()
+        .filter_map(|a| a.alias_name().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn key_is_created_read_back_restored_and_deleted() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let check_ctx = CheckContext {
+        name: "key",
+        random_seed: b"key-emulator",
+        aws: Some(&aws),
+    };
+    let inputs = Key::check(&check_ctx, None, program_inputs()).unwrap();
+    let alias = inputs.alias_name.clone().unwrap();
+    assert_eq!(
+        inputs.policy,
+        Some(key_policy(&aws.arns(), &inputs.service_principals))
+    );
+
+    let (id, outputs) = Key::create(&ctx, &inputs).await.unwrap();
+    assert_eq!(outputs.key_id, id);
+    assert_eq!(outputs.arn, aws.arns().kms_key(&id));
+    assert_eq!(
+        outputs.alias_arn,
+        format!("arn:aws:kms:{}:{}:{alias}", support::REGION, aws.account_id)
+    );
+
+    // Every guarantee, read straight from KMS.
+    let kms = &aws.clients().kms;
+    let metadata = kms
+        .describe_key()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(metadata.key_state(), Some(&KeyState::Enabled));
+    assert_eq!(metadata.key_usage(), Some(&KeyUsageType::EncryptDecrypt));
+    assert_eq!(metadata.key_spec(), Some(&KeySpec::SymmetricDefault));
+    assert_eq!(metadata.description(), Some(inputs.description.as_str()));
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled(), "G7: rotation is on");
+    let policy_text = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert_eq!(PolicyDocument::parse_aws(&policy_text).ok(), inputs.policy);
+    assert_eq!(aliases_of(kms, &id).await, vec![alias.clone()]);
+    let tags = live_tags(kms, &id).await;
+    assert_eq!(tags, inputs.tags);
+    assert_eq!(tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
+
+    // Read returns exactly what was asked for.
+    let (live, live_outputs) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(live, inputs);
+    assert_eq!(live_outputs, outputs);
+
+    // Drift: rotation off, the policy widened to everyone, a tag removed,
+    // the description rewritten.
+    kms.disable_key_rotation().key_id(&id).send().await.unwrap();
+    let mut widened = inputs.policy.clone().unwrap();
+    let mut everyone = widened.statements[1].clone();
+    everyone.sid = Some("Everyone".into());
+    everyone.principal = Some([("AWS".to_string(), vec!["*".to_string()])].into());
+    everyone.conditions.clear();
+    widened.statements.push(everyone);
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(widened.to_compact_json())
+        .send()
+        .await
+        .unwrap();
+    kms.untag_resource()
+        .key_id(&id)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    kms.update_key_description()
+        .key_id(&id)
+        .description("changed by hand")
+        .send()
+        .await
+        .unwrap();
+
+    let (drifted, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert!(!drifted.enable_key_rotation);
+    assert_eq!(drifted.policy, Some(widened));
+    assert!(!drifted.tags.contains_key("team"));
+    assert_eq!(drifted.description, "changed by hand");
+    // Refresh would record the drifted state; a check of it names the problem.
+    let failures = Key::check(
+        &check_ctx,
+        Some(&inputs),
+        KeyInputs {
+            policy: None,
+            ..drifted.clone()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(failures[0].property, "enableKeyRotation");
+
+    // The next update restores everything.
+    let restored_outputs = Key::update(&ctx, &id, &drifted, &inputs, &outputs)
+        .await
+        .unwrap();
+    assert_eq!(restored_outputs, outputs);
+    let (restored, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(restored, inputs);
+
+    // Tags added and removed in place.
+    let mut retagged = inputs.clone();
+    retagged.tags.remove("team");
+    retagged.tags.insert("owner".into(), "ci".into());
+    Key::update(&ctx, &id, &inputs, &retagged, &outputs)
+        .await
+        .unwrap();
+    assert_eq!(live_tags(kms, &id).await, retagged.tags);
+
+    // A new prefix renames the alias in place: the key (and what it
+    // encrypted) stays.
+    let renamed = Key::check(
+        &check_ctx,
+        Some(&retagged),
+        KeyInputs {
+            name_prefix: "app-renamed-key".into(),
+            ..program_inputs()
+        },
+    )
+    .unwrap();
+    let new_alias = renamed.alias_name.clone().unwrap();
+    assert!(
+        new_alias.starts_with("alias/app-renamed-key-"),
+        "{new_alias}"
+    );
+    let renamed_outputs = Key::update(&ctx, &id, &retagged, &renamed, &outputs)
+        .await
+        .unwrap();
+    assert!(renamed_outputs.alias_arn.ends_with(&new_alias));
+    assert_eq!(aliases_of(kms, &id).await, vec![new_alias.clone()]);
+    let (live, _) = Key::read(&ctx, &id, &renamed).await.unwrap().unwrap();
+    assert_eq!(live, renamed);
+
+    // An alias deleted by hand reads as missing and is put back.
+    kms.delete_alias()
+        .alias_name(&new_alias)
+        .send()
+        .await
+        .unwrap();
+    let (no_alias, _) = Key::read(&ctx, &id, &renamed).await.unwrap().unwrap();
+    assert_eq!(no_alias.alias_name, None);
+    let rechecked = Key::check(
+        &check_ctx,
+        Some(&no_alias),
+        KeyInputs {
+            name_prefix: "app-renamed-key".into(),
+            ..program_inputs()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rechecked.alias_name, renamed.alias_name,
+        "the same seed chooses the same alias"
+    );
+    Key::update(&ctx, &id, &no_alias, &rechecked, &renamed_outputs)
+        .await
+        .unwrap();
+    assert_eq!(aliases_of(kms, &id).await, vec![new_alias.clone()]);
+
+    // Delete schedules deletion; the key then reads as gone; deleting
+    // again succeeds.
+    Key::delete(&ctx, &id, &renamed, &renamed_outputs)
+        .await
+        .unwrap();
+    let metadata = kms
+        .describe_key()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(metadata.key_state(), Some(&KeyState::PendingDeletion));
+    let days_left = (metadata.deletion_date().unwrap().secs()
+        - aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs())
+        as f64
+        / 86_400.0;
+    assert!(
+        (6.9..=7.0).contains(&days_left),
+        "deletion in {days_left} days, expected the 7-day minimum"
+    );
+    assert!(aliases_of(kms, &id).await.is_empty());
+    assert!(Key::read(&ctx, &id, &renamed).await.unwrap().is_none());
+    Key::delete(&ctx, &id, &renamed, &renamed_outputs)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_policy_rewritten_by_hand_is_replaced() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let check_ctx = CheckContext {
+        name: "key",
+        random_seed: b"policy-emulator",
+        aws: Some(&aws),
+    };
+    let inputs = Key::check(&check_ctx, None, program_inputs()).unwrap();
+    let (id, outputs) = Key::create(&ctx, &inputs).await.unwrap();
+    let kms = &aws.clients().kms;
+
+    // A key opened to everyone with the bare `"Principal": "*"` reads back
+    // as such, and the key-policy lint names it.
+    let root = aws.arns().account_root();
+    let everyone = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}}]}}"#
+    );
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(everyone)
+        .send()
+        .await
+        .unwrap();
+    let (drifted, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    let widened = drifted.policy.clone().unwrap();
+    assert_eq!(
+        widened.statements[1].principal.as_ref().unwrap()["AWS"],
+        vec!["*"]
+    );
+    let problems = lint_key_policy(&widened, &aws.arns(), &inputs.service_principals);
+    assert!(
+        problems.iter().any(|p| p.contains("wildcard")),
+        "{problems:?}"
+    );
+
+    // A statement shape this provider never writes (`NotAction`) cannot be
+    // read into a policy at all: it reads as unset, and the update that
+    // follows replaces it.
+    let not_action = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Allow","Principal":"*","NotAction":"kms:ScheduleKeyDeletion","Resource":"*"}}]}}"#
+    );
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .policy(not_action)
+        .send()
+        .await
+        .unwrap();
+    let (unreadable, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(unreadable.policy, None);
+    Key::update(&ctx, &id, &unreadable, &inputs, &outputs)
+        .await
+        .unwrap();
+    let policy_text = kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert_eq!(PolicyDocument::parse_aws(&policy_text).ok(), inputs.policy);
+
+    // A tag added by hand reads back and the next update removes it.
+    let tag = Tag::builder()
+        .tag_key("extra")
+        .tag_value("1")
+        .build()
+        .unwrap();
+    kms.tag_resource()
+        .key_id(&id)
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    let (tagged, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(tagged.tags.get("extra").map(String::as_str), Some("1"));
+    Key::update(&ctx, &id, &tagged, &inputs, &outputs)
+        .await
+        .unwrap();
+    assert_eq!(live_tags(kms, &id).await, inputs.tags);
+
+    Key::delete(&ctx, &id, &inputs, &outputs).await.unwrap();
+}
