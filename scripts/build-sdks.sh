@@ -21,6 +21,7 @@ fi
 
 echo "building sdk/nodejs"
 (cd sdk/nodejs && npm install --no-audit --no-fund --loglevel=error >/dev/null && npx tsc)
+cp sdk/nodejs/package.json sdk/nodejs/README.md sdk/nodejs/bin/
 
 echo "building sdk/python"
 rm -rf .tools/dist/python

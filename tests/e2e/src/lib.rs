@@ -170,6 +170,13 @@ impl Stack {
         std::fs::write(self.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
     }
 
+    /// Replaces Pulumi.yaml with a program that relies on the installed
+    /// plugin (no `plugins:` path).
+    pub fn set_program_without_plugin_path(&self, name: &str, program: &str) {
+        std::fs::write(self.path().join("Pulumi.yaml"), format!("name: {name}\nruntime: yaml\n{program}"))
+            .expect("write Pulumi.yaml");
+    }
+
     pub fn pulumi(&self, args: &[&str]) -> Run {
         let path = format!(
             "{}:{}",

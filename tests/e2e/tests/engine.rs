@@ -58,3 +58,33 @@ fn invalid_configuration_is_rejected_naming_the_key() {
     assert!(run.text().contains("region"), "{}", run.text());
     assert!(run.text().contains("eu-west-1"), "{}", run.text());
 }
+
+#[test]
+fn plugin_installs_from_the_release_tarball() {
+    let emulator = Emulator::start();
+    let packaged = std::process::Command::new("bash")
+        .arg(securepipeline_e2e::repo_root().join("scripts/package.sh"))
+        .arg("debug")
+        .output()
+        .expect("run scripts/package.sh");
+    assert!(packaged.status.success(), "{}", String::from_utf8_lossy(&packaged.stderr));
+    let tarball = String::from_utf8_lossy(&packaged.stdout).trim().to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    let stack = Stack::yaml(&emulator, "from-tarball", "resources: {}\n");
+    stack
+        .pulumi(&["plugin", "install", "resource", "securepipeline", version, "--file", &tarball])
+        .success();
+    let listed = stack.pulumi(&["plugin", "ls", "--json"]).success();
+    let plugins: serde_json::Value = serde_json::from_str(&listed.stdout()).expect("plugin list is JSON");
+    assert!(
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "securepipeline" && p["kind"] == "resource" && p["version"] == version),
+        "{plugins}"
+    );
+    // The installed plugin serves a program that names no plugin path.
+    stack.set_program_without_plugin_path("from-tarball", MINIMAL);
+    stack.preview().success();
+}

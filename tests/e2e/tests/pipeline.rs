@@ -188,11 +188,16 @@ async fn yaml_pipeline_holds_every_guarantee() {
     );
     let ownership = aws.s3.get_bucket_ownership_controls().bucket(&bucket).send().await.unwrap();
     assert_eq!(ownership.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
-    let bucket_policy: Json =
-        serde_json::from_str(aws.s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy().unwrap()).unwrap();
-    let statements = bucket_policy["Statement"].as_array().unwrap();
-    assert!(statements.iter().any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"));
-    assert!(statements.iter().any(|s| s["Effect"] == "Deny" && s.to_string().contains("s3:x-amz-server-side-encryption")));
+    let bucket_policy = policy(aws.s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy().unwrap());
+    let denies: Vec<_> = bucket_policy.statements.iter().filter(|s| s.effect == securepipeline::iam::Effect::Deny).collect();
+    assert!(
+        denies.iter().any(|s| s.conditions.get("Bool").and_then(|c| c.get("aws:SecureTransport")) == Some(&vec!["false".to_string()])),
+        "no TLS-only deny: {bucket_policy:?}"
+    );
+    assert!(
+        denies.iter().any(|s| s.conditions.get("StringNotEquals").and_then(|c| c.get("s3:x-amz-server-side-encryption")) == Some(&vec!["aws:kms".to_string()])),
+        "no deny for unencrypted puts: {bucket_policy:?}"
+    );
     let lifecycle = aws.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
     let expiring = &lifecycle.rules()[0];
     assert_eq!(expiring.expiration().unwrap().days(), Some(14));

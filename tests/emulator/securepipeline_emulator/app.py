@@ -1,0 +1,121 @@
+"""The WSGI application: our middleware in front of moto's server app.
+
+Every AWS request is recorded, then either handled here (services moto lacks,
+operations it gets wrong) or passed to moto unchanged. Handlers that only need
+to correct moto call it themselves through `forward` and adjust the result.
+
+Admin endpoints live under `/_emulator/`: a leading underscore is not allowed
+in an S3 bucket name, so they can never shadow a path-style bucket request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.wrappers import Response
+
+from . import fixes
+from .connections import ConnectionsApi, ConnectionStore
+from .recorder import CallRecorder
+from .wire import AwsError, AwsRequest, buffer_body
+
+ADMIN_PREFIX = "/_emulator/"
+
+Forward = Callable[[AwsRequest], Response]
+Handler = Callable[[AwsRequest, Forward], Response]
+
+
+class EmulatorApp:
+    def __init__(self) -> None:
+        fixes.apply_patches()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.recorder = CallRecorder()
+        self.connections = ConnectionStore()
+        # Whole services we implement, keyed by SigV4 signing name.
+        self.services: dict[str, Handler] = {
+            "codestar-connections": ConnectionsApi(
+                self.connections, "codestar-connections", "codestar-connections"
+            ),
+            "codeconnections": ConnectionsApi(
+                self.connections, "codeconnections", "codeconnections"
+            ),
+        }
+        # Single operations we add to or correct in moto.
+        self.operations: dict[tuple[str, str], Handler] = dict(fixes.HANDLERS)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
+            return self.admin(environ)(environ, start_response)
+        request = AwsRequest.from_environ(environ)
+        self.recorder.record(request.service, request.operation, request.region)
+        handler = self.services.get(request.service) or self.operations.get(
+            (request.service, request.operation)
+        )
+        if handler is None:
+            return self.moto(environ, _json_content_type(request, start_response))
+        return handler(request, self.forward)(environ, start_response)
+
+    def forward(self, request: AwsRequest) -> Response:
+        """Run a request through moto and hand back its buffered response."""
+        request.environ["wsgi.input"].seek(0)
+        return Response.from_app(self.moto, request.environ, buffered=True)
+
+    # ------------------------------------------------------------- admin --
+
+    def admin(self, environ: dict[str, Any]) -> Response:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ["PATH_INFO"][len(ADMIN_PREFIX) :]
+        try:
+            if path == "calls" and method == "GET":
+                return _json(self.recorder.calls())
+            if path == "calls/reset" and method == "POST":
+                self.recorder.reset()
+                return _json({"reset": True})
+            if path.startswith("connections/") and path.endswith("/status") and method == "POST":
+                return self._set_connection_status(environ, path)
+        except AwsError as error:
+            return _json({"error": error.code, "message": error.message}, error.status)
+        return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)
+
+    def _set_connection_status(self, environ: dict[str, Any], path: str) -> Response:
+        # The ARN contains '/', so it may arrive encoded or not; either way it
+        # is everything between the fixed prefix and suffix.
+        arn = unquote(path[len("connections/") : -len("/status")])
+        try:
+            status = json.loads(buffer_body(environ) or b"{}").get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if not isinstance(status, str):
+            raise AwsError("ValidationException", 'body must be {"status": "AVAILABLE"}')
+        try:
+            connection = self.connections.set_status(arn, status)
+        except AwsError as error:
+            if error.code == "ResourceNotFoundException":
+                error.status = 404
+            raise
+        return _json(connection.describe())
+
+
+def _json_content_type(request: AwsRequest, start_response: Any) -> Any:
+    """moto labels JSON-protocol responses text/html or application/json; AWS
+    answers with the application/x-amz-json-1.x type the client sent. Strict
+    clients dispatch on it, so we put it right on the way out."""
+    sent = request.headers.get("Content-Type", "")
+    if not (request.target and sent.startswith("application/x-amz-json-")):
+        return start_response
+
+    def relabel(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+        headers = [
+            (name, sent if name.lower() == "content-type" else value) for name, value in headers
+        ]
+        return start_response(status, headers, *rest)
+
+    return relabel
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, content_type="application/json")

@@ -1,0 +1,71 @@
+"""S3: bucket policies with conditions, PutBucketPolicy's response, and
+GetBucketVersioning's document root.
+
+moto enforces a bucket policy's Deny statements on object operations but
+ignores their Condition blocks, so a conditional Deny applies to every
+request. The provider's artifact buckets carry the standard "deny when
+aws:SecureTransport is false" statement, which would then lock even the
+provider out of its own bucket (DeleteObjects answers AccessDenied per key,
+so a bucket can never be emptied and deleted). Requests to this emulator come
+over plain HTTP standing in for AWS's TLS, and conditions cannot be evaluated
+faithfully here, so only unconditional statements are enforced.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
+from werkzeug.wrappers import Response
+
+from ..wire import AwsRequest
+
+
+def _unconditional(policy: bytes) -> str:
+    document = json.loads(policy)
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    document["Statement"] = [s for s in statements if "Condition" not in s]
+    return json.dumps(document)
+
+
+def _get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(_unconditional(bucket.policy)).is_action_permitted(action, resource)
+
+
+def patch() -> None:
+    FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+
+
+def put_bucket_policy(request: AwsRequest, forward: Any) -> Response:
+    # moto answers 200 with the body "True"; S3 answers 204 with no body.
+    response = forward(request)
+    if response.status_code == 200:
+        response.status_code = 204
+        response.set_data(b"")
+    return response
+
+
+def get_bucket_versioning(request: AwsRequest, forward: Any) -> Response:
+    # moto names the document's root GetBucketVersioningResponse; S3 names it
+    # VersioningConfiguration, and the AWS SDK for Rust rejects any other root.
+    response = forward(request)
+    if response.status_code == 200:
+        body = response.get_data(as_text=True)
+        response.set_data(
+            body.replace("<GetBucketVersioningResponse", "<VersioningConfiguration").replace(
+                "</GetBucketVersioningResponse>", "</VersioningConfiguration>"
+            )
+        )
+    return response
+
+
+HANDLERS = {
+    ("s3", "PutBucketPolicy"): put_bucket_policy,
+    ("s3", "GetBucketVersioning"): get_bucket_versioning,
+}

@@ -1,0 +1,86 @@
+"""KMS keys as the provider manages them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ACCOUNT, Emulator
+
+
+def key_policy(principal: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdmin",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:{principal}"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+def test_policy_name_defaults_to_default(emulator: Emulator) -> None:
+    # PolicyName is optional in the API; moto alone answers NotFoundException.
+    kms = emulator.client("kms")
+    key_id = kms.create_key(Policy=key_policy("root"))["KeyMetadata"]["KeyId"]
+
+    assert kms.get_key_policy(KeyId=key_id)["Policy"] == key_policy("root")
+    kms.put_key_policy(KeyId=key_id, Policy=key_policy("role/admin"))
+    assert kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"] == key_policy("role/admin")
+
+
+def test_key_lifecycle_round_trips(emulator: Emulator, unique) -> None:
+    kms = emulator.client("kms")
+    metadata = kms.create_key(
+        Policy=key_policy("root"), Description="pipeline key", Tags=[{"TagKey": "team", "TagValue": "ci"}]
+    )["KeyMetadata"]
+    key_id, arn = metadata["KeyId"], metadata["Arn"]
+
+    kms.enable_key_rotation(KeyId=key_id)
+    assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"] is True
+    kms.disable_key_rotation(KeyId=key_id)
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is False
+
+    alias = f"alias/{unique('pipeline')}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    assert [a["AliasName"] for a in kms.list_aliases(KeyId=key_id)["Aliases"]] == [alias]
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"] == arn
+    kms.delete_alias(AliasName=alias)
+    assert kms.list_aliases(KeyId=key_id)["Aliases"] == []
+
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "cost", "TagValue": "7"}])
+    kms.untag_resource(KeyId=key_id, TagKeys=["team"])
+    assert kms.list_resource_tags(KeyId=arn)["Tags"] == [{"TagKey": "cost", "TagValue": "7"}]
+
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_json_responses_carry_the_protocol_content_type(emulator: Emulator) -> None:
+    # moto labels these text/html or application/json; clients that dispatch
+    # on the content type need the protocol's own.
+    key_id = emulator.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    response = emulator.json_call(
+        "kms", "TrentService.GetKeyRotationStatus", {"KeyId": key_id}, version="1.1"
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert response.json()["KeyRotationEnabled"] is False
+
+    response = emulator.json_call(
+        "kms", "TrentService.DescribeKey", {"KeyId": "alias/none"}, version="1.1"
+    )
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/x-amz-json-1.1"
+    assert response.json()["__type"] == "NotFoundException"
+    with pytest.raises(ClientError):
+        emulator.client("kms").describe_key(KeyId="alias/none")
