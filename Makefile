@@ -26,10 +26,12 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# Unit, emulator and end-to-end tests, formatting, lints, SDK freshness.
+# Unit, emulator and end-to-end tests, formatting, lints, SDK freshness,
+# and the examples' own mock-based unit tests.
 test: toolchain lint build check-sdks
 	.tools/venv/bin/python -m pytest -q tests/emulator
 	cargo test --workspace
+	bash scripts/test-examples.sh
 
 # Deploys the example stack to a local emulator and prints its outputs.
 example: toolchain build

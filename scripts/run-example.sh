@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Deploys examples/yaml to the local AWS emulator and prints its outputs.
+# The example is copied into .tools/example so that running it leaves the
+# repository untouched (Pulumi records a secrets salt in the stack file).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 port=4566
 work="$root/.tools/example"
-mkdir -p "$work/state"
+rm -rf "$work" && mkdir -p "$work/state" "$work/project"
 
 PYTHONPATH="$root/tests/emulator" "$root/.tools/venv/bin/python" -m securepipeline_emulator --port "$port" >"$work/emulator.out" 2>"$work/emulator.log" &
 emulator=$!
@@ -14,6 +16,10 @@ for _ in $(seq 1 100); do
   kill -0 "$emulator" 2>/dev/null || { cat "$work/emulator.log" >&2; echo "the emulator did not start (is port $port free?)" >&2; exit 1; }
   sleep 0.1
 done
+grep -q "^port=" "$work/emulator.out" || { echo "the emulator did not answer" >&2; exit 1; }
+
+cp "$root"/examples/yaml/Pulumi.yaml "$root"/examples/yaml/Pulumi.local.yaml "$work/project/"
+sed -i "s|path: ../../target/debug|path: $root/target/debug|" "$work/project/Pulumi.yaml"
 
 export PATH="$root/.tools/bin:$PATH"
 export PULUMI_HOME="$work/home"
@@ -23,17 +29,14 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE
 
-cd "$root/examples/yaml"
-# The emulator starts empty, so the stack starts empty too.
-rm -rf "$work/state" && mkdir -p "$work/state"
+cd "$work/project"
 pulumi stack init local --non-interactive >/dev/null
 pulumi up --yes --skip-preview --non-interactive --stack local
 echo
 echo "Outputs:"
 pulumi stack output --stack local
-status="$(pulumi stack output connectionStatus --stack local)"
-if [ "$status" = "PENDING" ]; then
+if [ "$(pulumi stack output connectionStatus --stack local)" = "PENDING" ]; then
   echo
-  echo "The source connection is PENDING: open $(pulumi stack output connectionActivationUrl --stack local)"
-  echo "and complete the handshake with the repository host once (in the emulator nothing is there to open)."
+  echo "The source connection is PENDING. On AWS, open $(pulumi stack output connectionActivationUrl --stack local)"
+  echo "and complete the handshake with the repository host once."
 fi

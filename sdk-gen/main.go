@@ -22,31 +22,26 @@ import (
 
 const tool = "pulumi-securepipeline-sdk-gen"
 
-// goModule is the Go SDK's module path; it is rooted at sdk/ and the
-// package lives in sdk/go/securepipeline.
-const goModule = "github.com/securepipeline/pulumi-securepipeline/sdk"
-
 // Where each SDK is written, relative to -out.
 const (
 	nodejsDir = "nodejs"
 	pythonDir = "python"
-	goDir     = "go/securepipeline"
-	// The Go module file sits at the root of -out; nothing else there is ours.
-	goModuleDir = "."
+	// The Go SDK's module (github.com/securepipeline/pulumi-securepipeline/sdk)
+	// is rooted at -out; its go.mod and go.sum are kept by `go mod tidy`.
+	goDir = "go/securepipeline"
 )
 
 func main() {
 	schemaPath := flag.String("schema", "schema/schema.json", "package schema")
 	outDir := flag.String("out", "sdk", "where the SDKs go")
 	version := flag.String("version", "", "package version to stamp (required)")
-	pulumiSDK := flag.String("pulumi-sdk", "", "Pulumi Go SDK version the Go SDK requires (required)")
 	check := flag.Bool("check", false, "fail if the SDKs in -out differ from a fresh generation")
 	flag.Parse()
-	if *version == "" || *pulumiSDK == "" {
-		fail("-version and -pulumi-sdk are required")
+	if *version == "" {
+		fail("-version is required")
 	}
 
-	sdks, err := generate(*schemaPath, *version, *pulumiSDK)
+	sdks, err := generate(*schemaPath, *version)
 	if err != nil {
 		fail(err.Error())
 	}
@@ -94,7 +89,7 @@ func load(path, version string) (*schema.Package, error) {
 
 // generate returns each SDK's files, keyed by directory then path. Each
 // generator gets its own bound package: generators record language data on it.
-func generate(schemaPath, version, pulumiSDK string) (map[string]map[string][]byte, error) {
+func generate(schemaPath, version string) (map[string]map[string][]byte, error) {
 	sdks := map[string]map[string][]byte{}
 
 	pkg, err := load(schemaPath, version)
@@ -117,10 +112,6 @@ func generate(schemaPath, version, pulumiSDK string) (map[string]map[string][]by
 	}
 	if sdks[goDir], err = gogen.GeneratePackage(tool, pkg, nil); err != nil {
 		return nil, fmt.Errorf("go: %w", err)
-	}
-	sdks[goModuleDir] = map[string][]byte{
-		"go.mod": []byte(fmt.Sprintf(
-			"module %s\n\ngo 1.25\n\nrequire github.com/pulumi/pulumi/sdk/v3 v%s\n", goModule, pulumiSDK)),
 	}
 	return sdks, nil
 }
@@ -151,9 +142,6 @@ func compare(outDir string, sdks map[string]map[string][]byte) []string {
 			} else if !bytes.Equal(got, want) {
 				diffs = append(diffs, fmt.Sprintf("differs %s/%s", sub, path))
 			}
-		}
-		if sub == goModuleDir {
-			continue
 		}
 		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,8 @@ use securepipeline::protocol::server::Provider;
 use securepipeline::protocol::MAX_MESSAGE_SIZE;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long cancelled calls get to answer before the process exits.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() {
@@ -44,38 +47,40 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
 
+    // Watch for SIGINT/SIGTERM before announcing the port: from then on the
+    // engine may signal at any time.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            cancel.cancel();
+        });
+    }
+
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     // The engine reads the port from the first line of stdout.
     println!("{}", listener.local_addr()?.port());
 
-    let shutdown = {
-        let cancel = cancel.clone();
-        async move {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(|err| tracing::warn!("cannot watch SIGTERM: {err}"))
-                    .ok();
-            let sigterm = async {
-                match terminate.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                () = sigterm => {},
-                () = cancel.cancelled() => {},
-            }
-            // Abandon in-flight operations; each reports itself as cancelled.
-            cancel.cancel();
-        }
-    };
-
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            cancel.clone().cancelled_owned(),
+        );
+    // Once cancelled, in-flight operations report themselves as cancelled;
+    // a client that keeps its connection open must not keep us alive.
+    let grace = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = grace => tracing::debug!("connections still open after the grace period"),
+    }
     Ok(())
 }

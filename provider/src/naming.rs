@@ -84,7 +84,11 @@ pub const KMS_ALIAS: NameRule = NameRule {
 pub fn sanitize_prefix(prefix: &str, rule: &NameRule) -> String {
     let mut out = String::new();
     for c in prefix.chars() {
-        let c = if rule.lowercase_only { c.to_ascii_lowercase() } else { c };
+        let c = if rule.lowercase_only {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        };
         let c = if (rule.allowed)(c) { c } else { '-' };
         if !(c == '-' && out.ends_with('-')) {
             out.push(c);
@@ -126,7 +130,13 @@ pub fn suffix(seed: &[u8]) -> String {
 
 /// The name to use: the old one while the prefix is unchanged, else a new
 /// auto-name.
-pub fn choose(old_name: Option<&str>, old_prefix: Option<&str>, prefix: &str, rule: &NameRule, seed: &[u8]) -> String {
+pub fn choose(
+    old_name: Option<&str>,
+    old_prefix: Option<&str>,
+    prefix: &str,
+    rule: &NameRule,
+    seed: &[u8],
+) -> String {
     match (old_name, old_prefix) {
         (Some(name), Some(old)) if old == prefix && !is_unknown(name) => name.to_string(),
         _ => format!("{}-{}", sanitize_prefix(prefix, rule), suffix(seed)),
@@ -142,7 +152,10 @@ pub fn check(property: &str, name: &str, rule: &NameRule) -> Option<CheckFailure
     if len == 0 || len > rule.max_len {
         return Some(CheckFailure::new(
             property,
-            format!("must be 1 to {} characters; `{name}` has {len}", rule.max_len),
+            format!(
+                "must be 1 to {} characters; `{name}` has {len}",
+                rule.max_len
+            ),
         ));
     }
     name.chars()
@@ -150,7 +163,10 @@ pub fn check(property: &str, name: &str, rule: &NameRule) -> Option<CheckFailure
         .map(|bad| {
             CheckFailure::new(
                 property,
-                format!("`{name}` contains `{bad}`, which {} do not allow", rule.what),
+                format!(
+                    "`{name}` contains `{bad}`, which {} do not allow",
+                    rule.what
+                ),
             )
         })
 }
@@ -162,9 +178,24 @@ mod tests {
     #[test]
     fn names_fit_every_rule() {
         let long = "My Pipeline_for the #1 team ".repeat(10);
-        for rule in [&S3_BUCKET, &IAM_ROLE, &LOG_GROUP, &CODEBUILD_PROJECT, &PIPELINE, &EVENT_RULE, &SNS_TOPIC, &CONNECTION, &KMS_ALIAS] {
+        for rule in [
+            &S3_BUCKET,
+            &IAM_ROLE,
+            &LOG_GROUP,
+            &CODEBUILD_PROJECT,
+            &PIPELINE,
+            &EVENT_RULE,
+            &SNS_TOPIC,
+            &CONNECTION,
+            &KMS_ALIAS,
+        ] {
             let name = choose(None, None, &long, rule, b"seed");
-            assert_eq!(check("name", &name, rule), None, "{} produced {name}", rule.what);
+            assert_eq!(
+                check("name", &name, rule),
+                None,
+                "{} produced {name}",
+                rule.what
+            );
         }
     }
 
@@ -177,8 +208,24 @@ mod tests {
 
     #[test]
     fn keeps_the_old_name_while_the_prefix_is_unchanged() {
-        assert_eq!(choose(Some("app-build-abcdefgh"), Some("app-build"), "app-build", &CODEBUILD_PROJECT, b"x"), "app-build-abcdefgh");
-        assert!(choose(Some("app-build-abcdefgh"), Some("app-build"), "app-test", &CODEBUILD_PROJECT, b"x").starts_with("app-test-"));
+        assert_eq!(
+            choose(
+                Some("app-build-abcdefgh"),
+                Some("app-build"),
+                "app-build",
+                &CODEBUILD_PROJECT,
+                b"x"
+            ),
+            "app-build-abcdefgh"
+        );
+        assert!(choose(
+            Some("app-build-abcdefgh"),
+            Some("app-build"),
+            "app-test",
+            &CODEBUILD_PROJECT,
+            b"x"
+        )
+        .starts_with("app-test-"));
     }
 
     #[test]

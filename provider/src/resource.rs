@@ -355,7 +355,12 @@ impl<R: CustomResource> Typed<R> {
     fn inputs_from(map: &PropertyMap) -> Result<(R::Inputs, BTreeSet<String>), ResourceError> {
         let typed = to_typed(map);
         let inputs = parse::<R::Inputs>(&typed.json).map_err(|f| {
-            ResourceError::Failed(format!("{}: invalid inputs at {}: {}", R::TYPE, f.property, f.reason))
+            ResourceError::Failed(format!(
+                "{}: invalid inputs at {}: {}",
+                R::TYPE,
+                f.property,
+                f.reason
+            ))
         })?;
         Ok((inputs, typed.secret_keys))
     }
@@ -363,12 +368,24 @@ impl<R: CustomResource> Typed<R> {
     fn outputs_from(state: &PropertyMap) -> Result<R::Outputs, ResourceError> {
         let typed = to_typed(state);
         parse::<R::Outputs>(&typed.json).map_err(|f| {
-            ResourceError::Failed(format!("{}: invalid state at {}: {}", R::TYPE, f.property, f.reason))
+            ResourceError::Failed(format!(
+                "{}: invalid state at {}: {}",
+                R::TYPE,
+                f.property,
+                f.reason
+            ))
         })
     }
 
-    fn state(inputs: &R::Inputs, outputs: &R::Outputs, secret_keys: &BTreeSet<String>) -> PropertyMap {
-        from_typed(&merge_state(&to_json(inputs), &to_json(outputs)), secret_keys)
+    fn state(
+        inputs: &R::Inputs,
+        outputs: &R::Outputs,
+        secret_keys: &BTreeSet<String>,
+    ) -> PropertyMap {
+        from_typed(
+            &merge_state(&to_json(inputs), &to_json(outputs)),
+            secret_keys,
+        )
     }
 
     /// Attaches the full state to a partial failure so the engine keeps it.
@@ -408,7 +425,11 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
     }
 
     fn diff(&self, old_inputs: &PropertyMap, news: &PropertyMap) -> DiffResult {
-        diff_inputs(&to_typed(old_inputs).json, &to_typed(news).json, R::REPLACE_KEYS)
+        diff_inputs(
+            &to_typed(old_inputs).json,
+            &to_typed(news).json,
+            R::REPLACE_KEYS,
+        )
     }
 
     async fn create(

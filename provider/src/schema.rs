@@ -11,7 +11,8 @@ use crate::component::args::{SecurePipelineArgs, SecurePipelineOutputs};
 
 pub const PACKAGE: &str = "securepipeline";
 pub const COMPONENT_TYPE: &str = "securepipeline:index:SecurePipeline";
-pub const PLUGIN_DOWNLOAD_URL: &str = "github://api.github.com/securepipeline/pulumi-securepipeline";
+pub const PLUGIN_DOWNLOAD_URL: &str =
+    "github://api.github.com/securepipeline/pulumi-securepipeline";
 /// The Pulumi SDK version generated SDKs depend on, pinned project-wide.
 pub const PULUMI_SDK_VERSION: &str = "3.248.0";
 
@@ -147,7 +148,10 @@ fn convert_object(def: &Json) -> Json {
         }
     }
     let mut out = json!({"type": "object", "properties": properties});
-    if let Some(required) = def.get("required").filter(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+    if let Some(required) = def
+        .get("required")
+        .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+    {
         out["required"] = required.clone();
     }
     copy_description(def, &mut out);
@@ -161,7 +165,10 @@ fn convert_property(prop: &Json) -> Json {
         return json!({"$ref": format!("#/types/{}", token(name))});
     }
     if let Some(Json::Array(alternatives)) = prop.get("anyOf") {
-        if let Some(inner) = alternatives.iter().find(|alt| alt.get("type") != Some(&json!("null"))) {
+        if let Some(inner) = alternatives
+            .iter()
+            .find(|alt| alt.get("type") != Some(&json!("null")))
+        {
             return convert_property(inner);
         }
     }
@@ -215,24 +222,49 @@ mod tests {
         assert_eq!(resource["isComponent"], true);
         assert_eq!(resource["requiredInputs"], json!(["source", "build"]));
         for input in [
-            "source", "build", "deployments", "notifications", "schedule", "logRetentionDays",
-            "artifactRetentionDays", "executionMode", "kmsKeyArn", "forceDestroy", "tags",
+            "source",
+            "build",
+            "deployments",
+            "notifications",
+            "schedule",
+            "logRetentionDays",
+            "artifactRetentionDays",
+            "executionMode",
+            "kmsKeyArn",
+            "forceDestroy",
+            "tags",
         ] {
-            assert!(resource["inputProperties"].get(input).is_some(), "missing input {input}");
+            assert!(
+                resource["inputProperties"].get(input).is_some(),
+                "missing input {input}"
+            );
         }
         for output in [
-            "pipelineName", "pipelineArn", "pipelineUrl", "connectionArn", "connectionStatus",
-            "artifactBucketName", "kmsKeyArn", "notificationTopicArn", "eventBridgeRoleArn",
-            "buildProjectNames", "logGroupNames", "roleArns",
+            "pipelineName",
+            "pipelineArn",
+            "pipelineUrl",
+            "connectionArn",
+            "connectionStatus",
+            "artifactBucketName",
+            "kmsKeyArn",
+            "notificationTopicArn",
+            "eventBridgeRoleArn",
+            "buildProjectNames",
+            "logGroupNames",
+            "roleArns",
         ] {
-            assert!(resource["properties"].get(output).is_some(), "missing output {output}");
+            assert!(
+                resource["properties"].get(output).is_some(),
+                "missing output {output}"
+            );
         }
         assert_eq!(
             resource["inputProperties"]["source"]["$ref"],
             "#/types/securepipeline:index:Source"
         );
         assert_eq!(
-            schema["types"]["securepipeline:index:Build"]["properties"]["environment"]["additionalProperties"]["$ref"],
+            schema["types"]["securepipeline:index:Build"]["properties"]["environment"]
+                ["additionalProperties"]["$ref"],
             "#/types/securepipeline:index:EnvironmentVariable"
         );
     }
@@ -252,9 +284,18 @@ mod tests {
     fn config_has_the_provider_keys() {
         let schema = package_schema();
         let variables = &schema["config"]["variables"];
-        for key in ["region", "profile", "assumeRole", "endpoints", "defaultTags"] {
+        for key in [
+            "region",
+            "profile",
+            "assumeRole",
+            "endpoints",
+            "defaultTags",
+        ] {
             assert!(variables.get(key).is_some(), "missing config {key}");
         }
-        assert_eq!(variables["endpoints"]["additionalProperties"]["type"], "string");
+        assert_eq!(
+            variables["endpoints"]["additionalProperties"]["type"],
+            "string"
+        );
     }
 }

@@ -26,19 +26,31 @@ pub fn validate(property: &str, tags: &Tags) -> Vec<CheckFailure> {
     if tags.len() > 45 {
         failures.push(CheckFailure::new(
             property,
-            format!("{} tags given; at most 45 fit once the provider adds its own", tags.len()),
+            format!(
+                "{} tags given; at most 45 fit once the provider adds its own",
+                tags.len()
+            ),
         ));
     }
     for (key, value) in tags {
         let path = format!("{property}.{key}");
         if key.is_empty() || key.chars().count() > 128 {
-            failures.push(CheckFailure::new(&path, "tag keys must be 1 to 128 characters"));
+            failures.push(CheckFailure::new(
+                &path,
+                "tag keys must be 1 to 128 characters",
+            ));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
-            failures.push(CheckFailure::new(&path, "tag keys starting with `aws:` are reserved by AWS"));
+            failures.push(CheckFailure::new(
+                &path,
+                "tag keys starting with `aws:` are reserved by AWS",
+            ));
         }
         if value.chars().count() > 256 {
-            failures.push(CheckFailure::new(&path, "tag values must be at most 256 characters"));
+            failures.push(CheckFailure::new(
+                &path,
+                "tag values must be at most 256 characters",
+            ));
         }
         let allowed = |c: char| c.is_alphanumeric() || " _.:/=+-@".contains(c);
         if !key.chars().all(allowed) || !value.chars().all(allowed) {
@@ -56,7 +68,10 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -73,7 +88,10 @@ mod tests {
     #[test]
     fn rejects_reserved_and_oversized_tags() {
         let long = "x".repeat(300);
-        let failures = validate("tags", &tags(&[("aws:owner", "a"), ("k", &long), ("bad#", "v")]));
+        let failures = validate(
+            "tags",
+            &tags(&[("aws:owner", "a"), ("k", &long), ("bad#", "v")]),
+        );
         let properties: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
         assert_eq!(properties, vec!["tags.aws:owner", "tags.bad#", "tags.k"]);
     }
@@ -86,7 +104,11 @@ pub fn changes(old: &Tags, new: &Tags) -> (Tags, Vec<String>) {
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let remove = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    let remove = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
     (set, remove)
 }
 
@@ -96,8 +118,14 @@ mod change_tests {
 
     #[test]
     fn computes_tags_to_set_and_remove() {
-        let old: Tags = [("a", "1"), ("b", "2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let new: Tags = [("a", "1"), ("b", "3"), ("c", "4")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let old: Tags = [("a", "1"), ("b", "2")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let new: Tags = [("a", "1"), ("b", "3"), ("c", "4")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (set, remove) = changes(&old, &new);
         assert_eq!(set.keys().collect::<Vec<_>>(), vec!["b", "c"]);
         assert!(remove.is_empty());

@@ -57,6 +57,7 @@ fn program_inputs(pre: &Prerequisites) -> BuildProjectInputs {
     BuildProjectInputs {
         name_prefix: "app-x1y2-build".into(),
         project_name: None,
+        region: None,
         description: "Build stage of pipeline app".into(),
         service_role_arn: pre.role_arn.clone(),
         kms_key_arn: pre.key_arn.clone(),

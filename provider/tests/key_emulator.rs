@@ -17,6 +17,7 @@ fn program_inputs() -> KeyInputs {
         name_prefix: "app-test-key".into(),
         alias_name: None,
         description: "Encrypts the artifacts, logs and notifications of pipeline app".into(),
+        region: None,
         enable_key_rotation: true,
         service_principals: vec![
             format!("logs.{}.amazonaws.com", support::REGION),

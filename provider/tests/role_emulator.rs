@@ -360,8 +360,8 @@ async fn trust_is_computed_at_create_when_check_did_not_know_the_account() {
         "the state holds the trust policy"
     );
 
-    // A trust policy in a shape the provider never writes reads as empty,
-    // and the next update puts the computed one back.
+    // Trust opened to everyone reads back as exactly that, and the next
+    // update puts the computed one back.
     let everyone = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#;
     iam.update_assume_role_policy()
         .role_name(&id)
@@ -370,9 +370,16 @@ async fn trust_is_computed_at_create_when_check_did_not_know_the_account() {
         .await
         .unwrap();
     let (drifted, drifted_outputs) = Role::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    let opened = drifted
+        .trust_policy
+        .as_ref()
+        .expect("the live trust policy");
     assert_eq!(
-        drifted.trust_policy.as_ref().map(|t| t.statements.len()),
-        Some(0)
+        opened.statements[0]
+            .principal
+            .as_ref()
+            .map(|p| p["AWS"].clone()),
+        Some(vec!["*".to_string()])
     );
     Role::update(&ctx, &id, &drifted, &inputs, &drifted_outputs)
         .await

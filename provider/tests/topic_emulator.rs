@@ -264,7 +264,6 @@ async fn topic_is_created_read_back_restored_and_deleted() {
 
 /// G14: a subscription shows as pending until its recipient confirms it.
 #[tokio::test]
-#[ignore = "the emulator (moto) confirms email subscriptions at once; enable once it models PendingConfirmation"]
 async fn email_subscriptions_are_pending_until_confirmed() {
     let emulator = support::Emulator::start();
     let aws = emulator.context().await;

@@ -16,7 +16,16 @@ pub struct Arn {
     pub resource: String,
 }
 
-pub const PARTITIONS: &[&str] = &["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"];
+pub const PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
 
 impl FromStr for Arn {
     type Err = String;
@@ -29,7 +38,9 @@ impl FromStr for Arn {
             ));
         };
         if prefix != "arn" {
-            return Err(format!("`{value}` is not an ARN; it must start with `arn:`"));
+            return Err(format!(
+                "`{value}` is not an ARN; it must start with `arn:`"
+            ));
         }
         if !PARTITIONS.contains(&partition) {
             return Err(format!("`{value}` has unknown partition `{partition}`"));
@@ -38,7 +49,9 @@ impl FromStr for Arn {
             return Err(format!("`{value}` is missing its service or resource part"));
         }
         if !account.is_empty() && !is_account_id(account) {
-            return Err(format!("`{value}` has account `{account}`, which is not a 12-digit account id"));
+            return Err(format!(
+                "`{value}` has account `{account}`, which is not a 12-digit account id"
+            ));
         }
         Ok(Arn {
             partition: partition.into(),
@@ -68,9 +81,15 @@ pub fn is_account_id(value: &str) -> bool {
 pub fn is_region(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
         && parts[0].len() == 2
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Builds ARNs in the caller's partition, account and region.
@@ -107,7 +126,10 @@ impl Arns<'_> {
     }
 
     pub fn log_group(&self, name: &str) -> String {
-        format!("arn:{}:logs:{}:{}:log-group:{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn log_streams(&self, name: &str) -> String {
@@ -115,28 +137,46 @@ impl Arns<'_> {
     }
 
     pub fn codebuild_project(&self, name: &str) -> String {
-        format!("arn:{}:codebuild:{}:{}:project/{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:codebuild:{}:{}:project/{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn codepipeline(&self, name: &str) -> String {
-        format!("arn:{}:codepipeline:{}:{}:{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:codepipeline:{}:{}:{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn events_rule(&self, name: &str) -> String {
-        format!("arn:{}:events:{}:{}:rule/{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:events:{}:{}:rule/{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn sns_topic(&self, name: &str) -> String {
-        format!("arn:{}:sns:{}:{}:{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:sns:{}:{}:{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn ssm_parameter(&self, name: &str) -> String {
         let name = name.trim_start_matches('/');
-        format!("arn:{}:ssm:{}:{}:parameter/{name}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:ssm:{}:{}:parameter/{name}",
+            self.partition, self.region, self.account
+        )
     }
 
     pub fn kms_key(&self, key_id: &str) -> String {
-        format!("arn:{}:kms:{}:{}:key/{key_id}", self.partition, self.region, self.account)
+        format!(
+            "arn:{}:kms:{}:{}:key/{key_id}",
+            self.partition, self.region, self.account
+        )
     }
 }
 
@@ -160,8 +200,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_arns() {
-        assert!("arn:aws:iam::12:role/x".parse::<Arn>().unwrap_err().contains("12-digit"));
-        assert!("arn:nope:iam::123456789012:role/x".parse::<Arn>().unwrap_err().contains("partition"));
+        assert!("arn:aws:iam::12:role/x"
+            .parse::<Arn>()
+            .unwrap_err()
+            .contains("12-digit"));
+        assert!("arn:nope:iam::123456789012:role/x"
+            .parse::<Arn>()
+            .unwrap_err()
+            .contains("partition"));
         assert!("role/x".parse::<Arn>().unwrap_err().contains("not an ARN"));
     }
 
@@ -175,9 +221,19 @@ mod tests {
 
     #[test]
     fn builds_arns_for_the_caller() {
-        let arns = Arns { partition: "aws-cn", account: "123456789012", region: "cn-north-1" };
+        let arns = Arns {
+            partition: "aws-cn",
+            account: "123456789012",
+            region: "cn-north-1",
+        };
         assert_eq!(arns.iam_role("r"), "arn:aws-cn:iam::123456789012:role/r");
-        assert_eq!(arns.log_streams("/g"), "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/g:log-stream:*");
-        assert_eq!(arns.ssm_parameter("/app/token"), "arn:aws-cn:ssm:cn-north-1:123456789012:parameter/app/token");
+        assert_eq!(
+            arns.log_streams("/g"),
+            "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/g:log-stream:*"
+        );
+        assert_eq!(
+            arns.ssm_parameter("/app/token"),
+            "arn:aws-cn:ssm:cn-north-1:123456789012:parameter/app/token"
+        );
     }
 }

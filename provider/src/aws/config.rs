@@ -138,7 +138,9 @@ impl ProviderConfig {
             let provider = provider.build().await;
             sdk = sdk
                 .to_builder()
-                .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
                 .build();
         }
         let clients = super::Clients::new(&sdk, &endpoints);
@@ -195,7 +197,10 @@ mod tests {
         }))
         .unwrap_err();
         let properties: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
-        assert_eq!(properties, vec!["region", "assumeRole.roleArn", "endpoints.s3"]);
+        assert_eq!(
+            properties,
+            vec!["region", "assumeRole.roleArn", "endpoints.s3"]
+        );
     }
 
     #[test]

@@ -70,7 +70,11 @@ impl Clients {
             codepipeline: client!(aws_sdk_codepipeline, ["codepipeline"]),
             connections: client!(
                 aws_sdk_codestarconnections,
-                ["codestarconnections", "codestar-connections", "codeconnections"]
+                [
+                    "codestarconnections",
+                    "codestar-connections",
+                    "codeconnections"
+                ]
             ),
             events: client!(aws_sdk_eventbridge, ["events", "eventbridge"]),
             iam: client!(aws_sdk_iam, ["iam"]),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_sdk_sts::error::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::time::Instant;
 
 use crate::engine_log::EngineLog;
@@ -174,7 +174,10 @@ where
             Err(err) if is_transient(&err, retry_on) && Instant::now() + delay < deadline => {
                 progress.log.status(
                     progress.urn,
-                    &format!("{action}: waiting for AWS (attempt {attempt}): {}", describe(&err)),
+                    &format!(
+                        "{action}: waiting for AWS (attempt {attempt}): {}",
+                        describe(&err)
+                    ),
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(backoff.max_delay);

@@ -36,7 +36,10 @@ fn start() -> (Child, u16, Duration) {
         let _ = BufReader::new(stdout).read_line(&mut line);
     }
     let elapsed = began.elapsed();
-    let port = line.trim().parse().unwrap_or_else(|_| panic!("no port printed: {line:?}"));
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port printed: {line:?}"));
     (child, port, elapsed)
 }
 
@@ -87,19 +90,27 @@ async fn main() {
 
     let (mut child, port, _) = start();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    println!("{:<28} {:>9} KiB", "idle resident memory", rss_kib(child.id()));
+    println!(
+        "{:<28} {:>9} KiB",
+        "idle resident memory",
+        rss_kib(child.id())
+    );
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .expect("endpoint")
         .connect()
         .await
         .expect("connect to the provider");
-    let mut client = ResourceProviderClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
+    let mut client =
+        ResourceProviderClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE);
 
     let mut schema = Vec::new();
     for _ in 0..CALLS {
         let began = Instant::now();
-        client.get_schema(GetSchemaRequest::default()).await.expect("GetSchema");
+        client
+            .get_schema(GetSchemaRequest::default())
+            .await
+            .expect("GetSchema");
         schema.push(began.elapsed());
     }
     summary("GetSchema", schema);
@@ -144,7 +155,11 @@ async fn main() {
         diff.push(began.elapsed());
     }
     summary("Diff (LogGroup)", diff);
-    println!("{:<28} {:>9} KiB", "resident memory after calls", rss_kib(child.id()));
+    println!(
+        "{:<28} {:>9} KiB",
+        "resident memory after calls",
+        rss_kib(child.id())
+    );
 
     let _ = child.kill();
     let _ = child.wait();

@@ -198,7 +198,11 @@ pub struct Deployment {
     pub name: String,
     /// Deploy a Pulumi stack with a buildspec the provider writes. (Named
     /// `pulumiStack` because Pulumi schemas reserve the property name `pulumi`.)
-    #[serde(rename = "pulumiStack", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "pulumiStack",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pulumi: Option<PulumiDeployment>,
     /// Shell commands to run instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,7 +276,9 @@ pub struct Notifications {
 }
 
 /// Pipeline execution states.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NotificationEvent {
     Failed,

@@ -7,19 +7,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::future::try_join_all;
 use tonic::Status;
 
 use super::args::{self, SecurePipelineArgs, SecurePipelineOutputs, SourceProvider};
+use super::deploy::{self, Store};
 use super::plan::{self, Names};
 use super::validate;
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
+use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::proto::pulumirpc::{ConstructRequest, ConstructResponse};
 use crate::protocol::json::UNKNOWN;
 use crate::protocol::monitor::{ChildDefaults, Monitor, Registered, Registration};
 use crate::protocol::value::{decode_struct, encode_struct, PropertyMap, PropertyValue};
-use crate::resource::{from_typed, parse, to_json, to_typed, CheckContext, CheckFailure, CustomResource};
+use crate::resource::{
+    from_typed, parse, to_json, to_typed, CheckContext, CheckFailure, CustomResource,
+};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
@@ -104,11 +109,14 @@ pub async fn construct(
 ) -> Result<ConstructResponse, Status> {
     let name = request.name.clone();
     let inputs = match &request.inputs {
-        Some(inputs) => decode_struct(inputs).map_err(|err| Status::invalid_argument(err.to_string()))?,
+        Some(inputs) => {
+            decode_struct(inputs).map_err(|err| Status::invalid_argument(err.to_string()))?
+        }
         None => PropertyMap::new(),
     };
     let typed = to_typed(&inputs);
-    let args: SecurePipelineArgs = parse(&typed.json).map_err(|failure| invalid(&name, vec![failure]))?;
+    let args: SecurePipelineArgs =
+        parse(&typed.json).map_err(|failure| invalid(&name, vec![failure]))?;
     let check = CheckContext {
         name: &name,
         random_seed: &[],
@@ -118,7 +126,9 @@ pub async fn construct(
         .into_result(())
         .map_err(|failures| invalid(&name, failures))?;
     let aws = aws.ok_or_else(|| {
-        Status::failed_precondition("the securepipeline provider must be configured before a SecurePipeline is constructed")
+        Status::failed_precondition(
+            "the securepipeline provider must be configured before a SecurePipeline is constructed",
+        )
     })?;
 
     let monitor = Monitor::connect(&request.monitor_endpoint).await?;
@@ -144,11 +154,17 @@ pub async fn construct(
         .await?;
 
     let mut secret_inputs: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
-    if typed.secret_keys.contains("build") {
-        secret_inputs.entry(BuildProject::TYPE).or_default().insert("environmentVariables".into());
+    if typed.secret_keys.contains("build") || typed.secret_keys.contains("deployments") {
+        secret_inputs
+            .entry(BuildProject::TYPE)
+            .or_default()
+            .insert("environmentVariables".into());
     }
     if typed.secret_keys.contains("notifications") {
-        secret_inputs.entry(Topic::TYPE).or_default().insert("emails".into());
+        secret_inputs
+            .entry(Topic::TYPE)
+            .or_default()
+            .insert("emails".into());
     }
     let children = Children {
         monitor: &monitor,
@@ -157,10 +173,20 @@ pub async fn construct(
         name: &name,
         secret_inputs,
     };
-    let outputs = assemble(&children, &args, &aws, &request.project, &request.stack, log).await?;
+    let outputs = assemble(
+        &children,
+        &args,
+        &aws,
+        &request.project,
+        &request.stack,
+        log,
+    )
+    .await?;
 
     let output_map = from_typed(&to_json(&outputs), &BTreeSet::new());
-    monitor.register_outputs(&component.urn, &output_map).await?;
+    monitor
+        .register_outputs(&component.urn, &output_map)
+        .await?;
     Ok(ConstructResponse {
         urn: component.urn,
         state: Some(encode_struct(&output_map)),
@@ -172,6 +198,20 @@ fn with_pipeline_tag(args: &SecurePipelineArgs, name: &str) -> Tags {
     let mut tags = args.tags.clone().unwrap_or_default();
     tags.insert(PIPELINE_KEY.into(), name.into());
     tags
+}
+
+/// A region's artifact store: the bucket and the key encrypting it.
+struct RegionStore {
+    bucket_name: String,
+    bucket_arn: String,
+    key_arn: String,
+}
+
+/// CodeBuild refuses project descriptions longer than this.
+const MAX_PROJECT_DESCRIPTION: usize = 255;
+
+fn project_description(text: String) -> String {
+    text.chars().take(MAX_PROJECT_DESCRIPTION).collect()
 }
 
 /// Registers every child in dependency order and collects the outputs.
@@ -187,17 +227,49 @@ async fn assemble(
     let arns = aws.arns();
     let tags = with_pipeline_tag(args, children.name);
     let region = aws.region.clone();
+    let deployments = args.deployments.as_deref().unwrap_or_default();
+    // Regions other than the pipeline's that stages run in: each gets its
+    // own key and artifact bucket.
+    let extra_regions = deploy::extra_regions(args, &region);
+    // What production stages own, denied to every other role.
+    let protected = deploy::Protected::of(&arns, deployments);
+    // Children in the pipeline's region carry no region input, as before
+    // cross-region pipelines existed.
+    let region_input = |r: &str| (r != region).then(|| r.to_string());
 
-    // 1. The key and the connection do not depend on anything.
+    // 1. The keys and the connection do not depend on anything.
     let key_inputs = KeyInputs {
         name_prefix: names.prefix("key"),
         alias_name: None,
-        description: format!("Encrypts the artifacts, logs and notifications of pipeline {}", children.name),
+        description: format!(
+            "Encrypts the artifacts, logs and notifications of pipeline {}",
+            children.name
+        ),
+        region: None,
         enable_key_rotation: true,
-        service_principals: vec![format!("logs.{region}.amazonaws.com"), "events.amazonaws.com".into()],
+        service_principals: vec![
+            format!("logs.{region}.amazonaws.com"),
+            "events.amazonaws.com".into(),
+        ],
         policy: None,
         tags: tags.clone(),
     };
+    let regional_key_inputs: Vec<KeyInputs> = extra_regions
+        .iter()
+        .map(|r| KeyInputs {
+            name_prefix: names.prefix(&format!("key-{r}")),
+            alias_name: None,
+            description: format!(
+                "Encrypts the {r} artifacts and logs of pipeline {}",
+                children.name
+            ),
+            region: Some(r.clone()),
+            enable_key_rotation: true,
+            service_principals: vec![format!("logs.{r}.amazonaws.com")],
+            policy: None,
+            tags: tags.clone(),
+        })
+        .collect();
     let connection_inputs = ConnectionInputs {
         name_prefix: names.prefix("source"),
         connection_name: None,
@@ -206,13 +278,16 @@ async fn assemble(
         existing_arn: args.source.connection_arn.clone(),
         tags: tags.clone(),
     };
-    let (key, connection) = tokio::try_join!(
+    let (key, regional_keys, connection) = tokio::try_join!(
         async {
             match &args.kms_key_arn {
                 Some(_) => Ok(None),
                 None => children.add::<Key>("key", &key_inputs, &[]).await.map(Some),
             }
         },
+        try_join_all(extra_regions.iter().zip(&regional_key_inputs).map(
+            |(r, inputs)| async move { children.add::<Key>(&format!("key-{r}"), inputs, &[]).await }
+        )),
         children.add::<Connection>("source", &connection_inputs, &[]),
     )?;
     let key_arn = match (&args.kms_key_arn, &key) {
@@ -221,6 +296,21 @@ async fn assemble(
         (None, None) => UNKNOWN.to_string(),
     };
     let key_deps: Vec<&Registered> = key.iter().collect();
+    // Per region: the key's ARN and what depends on it.
+    let mut key_arns = BTreeMap::from([(region.clone(), key_arn.clone())]);
+    let mut keys_by_region: BTreeMap<String, Vec<&Registered>> =
+        BTreeMap::from([(region.clone(), key_deps.clone())]);
+    for (r, created) in extra_regions.iter().zip(&regional_keys) {
+        key_arns.insert(r.clone(), output(created, "arn"));
+        keys_by_region.insert(r.clone(), vec![created]);
+    }
+    let key_deps_in = |r: &str| keys_by_region.get(r).cloned().unwrap_or_default();
+    let key_arn_in = |r: &str| {
+        key_arns
+            .get(r)
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN.to_string())
+    };
     let connection_arn = output(&connection, "arn");
     let connection_status = output(&connection, "status");
     let activation_url = output(&connection, "activationUrl");
@@ -234,13 +324,20 @@ async fn assemble(
         );
     }
 
-    // 2. Storage: the artifact bucket, the build's log group, the topic.
-    let bucket_inputs = ArtifactBucketInputs {
-        name_prefix: names.prefix("artifacts"),
+    // 2. Storage: an artifact bucket per region, a log group per project,
+    // the topic.
+    let bucket_inputs = |r: &str| ArtifactBucketInputs {
+        name_prefix: if r == region {
+            names.prefix("artifacts")
+        } else {
+            names.prefix(&format!("artifacts-{r}"))
+        },
         bucket_name: None,
-        region: Some(region.clone()),
-        kms_key_arn: key_arn.clone(),
-        expire_after_days: args.artifact_retention_days.unwrap_or(plan::DEFAULT_ARTIFACT_RETENTION_DAYS),
+        region: Some(r.to_string()),
+        kms_key_arn: key_arn_in(r),
+        expire_after_days: args
+            .artifact_retention_days
+            .unwrap_or(plan::DEFAULT_ARTIFACT_RETENTION_DAYS),
         force_destroy: args.force_destroy.unwrap_or(false),
         versioning: true,
         block_public_access: true,
@@ -248,62 +345,208 @@ async fn assemble(
         secure_transport_policy: true,
         tags: tags.clone(),
     };
-    let log_inputs = LogGroupInputs {
-        name_prefix: names.prefix("build"),
+    let home_bucket_inputs = bucket_inputs(&region);
+    let regional_bucket_inputs: Vec<ArtifactBucketInputs> =
+        extra_regions.iter().map(|r| bucket_inputs(r)).collect();
+    let log_inputs = |prefix: String, r: &str| LogGroupInputs {
+        name_prefix: prefix,
         log_group_name: None,
-        retention_in_days: args.log_retention_days.unwrap_or(plan::DEFAULT_LOG_RETENTION_DAYS),
-        kms_key_arn: key_arn.clone(),
+        region: region_input(r),
+        retention_in_days: args
+            .log_retention_days
+            .unwrap_or(plan::DEFAULT_LOG_RETENTION_DAYS),
+        kms_key_arn: key_arn_in(r),
         tags: tags.clone(),
     };
+    let build_log_inputs = log_inputs(names.prefix("build"), &region);
+    let deploy_log_inputs: Vec<LogGroupInputs> = deployments
+        .iter()
+        .map(|d| {
+            log_inputs(
+                names.prefix(&deploy::purpose(d)),
+                deploy::region(d, &region),
+            )
+        })
+        .collect();
     let rule_pattern = arns.events_rule(&names.pattern("notify", &naming::EVENT_RULE));
     let topic_inputs = TopicInputs {
         name_prefix: names.prefix("notify"),
         topic_name: None,
         kms_key_arn: key_arn.clone(),
         publisher_rule_arns: vec![rule_pattern],
-        emails: args.notifications.as_ref().and_then(|n| n.emails.clone()).unwrap_or_default(),
+        emails: args
+            .notifications
+            .as_ref()
+            .and_then(|n| n.emails.clone())
+            .unwrap_or_default(),
         policy: None,
         tags: tags.clone(),
     };
-    let (bucket, build_logs, topic) = tokio::try_join!(
-        children.add::<ArtifactBucket>("artifacts", &bucket_inputs, &key_deps),
-        children.add::<LogGroup>("build-logs", &log_inputs, &key_deps),
+    let (bucket, regional_buckets, build_logs, deploy_logs, topic) = tokio::try_join!(
+        children.add::<ArtifactBucket>("artifacts", &home_bucket_inputs, &key_deps),
+        try_join_all(
+            extra_regions
+                .iter()
+                .zip(&regional_bucket_inputs)
+                .map(|(r, inputs)| {
+                    let deps = key_deps_in(r);
+                    async move {
+                        children
+                            .add::<ArtifactBucket>(&format!("artifacts-{r}"), inputs, &deps)
+                            .await
+                    }
+                })
+        ),
+        children.add::<LogGroup>("build-logs", &build_log_inputs, &key_deps),
+        try_join_all(
+            deployments
+                .iter()
+                .zip(&deploy_log_inputs)
+                .map(|(d, inputs)| {
+                    let deps = key_deps_in(deploy::region(d, &region));
+                    async move {
+                        children
+                            .add::<LogGroup>(&format!("{}-logs", deploy::purpose(d)), inputs, &deps)
+                            .await
+                    }
+                })
+        ),
         children.add::<Topic>("notifications", &topic_inputs, &key_deps),
     )?;
     let bucket_name = output(&bucket, "bucketName");
-    let bucket_arn = output(&bucket, "arn");
     let build_log_group = output(&build_logs, "logGroupName");
     let topic_arn = output(&topic, "arn");
-
-    // 3. The build's role, then its project.
-    let build_role_inputs = RoleInputs {
-        name_prefix: names.prefix("build"),
-        role_name: None,
-        description: format!("CodeBuild role of pipeline {}", children.name),
-        service: "codebuild.amazonaws.com".into(),
-        source_arn: Some(arns.codebuild_project(&names.pattern("build", &naming::CODEBUILD_PROJECT))),
-        trust_policy: None,
-        managed_policy_arns: Vec::new(),
-        policies: BTreeMap::from([(
-            "build".to_string(),
-            plan::build_role_policy(&arns, &bucket_arn, &key_arn, &build_log_group, args.build.environment.as_ref()),
-        )]),
-        tags: tags.clone(),
+    let mut stores = BTreeMap::from([(
+        region.clone(),
+        RegionStore {
+            bucket_name: bucket_name.clone(),
+            bucket_arn: output(&bucket, "arn"),
+            key_arn: key_arn.clone(),
+        },
+    )]);
+    let mut buckets_by_region: BTreeMap<String, &Registered> =
+        BTreeMap::from([(region.clone(), &bucket)]);
+    for (r, created) in extra_regions.iter().zip(&regional_buckets) {
+        stores.insert(
+            r.clone(),
+            RegionStore {
+                bucket_name: output(created, "bucketName"),
+                bucket_arn: output(created, "arn"),
+                key_arn: key_arn_in(r),
+            },
+        );
+        buckets_by_region.insert(r.clone(), created);
+    }
+    let store_in = |r: &str| {
+        stores
+            .get(r)
+            .map(|s| Store {
+                bucket_arn: &s.bucket_arn,
+                key_arn: &s.key_arn,
+            })
+            .unwrap_or(Store {
+                bucket_arn: UNKNOWN,
+                key_arn: UNKNOWN,
+            })
     };
-    let mut role_deps = key_deps.clone();
-    role_deps.extend([&bucket, &build_logs]);
-    let build_role = children.add::<Role>("build-role", &build_role_inputs, &role_deps).await?;
+    let storage_deps_in = |r: &str| {
+        let mut deps = key_deps_in(r);
+        deps.extend(buckets_by_region.get(r).copied());
+        deps
+    };
+    let deploy_log_groups: Vec<String> = deploy_logs
+        .iter()
+        .map(|l| output(l, "logGroupName"))
+        .collect();
+
+    // 3. The roles: the build's and one per stage, each from grants only.
+    let codebuild_role =
+        |purpose: &str, r: &str, description: String, policy: (&str, PolicyDocument)| RoleInputs {
+            name_prefix: names.prefix(purpose),
+            role_name: None,
+            description,
+            service: "codebuild.amazonaws.com".into(),
+            source_arn: Some(
+                arns.in_region(r)
+                    .codebuild_project(&names.pattern(purpose, &naming::CODEBUILD_PROJECT)),
+            ),
+            trust_policy: None,
+            managed_policy_arns: Vec::new(),
+            policies: BTreeMap::from([(policy.0.to_string(), policy.1)]),
+            tags: tags.clone(),
+        };
+    let build_role_inputs = codebuild_role(
+        "build",
+        &region,
+        format!("CodeBuild role of pipeline {}", children.name),
+        (
+            "build",
+            plan::build_role_policy(
+                &arns,
+                store_in(&region),
+                &build_log_group,
+                args.build.environment.as_ref(),
+                &protected,
+            ),
+        ),
+    );
+    let deploy_role_inputs: Vec<RoleInputs> = deployments
+        .iter()
+        .zip(&deploy_log_groups)
+        .map(|(d, log_group)| {
+            let r = deploy::region(d, &region);
+            codebuild_role(
+                &deploy::purpose(d),
+                r,
+                format!(
+                    "CodeBuild role of stage {} of pipeline {}",
+                    d.name, children.name
+                ),
+                (
+                    "deploy",
+                    deploy::role_policy(&arns.in_region(r), store_in(r), log_group, d, &protected),
+                ),
+            )
+        })
+        .collect();
+    let mut build_role_deps = storage_deps_in(&region);
+    build_role_deps.push(&build_logs);
+    let (build_role, deploy_roles) = tokio::try_join!(
+        children.add::<Role>("build-role", &build_role_inputs, &build_role_deps),
+        try_join_all(
+            deployments
+                .iter()
+                .zip(&deploy_role_inputs)
+                .zip(&deploy_logs)
+                .map(|((d, inputs), logs)| {
+                    let mut deps = storage_deps_in(deploy::region(d, &region));
+                    deps.push(logs);
+                    async move {
+                        children
+                            .add::<Role>(&format!("{}-role", deploy::purpose(d)), inputs, &deps)
+                            .await
+                    }
+                })
+        ),
+    )?;
+
+    // 4. The projects: the build, then one per stage in its region, with
+    // the build's image and compute type.
     let project_inputs = BuildProjectInputs {
         name_prefix: names.prefix("build"),
         project_name: None,
-        description: format!("Build stage of pipeline {}", children.name),
+        region: None,
+        description: project_description(format!("Build stage of pipeline {}", children.name)),
         service_role_arn: output(&build_role, "arn"),
         kms_key_arn: key_arn.clone(),
         log_group_name: build_log_group.clone(),
         image: plan::wire_name(&plan::image(&args.build)),
         compute_type: plan::wire_name(&plan::compute_type(&args.build)),
         privileged_mode: args.build.docker.unwrap_or(false),
-        timeout_in_minutes: args.build.timeout_minutes.unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
+        timeout_in_minutes: args
+            .build
+            .timeout_minutes
+            .unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
         queued_timeout_in_minutes: args
             .build
             .queued_timeout_minutes
@@ -312,12 +555,61 @@ async fn assemble(
         environment_variables: plan::project_variables(args.build.environment.as_ref()),
         tags: tags.clone(),
     };
+    let deploy_project_inputs: Vec<BuildProjectInputs> = deployments
+        .iter()
+        .zip(&deploy_roles)
+        .zip(&deploy_log_groups)
+        .map(|((d, role), log_group)| {
+            let r = deploy::region(d, &region);
+            BuildProjectInputs {
+                name_prefix: names.prefix(&deploy::purpose(d)),
+                project_name: None,
+                region: region_input(r),
+                description: project_description(format!(
+                    "Deployment stage {} of pipeline {}",
+                    d.name, children.name
+                )),
+                service_role_arn: output(role, "arn"),
+                kms_key_arn: key_arn_in(r),
+                log_group_name: log_group.clone(),
+                privileged_mode: false,
+                timeout_in_minutes: d.timeout_minutes.unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
+                buildspec: deploy::buildspec(d),
+                environment_variables: plan::project_variables(d.environment.as_ref()),
+                ..project_inputs.clone()
+            }
+        })
+        .collect();
     let mut project_deps = key_deps.clone();
     project_deps.extend([&build_role, &build_logs]);
-    let project = children.add::<BuildProject>("build", &project_inputs, &project_deps).await?;
+    let (project, deploy_projects) = tokio::try_join!(
+        children.add::<BuildProject>("build", &project_inputs, &project_deps),
+        try_join_all(
+            deployments
+                .iter()
+                .zip(&deploy_project_inputs)
+                .zip(deploy_roles.iter().zip(&deploy_logs))
+                .map(|((d, inputs), (role, logs))| {
+                    let mut deps = key_deps_in(deploy::region(d, &region));
+                    deps.extend([role, logs]);
+                    async move {
+                        children
+                            .add::<BuildProject>(&deploy::purpose(d), inputs, &deps)
+                            .await
+                    }
+                })
+        ),
+    )?;
     let project_name = output(&project, "projectName");
+    let deploy_project_names: Vec<String> = deploy_projects
+        .iter()
+        .map(|p| output(p, "projectName"))
+        .collect();
 
-    // 4. The pipeline's role, then the pipeline.
+    // 5. The pipeline's role (every region's store, every project), then
+    // the pipeline: Source, Build, then each stage in order.
+    let pipeline_stores: BTreeMap<String, Store<'_>> =
+        stores.keys().map(|r| (r.clone(), store_in(r))).collect();
     let pipeline_role_inputs = RoleInputs {
         name_prefix: names.prefix("pipeline"),
         role_name: None,
@@ -329,40 +621,71 @@ async fn assemble(
         policies: BTreeMap::from([(
             "pipeline".to_string(),
             plan::pipeline_role_policy(
-                &bucket_arn,
-                &key_arn,
+                &region,
+                &pipeline_stores,
                 &connection_arn,
                 &args.source.repository,
-                vec![output(&project, "arn")],
+                std::iter::once(&project)
+                    .chain(&deploy_projects)
+                    .map(|p| output(p, "arn"))
+                    .collect(),
                 &topic_arn,
             ),
         )]),
         tags: tags.clone(),
     };
-    let mut pipeline_role_deps = key_deps.clone();
+    let all_keys: Vec<&Registered> = key_deps.iter().copied().chain(&regional_keys).collect();
+    let mut pipeline_role_deps = all_keys.clone();
     pipeline_role_deps.extend([&bucket, &connection, &project, &topic]);
+    pipeline_role_deps.extend(regional_buckets.iter().chain(&deploy_projects));
     let pipeline_role = children
         .add::<Role>("pipeline-role", &pipeline_role_inputs, &pipeline_role_deps)
         .await?;
+    let mut stages = plan::stages(args, &connection_arn, &project_name);
+    for ((d, project_name), log_group) in deployments
+        .iter()
+        .zip(&deploy_project_names)
+        .zip(&deploy_log_groups)
+    {
+        stages.push(deploy::stage(
+            d,
+            &region,
+            deploy::StageChildren {
+                project_name,
+                log_group_name: log_group,
+                topic_arn: &topic_arn,
+            },
+        ));
+    }
     let pipeline_inputs = PipelineInputs {
         name_prefix: names.prefix("pipeline"),
         pipeline_name: None,
         role_arn: output(&pipeline_role, "arn"),
-        artifact_stores: BTreeMap::from([(
-            region.clone(),
-            ArtifactStore {
-                bucket_name: bucket_name.clone(),
-                kms_key_arn: key_arn.clone(),
-            },
-        )]),
-        stages: plan::stages(args, &connection_arn, &project_name),
+        artifact_stores: stores
+            .iter()
+            .map(|(r, s)| {
+                (
+                    r.clone(),
+                    ArtifactStore {
+                        bucket_name: s.bucket_name.clone(),
+                        kms_key_arn: s.key_arn.clone(),
+                    },
+                )
+            })
+            .collect(),
+        stages,
         triggers: vec![plan::trigger(args)],
-        execution_mode: plan::wire_name(&args.execution_mode.unwrap_or(args::ExecutionMode::Queued)),
+        execution_mode: plan::wire_name(
+            &args.execution_mode.unwrap_or(args::ExecutionMode::Queued),
+        ),
         tags: tags.clone(),
     };
-    let mut pipeline_deps = key_deps.clone();
-    pipeline_deps.extend([&pipeline_role, &bucket, &connection, &project]);
-    let pipeline = children.add::<Pipeline>("pipeline", &pipeline_inputs, &pipeline_deps).await?;
+    let mut pipeline_deps = all_keys.clone();
+    pipeline_deps.extend([&pipeline_role, &bucket, &connection, &project, &topic]);
+    pipeline_deps.extend(regional_buckets.iter().chain(&deploy_projects));
+    let pipeline = children
+        .add::<Pipeline>("pipeline", &pipeline_inputs, &pipeline_deps)
+        .await?;
     let pipeline_name = output(&pipeline, "pipelineName");
     let pipeline_arn = output(&pipeline, "arn");
 
@@ -396,11 +719,16 @@ async fn assemble(
             service: "events.amazonaws.com".into(),
             source_arn: Some(arns.events_rule(&names.pattern("schedule", &naming::EVENT_RULE))),
             trust_policy: None,
-        managed_policy_arns: Vec::new(),
-            policies: BTreeMap::from([("start-pipeline".to_string(), plan::events_role_policy(&pipeline_arn))]),
+            managed_policy_arns: Vec::new(),
+            policies: BTreeMap::from([(
+                "start-pipeline".to_string(),
+                plan::events_role_policy(&pipeline_arn),
+            )]),
             tags: tags.clone(),
         };
-        let events_role = children.add::<Role>("events-role", &events_role_inputs, &[&pipeline]).await?;
+        let events_role = children
+            .add::<Role>("events-role", &events_role_inputs, &[&pipeline])
+            .await?;
         let schedule_inputs = EventRuleInputs {
             name_prefix: names.prefix("schedule"),
             rule_name: None,
@@ -431,6 +759,9 @@ async fn assemble(
         ("build".to_string(), output(&build_role, "arn")),
         ("pipeline".to_string(), output(&pipeline_role, "arn")),
     ]);
+    for (d, role) in deployments.iter().zip(&deploy_roles) {
+        role_arns.insert(deploy::purpose(d), output(role, "arn"));
+    }
     if let Some(arn) = &event_bridge_role_arn {
         role_arns.insert("events".into(), arn.clone());
     }
@@ -445,8 +776,12 @@ async fn assemble(
         kms_key_arn: key_arn,
         notification_topic_arn: topic_arn,
         event_bridge_role_arn,
-        build_project_names: vec![project_name],
-        log_group_names: vec![build_log_group],
+        build_project_names: std::iter::once(project_name)
+            .chain(deploy_project_names)
+            .collect(),
+        log_group_names: std::iter::once(build_log_group)
+            .chain(deploy_log_groups)
+            .collect(),
         role_arns,
     })
 }

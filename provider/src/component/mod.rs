@@ -2,6 +2,7 @@
 pub mod args;
 pub mod buildspec;
 mod construct;
+pub mod deploy;
 pub mod plan;
 pub mod validate;
 

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::args::{Build, BuildImage, ComputeType, EnvironmentVariable, NotificationEvent, SecurePipelineArgs};
+use super::args::{
+    Build, BuildImage, ComputeType, EnvironmentVariable, NotificationEvent, SecurePipelineArgs,
+};
 use super::buildspec;
+use super::deploy::{Protected, Store};
 use crate::aws::arn::Arns;
 use crate::iam::grants::{document, Grant};
 use crate::iam::PolicyDocument;
@@ -63,7 +66,9 @@ pub fn image(build: &Build) -> BuildImage {
 }
 
 pub fn compute_type(build: &Build) -> ComputeType {
-    build.compute_type.unwrap_or(ComputeType::BuildGeneral1Small)
+    build
+        .compute_type
+        .unwrap_or(ComputeType::BuildGeneral1Small)
 }
 
 /// The value CodeBuild expects for an enum we serialize by its wire name.
@@ -87,23 +92,32 @@ pub fn build_buildspec(build: &Build) -> String {
 
 /// CodeBuild environment variables from the user's, with secrets by
 /// reference only.
-pub fn project_variables(environment: Option<&BTreeMap<String, EnvironmentVariable>>) -> Vec<ProjectVariable> {
+pub fn project_variables(
+    environment: Option<&BTreeMap<String, EnvironmentVariable>>,
+) -> Vec<ProjectVariable> {
     environment
         .into_iter()
         .flatten()
         .filter_map(|(name, variable)| {
             let (value, kind) = match variable {
-                EnvironmentVariable { secret_arn: Some(arn), secret_json_key, .. } => (
+                EnvironmentVariable {
+                    secret_arn: Some(arn),
+                    secret_json_key,
+                    ..
+                } => (
                     match secret_json_key {
                         Some(key) => format!("{arn}:{key}"),
                         None => arn.clone(),
                     },
                     VariableType::SecretsManager,
                 ),
-                EnvironmentVariable { parameter_name: Some(parameter), .. } => {
-                    (parameter.clone(), VariableType::ParameterStore)
-                }
-                EnvironmentVariable { value: Some(value), .. } => (value.clone(), VariableType::Plaintext),
+                EnvironmentVariable {
+                    parameter_name: Some(parameter),
+                    ..
+                } => (parameter.clone(), VariableType::ParameterStore),
+                EnvironmentVariable {
+                    value: Some(value), ..
+                } => (value.clone(), VariableType::Plaintext),
                 _ => return None,
             };
             Some(ProjectVariable {
@@ -115,9 +129,14 @@ pub fn project_variables(environment: Option<&BTreeMap<String, EnvironmentVariab
         .collect()
 }
 
-/// The exact secrets and parameters a project's variables reference.
-pub fn secret_grants(arns: &Arns<'_>, environment: Option<&BTreeMap<String, EnvironmentVariable>>) -> Vec<Grant> {
-    let mut secrets = Vec::new();
+/// The exact secrets and parameters a project reads: those its variables
+/// reference, plus `extra_secrets` (secrets its buildspec reads).
+pub fn secret_grants(
+    arns: &Arns<'_>,
+    environment: Option<&BTreeMap<String, EnvironmentVariable>>,
+    extra_secrets: Vec<String>,
+) -> Vec<Grant> {
+    let mut secrets = extra_secrets;
     let mut parameters = Vec::new();
     for variable in environment.into_iter().flatten().map(|(_, v)| v) {
         if let Some(arn) = &variable.secret_arn {
@@ -136,41 +155,86 @@ pub fn secret_grants(arns: &Arns<'_>, environment: Option<&BTreeMap<String, Envi
         grants.push(Grant::secrets_read("ReadReferencedSecrets", secrets));
     }
     if !parameters.is_empty() {
-        grants.push(Grant::parameters_read("ReadReferencedParameters", parameters));
+        grants.push(Grant::parameters_read(
+            "ReadReferencedParameters",
+            parameters,
+        ));
     }
     grants
 }
 
-/// What a CodeBuild project's role may do: write its own log group, use
-/// the artifacts and the key, read exactly the secrets it references.
+/// What the build project's role may do: write its own log group, use
+/// the artifacts and the key, read exactly the secrets it references; and
+/// nothing production deployments own (the build is never production).
 pub fn build_role_policy(
     arns: &Arns<'_>,
-    bucket_arn: &str,
-    key_arn: &str,
+    store: Store<'_>,
     log_group_name: &str,
     environment: Option<&BTreeMap<String, EnvironmentVariable>>,
+    protected: &Protected,
 ) -> PolicyDocument {
-    let mut grants = vec![Grant::logs_write("WriteOwnLogs", &arns.log_group(log_group_name))];
-    grants.extend(Grant::artifacts_read_write("Artifacts", bucket_arn));
-    grants.push(Grant::key_use("UseArtifactKey", key_arn));
-    grants.extend(secret_grants(arns, environment));
+    let mut grants = vec![Grant::logs_write(
+        "WriteOwnLogs",
+        &arns.log_group(log_group_name),
+    )];
+    grants.extend(Grant::artifacts_read_write("Artifacts", store.bucket_arn));
+    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    grants.extend(secret_grants(arns, environment, Vec::new()));
+    grants.extend(protected.denies());
     document(&grants)
 }
 
+/// `us-west-2` -> `UsWest2`, for statement ids.
+fn region_sid(region: &str) -> String {
+    region
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// What the pipeline's role may do: read the source through the
-/// connection (for this repository only), run its own projects, use the
-/// artifacts and the key, notify the topic.
+/// connection (for this repository only), run its own projects (in every
+/// region), use every region's artifacts and key, notify the topic.
+/// `stores` are keyed by region; `home` is the pipeline's.
 pub fn pipeline_role_policy(
-    bucket_arn: &str,
-    key_arn: &str,
+    home: &str,
+    stores: &BTreeMap<String, Store<'_>>,
     connection_arn: &str,
     repository: &str,
     project_arns: Vec<String>,
     topic_arn: &str,
 ) -> PolicyDocument {
-    let mut grants = vec![Grant::connection_use("UseSourceConnection", connection_arn, repository)];
-    grants.extend(Grant::artifacts_read_write("Artifacts", bucket_arn));
-    grants.push(Grant::key_use("UseArtifactKey", key_arn));
+    let mut grants = vec![Grant::connection_use(
+        "UseSourceConnection",
+        connection_arn,
+        repository,
+    )];
+    // The home region first, so a single-region pipeline reads as before.
+    let ordered = stores
+        .get_key_value(home)
+        .into_iter()
+        .chain(stores.iter().filter(|(r, _)| r.as_str() != home));
+    for (region, store) in ordered {
+        let suffix = if region == home {
+            String::new()
+        } else {
+            region_sid(region)
+        };
+        grants.extend(Grant::artifacts_read_write(
+            &format!("Artifacts{suffix}"),
+            store.bucket_arn,
+        ));
+        grants.push(Grant::key_use(
+            &format!("UseArtifactKey{suffix}"),
+            store.key_arn,
+        ));
+    }
     grants.push(Grant::builds_run("RunOwnBuilds", project_arns));
     grants.push(Grant::topic_publish("NotifyApprovers", topic_arn));
     document(&grants)
@@ -182,7 +246,11 @@ pub fn events_role_policy(pipeline_arn: &str) -> PolicyDocument {
 }
 
 /// Source and build stages.
-pub fn stages(args: &SecurePipelineArgs, connection_arn: &str, build_project_name: &str) -> Vec<Stage> {
+pub fn stages(
+    args: &SecurePipelineArgs,
+    connection_arn: &str,
+    build_project_name: &str,
+) -> Vec<Stage> {
     let source = Action {
         name: SOURCE_ACTION.into(),
         category: "Source".into(),
@@ -219,8 +287,16 @@ pub fn stages(args: &SecurePipelineArgs, connection_arn: &str, build_project_nam
         timeout_in_minutes: None,
     };
     vec![
-        Stage { name: "Source".into(), actions: vec![source], rollback_on_failure: false },
-        Stage { name: "Build".into(), actions: vec![build], rollback_on_failure: false },
+        Stage {
+            name: "Source".into(),
+            actions: vec![source],
+            rollback_on_failure: false,
+        },
+        Stage {
+            name: "Build".into(),
+            actions: vec![build],
+            rollback_on_failure: false,
+        },
     ]
 }
 
@@ -251,7 +327,16 @@ mod tests {
     use crate::iam::lint;
     use serde_json::json;
 
-    const ARNS: Arns<'static> = Arns { partition: "aws", account: "123456789012", region: "eu-west-1" };
+    const ARNS: Arns<'static> = Arns {
+        partition: "aws",
+        account: "123456789012",
+        region: "eu-west-1",
+    };
+
+    const STORE: Store<'static> = Store {
+        bucket_arn: "arn:aws:s3:::bucket",
+        key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+    };
 
     fn args(value: serde_json::Value) -> SecurePipelineArgs {
         serde_json::from_value(value).unwrap()
@@ -263,59 +348,126 @@ mod tests {
         let prod = Names::new("app", "prod", "web");
         assert_ne!(dev.prefix("build"), prod.prefix("build"));
         let pattern = dev.pattern("build", &naming::CODEBUILD_PROJECT);
-        let name = naming::choose(None, None, &dev.prefix("build"), &naming::CODEBUILD_PROJECT, b"s");
-        assert!(name.starts_with(pattern.trim_end_matches('*')), "{name} vs {pattern}");
+        let name = naming::choose(
+            None,
+            None,
+            &dev.prefix("build"),
+            &naming::CODEBUILD_PROJECT,
+            b"s",
+        );
+        assert!(
+            name.starts_with(pattern.trim_end_matches('*')),
+            "{name} vs {pattern}"
+        );
     }
 
     #[test]
     fn build_role_reads_only_referenced_secrets() {
-        let a = args(json!({"source": {"repository": "o/r"}, "build": {"environment": {
-            "TOKEN": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC", "secretJsonKey": "token"},
-            "DB": {"parameterName": "/app/db"},
-            "MODE": {"value": "ci"}
-        }}}));
+        let a = args(
+            json!({"source": {"repository": "o/r"}, "build": {"environment": {
+                "TOKEN": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC", "secretJsonKey": "token"},
+                "DB": {"parameterName": "/app/db"},
+                "MODE": {"value": "ci"}
+            }}}),
+        );
         let policy = build_role_policy(
             &ARNS,
-            "arn:aws:s3:::bucket",
-            "arn:aws:kms:eu-west-1:123456789012:key/k",
+            STORE,
             "/securepipeline/app-build-x",
             a.build.environment.as_ref(),
+            &Protected::default(),
         );
-        assert!(lint::permissions(&policy).is_empty(), "{:?}", lint::permissions(&policy));
-        let secrets = policy.statements.iter().find(|s| s.sid.as_deref() == Some("ReadReferencedSecrets")).unwrap();
-        assert_eq!(secrets.resources, vec!["arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC"]);
-        let params = policy.statements.iter().find(|s| s.sid.as_deref() == Some("ReadReferencedParameters")).unwrap();
-        assert_eq!(params.resources, vec!["arn:aws:ssm:eu-west-1:123456789012:parameter/app/db"]);
+        assert!(policy
+            .statements
+            .iter()
+            .all(|s| s.effect == crate::iam::Effect::Allow));
+        assert!(
+            lint::permissions(&policy).is_empty(),
+            "{:?}",
+            lint::permissions(&policy)
+        );
+        let secrets = policy
+            .statements
+            .iter()
+            .find(|s| s.sid.as_deref() == Some("ReadReferencedSecrets"))
+            .unwrap();
+        assert_eq!(
+            secrets.resources,
+            vec!["arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC"]
+        );
+        let params = policy
+            .statements
+            .iter()
+            .find(|s| s.sid.as_deref() == Some("ReadReferencedParameters"))
+            .unwrap();
+        assert_eq!(
+            params.resources,
+            vec!["arn:aws:ssm:eu-west-1:123456789012:parameter/app/db"]
+        );
         let variables = project_variables(a.build.environment.as_ref());
-        assert_eq!(variables[2].value, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC:token");
+        assert_eq!(
+            variables[2].value,
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC:token"
+        );
         assert_eq!(variables[2].kind, VariableType::SecretsManager);
     }
 
     #[test]
     fn pipeline_and_events_roles_pass_the_linter() {
         let pipeline = pipeline_role_policy(
-            "arn:aws:s3:::bucket",
-            "arn:aws:kms:eu-west-1:123456789012:key/k",
+            "eu-west-1",
+            &BTreeMap::from([("eu-west-1".to_string(), STORE)]),
             "arn:aws:codestar-connections:eu-west-1:123456789012:connection/c",
             "org/app",
             vec![ARNS.codebuild_project("p")],
             &ARNS.sns_topic("t"),
         );
         assert!(lint::permissions(&pipeline).is_empty());
+        let sids: Vec<&str> = pipeline
+            .statements
+            .iter()
+            .filter_map(|s| s.sid.as_deref())
+            .collect();
+        assert_eq!(
+            sids,
+            vec![
+                "UseSourceConnection",
+                "ArtifactsObjects",
+                "ArtifactsBucket",
+                "UseArtifactKey",
+                "RunOwnBuilds",
+                "NotifyApprovers"
+            ]
+        );
         let events = events_role_policy(&ARNS.codepipeline("pipe"));
         assert_eq!(events.statements.len(), 1);
-        assert_eq!(events.statements[0].actions, vec!["codepipeline:StartPipelineExecution"]);
-        assert_eq!(events.statements[0].resources, vec!["arn:aws:codepipeline:eu-west-1:123456789012:pipe"]);
+        assert_eq!(
+            events.statements[0].actions,
+            vec!["codepipeline:StartPipelineExecution"]
+        );
+        assert_eq!(
+            events.statements[0].resources,
+            vec!["arn:aws:codepipeline:eu-west-1:123456789012:pipe"]
+        );
     }
 
     #[test]
     fn source_uses_the_connection_and_triggers_on_the_branch() {
-        let a = args(json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {}}));
-        let stages = stages(&a, "arn:aws:codeconnections:eu-west-1:123456789012:connection/c", "build-proj");
+        let a = args(
+            json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {}}),
+        );
+        let stages = stages(
+            &a,
+            "arn:aws:codeconnections:eu-west-1:123456789012:connection/c",
+            "build-proj",
+        );
         let source = &stages[0].actions[0];
         assert_eq!(source.provider, "CodeStarSourceConnection");
         assert_eq!(source.configuration["BranchName"], "release");
-        assert_eq!(stages[1].actions[0].configuration["ProjectName"], "build-proj");
+        assert_eq!(
+            stages[1].actions[0].configuration["ProjectName"],
+            "build-proj"
+        );
         let t = trigger(&a);
         assert_eq!(t.branches, vec!["release"]);
         assert_eq!(t.include_paths, vec!["src/**"]);
@@ -326,7 +478,81 @@ mod tests {
     fn notifications_default_to_failures() {
         let a = args(json!({"source": {"repository": "o/r"}, "build": {}}));
         assert_eq!(notification_states(&a), vec!["FAILED"]);
-        let a = args(json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}));
+        let a = args(
+            json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
+        );
         assert_eq!(notification_states(&a), vec!["FAILED", "SUCCEEDED"]);
+    }
+
+    #[test]
+    fn cross_region_pipelines_reach_every_store_and_project() {
+        let west = Store {
+            bucket_arn: "arn:aws:s3:::bucket-west",
+            key_arn: "arn:aws:kms:us-west-2:123456789012:key/w",
+        };
+        let stores = BTreeMap::from([
+            ("eu-west-1".to_string(), STORE),
+            ("us-west-2".to_string(), west),
+        ]);
+        let projects = vec![
+            ARNS.codebuild_project("build"),
+            ARNS.in_region("us-west-2")
+                .codebuild_project("deploy-staging"),
+        ];
+        let pipeline = pipeline_role_policy(
+            "eu-west-1",
+            &stores,
+            "arn:aws:codeconnections:eu-west-1:123456789012:connection/c",
+            "org/app",
+            projects.clone(),
+            &ARNS.sns_topic("t"),
+        );
+        assert!(lint::permissions(&pipeline).is_empty());
+        let find = |sid: &str| {
+            pipeline
+                .statements
+                .iter()
+                .find(|s| s.sid.as_deref() == Some(sid))
+                .unwrap()
+                .resources
+                .clone()
+        };
+        assert_eq!(find("ArtifactsBucket"), vec!["arn:aws:s3:::bucket"]);
+        assert_eq!(
+            find("ArtifactsUsWest2Bucket"),
+            vec!["arn:aws:s3:::bucket-west"]
+        );
+        assert_eq!(
+            find("UseArtifactKeyUsWest2"),
+            vec!["arn:aws:kms:us-west-2:123456789012:key/w"]
+        );
+        assert_eq!(find("RunOwnBuilds"), projects);
+    }
+
+    #[test]
+    fn the_build_role_is_denied_production() {
+        let a = args(
+            json!({"source": {"repository": "o/r"}, "build": {}, "deployments": [
+                {"name": "prod", "production": true, "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
+                 "pulumiStack": {"stack": "app/prod", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"}}
+            ]}),
+        );
+        let protected = Protected::of(&ARNS, a.deployments.as_deref().unwrap());
+        let policy = build_role_policy(&ARNS, STORE, "/securepipeline/b", None, &protected);
+        let denied: Vec<&str> = policy
+            .statements
+            .iter()
+            .filter(|s| s.effect == crate::iam::Effect::Deny)
+            .filter_map(|s| s.sid.as_deref())
+            .collect();
+        assert_eq!(
+            denied,
+            vec![
+                "DenyProductionState",
+                "DenyProductionSecrets",
+                "DenyProductionRoles"
+            ]
+        );
+        assert!(lint::permissions(&policy).is_empty());
     }
 }

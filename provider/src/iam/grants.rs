@@ -56,7 +56,11 @@ impl Grant {
             Grant::new(
                 &format!("{sid}Bucket"),
                 Effect::Allow,
-                &["s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:ListBucket"],
+                &[
+                    "s3:GetBucketLocation",
+                    "s3:GetBucketVersioning",
+                    "s3:ListBucket",
+                ],
                 vec![bucket_arn.to_string()],
             ),
         ]
@@ -67,7 +71,12 @@ impl Grant {
         Grant::new(
             sid,
             Effect::Allow,
-            &["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+            &[
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+            ],
             vec![key_arn.to_string()],
         )
     }
@@ -78,7 +87,10 @@ impl Grant {
             sid,
             Effect::Allow,
             &["logs:CreateLogStream", "logs:PutLogEvents"],
-            vec![log_group_arn.to_string(), format!("{log_group_arn}:log-stream:*")],
+            vec![
+                log_group_arn.to_string(),
+                format!("{log_group_arn}:log-stream:*"),
+            ],
         )
     }
 
@@ -87,7 +99,11 @@ impl Grant {
         Grant::new(
             sid,
             Effect::Allow,
-            &["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
+            &[
+                "codebuild:BatchGetBuilds",
+                "codebuild:StartBuild",
+                "codebuild:StopBuild",
+            ],
             project_arns,
         )
     }
@@ -95,12 +111,23 @@ impl Grant {
     /// Use one source connection, for one repository only.
     pub fn connection_use(sid: &str, connection_arn: &str, repository: &str) -> Grant {
         let (action, key) = if connection_arn.contains(":codeconnections:") {
-            ("codeconnections:UseConnection", "codeconnections:FullRepositoryId")
+            (
+                "codeconnections:UseConnection",
+                "codeconnections:FullRepositoryId",
+            )
         } else {
-            ("codestar-connections:UseConnection", "codestar-connections:FullRepositoryId")
+            (
+                "codestar-connections:UseConnection",
+                "codestar-connections:FullRepositoryId",
+            )
         };
-        Grant::new(sid, Effect::Allow, &[action], vec![connection_arn.to_string()])
-            .when("StringEquals", key, vec![repository.to_string()])
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &[action],
+            vec![connection_arn.to_string()],
+        )
+        .when("StringEquals", key, vec![repository.to_string()])
     }
 
     /// Hand exactly these roles to exactly one service.
@@ -124,22 +151,70 @@ impl Grant {
 
     /// Read exactly these Secrets Manager secrets.
     pub fn secrets_read(sid: &str, secret_arns: Vec<String>) -> Grant {
-        Grant::new(sid, Effect::Allow, &["secretsmanager:GetSecretValue"], secret_arns)
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["secretsmanager:GetSecretValue"],
+            secret_arns,
+        )
     }
 
     /// Read exactly these Parameter Store parameters.
     pub fn parameters_read(sid: &str, parameter_arns: Vec<String>) -> Grant {
-        Grant::new(sid, Effect::Allow, &["ssm:GetParameter", "ssm:GetParameters"], parameter_arns)
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["ssm:GetParameter", "ssm:GetParameters"],
+            parameter_arns,
+        )
     }
 
     /// Assume one role (a deployment's target role).
     pub fn assume_role(sid: &str, role_arn: &str) -> Grant {
-        Grant::new(sid, Effect::Allow, &["sts:AssumeRole"], vec![role_arn.to_string()])
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["sts:AssumeRole"],
+            vec![role_arn.to_string()],
+        )
     }
 
     /// Publish to one topic.
     pub fn topic_publish(sid: &str, topic_arn: &str) -> Grant {
-        Grant::new(sid, Effect::Allow, &["sns:Publish"], vec![topic_arn.to_string()])
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["sns:Publish"],
+            vec![topic_arn.to_string()],
+        )
+    }
+
+    /// Read, write and delete exactly these objects: one Pulumi stack's
+    /// checkpoint, locks, history and backups in a self-managed backend.
+    pub fn state_objects_read_write(sid: &str, object_arns: Vec<String>) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            object_arns,
+        )
+    }
+
+    /// Read exactly these objects (a backend's metadata file).
+    pub fn objects_read(sid: &str, object_arns: Vec<String>) -> Grant {
+        Grant::new(sid, Effect::Allow, &["s3:GetObject"], object_arns)
+    }
+
+    /// List one bucket's keys, only under `prefix_pattern` (e.g.
+    /// `state/.pulumi/*`).
+    pub fn bucket_list_under(sid: &str, bucket_arn: &str, prefix_pattern: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["s3:ListBucket"],
+            vec![bucket_arn.to_string()],
+        )
+        .when("StringLike", "s3:prefix", vec![prefix_pattern.to_string()])
     }
 
     /// Explicitly deny every action on resources this principal must never
@@ -156,11 +231,18 @@ pub fn document(grants: &[Grant]) -> PolicyDocument {
 
 /// A trust policy: only `service` may assume the role, only on behalf of
 /// this account, and (where the service sends it) only for `source_arn`.
-pub fn trust_policy(service: &str, source_account: &str, source_arn: Option<&str>) -> PolicyDocument {
+pub fn trust_policy(
+    service: &str,
+    source_account: &str,
+    source_arn: Option<&str>,
+) -> PolicyDocument {
     let mut conditions = Conditions::new();
     conditions.insert(
         "StringEquals".into(),
-        BTreeMap::from([("aws:SourceAccount".to_string(), vec![source_account.to_string()])]),
+        BTreeMap::from([(
+            "aws:SourceAccount".to_string(),
+            vec![source_account.to_string()],
+        )]),
     );
     if let Some(arn) = source_arn {
         conditions.insert(
@@ -171,7 +253,10 @@ pub fn trust_policy(service: &str, source_account: &str, source_arn: Option<&str
     PolicyDocument::new(vec![Statement {
         sid: Some("TrustedService".into()),
         effect: Effect::Allow,
-        principal: Some(BTreeMap::from([("Service".to_string(), vec![service.to_string()])])),
+        principal: Some(BTreeMap::from([(
+            "Service".to_string(),
+            vec![service.to_string()],
+        )])),
         actions: vec!["sts:AssumeRole".into()],
         resources: Vec::new(),
         conditions,
@@ -202,18 +287,38 @@ mod tests {
 
     #[test]
     fn connection_use_is_limited_to_the_repository() {
-        let grant = Grant::connection_use("Source", "arn:aws:codeconnections:eu-west-1:123456789012:connection/x", "org/app");
+        let grant = Grant::connection_use(
+            "Source",
+            "arn:aws:codeconnections:eu-west-1:123456789012:connection/x",
+            "org/app",
+        );
         let statement = grant.statement();
         assert_eq!(statement.actions, vec!["codeconnections:UseConnection"]);
-        assert_eq!(statement.conditions["StringEquals"]["codeconnections:FullRepositoryId"], vec!["org/app"]);
+        assert_eq!(
+            statement.conditions["StringEquals"]["codeconnections:FullRepositoryId"],
+            vec!["org/app"]
+        );
     }
 
     #[test]
     fn trust_policy_names_one_service_and_the_source() {
-        let doc = trust_policy("events.amazonaws.com", "123456789012", Some("arn:aws:events:eu-west-1:123456789012:rule/r"));
+        let doc = trust_policy(
+            "events.amazonaws.com",
+            "123456789012",
+            Some("arn:aws:events:eu-west-1:123456789012:rule/r"),
+        );
         let statement = &doc.statements[0];
-        assert_eq!(statement.principal.as_ref().unwrap()["Service"], vec!["events.amazonaws.com"]);
-        assert_eq!(statement.conditions["StringEquals"]["aws:SourceAccount"], vec!["123456789012"]);
-        assert_eq!(statement.conditions["ArnLike"]["aws:SourceArn"], vec!["arn:aws:events:eu-west-1:123456789012:rule/r"]);
+        assert_eq!(
+            statement.principal.as_ref().unwrap()["Service"],
+            vec!["events.amazonaws.com"]
+        );
+        assert_eq!(
+            statement.conditions["StringEquals"]["aws:SourceAccount"],
+            vec!["123456789012"]
+        );
+        assert_eq!(
+            statement.conditions["ArnLike"]["aws:SourceArn"],
+            vec!["arn:aws:events:eu-west-1:123456789012:rule/r"]
+        );
     }
 }

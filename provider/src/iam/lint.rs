@@ -7,8 +7,14 @@ use crate::resource::has_unknown;
 /// Actions AWS only authorizes on `Resource: "*"` (no resource-level
 /// permissions exist for them), with why the provider may need each.
 pub const STAR_ONLY_ACTIONS: &[(&str, &str)] = &[
-    ("sts:GetCallerIdentity", "Pulumi deployments learn the account they run in"),
-    ("ecr:GetAuthorizationToken", "Docker builds log in to ECR; the token is not resource-scoped"),
+    (
+        "sts:GetCallerIdentity",
+        "Pulumi deployments learn the account they run in",
+    ),
+    (
+        "ecr:GetAuthorizationToken",
+        "Docker builds log in to ECR; the token is not resource-scoped",
+    ),
 ];
 
 /// IAM's limit on the aggregate size of a role's inline policies.
@@ -23,7 +29,9 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
             .clone()
             .unwrap_or_else(|| format!("statement {index}"));
         if statement.principal.is_some() {
-            problems.push(format!("{at}: a permissions policy cannot name a principal"));
+            problems.push(format!(
+                "{at}: a permissions policy cannot name a principal"
+            ));
         }
         if statement.actions.is_empty() {
             problems.push(format!("{at}: names no action"));
@@ -63,10 +71,9 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
             }
         }
         if statement.actions.iter().any(|a| a == "iam:PassRole") {
-            let roles_only = statement
-                .resources
-                .iter()
-                .all(|r| has_unknown(r) || (r.contains(":iam::") && r.contains(":role/") && !r.contains('*')));
+            let roles_only = statement.resources.iter().all(|r| {
+                has_unknown(r) || (r.contains(":iam::") && r.contains(":role/") && !r.contains('*'))
+            });
             if !roles_only {
                 problems.push(format!("{at}: iam:PassRole must name exact role ARNs"));
             }
@@ -115,7 +122,9 @@ pub fn trust(doc: &PolicyDocument) -> Vec<String> {
             .and_then(|p| (p.len() == 1).then(|| p.get("Service")).flatten());
         match services {
             Some(list) if list.len() == 1 && !list[0].contains('*') => {}
-            _ => problems.push("a trust policy must trust exactly one service principal".to_string()),
+            _ => {
+                problems.push("a trust policy must trust exactly one service principal".to_string())
+            }
         }
         if statement.effect != Effect::Allow || statement.actions != ["sts:AssumeRole"] {
             problems.push("a trust policy may only allow sts:AssumeRole".to_string());
@@ -133,7 +142,14 @@ pub fn trust(doc: &PolicyDocument) -> Vec<String> {
 
 /// Aggregate size of inline policies as IAM counts it (minified).
 pub fn inline_size<'a>(docs: impl IntoIterator<Item = &'a PolicyDocument>) -> usize {
-    docs.into_iter().map(|d| d.to_compact_json().chars().filter(|c| !c.is_whitespace()).count()).sum()
+    docs.into_iter()
+        .map(|d| {
+            d.to_compact_json()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .count()
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -156,8 +172,15 @@ mod tests {
     #[test]
     fn grants_pass() {
         let doc = document(&[
-            Grant::logs_write("Logs", "arn:aws:logs:eu-west-1:123456789012:log-group:/sp/build"),
-            Grant::pass_role("Pass", vec!["arn:aws:iam::123456789012:role/r".into()], "codebuild.amazonaws.com"),
+            Grant::logs_write(
+                "Logs",
+                "arn:aws:logs:eu-west-1:123456789012:log-group:/sp/build",
+            ),
+            Grant::pass_role(
+                "Pass",
+                vec!["arn:aws:iam::123456789012:role/r".into()],
+                "codebuild.amazonaws.com",
+            ),
             Grant::key_use("Key", "arn:aws:kms:eu-west-1:123456789012:key/k"),
         ]);
         assert_eq!(permissions(&doc), Vec::<String>::new());
@@ -167,24 +190,45 @@ mod tests {
     fn wildcard_actions_and_resources_fail() {
         assert_eq!(permissions(&allow(&["s3:*"], &["arn:aws:s3:::b"])).len(), 1);
         assert_eq!(permissions(&allow(&["s3:GetObject"], &["*"])).len(), 1);
-        assert_eq!(permissions(&allow(&["s3:GetObject"], &["arn:aws:s3:::*"])).len(), 1);
-        assert_eq!(permissions(&allow(&["logs:PutLogEvents"], &["arn:aws:logs:*:*:log-group:x"])).len(), 1);
+        assert_eq!(
+            permissions(&allow(&["s3:GetObject"], &["arn:aws:s3:::*"])).len(),
+            1
+        );
+        assert_eq!(
+            permissions(&allow(
+                &["logs:PutLogEvents"],
+                &["arn:aws:logs:*:*:log-group:x"]
+            ))
+            .len(),
+            1
+        );
         assert!(permissions(&allow(&["sts:GetCallerIdentity"], &["*"])).is_empty());
     }
 
     #[test]
     fn unconditioned_or_wide_pass_role_fails() {
-        let problems = permissions(&allow(&["iam:PassRole"], &["arn:aws:iam::123456789012:role/*"]));
+        let problems = permissions(&allow(
+            &["iam:PassRole"],
+            &["arn:aws:iam::123456789012:role/*"],
+        ));
         assert!(problems.iter().any(|p| p.contains("exact role ARNs")));
         assert!(problems.iter().any(|p| p.contains("iam:PassedToService")));
     }
 
     #[test]
     fn trust_needs_one_service_and_source_account() {
-        assert!(trust(&trust_policy("codebuild.amazonaws.com", "123456789012", None)).is_empty());
+        assert!(trust(&trust_policy(
+            "codebuild.amazonaws.com",
+            "123456789012",
+            None
+        ))
+        .is_empty());
         let mut doc = trust_policy("codebuild.amazonaws.com", "123456789012", None);
         doc.statements[0].conditions.clear();
-        assert_eq!(trust(&doc), vec!["a trust policy must condition on aws:SourceAccount"]);
+        assert_eq!(
+            trust(&doc),
+            vec!["a trust policy must condition on aws:SourceAccount"]
+        );
     }
 
     #[test]

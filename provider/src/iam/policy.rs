@@ -110,7 +110,9 @@ enum RawPrincipal {
     Kinds(BTreeMap<String, OneOrMany>),
 }
 
-fn principal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, Vec<String>>>, D::Error> {
+fn principal<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, Vec<String>>>, D::Error> {
     let raw: Option<RawPrincipal> = Option::deserialize(d)?;
     Ok(raw.map(|principal| match principal {
         RawPrincipal::Everyone(who) => BTreeMap::from([("AWS".to_string(), vec![who])]),
@@ -135,7 +137,10 @@ mod tests {
         let aws = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"StringEquals":{"aws:SourceAccount":"123456789012"}}}]}"#;
         let doc = PolicyDocument::parse_aws(aws).unwrap();
         assert_eq!(doc.statements[0].actions, vec!["s3:GetObject"]);
-        assert_eq!(doc.statements[0].conditions["StringEquals"]["aws:SourceAccount"], vec!["123456789012"]);
+        assert_eq!(
+            doc.statements[0].conditions["StringEquals"]["aws:SourceAccount"],
+            vec!["123456789012"]
+        );
     }
 
     #[test]
@@ -144,7 +149,10 @@ mod tests {
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sns:Publish","Resource":"arn:aws:sns:us-east-1:123456789012:t"}]}"#,
         )
         .unwrap();
-        assert_eq!(doc.statements[0].principal.as_ref().unwrap()["AWS"], vec!["*"]);
+        assert_eq!(
+            doc.statements[0].principal.as_ref().unwrap()["AWS"],
+            vec!["*"]
+        );
     }
 
     #[test]

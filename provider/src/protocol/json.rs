@@ -131,9 +131,27 @@ mod tests {
         assert_eq!(converted.json, json!({"token": "x"}));
     }
 
+    proptest::proptest! {
+        /// The typed view reports exactly the unknowns and secrets the wire
+        /// value held, and converting back restores the unknowns.
+        #[test]
+        fn conversion_reports_unknowns_and_secrets(value in crate::protocol::value::tests::value()) {
+            let converted = property_to_json(&value);
+            proptest::prop_assert_eq!(converted.unknown, value.contains_unknowns());
+            proptest::prop_assert_eq!(converted.secret, value.contains_secrets());
+            proptest::prop_assert_eq!(json_to_property(&converted.json).contains_unknowns(), converted.unknown);
+        }
+    }
+
     #[test]
     fn integral_numbers_stay_integers() {
-        assert_eq!(property_to_json(&PropertyValue::Number(30.0)).json, json!(30));
-        assert_eq!(property_to_json(&PropertyValue::Number(1.5)).json, json!(1.5));
+        assert_eq!(
+            property_to_json(&PropertyValue::Number(30.0)).json,
+            json!(30)
+        );
+        assert_eq!(
+            property_to_json(&PropertyValue::Number(1.5)).json,
+            json!(1.5)
+        );
     }
 }

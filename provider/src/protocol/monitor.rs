@@ -61,10 +61,14 @@ pub struct Registered {
 impl Monitor {
     pub async fn connect(endpoint: &str) -> Result<Self, tonic::Status> {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
-            .map_err(|err| tonic::Status::invalid_argument(format!("monitor endpoint `{endpoint}`: {err}")))?
+            .map_err(|err| {
+                tonic::Status::invalid_argument(format!("monitor endpoint `{endpoint}`: {err}"))
+            })?
             .connect()
             .await
-            .map_err(|err| tonic::Status::unavailable(format!("cannot reach the resource monitor: {err}")))?;
+            .map_err(|err| {
+                tonic::Status::unavailable(format!("cannot reach the resource monitor: {err}"))
+            })?;
         let client = ResourceMonitorClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -106,7 +110,11 @@ impl Monitor {
             accept_secrets: true,
             accept_resources: true,
             supports_partial_values: true,
-            version: if custom { defaults.version.clone() } else { String::new() },
+            version: if custom {
+                defaults.version.clone()
+            } else {
+                String::new()
+            },
             plugin_download_url: if custom {
                 defaults.plugin_download_url.clone()
             } else {
@@ -124,10 +132,16 @@ impl Monitor {
             },
             ..Default::default()
         };
-        let response = self.client.clone().register_resource(request).await?.into_inner();
+        let response = self
+            .client
+            .clone()
+            .register_resource(request)
+            .await?
+            .into_inner();
         let outputs = match &response.object {
-            Some(object) => decode_struct(object)
-                .map_err(|err| tonic::Status::internal(format!("engine returned bad outputs: {err}")))?,
+            Some(object) => decode_struct(object).map_err(|err| {
+                tonic::Status::internal(format!("engine returned bad outputs: {err}"))
+            })?,
             None => PropertyMap::new(),
         };
         Ok(Registered {
@@ -137,7 +151,11 @@ impl Monitor {
         })
     }
 
-    pub async fn register_outputs(&self, urn: &str, outputs: &PropertyMap) -> Result<(), tonic::Status> {
+    pub async fn register_outputs(
+        &self,
+        urn: &str,
+        outputs: &PropertyMap,
+    ) -> Result<(), tonic::Status> {
         self.client
             .clone()
             .register_resource_outputs(pulumirpc::RegisterResourceOutputsRequest {

@@ -15,11 +15,12 @@ use crate::aws::{AwsContext, ProviderConfig};
 use crate::component;
 use crate::engine_log::EngineLog;
 use crate::proto::pulumirpc::{
-    self, diff_response::DiffChanges, property_diff::Kind, resource_provider_server::ResourceProvider,
+    self, diff_response::DiffChanges, property_diff::Kind,
+    resource_provider_server::ResourceProvider,
 };
 use crate::resource::{
-    diff_inputs, to_typed, CheckContext, CheckFailure, DiffKind, DiffResult, OpContext, ResourceError,
-    ResourceHandler,
+    diff_inputs, to_typed, CheckContext, CheckFailure, DiffKind, DiffResult, OpContext,
+    ResourceError, ResourceHandler,
 };
 use crate::resources;
 use crate::schema;
@@ -63,7 +64,9 @@ impl Provider {
         self.resources
             .get(type_token)
             .map(Box::as_ref)
-            .ok_or_else(|| Status::invalid_argument(format!("unknown resource type `{type_token}`")))
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("unknown resource type `{type_token}`"))
+            })
     }
 
     /// Runs an operation unless the engine cancels first; a cancelled
@@ -93,14 +96,24 @@ pub fn parse_urn(urn: &str) -> (&str, &str) {
 fn resolve<'a>(given_type: &'a str, given_name: &'a str, urn: &'a str) -> (&'a str, &'a str) {
     let (type_token, name) = parse_urn(urn);
     (
-        if given_type.is_empty() { type_token } else { given_type },
-        if given_name.is_empty() { name } else { given_name },
+        if given_type.is_empty() {
+            type_token
+        } else {
+            given_type
+        },
+        if given_name.is_empty() {
+            name
+        } else {
+            given_name
+        },
     )
 }
 
 fn decode(value: Option<&prost_types::Struct>) -> Result<PropertyMap, Status> {
     match value {
-        Some(value) => decode_struct(value).map_err(|err| Status::invalid_argument(err.to_string())),
+        Some(value) => {
+            decode_struct(value).map_err(|err| Status::invalid_argument(err.to_string()))
+        }
         None => Ok(PropertyMap::new()),
     }
 }
@@ -272,7 +285,11 @@ impl ResourceProvider for Provider {
         let request = request.into_inner();
         let olds = decode(request.old_inputs.as_ref().or(request.olds.as_ref()))?;
         let news = decode(request.news.as_ref())?;
-        let diff = diff_inputs(&to_typed(&olds).json, &to_typed(&news).json, CONFIG_REPLACE_KEYS);
+        let diff = diff_inputs(
+            &to_typed(&olds).json,
+            &to_typed(&news).json,
+            CONFIG_REPLACE_KEYS,
+        );
         Ok(Response::new(diff_to_proto(diff)))
     }
 
@@ -425,7 +442,14 @@ impl ResourceProvider for Provider {
         let properties = self
             .cancellable(async {
                 handler
-                    .update(&ctx, &request.id, &old_inputs, &news, &state, request.preview)
+                    .update(
+                        &ctx,
+                        &request.id,
+                        &old_inputs,
+                        &news,
+                        &state,
+                        request.preview,
+                    )
                     .await
                     .map_err(|err| error_to_status(err, &news))
             })
@@ -511,8 +535,13 @@ mod tests {
             &PropertyMap::new(),
         );
         let envelope = RpcStatus::decode(status.details()).unwrap();
-        assert_eq!(envelope.details[0].type_url, "type.googleapis.com/pulumirpc.ErrorResourceInitFailed");
-        let details = pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice()).unwrap();
+        assert_eq!(
+            envelope.details[0].type_url,
+            "type.googleapis.com/pulumirpc.ErrorResourceInitFailed"
+        );
+        let details =
+            pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice())
+                .unwrap();
         assert_eq!(details.id, "bucket-1");
         assert_eq!(details.reasons, vec!["encryption could not be set"]);
     }

@@ -10,11 +10,10 @@
 //! [`PropertyValue`] makes each of those kinds an explicit variant, so that
 //! nothing past this module has to know the wire conventions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use prost_types::{value::Kind, ListValue, Struct, Value};
-use serde_json::Value as Json;
 
 /// The string that stands for a value not known until apply.
 pub const UNKNOWN: &str = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -199,45 +198,6 @@ pub enum DecodeProblem {
     MalformedOutput(&'static str),
 }
 
-/// Why a value has no plain JSON form, and where.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("property `{path}` is not a plain value: it is {what}")]
-pub struct NotPlain {
-    pub path: PropertyPath,
-    pub what: NotPlainKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NotPlainKind {
-    #[error("unknown")]
-    Unknown,
-    #[error("a secret (strip secrets first)")]
-    Secret,
-    #[error("an output value (normalize outputs first)")]
-    Output,
-    #[error("an asset")]
-    Asset,
-    #[error("an archive")]
-    Archive,
-    #[error("a resource reference")]
-    ResourceReference,
-    #[error("a number JSON cannot hold")]
-    NonFiniteNumber,
-}
-
-/// A value with its secrets unwrapped, and the paths that were secret.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stripped {
-    pub value: PropertyValue,
-    pub secret_paths: Vec<PropertyPath>,
-}
-
-impl Stripped {
-    pub fn had_secrets(&self) -> bool {
-        !self.secret_paths.is_empty()
-    }
-}
-
 /// Decodes a wire struct (inputs, state, config) into a property map.
 pub fn decode_struct(value: &Struct) -> Result<PropertyMap, DecodeError> {
     Decoder::default().map(value)
@@ -298,25 +258,6 @@ impl PropertyValue {
         }
     }
 
-    /// Wraps the value in a secret, unless it already is one.
-    pub fn into_secret(self) -> Self {
-        match self {
-            PropertyValue::Secret(_) => self,
-            other => PropertyValue::Secret(Box::new(other)),
-        }
-    }
-
-    /// Whether the value itself (not merely something inside it) is secret.
-    pub fn is_secret(&self) -> bool {
-        match self {
-            PropertyValue::Secret(_) => true,
-            PropertyValue::Output(output) => {
-                output.secret || output.value.as_ref().is_some_and(|v| v.is_secret())
-            }
-            _ => false,
-        }
-    }
-
     /// Whether the value is or holds a secret, at any depth.
     pub fn contains_secrets(&self) -> bool {
         match self {
@@ -343,219 +284,6 @@ impl PropertyValue {
             PropertyValue::Object(map) => map.values().any(PropertyValue::contains_unknowns),
             _ => false,
         }
-    }
-
-    /// The URNs of every resource the output values in this value depend on.
-    pub fn output_dependencies(&self) -> BTreeSet<String> {
-        let mut urns = BTreeSet::new();
-        self.collect_dependencies(&mut urns);
-        urns
-    }
-
-    fn collect_dependencies(&self, urns: &mut BTreeSet<String>) {
-        match self {
-            PropertyValue::Output(output) => {
-                urns.extend(output.dependencies.iter().cloned());
-                if let Some(value) = &output.value {
-                    value.collect_dependencies(urns);
-                }
-            }
-            PropertyValue::Secret(inner) => inner.collect_dependencies(urns),
-            PropertyValue::Array(items) => items.iter().for_each(|v| v.collect_dependencies(urns)),
-            PropertyValue::Object(map) => map.values().for_each(|v| v.collect_dependencies(urns)),
-            _ => {}
-        }
-    }
-
-    /// Replaces every output value by what it stands for: its value (or
-    /// [`PropertyValue::Computed`] when unknown), wrapped in a secret when
-    /// the output is secret. Dependencies are dropped; take them first with
-    /// [`PropertyValue::output_dependencies`].
-    pub fn normalize_outputs(self) -> Self {
-        match self {
-            PropertyValue::Output(output) => {
-                let value = match output.value {
-                    Some(value) => value.normalize_outputs(),
-                    None => PropertyValue::Computed,
-                };
-                if output.secret {
-                    value.into_secret()
-                } else {
-                    value
-                }
-            }
-            PropertyValue::Secret(inner) => inner.normalize_outputs().into_secret(),
-            PropertyValue::Array(items) => PropertyValue::Array(
-                items
-                    .into_iter()
-                    .map(PropertyValue::normalize_outputs)
-                    .collect(),
-            ),
-            PropertyValue::Object(map) => PropertyValue::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, v.normalize_outputs()))
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    /// Unwraps every secret (and normalizes output values), recording the
-    /// paths that were secret so that [`PropertyValue::mark_secret`] can
-    /// restore them.
-    pub fn strip_secrets(self) -> Stripped {
-        let mut secret_paths = Vec::new();
-        let value = self.strip(&mut Vec::new(), &mut secret_paths);
-        Stripped {
-            value,
-            secret_paths,
-        }
-    }
-
-    fn strip(self, path: &mut Vec<PathSegment>, found: &mut Vec<PropertyPath>) -> Self {
-        match self {
-            PropertyValue::Secret(inner) => {
-                found.push(PropertyPath(path.clone()));
-                inner.strip(path, found)
-            }
-            output @ PropertyValue::Output(_) => output.normalize_outputs().strip(path, found),
-            PropertyValue::Array(items) => PropertyValue::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        path.push(PathSegment::Index(i));
-                        let item = item.strip(path, found);
-                        path.pop();
-                        item
-                    })
-                    .collect(),
-            ),
-            PropertyValue::Object(map) => PropertyValue::Object(
-                map.into_iter()
-                    .map(|(key, item)| {
-                        path.push(PathSegment::Key(key.clone()));
-                        let item = item.strip(path, found);
-                        path.pop();
-                        (key, item)
-                    })
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    /// Makes the value at `path` secret (no change if it already is).
-    /// Returns false when nothing is at `path`.
-    pub fn mark_secret(&mut self, path: &PropertyPath) -> bool {
-        let Some(target) = self.at_mut(&path.0) else {
-            return false;
-        };
-        if !target.is_secret() {
-            let value = std::mem::replace(target, PropertyValue::Null);
-            *target = PropertyValue::Secret(Box::new(value));
-        }
-        true
-    }
-
-    fn at_mut(&mut self, path: &[PathSegment]) -> Option<&mut PropertyValue> {
-        let Some((first, rest)) = path.split_first() else {
-            return Some(self);
-        };
-        match (self, first) {
-            (PropertyValue::Secret(inner), _) => inner.at_mut(path),
-            (
-                PropertyValue::Output(OutputValue {
-                    value: Some(inner), ..
-                }),
-                _,
-            ) => inner.at_mut(path),
-            (PropertyValue::Array(items), PathSegment::Index(i)) => items.get_mut(*i)?.at_mut(rest),
-            (PropertyValue::Object(map), PathSegment::Key(key)) => map.get_mut(key)?.at_mut(rest),
-            _ => None,
-        }
-    }
-
-    /// The value as JSON. Only plain values convert: no unknowns, secrets,
-    /// outputs, assets, archives or resource references (strip secrets and
-    /// normalize outputs first). Integral numbers become JSON integers.
-    pub fn to_json(&self) -> Result<Json, NotPlain> {
-        self.json_at(&mut Vec::new())
-    }
-
-    fn json_at(&self, path: &mut Vec<PathSegment>) -> Result<Json, NotPlain> {
-        let not_plain = |what, path: &[PathSegment]| NotPlain {
-            path: PropertyPath(path.to_vec()),
-            what,
-        };
-        Ok(match self {
-            PropertyValue::Null => Json::Null,
-            PropertyValue::Bool(b) => Json::Bool(*b),
-            PropertyValue::Number(n) => {
-                json_number(*n).ok_or_else(|| not_plain(NotPlainKind::NonFiniteNumber, path))?
-            }
-            PropertyValue::String(s) => Json::String(s.clone()),
-            PropertyValue::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    path.push(PathSegment::Index(i));
-                    out.push(item.json_at(path)?);
-                    path.pop();
-                }
-                Json::Array(out)
-            }
-            PropertyValue::Object(map) => {
-                let mut out = serde_json::Map::new();
-                for (key, item) in map {
-                    path.push(PathSegment::Key(key.clone()));
-                    out.insert(key.clone(), item.json_at(path)?);
-                    path.pop();
-                }
-                Json::Object(out)
-            }
-            PropertyValue::Computed => return Err(not_plain(NotPlainKind::Unknown, path)),
-            PropertyValue::Secret(_) => return Err(not_plain(NotPlainKind::Secret, path)),
-            PropertyValue::Output(_) => return Err(not_plain(NotPlainKind::Output, path)),
-            PropertyValue::Asset(_) => return Err(not_plain(NotPlainKind::Asset, path)),
-            PropertyValue::Archive(_) => return Err(not_plain(NotPlainKind::Archive, path)),
-            PropertyValue::ResourceReference(_) => {
-                return Err(not_plain(NotPlainKind::ResourceReference, path))
-            }
-        })
-    }
-
-    /// A plain value from JSON. The unknown sentinel string becomes
-    /// [`PropertyValue::Computed`], as it would on the wire.
-    pub fn from_json(json: &Json) -> Self {
-        match json {
-            Json::Null => PropertyValue::Null,
-            Json::Bool(b) => PropertyValue::Bool(*b),
-            Json::Number(n) => n
-                .as_f64()
-                .map_or(PropertyValue::Null, PropertyValue::Number),
-            Json::String(s) if is_unknown_sentinel(s) => PropertyValue::Computed,
-            Json::String(s) => PropertyValue::String(s.clone()),
-            Json::Array(items) => {
-                PropertyValue::Array(items.iter().map(PropertyValue::from_json).collect())
-            }
-            Json::Object(map) => PropertyValue::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), PropertyValue::from_json(v)))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// Integral numbers within f64's exact range become JSON integers so that
-/// integer fields deserialize; NaN and infinities have no JSON form.
-fn json_number(n: f64) -> Option<Json> {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        // Integral and within 2^53, so the conversion is exact.
-        Some(Json::from(n as i64))
-    } else {
-        serde_json::Number::from_f64(n).map(Json::Number)
     }
 }
 
@@ -835,12 +563,11 @@ fn optional_string(object: &Struct, name: &str) -> Result<Option<String>, String
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::collection::{btree_map, vec};
     use proptest::option;
     use proptest::prelude::*;
-    use serde_json::json;
 
     // ---- strategies -------------------------------------------------------
 
@@ -923,7 +650,7 @@ mod tests {
             })
     }
 
-    fn value() -> impl Strategy<Value = PropertyValue> {
+    pub(crate) fn value() -> impl Strategy<Value = PropertyValue> {
         let leaf = prop_oneof![
             Just(PropertyValue::Null),
             any::<bool>().prop_map(PropertyValue::Bool),
@@ -938,7 +665,10 @@ mod tests {
             prop_oneof![
                 vec(inner.clone(), 0..5).prop_map(PropertyValue::Array),
                 btree_map(key(), inner.clone(), 0..5).prop_map(PropertyValue::Object),
-                inner.clone().prop_map(PropertyValue::into_secret),
+                inner.clone().prop_map(|v| match v {
+                    secret @ PropertyValue::Secret(_) => secret,
+                    other => PropertyValue::Secret(Box::new(other)),
+                }),
                 (option::of(inner), any::<bool>(), vec(urn(), 0..3)).prop_map(
                     |(value, secret, dependencies)| {
                         PropertyValue::Output(OutputValue {
@@ -950,31 +680,6 @@ mod tests {
                 ),
             ]
         })
-    }
-
-    fn plain() -> impl Strategy<Value = PropertyValue> {
-        let leaf = prop_oneof![
-            Just(PropertyValue::Null),
-            any::<bool>().prop_map(PropertyValue::Bool),
-            number().prop_map(PropertyValue::Number),
-            text().prop_map(PropertyValue::String),
-        ];
-        leaf.prop_recursive(3, 32, 4, |inner| {
-            prop_oneof![
-                vec(inner.clone(), 0..4).prop_map(PropertyValue::Array),
-                btree_map(key(), inner, 0..4).prop_map(PropertyValue::Object),
-            ]
-        })
-    }
-
-    fn has_outputs(value: &PropertyValue) -> bool {
-        match value {
-            PropertyValue::Output(_) => true,
-            PropertyValue::Secret(inner) => has_outputs(inner),
-            PropertyValue::Array(items) => items.iter().any(has_outputs),
-            PropertyValue::Object(map) => map.values().any(has_outputs),
-            _ => false,
-        }
     }
 
     proptest! {
@@ -998,42 +703,9 @@ mod tests {
             prop_assert_eq!(decoded.contains_secrets(), v.contains_secrets());
         }
 
-        #[test]
-        fn normalizing_keeps_unknowns_and_secrets(v in value()) {
-            let normalized = v.clone().normalize_outputs();
-            prop_assert!(!has_outputs(&normalized));
-            prop_assert_eq!(normalized.contains_unknowns(), v.contains_unknowns());
-            prop_assert_eq!(normalized.contains_secrets(), v.contains_secrets());
-            prop_assert_eq!(normalized.is_secret(), v.is_secret());
-        }
 
-        #[test]
-        fn marking_stripped_paths_restores(v in value()) {
-            let normalized = v.clone().normalize_outputs();
-            let stripped = v.strip_secrets();
-            prop_assert!(!stripped.value.contains_secrets());
-            prop_assert!(!has_outputs(&stripped.value));
-            prop_assert_eq!(stripped.had_secrets(), normalized.contains_secrets());
-            let mut restored = stripped.value;
-            for path in &stripped.secret_paths {
-                prop_assert!(restored.mark_secret(path), "path {} not found", path);
-            }
-            prop_assert_eq!(restored, normalized);
-        }
 
-        #[test]
-        fn json_round_trip(v in plain()) {
-            let json = v.to_json().map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(PropertyValue::from_json(&json), v);
-        }
 
-        #[test]
-        fn json_refuses_what_is_not_plain(v in value()) {
-            let stripped = v.strip_secrets().value;
-            if stripped.contains_unknowns() {
-                prop_assert!(stripped.to_json().is_err());
-            }
-        }
     }
 
     // ---- hand-built wire values ------------------------------------------
@@ -1106,7 +778,6 @@ mod tests {
                 "hunter2".into()
             ))))
         );
-        assert!(decoded.is_ok_and(|v| v.is_secret()));
     }
 
     #[test]
@@ -1228,24 +899,13 @@ mod tests {
             secret: true,
             dependencies: vec![urn.into()],
         });
-        assert_eq!(decoded, Ok(expected.clone()));
-        assert_eq!(
-            expected.output_dependencies(),
-            BTreeSet::from([urn.to_string()])
-        );
-        assert_eq!(
-            expected.normalize_outputs(),
-            PropertyValue::Secret(Box::new(PropertyValue::String(
-                "arn:aws:iam::123456789012:role/r".into()
-            )))
-        );
+        assert_eq!(decoded, Ok(expected));
 
         let unknown = obj([(sig::KEY, s(sig::OUTPUT_VALUE))]);
         let decoded = decode(unknown);
         assert_eq!(decoded, Ok(PropertyValue::Output(OutputValue::default())));
         let decoded = decoded.unwrap_or(PropertyValue::Null);
         assert!(decoded.contains_unknowns());
-        assert_eq!(decoded.normalize_outputs(), PropertyValue::Computed);
     }
 
     #[test]
@@ -1350,71 +1010,6 @@ mod tests {
                 ("dependencies", list(vec![kind(Kind::BoolValue(true))]))
             ])),
             DecodeProblem::MalformedOutput("a dependency is not a string")
-        );
-    }
-
-    #[test]
-    fn strips_and_restores_nested_secrets() {
-        let secret = |v| PropertyValue::Secret(Box::new(v));
-        let value = PropertyValue::Object(PropertyMap::from([
-            (
-                "password".to_string(),
-                secret(PropertyValue::String("p".into())),
-            ),
-            (
-                "items".to_string(),
-                PropertyValue::Array(vec![PropertyValue::Null, secret(PropertyValue::Bool(true))]),
-            ),
-        ]));
-        let stripped = value.clone().strip_secrets();
-        assert!(stripped.had_secrets());
-        let paths: Vec<String> = stripped
-            .secret_paths
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(paths, ["items[1]", "password"]);
-        let mut restored = stripped.value;
-        for path in &stripped.secret_paths {
-            assert!(restored.mark_secret(path));
-        }
-        assert_eq!(restored, value);
-        assert!(!restored.mark_secret(&PropertyPath::key("missing")));
-    }
-
-    #[test]
-    fn to_json_reports_what_is_not_plain() {
-        let value = PropertyValue::Object(PropertyMap::from([(
-            "arn".to_string(),
-            PropertyValue::Array(vec![PropertyValue::Computed]),
-        )]));
-        assert_eq!(
-            value.to_json(),
-            Err(NotPlain {
-                path: PropertyPath(vec![PathSegment::Key("arn".into()), PathSegment::Index(0)]),
-                what: NotPlainKind::Unknown,
-            })
-        );
-        let secret = PropertyValue::Secret(Box::new(PropertyValue::Null));
-        assert_eq!(
-            secret.to_json().map_err(|e| e.what),
-            Err(NotPlainKind::Secret)
-        );
-        assert_eq!(
-            PropertyValue::Number(f64::NAN)
-                .to_json()
-                .map_err(|e| e.what),
-            Err(NotPlainKind::NonFiniteNumber)
-        );
-    }
-
-    #[test]
-    fn json_keeps_integers_integral() {
-        assert_eq!(PropertyValue::Number(30.0).to_json(), Ok(json!(30)));
-        assert_eq!(PropertyValue::Number(1.5).to_json(), Ok(json!(1.5)));
-        assert_eq!(
-            PropertyValue::from_json(&json!(UNKNOWN)),
-            PropertyValue::Computed
         );
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::component::args::{BuildImage, ComputeType};
 use crate::component::buildspec;
@@ -52,6 +53,10 @@ pub struct BuildProjectInputs {
     /// Chosen by `check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_name: Option<String>,
+    /// The region the project lives in (a deployment stage in another
+    /// region runs there); absent means the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub description: String,
     pub service_role_arn: String,
     pub kms_key_arn: String,
@@ -79,6 +84,32 @@ pub struct BuildProjectOutputs {
 
 /// CodeBuild refuses descriptions longer than this.
 const MAX_DESCRIPTION: usize = 255;
+
+/// The project's region: the input, or the provider's.
+fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a BuildProjectInputs) -> &'a str {
+    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
+}
+
+/// `what` (at `property`) must be in `region`, which CodeBuild reads it
+/// from; `region` is `None` until the provider knows its own.
+fn check_same_region(
+    property: &str,
+    value: &str,
+    region: Option<&str>,
+    what: &str,
+) -> Option<CheckFailure> {
+    let arn = value.parse::<Arn>().ok()?;
+    let region = region?;
+    (arn.region != region).then(|| {
+        CheckFailure::new(
+            property,
+            format!(
+                "the {what} is in {} but the project runs in {region}; use one in {region}",
+                arn.region
+            ),
+        )
+    })
+}
 
 /// The name, once `check` has chosen it.
 fn name(inputs: &BuildProjectInputs) -> Result<&str, ResourceError> {
@@ -146,7 +177,12 @@ fn split_secret_reference(value: &str) -> Option<(String, Option<&str>)> {
     }
 }
 
-fn check_variables(ctx: &CheckContext<'_>, variables: &[ProjectVariable], failures: &mut Failures) {
+fn check_variables(
+    ctx: &CheckContext<'_>,
+    variables: &[ProjectVariable],
+    region: Option<&str>,
+    failures: &mut Failures,
+) {
     let mut seen = std::collections::BTreeSet::new();
     for (index, variable) in variables.iter().enumerate() {
         let path = format!("environmentVariables[{index}]");
@@ -189,15 +225,18 @@ fn check_variables(ctx: &CheckContext<'_>, variables: &[ProjectVariable], failur
             ),
             VariableType::Plaintext => {}
             VariableType::SecretsManager => match split_secret_reference(value) {
-                Some((arn, _)) => failures.extend(check_arn(
-                    ctx,
-                    &property,
-                    &arn,
-                    &["secretsmanager"],
-                    "secret:",
-                    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf:token",
-                    true,
-                )),
+                Some((arn, _)) => failures.extend(
+                    check_arn(
+                        ctx,
+                        &property,
+                        &arn,
+                        &["secretsmanager"],
+                        "secret:",
+                        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf:token",
+                        false,
+                    )
+                    .or_else(|| check_same_region(&property, &arn, region, "secret")),
+                ),
                 None => failures.push(
                     property,
                     "use a Secrets Manager secret ARN, optionally followed by `:<json key>`",
@@ -306,6 +345,7 @@ fn live_inputs(project: &Project, inputs: &BuildProjectInputs) -> BuildProjectIn
     BuildProjectInputs {
         name_prefix: inputs.name_prefix.clone(),
         project_name: project.name().map(str::to_string),
+        region: inputs.region.clone(),
         description: project.description().unwrap_or_default().to_string(),
         service_role_arn: project.service_role().unwrap_or_default().to_string(),
         kms_key_arn: project.encryption_key().unwrap_or_default().to_string(),
@@ -407,7 +447,22 @@ impl CustomResource for BuildProject {
             "arn:aws:iam::123456789012:role/build",
             false,
         ));
-        failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
+        let region = match news.region.as_deref() {
+            Some(region) if is_unknown(region) => None,
+            Some(region) if !is_region(region) => {
+                failures.push(
+                    "region",
+                    format!("`{region}` is not an AWS region; for example eu-west-1"),
+                );
+                None
+            }
+            Some(region) => Some(region),
+            None => ctx.aws.map(|aws| aws.region.as_str()),
+        };
+        failures.extend(
+            check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn)
+                .or_else(|| check_same_region("kmsKeyArn", &news.kms_key_arn, region, "key")),
+        );
         failures.extend(naming::check(
             "logGroupName",
             &news.log_group_name,
@@ -433,7 +488,7 @@ impl CustomResource for BuildProject {
             QUEUED_TIMEOUT,
         );
         failures.extend(check_buildspec(&news.buildspec));
-        check_variables(ctx, &news.environment_variables, &mut failures);
+        check_variables(ctx, &news.environment_variables, region, &mut failures);
         failures.extend(tags::validate("tags", &news.tags));
         news.tags = effective_tags(ctx, &news.tags);
         failures.into_result(news)
@@ -443,7 +498,8 @@ impl CustomResource for BuildProject {
         ctx: &OpContext<'_>,
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let codebuild = &ctx.aws.clients().codebuild;
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let codebuild = &clients.codebuild;
         let name = name(inputs)?;
         let spec = spec(inputs)
             .map_err(|err| ResourceError::failed(format!("describing project {name}"), err))?;
@@ -473,10 +529,15 @@ impl CustomResource for BuildProject {
         .map_err(|err| {
             ResourceError::failed(format!("creating build project {name}"), describe(&err))
         })?;
-        let arn = created
-            .project()
-            .and_then(Project::arn)
-            .map_or_else(|| ctx.aws.arns().codebuild_project(name), str::to_string);
+        let arn = created.project().and_then(Project::arn).map_or_else(
+            || {
+                ctx.aws
+                    .arns()
+                    .in_region(region(ctx, inputs))
+                    .codebuild_project(name)
+            },
+            str::to_string,
+        );
         Ok((name.to_string(), BuildProjectOutputs { arn }))
     }
 
@@ -487,7 +548,7 @@ impl CustomResource for BuildProject {
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
         let found = ctx
             .aws
-            .clients()
+            .clients_in(region(ctx, inputs))
             .codebuild
             .batch_get_projects()
             .names(id)
@@ -499,9 +560,15 @@ impl CustomResource for BuildProject {
         let Some(project) = found.projects().iter().find(|p| p.name() == Some(id)) else {
             return Ok(None);
         };
-        let arn = project
-            .arn()
-            .map_or_else(|| ctx.aws.arns().codebuild_project(id), str::to_string);
+        let arn = project.arn().map_or_else(
+            || {
+                ctx.aws
+                    .arns()
+                    .in_region(region(ctx, inputs))
+                    .codebuild_project(id)
+            },
+            str::to_string,
+        );
         Ok(Some((
             live_inputs(project, inputs),
             BuildProjectOutputs { arn },
@@ -515,7 +582,8 @@ impl CustomResource for BuildProject {
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let codebuild = &ctx.aws.clients().codebuild;
+        let clients = ctx.aws.clients_in(region(ctx, news));
+        let codebuild = &clients.codebuild;
         let spec = spec(news)
             .map_err(|err| ResourceError::failed(format!("describing project {id}"), err))?;
         // UpdateProject replaces every field given, tags included, so the
@@ -552,12 +620,12 @@ impl CustomResource for BuildProject {
     async fn delete(
         ctx: &OpContext<'_>,
         id: &str,
-        _inputs: &Self::Inputs,
+        inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
         match ctx
             .aws
-            .clients()
+            .clients_in(region(ctx, inputs))
             .codebuild
             .delete_project()
             .name(id)
@@ -585,6 +653,7 @@ mod tests {
         BuildProjectInputs {
             name_prefix: "app-build".into(),
             project_name: None,
+            region: None,
             description: "Build stage of pipeline app".into(),
             service_role_arn: "arn:aws:iam::123456789012:role/app-build-abcdefgh".into(),
             kms_key_arn:
@@ -774,6 +843,29 @@ mod tests {
         };
         let failures = BuildProject::check(&ctx, None, news).unwrap_err();
         assert_eq!(failures[0].property, "environmentVariables[0].value");
+        // A project in another region reads its key and secrets there.
+        let west = BuildProjectInputs {
+            region: Some("us-west-2".into()),
+            kms_key_arn: inputs().kms_key_arn.replace("eu-west-1", "us-west-2"),
+            environment_variables: vec![variable(
+                "TOKEN",
+                &SECRET.replace("eu-west-1", "us-west-2"),
+                VariableType::SecretsManager,
+            )],
+            ..inputs()
+        };
+        assert!(BuildProject::check(&ctx, None, west.clone()).is_ok());
+        let home_key = BuildProjectInputs {
+            kms_key_arn: inputs().kms_key_arn,
+            ..west
+        };
+        let failures = BuildProject::check(&ctx, None, home_key).unwrap_err();
+        assert_eq!(failures[0].property, "kmsKeyArn");
+        assert!(
+            failures[0].reason.contains("use one in us-west-2"),
+            "{}",
+            failures[0].reason
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub fn progress<'a>(ctx: &'a OpContext<'_>) -> Progress<'a> {
 
 /// The resource's own tags plus the provider's defaults and `ManagedBy`.
 pub fn effective_tags(ctx: &CheckContext<'_>, own: &Tags) -> Tags {
-    let defaults = ctx.aws.map(|aws| aws.default_tags.clone()).unwrap_or_default();
+    let defaults = ctx
+        .aws
+        .map(|aws| aws.default_tags.clone())
+        .unwrap_or_default();
     tags::effective(&defaults, own)
 }
 
@@ -38,37 +41,58 @@ pub fn check_arn(
     }
     let arn = match value.parse::<Arn>() {
         Ok(arn) => arn,
-        Err(reason) => return Some(CheckFailure::new(property, format!("{reason}; for example {example}"))),
+        Err(reason) => {
+            return Some(CheckFailure::new(
+                property,
+                format!("{reason}; for example {example}"),
+            ))
+        }
     };
     if !services.contains(&arn.service.as_str()) || !arn.resource.starts_with(resource_prefix) {
         return Some(CheckFailure::new(
             property,
-            format!("`{value}` is not a {} `{resource_prefix}` ARN; for example {example}", services.join("/")),
+            format!(
+                "`{value}` is not a {} `{resource_prefix}` ARN; for example {example}",
+                services.join("/")
+            ),
         ));
     }
     let aws = ctx.aws?;
     if arn.partition != aws.partition {
         return Some(CheckFailure::new(
             property,
-            format!("`{value}` is in partition `{}`, but the provider runs in `{}`", arn.partition, aws.partition),
+            format!(
+                "`{value}` is in partition `{}`, but the provider runs in `{}`",
+                arn.partition, aws.partition
+            ),
         ));
     }
     if arn.account != aws.account_id {
         return Some(CheckFailure::new(
             property,
-            format!("`{value}` belongs to account {}, but the provider runs as account {}", arn.account, aws.account_id),
+            format!(
+                "`{value}` belongs to account {}, but the provider runs as account {}",
+                arn.account, aws.account_id
+            ),
         ));
     }
     if regional && arn.region != aws.region {
         return Some(CheckFailure::new(
             property,
-            format!("`{value}` is in region {}, but the provider runs in {}", arn.region, aws.region),
+            format!(
+                "`{value}` is in region {}, but the provider runs in {}",
+                arn.region, aws.region
+            ),
         ));
     }
     None
 }
 
-pub fn check_kms_key_arn(ctx: &CheckContext<'_>, property: &str, value: &str) -> Option<CheckFailure> {
+pub fn check_kms_key_arn(
+    ctx: &CheckContext<'_>,
+    property: &str,
+    value: &str,
+) -> Option<CheckFailure> {
     check_arn(
         ctx,
         property,

@@ -6,7 +6,7 @@ use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
 
 use super::common::{effective_tags, progress, AWS_TRANSIENT};
-use crate::aws::arn::Arns;
+use crate::aws::arn::{is_region, Arns};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
@@ -27,6 +27,10 @@ pub struct KeyInputs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_name: Option<String>,
     pub description: String,
+    /// The region the key lives in (cross-region pipelines need a key in
+    /// each region); absent means the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Always true; an input so that refresh shows rotation turned off.
     #[serde(default = "enabled")]
     pub enable_key_rotation: bool,
@@ -74,6 +78,11 @@ pub const SERVICE_ACTIONS: &[&str] = &[
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
 ];
+
+/// The key's region: the input, or the provider's.
+fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a KeyInputs) -> &'a str {
+    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
+}
 
 /// The alias, once `check` has chosen it.
 fn alias(inputs: &KeyInputs) -> Result<&str, ResourceError> {
@@ -263,9 +272,10 @@ impl CustomResource for Key {
     type Inputs = KeyInputs;
     type Outputs = KeyOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["keyId", "arn", "aliasArn"];
-    // Everything, the alias included, changes in place: replacing a key
-    // would strand whatever it encrypted.
-    const REPLACE_KEYS: &'static [&'static str] = &[];
+    // Everything but the region, the alias included, changes in place:
+    // replacing a key would strand whatever it encrypted. A key cannot move
+    // between regions.
+    const REPLACE_KEYS: &'static [&'static str] = &["region"];
 
     fn check(
         ctx: &CheckContext<'_>,
@@ -287,6 +297,16 @@ impl CustomResource for Key {
             format!("{ALIAS_PREFIX}{name}")
         });
         failures.extend(check_alias_name("aliasName", &chosen));
+        if let Some(region) = news
+            .region
+            .as_deref()
+            .filter(|r| !is_unknown(r) && !is_region(r))
+        {
+            failures.push(
+                "region",
+                format!("`{region}` is not an AWS region; for example eu-west-1"),
+            );
+        }
         news.alias_name = Some(chosen);
         if news.description.chars().count() > MAX_DESCRIPTION {
             failures.push(
@@ -339,9 +359,11 @@ impl CustomResource for Key {
         ctx: &OpContext<'_>,
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let kms = &ctx.aws.clients().kms;
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let kms = &clients.kms;
         let alias = alias(inputs)?;
-        let arns = ctx.aws.arns();
+        let home = ctx.aws.arns();
+        let arns = home.in_region(region(ctx, inputs));
         let policy = key_policy(&arns, &inputs.service_principals).to_compact_json();
         let tags = kms_tags(&inputs.tags)?;
         let created = retry(
@@ -382,8 +404,10 @@ impl CustomResource for Key {
             state: to_json(&outputs),
             message,
         };
-        enable_rotation(ctx, &key_id).await.map_err(partial)?;
-        point_alias(ctx, alias, &key_id).await.map_err(partial)?;
+        enable_rotation(ctx, kms, &key_id).await.map_err(partial)?;
+        point_alias(ctx, kms, alias, &key_id)
+            .await
+            .map_err(partial)?;
         Ok((key_id, outputs))
     }
 
@@ -392,7 +416,8 @@ impl CustomResource for Key {
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let kms = &ctx.aws.clients().kms;
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let kms = &clients.kms;
         let described = match kms.describe_key().key_id(id).send().await {
             Ok(described) => described,
             Err(err) if is_code(&err, &["NotFoundException"]) => return Ok(None),
@@ -479,7 +504,8 @@ impl CustomResource for Key {
             .into_iter()
             .map(|tag| (tag.tag_key, tag.tag_value))
             .collect();
-        let arns = ctx.aws.arns();
+        let home = ctx.aws.arns();
+        let arns = home.in_region(region(ctx, inputs));
         let outputs = KeyOutputs {
             key_id: metadata.key_id().to_string(),
             arn: metadata
@@ -506,8 +532,10 @@ impl CustomResource for Key {
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let kms = &ctx.aws.clients().kms;
-        let arns = ctx.aws.arns();
+        let clients = ctx.aws.clients_in(region(ctx, news));
+        let kms = &clients.kms;
+        let home = ctx.aws.arns();
+        let arns = home.in_region(region(ctx, news));
         if olds.description != news.description {
             kms.update_key_description()
                 .key_id(id)
@@ -519,7 +547,7 @@ impl CustomResource for Key {
                 })?;
         }
         if news.enable_key_rotation && !olds.enable_key_rotation {
-            enable_rotation(ctx, id)
+            enable_rotation(ctx, kms, id)
                 .await
                 .map_err(ResourceError::Failed)?;
         }
@@ -549,11 +577,11 @@ impl CustomResource for Key {
         }
         let new_alias = alias(news)?;
         if olds.alias_name.as_deref() != Some(new_alias) {
-            point_alias(ctx, new_alias, id)
+            point_alias(ctx, kms, new_alias, id)
                 .await
                 .map_err(ResourceError::Failed)?;
             if let Some(old_alias) = &olds.alias_name {
-                delete_alias(ctx, old_alias).await?;
+                delete_alias(kms, old_alias).await?;
             }
         }
         let (set, remove) = tags::changes(&olds.tags, &news.tags);
@@ -589,10 +617,11 @@ impl CustomResource for Key {
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let kms = &clients.kms;
         if let Some(alias) = &inputs.alias_name {
-            delete_alias(ctx, alias).await?;
+            delete_alias(kms, alias).await?;
         }
-        let kms = &ctx.aws.clients().kms;
         let scheduled = kms
             .schedule_key_deletion()
             .key_id(id)
@@ -606,7 +635,7 @@ impl CustomResource for Key {
             // any other state that refuses deletion is an error.
             Err(err)
                 if is_code(&err, &["KMSInvalidStateException"])
-                    && pending_deletion(ctx, id).await =>
+                    && pending_deletion(kms, id).await =>
             {
                 Ok(())
             }
@@ -618,16 +647,19 @@ impl CustomResource for Key {
     }
 }
 
-async fn pending_deletion(ctx: &OpContext<'_>, id: &str) -> bool {
-    let described = ctx.aws.clients().kms.describe_key().key_id(id).send().await;
+async fn pending_deletion(kms: &aws_sdk_kms::Client, id: &str) -> bool {
+    let described = kms.describe_key().key_id(id).send().await;
     described.is_ok_and(|d| {
         d.key_metadata()
             .is_some_and(|m| m.key_state() == Some(&KeyState::PendingDeletion))
     })
 }
 
-async fn enable_rotation(ctx: &OpContext<'_>, key_id: &str) -> Result<(), String> {
-    let kms = &ctx.aws.clients().kms;
+async fn enable_rotation(
+    ctx: &OpContext<'_>,
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<(), String> {
     // KMS is eventually consistent: a key just created may not be found yet.
     let retry_on = [
         AWS_TRANSIENT[0],
@@ -651,8 +683,12 @@ async fn enable_rotation(ctx: &OpContext<'_>, key_id: &str) -> Result<(), String
 
 /// Points `alias` at the key, creating it or moving it from a key an
 /// interrupted run left it on (alias names carry this resource's suffix).
-async fn point_alias(ctx: &OpContext<'_>, alias: &str, key_id: &str) -> Result<(), String> {
-    let kms = &ctx.aws.clients().kms;
+async fn point_alias(
+    ctx: &OpContext<'_>,
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+    key_id: &str,
+) -> Result<(), String> {
     let retry_on = [
         AWS_TRANSIENT[0],
         AWS_TRANSIENT[1],
@@ -696,16 +732,8 @@ async fn point_alias(ctx: &OpContext<'_>, alias: &str, key_id: &str) -> Result<(
     }
 }
 
-async fn delete_alias(ctx: &OpContext<'_>, alias: &str) -> Result<(), ResourceError> {
-    match ctx
-        .aws
-        .clients()
-        .kms
-        .delete_alias()
-        .alias_name(alias)
-        .send()
-        .await
-    {
+async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), ResourceError> {
+    match kms.delete_alias().alias_name(alias).send().await {
         Ok(_) => Ok(()),
         Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
         Err(err) => Err(ResourceError::failed(
@@ -730,6 +758,7 @@ mod tests {
             name_prefix: "app-key".into(),
             alias_name: None,
             description: "Encrypts the artifacts of pipeline app".into(),
+            region: None,
             enable_key_rotation: true,
             service_principals: vec![
                 "logs.eu-west-1.amazonaws.com".into(),
@@ -838,6 +867,28 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(properties(&failures), vec!["description"]);
+    }
+
+    #[test]
+    fn a_region_must_be_a_region() {
+        let west = check(
+            None,
+            KeyInputs {
+                region: Some("us-west-2".into()),
+                ..inputs()
+            },
+        )
+        .unwrap();
+        assert_eq!(west.region.as_deref(), Some("us-west-2"));
+        let failures = check(
+            None,
+            KeyInputs {
+                region: Some("moon-1".into()),
+                ..inputs()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(properties(&failures), vec!["region"]);
     }
 
     #[test]

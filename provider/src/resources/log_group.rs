@@ -7,9 +7,12 @@ use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::naming;
-use crate::resource::{CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError};
+use crate::resource::{
+    is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+};
 use crate::tags::{self, Tags};
 
 /// Retention periods CloudWatch Logs accepts.
@@ -28,6 +31,10 @@ pub struct LogGroupInputs {
     /// Chosen by `check`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_group_name: Option<String>,
+    /// The region the group lives in (a stage in another region logs
+    /// there); absent means the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub retention_in_days: u32,
     pub kms_key_arn: String,
     #[serde(default)]
@@ -38,6 +45,11 @@ pub struct LogGroupInputs {
 #[serde(rename_all = "camelCase")]
 pub struct LogGroupOutputs {
     pub arn: String,
+}
+
+/// The group's region: the input, or the provider's.
+fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a LogGroupInputs) -> &'a str {
+    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
 }
 
 /// The name, once `check` has chosen it.
@@ -52,9 +64,48 @@ pub fn check_retention(property: &str, days: u32) -> Option<CheckFailure> {
     (!RETENTION_DAYS.contains(&days)).then(|| {
         CheckFailure::new(
             property,
-            format!("{days} is not a retention CloudWatch Logs accepts; use one of {RETENTION_DAYS:?}"),
+            format!(
+                "{days} is not a retention CloudWatch Logs accepts; use one of {RETENTION_DAYS:?}"
+            ),
         )
     })
+}
+
+/// The region must be a region, and CloudWatch Logs only encrypts with a
+/// key in the group's own region.
+fn check_region_and_key(
+    ctx: &CheckContext<'_>,
+    region: Option<&str>,
+    key_arn: &str,
+) -> Vec<CheckFailure> {
+    let mut failures = Vec::new();
+    let region = match region {
+        Some(region) if is_unknown(region) => return failures,
+        Some(region) if !is_region(region) => {
+            failures.push(CheckFailure::new(
+                "region",
+                format!("`{region}` is not an AWS region; for example eu-west-1"),
+            ));
+            return failures;
+        }
+        Some(region) => region,
+        None => match ctx.aws {
+            Some(aws) => aws.region.as_str(),
+            None => return failures,
+        },
+    };
+    if let Ok(key) = key_arn.parse::<Arn>() {
+        if key.service == "kms" && key.region != region {
+            failures.push(CheckFailure::new(
+                "kmsKeyArn",
+                format!(
+                    "the key is in {} but the log group is in {region}; use a key in {region}",
+                    key.region
+                ),
+            ));
+        }
+    }
+    failures
 }
 
 #[async_trait]
@@ -63,7 +114,7 @@ impl CustomResource for LogGroup {
     type Inputs = LogGroupInputs;
     type Outputs = LogGroupOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName", "region"];
 
     fn check(
         ctx: &CheckContext<'_>,
@@ -86,6 +137,11 @@ impl CustomResource for LogGroup {
         news.log_group_name = Some(chosen);
         failures.extend(check_retention("retentionInDays", news.retention_in_days));
         failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
+        failures.extend(check_region_and_key(
+            ctx,
+            news.region.as_deref(),
+            &news.kms_key_arn,
+        ));
         failures.extend(tags::validate("tags", &news.tags));
         news.tags = effective_tags(ctx, &news.tags);
         failures.into_result(news)
@@ -95,7 +151,8 @@ impl CustomResource for LogGroup {
         ctx: &OpContext<'_>,
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let logs = &ctx.aws.clients().logs;
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let logs = &clients.logs;
         let name = name(inputs)?;
         // The key policy granting CloudWatch Logs may still be propagating.
         let retry_on = [
@@ -110,20 +167,32 @@ impl CustomResource for LogGroup {
                 message_contains: "KMS",
             },
         ];
-        retry(progress(ctx), "creating log group", &retry_on, Backoff::default(), || {
-            logs.create_log_group()
-                .log_group_name(name)
-                .kms_key_id(&inputs.kms_key_arn)
-                .set_tags(Some(inputs.tags.clone().into_iter().collect()))
-                .send()
-        })
+        retry(
+            progress(ctx),
+            "creating log group",
+            &retry_on,
+            Backoff::default(),
+            || {
+                logs.create_log_group()
+                    .log_group_name(name)
+                    .kms_key_id(&inputs.kms_key_arn)
+                    .set_tags(Some(inputs.tags.clone().into_iter().collect()))
+                    .send()
+            },
+        )
         .await
-        .map_err(|err| ResourceError::failed(format!("creating log group {name}"), describe(&err)))?;
+        .map_err(|err| {
+            ResourceError::failed(format!("creating log group {name}"), describe(&err))
+        })?;
 
-        let arn = ctx.aws.arns().log_group(name);
+        let arn = ctx
+            .aws
+            .arns()
+            .in_region(region(ctx, inputs))
+            .log_group(name);
         let outputs = LogGroupOutputs { arn: arn.clone() };
         // From here on the group exists: a failure must hand it to the engine.
-        set_retention(ctx, name, inputs.retention_in_days)
+        set_retention(ctx, logs, name, inputs.retention_in_days)
             .await
             .map_err(|message| ResourceError::Partial {
                 id: name.to_string(),
@@ -138,19 +207,20 @@ impl CustomResource for LogGroup {
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let Some(live) = find(ctx, id).await? else {
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        let Some(live) = find(&clients.logs, id).await? else {
             return Ok(None);
         };
-        let arn = ctx.aws.arns().log_group(id);
-        let tags = ctx
-            .aws
-            .clients()
+        let arn = ctx.aws.arns().in_region(region(ctx, inputs)).log_group(id);
+        let tags = clients
             .logs
             .list_tags_for_resource()
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|err| ResourceError::failed(format!("reading tags of log group {id}"), describe(&err)))?
+            .map_err(|err| {
+                ResourceError::failed(format!("reading tags of log group {id}"), describe(&err))
+            })?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -172,9 +242,10 @@ impl CustomResource for LogGroup {
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let logs = &ctx.aws.clients().logs;
+        let clients = ctx.aws.clients_in(region(ctx, news));
+        let logs = &clients.logs;
         if olds.retention_in_days != news.retention_in_days {
-            set_retention(ctx, id, news.retention_in_days)
+            set_retention(ctx, logs, id, news.retention_in_days)
                 .await
                 .map_err(ResourceError::Failed)?;
         }
@@ -184,7 +255,9 @@ impl CustomResource for LogGroup {
                 .kms_key_id(&news.kms_key_arn)
                 .send()
                 .await
-                .map_err(|err| ResourceError::failed(format!("encrypting log group {id}"), describe(&err)))?;
+                .map_err(|err| {
+                    ResourceError::failed(format!("encrypting log group {id}"), describe(&err))
+                })?;
         }
         let (set, remove) = tags::changes(&olds.tags, &news.tags);
         if !remove.is_empty() {
@@ -193,7 +266,9 @@ impl CustomResource for LogGroup {
                 .set_tag_keys(Some(remove))
                 .send()
                 .await
-                .map_err(|err| ResourceError::failed(format!("untagging log group {id}"), describe(&err)))?;
+                .map_err(|err| {
+                    ResourceError::failed(format!("untagging log group {id}"), describe(&err))
+                })?;
         }
         if !set.is_empty() {
             logs.tag_resource()
@@ -201,7 +276,9 @@ impl CustomResource for LogGroup {
                 .set_tags(Some(set.into_iter().collect()))
                 .send()
                 .await
-                .map_err(|err| ResourceError::failed(format!("tagging log group {id}"), describe(&err)))?;
+                .map_err(|err| {
+                    ResourceError::failed(format!("tagging log group {id}"), describe(&err))
+                })?;
         }
         Ok(outputs.clone())
     }
@@ -209,40 +286,62 @@ impl CustomResource for LogGroup {
     async fn delete(
         ctx: &OpContext<'_>,
         id: &str,
-        _inputs: &Self::Inputs,
+        inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        match ctx.aws.clients().logs.delete_log_group().log_group_name(id).send().await {
+        let clients = ctx.aws.clients_in(region(ctx, inputs));
+        match clients
+            .logs
+            .delete_log_group()
+            .log_group_name(id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(format!("deleting log group {id}"), describe(&err))),
+            Err(err) => Err(ResourceError::failed(
+                format!("deleting log group {id}"),
+                describe(&err),
+            )),
         }
     }
 }
 
-async fn set_retention(ctx: &OpContext<'_>, name: &str, days: u32) -> Result<(), String> {
-    let logs = &ctx.aws.clients().logs;
-    retry(progress(ctx), "setting log retention", &AWS_TRANSIENT, Backoff::default(), || {
-        logs.put_retention_policy()
-            .log_group_name(name)
-            .retention_in_days(days as i32)
-            .send()
-    })
+async fn set_retention(
+    ctx: &OpContext<'_>,
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+    days: u32,
+) -> Result<(), String> {
+    retry(
+        progress(ctx),
+        "setting log retention",
+        &AWS_TRANSIENT,
+        Backoff::default(),
+        || {
+            logs.put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(days as i32)
+                .send()
+        },
+    )
     .await
     .map(|_| ())
     .map_err(|err| format!("setting retention of log group {name}: {}", describe(&err)))
 }
 
-async fn find(ctx: &OpContext<'_>, name: &str) -> Result<Option<AwsLogGroup>, ResourceError> {
-    let groups = ctx
-        .aws
-        .clients()
-        .logs
+async fn find(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    name: &str,
+) -> Result<Option<AwsLogGroup>, ResourceError> {
+    let groups = logs
         .describe_log_groups()
         .log_group_name_prefix(name)
         .send()
         .await
-        .map_err(|err| ResourceError::failed(format!("reading log group {name}"), describe(&err)))?;
+        .map_err(|err| {
+            ResourceError::failed(format!("reading log group {name}"), describe(&err))
+        })?;
     Ok(groups
         .log_groups
         .unwrap_or_default()
@@ -258,14 +357,23 @@ mod tests {
         LogGroupInputs {
             name_prefix: "app-build".into(),
             log_group_name: None,
+            region: None,
             retention_in_days: 30,
-            kms_key_arn: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            kms_key_arn:
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
             tags: Tags::new(),
         }
     }
 
-    fn check(olds: Option<&LogGroupInputs>, news: LogGroupInputs) -> Result<LogGroupInputs, Vec<CheckFailure>> {
-        let ctx = CheckContext { name: "build-logs", random_seed: b"seed", aws: None };
+    fn check(
+        olds: Option<&LogGroupInputs>,
+        news: LogGroupInputs,
+    ) -> Result<LogGroupInputs, Vec<CheckFailure>> {
+        let ctx = CheckContext {
+            name: "build-logs",
+            random_seed: b"seed",
+            aws: None,
+        };
         LogGroup::check(&ctx, olds, news)
     }
 
@@ -282,14 +390,65 @@ mod tests {
 
     #[test]
     fn rejects_retention_cloudwatch_does_not_accept() {
-        let failures = check(None, LogGroupInputs { retention_in_days: 10, ..inputs() }).unwrap_err();
+        let failures = check(
+            None,
+            LogGroupInputs {
+                retention_in_days: 10,
+                ..inputs()
+            },
+        )
+        .unwrap_err();
         assert_eq!(failures[0].property, "retentionInDays");
         assert!(failures[0].reason.contains("14"));
     }
 
     #[test]
+    fn lives_in_a_region_with_a_key_from_there() {
+        let key = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let west = LogGroupInputs {
+            region: Some("us-west-2".into()),
+            kms_key_arn: key.into(),
+            ..inputs()
+        };
+        assert_eq!(
+            check(None, west.clone()).unwrap().region.as_deref(),
+            Some("us-west-2")
+        );
+        let failures = check(
+            None,
+            LogGroupInputs {
+                region: Some("eu-west-1".into()),
+                ..west.clone()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(failures[0].property, "kmsKeyArn");
+        assert!(
+            failures[0].reason.contains("use a key in eu-west-1"),
+            "{}",
+            failures[0].reason
+        );
+        let failures = check(
+            None,
+            LogGroupInputs {
+                region: Some("west".into()),
+                ..west
+            },
+        )
+        .unwrap_err();
+        assert_eq!(failures[0].property, "region");
+    }
+
+    #[test]
     fn rejects_a_key_that_is_not_a_kms_key() {
-        let failures = check(None, LogGroupInputs { kms_key_arn: "alias/aws/logs".into(), ..inputs() }).unwrap_err();
+        let failures = check(
+            None,
+            LogGroupInputs {
+                kms_key_arn: "alias/aws/logs".into(),
+                ..inputs()
+            },
+        )
+        .unwrap_err();
         assert_eq!(failures[0].property, "kmsKeyArn");
     }
 }

@@ -1108,12 +1108,18 @@ mod tests {
     }
 
     #[test]
-    fn live_documents_in_foreign_shapes_read_as_empty() {
+    fn live_documents_in_foreign_shapes_read_as_drift() {
         let trust = grants::trust_policy("events.amazonaws.com", ACCOUNT, None);
         let encoded = urlencoding::encode(&trust.to_compact_json()).into_owned();
         assert_eq!(parse_live(&encoded), trust);
         let everyone = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole"}]}"#;
-        assert!(parse_live(everyone).statements.is_empty());
+        // Trust opened to everyone reads as such, and check rejects it.
+        let opened = parse_live(everyone);
+        assert_eq!(
+            opened.statements[0].principal.as_ref().unwrap()["AWS"],
+            vec!["*"]
+        );
+        assert!(!crate::iam::lint::trust(&opened).is_empty());
         let not_action = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}"#;
         assert!(parse_live(not_action).statements.is_empty());
     }

@@ -26,7 +26,10 @@ impl Emulator {
     pub fn start() -> Self {
         let root = repo_root();
         let python = root.join(".tools/venv/bin/python");
-        assert!(python.exists(), "the emulator is not installed: run scripts/install-toolchain.sh");
+        assert!(
+            python.exists(),
+            "the emulator is not installed: run scripts/install-toolchain.sh"
+        );
         let mut child = Command::new(python)
             .args(["-m", "securepipeline_emulator", "--port", "0"])
             .env("PYTHONPATH", root.join("tests/emulator"))
@@ -36,8 +39,13 @@ impl Emulator {
             .expect("start the emulator");
         let stdout = child.stdout.take().expect("emulator stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's port");
-        let port = line.trim().strip_prefix("port=").unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"));
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the emulator's port");
+        let port = line
+            .trim()
+            .strip_prefix("port=")
+            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"));
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
@@ -52,10 +60,15 @@ impl Emulator {
         std::env::remove_var("AWS_PROFILE");
         let config = ProviderConfig {
             region: Some(REGION.into()),
-            endpoints: [("default".to_string(), self.endpoint.clone())].into_iter().collect(),
+            endpoints: [("default".to_string(), self.endpoint.clone())]
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
-        config.connect().await.expect("configure against the emulator")
+        config
+            .connect()
+            .await
+            .expect("configure against the emulator")
     }
 }
 

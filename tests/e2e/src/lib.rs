@@ -26,12 +26,20 @@ pub fn provider_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let dir = target.join(profile);
     assert!(
         dir.join("pulumi-resource-securepipeline").exists(),
         "build the provider first: cargo build -p pulumi-resource-securepipeline{}",
-        if profile == "release" { " --release" } else { "" }
+        if profile == "release" {
+            " --release"
+        } else {
+            ""
+        }
     );
     dir
 }
@@ -46,7 +54,10 @@ impl Emulator {
     pub fn start() -> Self {
         let root = repo_root();
         let python = root.join(".tools/venv/bin/python");
-        assert!(python.exists(), "the emulator is not installed: run scripts/install-toolchain.sh");
+        assert!(
+            python.exists(),
+            "the emulator is not installed: run scripts/install-toolchain.sh"
+        );
         let mut child = Command::new(python)
             .args(["-m", "securepipeline_emulator", "--port", "0"])
             .env("PYTHONPATH", root.join("tests/emulator"))
@@ -56,7 +67,9 @@ impl Emulator {
             .expect("start the emulator");
         let stdout = child.stdout.take().expect("emulator stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the emulator's port");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the emulator's port");
         let port = line
             .trim()
             .strip_prefix("port=")
@@ -70,7 +83,8 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -78,8 +92,13 @@ impl Emulator {
         )
         .expect("send to the emulator");
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read from the emulator");
-        response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        stream
+            .read_to_string(&mut response)
+            .expect("read from the emulator");
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
 
     /// Every AWS call the emulator has seen since the last reset.
@@ -97,11 +116,17 @@ impl Emulator {
         let encoded: String = arn
             .bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        self.http("POST", &format!("/_emulator/connections/{encoded}/status"), r#"{"status":"AVAILABLE"}"#);
+        self.http(
+            "POST",
+            &format!("/_emulator/connections/{encoded}/status"),
+            r#"{"status":"AVAILABLE"}"#,
+        );
     }
 
     /// An SDK config pointed at the emulator, for reading results back.
@@ -109,7 +134,9 @@ impl Emulator {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "e2e"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "e2e",
+            ))
             .load()
             .await
     }
@@ -148,11 +175,59 @@ impl Stack {
         );
         std::fs::write(dir.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
         std::fs::create_dir_all(dir.path().join(".state")).expect("state directory");
-        let stack = Self { dir, endpoint: emulator.endpoint() };
+        let stack = Self {
+            dir,
+            endpoint: emulator.endpoint(),
+        };
         stack.pulumi(&["stack", "init", "test"]).success();
-        stack.pulumi(&["config", "set", "securepipeline:region", REGION]).success();
         stack
-            .pulumi(&["config", "set", "--path", "securepipeline:endpoints.default", &stack.endpoint])
+            .pulumi(&["config", "set", "securepipeline:region", REGION])
+            .success();
+        stack
+            .pulumi(&[
+                "config",
+                "set",
+                "--path",
+                "securepipeline:endpoints.default",
+                &stack.endpoint,
+            ])
+            .success();
+        stack
+    }
+
+    /// A copy of `examples/<name>` with its stack `local` pointed at this
+    /// emulator and at the provider cargo built.
+    pub fn example(emulator: &Emulator, name: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary project directory");
+        let source = repo_root().join("examples").join(name);
+        for entry in std::fs::read_dir(&source).expect("read the example") {
+            let entry = entry.expect("example entry");
+            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name()))
+                    .expect("copy the example");
+            }
+        }
+        let pulumi_yaml = dir.path().join("Pulumi.yaml");
+        let text = std::fs::read_to_string(&pulumi_yaml).expect("the example's Pulumi.yaml");
+        let text = text.replace(
+            "path: ../../target/debug",
+            &format!("path: {}", provider_dir().display()),
+        );
+        std::fs::write(&pulumi_yaml, text).expect("write Pulumi.yaml");
+        std::fs::create_dir_all(dir.path().join(".state")).expect("state directory");
+        let stack = Self {
+            dir,
+            endpoint: emulator.endpoint(),
+        };
+        stack.pulumi(&["stack", "init", "local"]).success();
+        stack
+            .pulumi(&[
+                "config",
+                "set",
+                "--path",
+                "securepipeline:endpoints.default",
+                &stack.endpoint,
+            ])
             .success();
         stack
     }
@@ -173,8 +248,11 @@ impl Stack {
     /// Replaces Pulumi.yaml with a program that relies on the installed
     /// plugin (no `plugins:` path).
     pub fn set_program_without_plugin_path(&self, name: &str, program: &str) {
-        std::fs::write(self.path().join("Pulumi.yaml"), format!("name: {name}\nruntime: yaml\n{program}"))
-            .expect("write Pulumi.yaml");
+        std::fs::write(
+            self.path().join("Pulumi.yaml"),
+            format!("name: {name}\nruntime: yaml\n{program}"),
+        )
+        .expect("write Pulumi.yaml");
     }
 
     pub fn pulumi(&self, args: &[&str]) -> Run {
@@ -190,7 +268,10 @@ impl Stack {
             .current_dir(self.path())
             .env("PATH", path)
             .env("PULUMI_HOME", self.path().join(".pulumi-home"))
-            .env("PULUMI_BACKEND_URL", format!("file://{}", self.path().join(".state").display()))
+            .env(
+                "PULUMI_BACKEND_URL",
+                format!("file://{}", self.path().join(".state").display()),
+            )
             .env("PULUMI_CONFIG_PASSPHRASE", "e2e-passphrase")
             .env("PULUMI_SKIP_UPDATE_CHECK", "true")
             .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
@@ -229,7 +310,9 @@ impl Stack {
 
     /// The stack's outputs, secrets shown.
     pub fn outputs(&self) -> Json {
-        let run = self.pulumi(&["stack", "output", "--json", "--show-secrets"]).success();
+        let run = self
+            .pulumi(&["stack", "output", "--json", "--show-secrets"])
+            .success();
         serde_json::from_str(&run.stdout()).expect("stack outputs are JSON")
     }
 

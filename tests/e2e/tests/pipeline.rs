@@ -61,7 +61,10 @@ outputs:
 }
 
 fn text(outputs: &Json, key: &str) -> String {
-    outputs[key].as_str().unwrap_or_else(|| panic!("output {key} missing: {outputs}")).to_string()
+    outputs[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
+        .to_string()
 }
 
 fn policy(text: &str) -> PolicyDocument {
@@ -83,7 +86,11 @@ struct Aws {
 impl Aws {
     async fn new(emulator: &Emulator) -> Self {
         let sdk = emulator.sdk().await;
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
         Self {
             codebuild: aws_sdk_codebuild::Client::new(&sdk),
             codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
@@ -97,13 +104,35 @@ impl Aws {
         }
     }
 
-    async fn role(&self, arn: &str) -> (PolicyDocument, BTreeMap<String, PolicyDocument>, BTreeMap<String, String>) {
+    async fn role(
+        &self,
+        arn: &str,
+    ) -> (
+        PolicyDocument,
+        BTreeMap<String, PolicyDocument>,
+        BTreeMap<String, String>,
+    ) {
         let name = arn.rsplit('/').next().unwrap();
         let role = self.iam.get_role().role_name(name).send().await.unwrap();
         let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
         let mut policies = BTreeMap::new();
-        for policy_name in self.iam.list_role_policies().role_name(name).send().await.unwrap().policy_names() {
-            let doc = self.iam.get_role_policy().role_name(name).policy_name(policy_name).send().await.unwrap();
+        for policy_name in self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .policy_names()
+        {
+            let doc = self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .unwrap();
             policies.insert(policy_name.clone(), policy(doc.policy_document()));
         }
         let tags = self
@@ -122,9 +151,21 @@ impl Aws {
 }
 
 fn assert_managed_tags(what: &str, tags: &BTreeMap<String, String>) {
-    assert_eq!(tags.get("ManagedBy").map(String::as_str), Some("pulumi-securepipeline"), "{what}: {tags:?}");
-    assert_eq!(tags.get("securepipeline:pipeline").map(String::as_str), Some("web"), "{what}: {tags:?}");
-    assert_eq!(tags.get("team").map(String::as_str), Some("platform"), "{what}: {tags:?}");
+    assert_eq!(
+        tags.get("ManagedBy").map(String::as_str),
+        Some("pulumi-securepipeline"),
+        "{what}: {tags:?}"
+    );
+    assert_eq!(
+        tags.get("securepipeline:pipeline").map(String::as_str),
+        Some("web"),
+        "{what}: {tags:?}"
+    );
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("platform"),
+        "{what}: {tags:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,23 +178,57 @@ async fn yaml_pipeline_holds_every_guarantee() {
 
     // G1: every ARN is in the caller's account and region.
     let pipeline_arn = text(&out, "pipelineArn");
-    assert_eq!(pipeline_arn, format!("arn:aws:codepipeline:{REGION}:{ACCOUNT}:{}", text(&out, "pipelineName")));
+    assert_eq!(
+        pipeline_arn,
+        format!(
+            "arn:aws:codepipeline:{REGION}:{ACCOUNT}:{}",
+            text(&out, "pipelineName")
+        )
+    );
     for (purpose, arn) in out["roleArns"].as_object().unwrap() {
-        assert!(arn.as_str().unwrap().starts_with(&format!("arn:aws:iam::{ACCOUNT}:role/")), "{purpose}: {arn}");
+        assert!(
+            arn.as_str()
+                .unwrap()
+                .starts_with(&format!("arn:aws:iam::{ACCOUNT}:role/")),
+            "{purpose}: {arn}"
+        );
     }
 
     // G2, G3, G5: connection source, push trigger, single-region store.
     let pipeline_name = text(&out, "pipelineName");
-    let declaration = aws.codepipeline.get_pipeline().name(&pipeline_name).send().await.unwrap();
+    let declaration = aws
+        .codepipeline
+        .get_pipeline()
+        .name(&pipeline_name)
+        .send()
+        .await
+        .unwrap();
     let declaration = declaration.pipeline().unwrap();
     let source = &declaration.stages()[0].actions()[0];
-    assert_eq!(source.action_type_id().unwrap().provider(), "CodeStarSourceConnection");
+    assert_eq!(
+        source.action_type_id().unwrap().provider(),
+        "CodeStarSourceConnection"
+    );
     let config = source.configuration().unwrap();
     assert_eq!(config["ConnectionArn"], text(&out, "connectionArn"));
     assert_eq!(config["FullRepositoryId"], "example-org/web");
     assert_eq!(text(&out, "connectionStatus"), "PENDING");
-    let connection = aws.connections.get_connection().connection_arn(text(&out, "connectionArn")).send().await.unwrap();
-    assert_eq!(connection.connection().unwrap().connection_status().unwrap().as_str(), "PENDING");
+    let connection = aws
+        .connections
+        .get_connection()
+        .connection_arn(text(&out, "connectionArn"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        connection
+            .connection()
+            .unwrap()
+            .connection_status()
+            .unwrap()
+            .as_str(),
+        "PENDING"
+    );
     let trigger = &declaration.triggers()[0];
     let git = trigger.git_configuration().unwrap();
     assert_eq!(git.source_action_name(), "Source");
@@ -161,52 +236,136 @@ async fn yaml_pipeline_holds_every_guarantee() {
     assert_eq!(push.branches().unwrap().includes(), ["main"]);
     assert_eq!(push.file_paths().unwrap().includes(), ["src/**"]);
     assert_eq!(declaration.pipeline_type().unwrap().as_str(), "V2");
-    let store = declaration.artifact_store().expect("single-region pipelines use artifactStore");
+    let store = declaration
+        .artifact_store()
+        .expect("single-region pipelines use artifactStore");
     assert!(declaration.artifact_stores().is_none());
     assert_eq!(store.location(), text(&out, "artifactBucketName"));
 
     // G7: the created key rotates and encrypts artifacts, builds and logs.
     let key_arn = text(&out, "kmsKeyArn");
-    let rotation = aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
+    let rotation = aws
+        .kms
+        .get_key_rotation_status()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
     assert!(rotation.key_rotation_enabled());
     assert_eq!(store.encryption_key().unwrap().id(), key_arn);
 
     // G6: the artifact bucket.
     let bucket = text(&out, "artifactBucketName");
-    let versioning = aws.s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
+    let versioning = aws
+        .s3
+        .get_bucket_versioning()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(versioning.status().unwrap().as_str(), "Enabled");
-    let encryption = aws.s3.get_bucket_encryption().bucket(&bucket).send().await.unwrap();
-    let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+    let encryption = aws
+        .s3
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = &encryption
+        .server_side_encryption_configuration()
+        .unwrap()
+        .rules()[0];
     let default = rule.apply_server_side_encryption_by_default().unwrap();
     assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
     assert_eq!(default.kms_master_key_id(), Some(key_arn.as_str()));
-    let block = aws.s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
+    let block = aws
+        .s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let block = block.public_access_block_configuration().unwrap();
     assert_eq!(
-        (block.block_public_acls(), block.ignore_public_acls(), block.block_public_policy(), block.restrict_public_buckets()),
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
         (Some(true), Some(true), Some(true), Some(true))
     );
-    let ownership = aws.s3.get_bucket_ownership_controls().bucket(&bucket).send().await.unwrap();
-    assert_eq!(ownership.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
-    let bucket_policy = policy(aws.s3.get_bucket_policy().bucket(&bucket).send().await.unwrap().policy().unwrap());
-    let denies: Vec<_> = bucket_policy.statements.iter().filter(|s| s.effect == securepipeline::iam::Effect::Deny).collect();
+    let ownership = aws
+        .s3
+        .get_bucket_ownership_controls()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ownership.ownership_controls().unwrap().rules()[0]
+            .object_ownership()
+            .as_str(),
+        "BucketOwnerEnforced"
+    );
+    let bucket_policy = policy(
+        aws.s3
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap(),
+    );
+    let denies: Vec<_> = bucket_policy
+        .statements
+        .iter()
+        .filter(|s| s.effect == securepipeline::iam::Effect::Deny)
+        .collect();
     assert!(
-        denies.iter().any(|s| s.conditions.get("Bool").and_then(|c| c.get("aws:SecureTransport")) == Some(&vec!["false".to_string()])),
+        denies.iter().any(|s| s
+            .conditions
+            .get("Bool")
+            .and_then(|c| c.get("aws:SecureTransport"))
+            == Some(&vec!["false".to_string()])),
         "no TLS-only deny: {bucket_policy:?}"
     );
     assert!(
-        denies.iter().any(|s| s.conditions.get("StringNotEquals").and_then(|c| c.get("s3:x-amz-server-side-encryption")) == Some(&vec!["aws:kms".to_string()])),
+        denies.iter().any(|s| s
+            .conditions
+            .get("StringNotEquals")
+            .and_then(|c| c.get("s3:x-amz-server-side-encryption"))
+            == Some(&vec!["aws:kms".to_string()])),
         "no deny for unencrypted puts: {bucket_policy:?}"
     );
-    let lifecycle = aws.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
+    let lifecycle = aws
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let expiring = &lifecycle.rules()[0];
     assert_eq!(expiring.expiration().unwrap().days(), Some(14));
-    assert_eq!(expiring.noncurrent_version_expiration().unwrap().noncurrent_days(), Some(14));
+    assert_eq!(
+        expiring
+            .noncurrent_version_expiration()
+            .unwrap()
+            .noncurrent_days(),
+        Some(14)
+    );
 
     // G8, G9, G13, G24, G12: the build project.
     let project_name = out["buildProjectNames"][0].as_str().unwrap().to_string();
     let log_group = out["logGroupNames"][0].as_str().unwrap().to_string();
-    let projects = aws.codebuild.batch_get_projects().names(&project_name).send().await.unwrap();
+    let projects = aws
+        .codebuild
+        .batch_get_projects()
+        .names(&project_name)
+        .send()
+        .await
+        .unwrap();
     let project = &projects.projects()[0];
     assert_eq!(project.timeout_in_minutes(), Some(30));
     assert_eq!(project.queued_timeout_in_minutes(), Some(20));
@@ -220,12 +379,32 @@ async fn yaml_pipeline_holds_every_guarantee() {
     let variables: BTreeMap<&str, (&str, &str)> = environment
         .environment_variables()
         .iter()
-        .map(|v| (v.name(), (v.value(), v.r#type().map(|t| t.as_str()).unwrap_or("PLAINTEXT"))))
+        .map(|v| {
+            (
+                v.name(),
+                (
+                    v.value(),
+                    v.r#type().map(|t| t.as_str()).unwrap_or("PLAINTEXT"),
+                ),
+            )
+        })
         .collect();
-    assert_eq!(variables["NPM_TOKEN"], (format!("{SECRET_ARN}:token").as_str(), "SECRETS_MANAGER"));
-    assert_eq!(variables["DB_PASSWORD"], ("/web/db-password", "PARAMETER_STORE"));
+    assert_eq!(
+        variables["NPM_TOKEN"],
+        (format!("{SECRET_ARN}:token").as_str(), "SECRETS_MANAGER")
+    );
+    assert_eq!(
+        variables["DB_PASSWORD"],
+        ("/web/db-password", "PARAMETER_STORE")
+    );
     assert_eq!(variables["NODE_ENV"], ("test", "PLAINTEXT"));
-    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&log_group)
+        .send()
+        .await
+        .unwrap();
     let group = &groups.log_groups()[0];
     assert_eq!(group.retention_in_days(), Some(14));
     assert_eq!(group.kms_key_id(), Some(key_arn.as_str()));
@@ -235,24 +414,55 @@ async fn yaml_pipeline_holds_every_guarantee() {
     let roles = out["roleArns"].as_object().unwrap();
     for (purpose, arn) in roles {
         let (trust, policies, tags) = aws.role(arn.as_str().unwrap()).await;
-        assert!(lint::trust(&trust).is_empty(), "{purpose} trust: {:?}", lint::trust(&trust));
+        assert!(
+            lint::trust(&trust).is_empty(),
+            "{purpose} trust: {:?}",
+            lint::trust(&trust)
+        );
         for (name, doc) in &policies {
-            assert!(lint::permissions(doc).is_empty(), "{purpose}/{name}: {:?}", lint::permissions(doc));
+            assert!(
+                lint::permissions(doc).is_empty(),
+                "{purpose}/{name}: {:?}",
+                lint::permissions(doc)
+            );
         }
         assert_managed_tags(purpose, &tags);
     }
     let (_, build_policies, _) = aws.role(roles["build"].as_str().unwrap()).await;
-    let build_statements: Vec<_> = build_policies.values().flat_map(|d| d.statements.clone()).collect();
-    let secrets = build_statements.iter().find(|s| s.actions.contains(&"secretsmanager:GetSecretValue".into())).unwrap();
+    let build_statements: Vec<_> = build_policies
+        .values()
+        .flat_map(|d| d.statements.clone())
+        .collect();
+    let secrets = build_statements
+        .iter()
+        .find(|s| s.actions.contains(&"secretsmanager:GetSecretValue".into()))
+        .unwrap();
     assert_eq!(secrets.resources, vec![SECRET_ARN]);
-    let parameters = build_statements.iter().find(|s| s.actions.contains(&"ssm:GetParameters".into())).unwrap();
-    assert_eq!(parameters.resources, vec![format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/web/db-password")]);
+    let parameters = build_statements
+        .iter()
+        .find(|s| s.actions.contains(&"ssm:GetParameters".into()))
+        .unwrap();
+    assert_eq!(
+        parameters.resources,
+        vec![format!(
+            "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/web/db-password"
+        )]
+    );
     let events_role = text(&out, "eventBridgeRoleArn");
     let (trust, policies, _) = aws.role(&events_role).await;
-    assert_eq!(trust.statements[0].principal.as_ref().unwrap()["Service"], vec!["events.amazonaws.com"]);
-    let events_statements: Vec<_> = policies.values().flat_map(|d| d.statements.clone()).collect();
+    assert_eq!(
+        trust.statements[0].principal.as_ref().unwrap()["Service"],
+        vec!["events.amazonaws.com"]
+    );
+    let events_statements: Vec<_> = policies
+        .values()
+        .flat_map(|d| d.statements.clone())
+        .collect();
     assert_eq!(events_statements.len(), 1);
-    assert_eq!(events_statements[0].actions, vec!["codepipeline:StartPipelineExecution"]);
+    assert_eq!(
+        events_statements[0].actions,
+        vec!["codepipeline:StartPipelineExecution"]
+    );
     assert_eq!(events_statements[0].resources, vec![pipeline_arn.clone()]);
 
     // G4, G14: the schedule goes through the role; failures reach the topic.
@@ -261,7 +471,13 @@ async fn yaml_pipeline_holds_every_guarantee() {
     let mut saw_notify = false;
     for rule in rules.rules() {
         let name = rule.name().unwrap();
-        let targets = aws.events.list_targets_by_rule().rule(name).send().await.unwrap();
+        let targets = aws
+            .events
+            .list_targets_by_rule()
+            .rule(name)
+            .send()
+            .await
+            .unwrap();
         let target = &targets.targets()[0];
         if let Some(schedule) = rule.schedule_expression() {
             assert_eq!(schedule, "rate(1 day)");
@@ -271,16 +487,28 @@ async fn yaml_pipeline_holds_every_guarantee() {
         } else {
             let pattern: Json = serde_json::from_str(rule.event_pattern().unwrap()).unwrap();
             assert_eq!(pattern["source"][0], "aws.codepipeline");
-            assert_eq!(pattern["detail-type"][0], "CodePipeline Pipeline Execution State Change");
+            assert_eq!(
+                pattern["detail-type"][0],
+                "CodePipeline Pipeline Execution State Change"
+            );
             assert_eq!(pattern["detail"]["pipeline"][0], pipeline_name.as_str());
-            assert_eq!(pattern["detail"]["state"], serde_json::json!(["FAILED", "SUCCEEDED"]));
+            assert_eq!(
+                pattern["detail"]["state"],
+                serde_json::json!(["FAILED", "SUCCEEDED"])
+            );
             assert_eq!(target.arn(), text(&out, "notificationTopicArn"));
             saw_notify = true;
         }
     }
     assert!(saw_schedule && saw_notify, "{rules:?}");
     let topic_arn = text(&out, "notificationTopicArn");
-    let attributes = aws.sns.get_topic_attributes().topic_arn(&topic_arn).send().await.unwrap();
+    let attributes = aws
+        .sns
+        .get_topic_attributes()
+        .topic_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
     let attributes = attributes.attributes().unwrap();
     assert_eq!(attributes.get("KmsMasterKeyId"), Some(&key_arn));
     let topic_policy: Json = serde_json::from_str(&attributes["Policy"]).unwrap();
@@ -288,26 +516,108 @@ async fn yaml_pipeline_holds_every_guarantee() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["Principal"]["Service"] == "events.amazonaws.com" || s["Principal"]["Service"][0] == "events.amazonaws.com")
+        .find(|s| {
+            s["Principal"]["Service"] == "events.amazonaws.com"
+                || s["Principal"]["Service"][0] == "events.amazonaws.com"
+        })
         .expect("EventBridge may publish");
-    assert!(publish["Condition"].to_string().contains("aws:SourceArn"), "{publish}");
-    let subscriptions = aws.sns.list_subscriptions_by_topic().topic_arn(&topic_arn).send().await.unwrap();
-    assert_eq!(subscriptions.subscriptions()[0].subscription_arn(), Some("PendingConfirmation"));
+    assert!(
+        publish["Condition"].to_string().contains("aws:SourceArn"),
+        "{publish}"
+    );
+    let subscriptions = aws
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        subscriptions.subscriptions()[0].subscription_arn(),
+        Some("PendingConfirmation")
+    );
 
     // G18: tags on the pipeline, project, bucket, key, log group, topic.
-    let pipeline_tags = aws.codepipeline.list_tags_for_resource().resource_arn(&pipeline_arn).send().await.unwrap();
-    assert_managed_tags("pipeline", &pipeline_tags.tags().iter().map(|t| (t.key().into(), t.value().into())).collect());
-    assert_managed_tags("project", &project.tags().iter().map(|t| (t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into())).collect());
-    let bucket_tags = aws.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
-    assert_managed_tags("bucket", &bucket_tags.tag_set().iter().map(|t| (t.key().into(), t.value().into())).collect());
-    let key_tags = aws.kms.list_resource_tags().key_id(&key_arn).send().await.unwrap();
-    assert_managed_tags("key", &key_tags.tags().iter().map(|t| (t.tag_key().into(), t.tag_value().into())).collect());
-    let topic_tags = aws.sns.list_tags_for_resource().resource_arn(&topic_arn).send().await.unwrap();
-    assert_managed_tags("topic", &topic_tags.tags().iter().map(|t| (t.key().into(), t.value().into())).collect());
+    let pipeline_tags = aws
+        .codepipeline
+        .list_tags_for_resource()
+        .resource_arn(&pipeline_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_managed_tags(
+        "pipeline",
+        &pipeline_tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().into(), t.value().into()))
+            .collect(),
+    );
+    assert_managed_tags(
+        "project",
+        &project
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().into(),
+                    t.value().unwrap_or_default().into(),
+                )
+            })
+            .collect(),
+    );
+    let bucket_tags = aws
+        .s3
+        .get_bucket_tagging()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_managed_tags(
+        "bucket",
+        &bucket_tags
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().into(), t.value().into()))
+            .collect(),
+    );
+    let key_tags = aws
+        .kms
+        .list_resource_tags()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_managed_tags(
+        "key",
+        &key_tags
+            .tags()
+            .iter()
+            .map(|t| (t.tag_key().into(), t.tag_value().into()))
+            .collect(),
+    );
+    let topic_tags = aws
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_managed_tags(
+        "topic",
+        &topic_tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().into(), t.value().into()))
+            .collect(),
+    );
 
     // G20: one naming scheme with a random suffix.
     assert!(pipeline_name.starts_with("web-"), "{pipeline_name}");
-    assert!(project_name.starts_with("web-") && project_name.contains("-build-"), "{project_name}");
+    assert!(
+        project_name.starts_with("web-") && project_name.contains("-build-"),
+        "{project_name}"
+    );
 
     // G12: nothing secret-looking sits in plaintext state.
     let checkpoint = stack.export();
@@ -316,7 +626,11 @@ async fn yaml_pipeline_holds_every_guarantee() {
     // A second `up` changes nothing and writes nothing.
     emulator.reset_calls();
     let again = stack.up().success();
-    assert!(!again.stdout().contains("updated") && !again.stdout().contains("created"), "{}", again.stdout());
+    assert!(
+        !again.stdout().contains("updated") && !again.stdout().contains("created"),
+        "{}",
+        again.stdout()
+    );
     let writes: Vec<_> = emulator.calls().into_iter().filter(|c| c.write).collect();
     assert!(writes.is_empty(), "a no-op update wrote to AWS: {writes:?}");
 
@@ -329,46 +643,182 @@ async fn yaml_pipeline_holds_every_guarantee() {
         .unwrap()
         .iter()
         .filter(|s| s["op"] != "same")
-        .map(|s| (s["op"].as_str().unwrap().into(), s["urn"].as_str().unwrap().rsplit("::").next().unwrap().into()))
+        .map(|s| {
+            (
+                s["op"].as_str().unwrap().into(),
+                s["urn"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit("::")
+                    .next()
+                    .unwrap()
+                    .into(),
+            )
+        })
         .collect();
-    assert_eq!(changed, vec![("update".to_string(), "web-build-logs".to_string())]);
+    assert_eq!(
+        changed,
+        vec![("update".to_string(), "web-build-logs".to_string())]
+    );
     stack.up().success();
-    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&log_group)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
 
     // Drift: retention removed and rotation disabled out of band; refresh
     // sees it and the next `up` restores both.
-    aws.logs.delete_retention_policy().log_group_name(&log_group).send().await.unwrap();
-    aws.kms.disable_key_rotation().key_id(&key_arn).send().await.unwrap();
+    aws.logs
+        .delete_retention_policy()
+        .log_group_name(&log_group)
+        .send()
+        .await
+        .unwrap();
+    aws.kms
+        .disable_key_rotation()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
     stack.refresh().success();
     let repair = stack.preview().success();
-    assert!(repair.stdout().contains("retentionInDays"), "{}", repair.stdout());
+    assert!(
+        repair.stdout().contains("retentionInDays"),
+        "{}",
+        repair.stdout()
+    );
     stack.up().success();
-    let groups = aws.logs.describe_log_groups().log_group_name_prefix(&log_group).send().await.unwrap();
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&log_group)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
-    assert!(aws.kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap().key_rotation_enabled());
+    assert!(aws
+        .kms
+        .get_key_rotation_status()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap()
+        .key_rotation_enabled());
 
     // Destroy leaves nothing behind.
     stack.destroy().success();
-    assert!(aws.codepipeline.list_pipelines().send().await.unwrap().pipelines().is_empty());
-    assert!(aws.codebuild.list_projects().send().await.unwrap().projects().is_empty());
-    assert!(aws.s3.list_buckets().send().await.unwrap().buckets().is_empty());
-    assert!(aws.iam.list_roles().send().await.unwrap().roles().is_empty());
-    assert!(aws.events.list_rules().send().await.unwrap().rules().is_empty());
-    assert!(aws.sns.list_topics().send().await.unwrap().topics().is_empty());
-    assert!(aws.logs.describe_log_groups().send().await.unwrap().log_groups().is_empty());
-    assert!(aws.connections.list_connections().send().await.unwrap().connections().is_empty());
-    let key = aws.kms.describe_key().key_id(&key_arn).send().await.unwrap();
-    assert_eq!(key.key_metadata().unwrap().key_state().unwrap().as_str(), "PendingDeletion");
+    assert!(aws
+        .codepipeline
+        .list_pipelines()
+        .send()
+        .await
+        .unwrap()
+        .pipelines()
+        .is_empty());
+    assert!(aws
+        .codebuild
+        .list_projects()
+        .send()
+        .await
+        .unwrap()
+        .projects()
+        .is_empty());
+    assert!(aws
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .is_empty());
+    assert!(aws
+        .iam
+        .list_roles()
+        .send()
+        .await
+        .unwrap()
+        .roles()
+        .is_empty());
+    assert!(aws
+        .events
+        .list_rules()
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .is_empty());
+    assert!(aws
+        .sns
+        .list_topics()
+        .send()
+        .await
+        .unwrap()
+        .topics()
+        .is_empty());
+    assert!(aws
+        .logs
+        .describe_log_groups()
+        .send()
+        .await
+        .unwrap()
+        .log_groups()
+        .is_empty());
+    assert!(aws
+        .connections
+        .list_connections()
+        .send()
+        .await
+        .unwrap()
+        .connections()
+        .is_empty());
+    let key = aws
+        .kms
+        .describe_key()
+        .key_id(&key_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        key.key_metadata().unwrap().key_state().unwrap().as_str(),
+        "PendingDeletion"
+    );
 }
 
 const BAD_INPUTS: &[(&str, &str, &str)] = &[
-    ("plaintext token", "environment: {GITHUB_TOKEN: {value: ghp_abcdef1234567890}}", "build.environment.GITHUB_TOKEN.value"),
-    ("invalid buildspec", "buildspec: \"version: 0.2\\nphases: [\"", "build.buildspec"),
-    ("build timeout out of range", "timeoutMinutes: 5000", "build.timeoutMinutes"),
-    ("queue timeout out of range", "queuedTimeoutMinutes: 1", "build.queuedTimeoutMinutes"),
-    ("secret that is not a Secrets Manager ARN", "environment: {T: {secretArn: \"arn:aws:ssm:us-east-1:123456789012:parameter/x\"}}", "build.environment.T.secretArn"),
-    ("two buildspec sources", "buildspecPath: ci/build.yml", "build"),
+    (
+        "plaintext token",
+        "environment: {GITHUB_TOKEN: {value: ghp_abcdef1234567890}}",
+        "build.environment.GITHUB_TOKEN.value",
+    ),
+    (
+        "invalid buildspec",
+        "buildspec: \"version: 0.2\\nphases: [\"",
+        "build.buildspec",
+    ),
+    (
+        "build timeout out of range",
+        "timeoutMinutes: 5000",
+        "build.timeoutMinutes",
+    ),
+    (
+        "queue timeout out of range",
+        "queuedTimeoutMinutes: 1",
+        "build.queuedTimeoutMinutes",
+    ),
+    (
+        "secret that is not a Secrets Manager ARN",
+        "environment: {T: {secretArn: \"arn:aws:ssm:us-east-1:123456789012:parameter/x\"}}",
+        "build.environment.T.secretArn",
+    ),
+    (
+        "two buildspec sources",
+        "buildspecPath: ci/build.yml",
+        "build",
+    ),
 ];
 
 #[test]
@@ -380,18 +830,34 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
         );
         let stack = Stack::yaml(&emulator, "bad-inputs", &program);
         let run = stack.preview().failure();
-        assert!(run.text().contains(property), "{what}: expected `{property}` in:\n{}", run.text());
+        assert!(
+            run.text().contains(property),
+            "{what}: expected `{property}` in:\n{}",
+            run.text()
+        );
     }
     for (what, extra, property) in [
-        ("log retention CloudWatch rejects", "logRetentionDays: 10", "logRetentionDays"),
+        (
+            "log retention CloudWatch rejects",
+            "logRetentionDays: 10",
+            "logRetentionDays",
+        ),
         ("schedule syntax", "schedule: every day", "schedule"),
-        ("key in another account", "kmsKeyArn: arn:aws:kms:us-east-1:999999999999:key/k", "kmsKeyArn"),
+        (
+            "key in another account",
+            "kmsKeyArn: arn:aws:kms:us-east-1:999999999999:key/k",
+            "kmsKeyArn",
+        ),
     ] {
         let program = format!(
             "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {{repository: example-org/web}}\n      build: {{commands: [make]}}\n      {extra}\n"
         );
         let stack = Stack::yaml(&emulator, "bad-inputs", &program);
         let run = stack.preview().failure();
-        assert!(run.text().contains(property), "{what}: expected `{property}` in:\n{}", run.text());
+        assert!(
+            run.text().contains(property),
+            "{what}: expected `{property}` in:\n{}",
+            run.text()
+        );
     }
 }

@@ -1,0 +1,1126 @@
+//! Deployment stages as pure functions of the inputs: the buildspec each
+//! stage runs, the grants its role gets (its own stack's state and secrets,
+//! the one role it may assume, and explicit denies on production), and the
+//! stage's actions in the pipeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::args::{Deployment, PulumiDeployment, SecurePipelineArgs};
+use super::buildspec::{shell_quote, Spec};
+use super::plan::{secret_grants, BUILD_ARTIFACT};
+use crate::aws::arn::Arns;
+use crate::iam::grants::{document, Grant};
+use crate::iam::PolicyDocument;
+use crate::resources::pipeline::{Action, Stage};
+use crate::schema::PULUMI_SDK_VERSION;
+
+pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 1440;
+pub const STACK_OUTPUTS_FILE: &str = "stack-outputs.json";
+/// Set to `true` by the Preview action, so the stage's one project can
+/// preview without changing anything.
+pub const PREVIEW_ONLY: &str = "PREVIEW_ONLY";
+/// The profile the deployment runs under when it assumes a role.
+pub const DEPLOY_PROFILE: &str = "securepipeline-deploy";
+/// The profile the state backend uses when the deployment assumes a role:
+/// the stage's own CodeBuild role, which holds the state grants.
+pub const STAGE_PROFILE: &str = "securepipeline-stage";
+/// Variables the generated buildspecs set; a deployment's `environment`
+/// cannot override them.
+pub const RESERVED_VARIABLES: &[&str] = &[
+    "PULUMI_ACCESS_TOKEN",
+    "PULUMI_CONFIG_PASSPHRASE",
+    PREVIEW_ONLY,
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SDK_LOAD_CONFIG",
+];
+/// CodePipeline's limit on an approval's custom data.
+const MAX_CUSTOM_DATA: usize = 500;
+/// STS's limit on role session names.
+const MAX_SESSION_NAME: usize = 64;
+
+/// The purpose every child of a stage is named after: `deploy-<stage>`.
+pub fn purpose(deployment: &Deployment) -> String {
+    format!("deploy-{}", deployment.name)
+}
+
+pub fn is_production(deployment: &Deployment) -> bool {
+    deployment.production.unwrap_or(false)
+}
+
+/// Production stages wait for approval unless told otherwise.
+pub fn requires_approval(deployment: &Deployment) -> bool {
+    deployment
+        .require_approval
+        .unwrap_or_else(|| is_production(deployment))
+}
+
+/// The region the stage's project runs in.
+pub fn region<'a>(deployment: &'a Deployment, home: &'a str) -> &'a str {
+    deployment.region.as_deref().unwrap_or(home)
+}
+
+/// Regions other than the pipeline's that stages run in, each of which
+/// needs its own artifact bucket and key.
+pub fn extra_regions(args: &SecurePipelineArgs, home: &str) -> Vec<String> {
+    args.deployments
+        .iter()
+        .flatten()
+        .map(|d| region(d, home))
+        .filter(|r| *r != home)
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// A self-managed backend in S3: `s3://bucket[/prefix][?query]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Backend {
+    pub bucket: String,
+    /// Without leading or trailing `/`; empty for the bucket's root.
+    pub prefix: String,
+}
+
+impl S3Backend {
+    pub fn parse(url: &str) -> Option<Self> {
+        let rest = url.strip_prefix("s3://")?;
+        let path = rest.split('?').next().unwrap_or_default();
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        (!bucket.is_empty()).then(|| Self {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    /// A key under the backend's prefix.
+    fn key(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.prefix)
+        }
+    }
+}
+
+/// The project and stack of `project/stack` or `organization/project/stack`,
+/// the forms a self-managed backend addresses stacks by.
+pub fn project_and_stack(stack: &str) -> Option<(&str, &str)> {
+    match stack.split('/').collect::<Vec<_>>()[..] {
+        [project, name] | [_, project, name] => Some((project, name)),
+        _ => None,
+    }
+}
+
+/// One stack's state in a self-managed S3 backend: the exact objects the
+/// stage may read and write, the backend's metadata, and the listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackState {
+    pub bucket_arn: String,
+    /// Checkpoint (and its backups), locks, history and backups of this
+    /// stack only.
+    pub objects: Vec<String>,
+    /// `.pulumi/meta.yaml`, which every login reads.
+    pub metadata: String,
+    /// The `s3:prefix` pattern listing is limited to.
+    pub list_prefix: String,
+}
+
+pub fn stack_state(arns: &Arns<'_>, pulumi: &PulumiDeployment) -> Option<StackState> {
+    let backend = S3Backend::parse(pulumi.backend_url.as_deref()?)?;
+    let (project, stack) = project_and_stack(&pulumi.stack)?;
+    let bucket_arn = arns.s3_bucket(&backend.bucket);
+    let object = |path: String| format!("{bucket_arn}/{}", backend.key(&path));
+    Some(StackState {
+        objects: vec![
+            // `<stack>.json`, `.json.gz`, `.json.bak`, `.json.attrs`: never
+            // `<stack>*`, which would also match stack `<stack>2`.
+            object(format!(".pulumi/stacks/{project}/{stack}.json*")),
+            object(format!(".pulumi/locks/{project}/{stack}/*")),
+            object(format!(".pulumi/history/{project}/{stack}/*")),
+            object(format!(".pulumi/backups/{project}/{stack}/*")),
+        ],
+        metadata: object(".pulumi/meta.yaml".into()),
+        list_prefix: backend.key(".pulumi/*"),
+        bucket_arn,
+    })
+}
+
+/// Every Secrets Manager secret a stage reads: the Pulumi token and
+/// passphrase and its environment's secrets.
+pub fn secret_arns(deployment: &Deployment) -> Vec<String> {
+    let pulumi = deployment.pulumi.as_ref();
+    let mut arns: Vec<String> = pulumi
+        .and_then(|p| p.access_token_secret_arn.clone())
+        .into_iter()
+        .chain(pulumi.and_then(|p| p.passphrase_secret_arn.clone()))
+        .chain(
+            deployment
+                .environment
+                .iter()
+                .flatten()
+                .filter_map(|(_, v)| v.secret_arn.clone()),
+        )
+        .collect();
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
+/// What production stages own, and every other role is denied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Protected {
+    pub state: Vec<String>,
+    pub secrets: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+impl Protected {
+    pub fn of(arns: &Arns<'_>, deployments: &[Deployment]) -> Self {
+        let mut protected = Self::default();
+        for deployment in deployments.iter().filter(|d| is_production(d)) {
+            if let Some(state) = deployment
+                .pulumi
+                .as_ref()
+                .and_then(|p| stack_state(arns, p))
+            {
+                protected.state.extend(state.objects);
+            }
+            protected.secrets.extend(secret_arns(deployment));
+            protected.roles.extend(deployment.assume_role_arn.clone());
+        }
+        for list in [
+            &mut protected.state,
+            &mut protected.secrets,
+            &mut protected.roles,
+        ] {
+            list.sort();
+            list.dedup();
+        }
+        protected
+    }
+
+    /// Explicit denies: they hold whatever else the role is ever given.
+    pub fn denies(&self) -> Vec<Grant> {
+        let mut grants = Vec::new();
+        if !self.state.is_empty() {
+            grants.push(Grant::deny_all(
+                "DenyProductionState",
+                &["s3:*"],
+                self.state.clone(),
+            ));
+        }
+        if !self.secrets.is_empty() {
+            grants.push(Grant::deny_all(
+                "DenyProductionSecrets",
+                &["secretsmanager:*"],
+                self.secrets.clone(),
+            ));
+        }
+        if !self.roles.is_empty() {
+            grants.push(Grant::deny_all(
+                "DenyProductionRoles",
+                &["sts:AssumeRole"],
+                self.roles.clone(),
+            ));
+        }
+        grants
+    }
+}
+
+/// Where a stage's project keeps artifacts: the bucket and key of its
+/// region.
+#[derive(Debug, Clone, Copy)]
+pub struct Store<'a> {
+    pub bucket_arn: &'a str,
+    pub key_arn: &'a str,
+}
+
+/// What a stage's role may do: write its own log group, use its region's
+/// artifacts and key, read exactly its secrets and parameters, assume its
+/// one deploy role, read and write its own stack's state; and, unless the
+/// stage is production, nothing of production's.
+/// `arns` are in the stage's region.
+pub fn role_policy(
+    arns: &Arns<'_>,
+    store: Store<'_>,
+    log_group_name: &str,
+    deployment: &Deployment,
+    protected: &Protected,
+) -> PolicyDocument {
+    let mut grants = vec![Grant::logs_write(
+        "WriteOwnLogs",
+        &arns.log_group(log_group_name),
+    )];
+    grants.extend(Grant::artifacts_read_write("Artifacts", store.bucket_arn));
+    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    grants.extend(secret_grants(
+        arns,
+        deployment.environment.as_ref(),
+        secret_arns(deployment),
+    ));
+    if let Some(role) = &deployment.assume_role_arn {
+        grants.push(Grant::assume_role("AssumeDeployRole", role));
+    }
+    if let Some(state) = deployment
+        .pulumi
+        .as_ref()
+        .and_then(|p| stack_state(arns, p))
+    {
+        grants.push(Grant::state_objects_read_write(
+            "ReadWriteOwnStackState",
+            state.objects,
+        ));
+        grants.push(Grant::objects_read(
+            "ReadStateBackendMetadata",
+            vec![state.metadata],
+        ));
+        grants.push(Grant::bucket_list_under(
+            "ListStateBackend",
+            &state.bucket_arn,
+            &state.list_prefix,
+        ));
+    }
+    if !is_production(deployment) {
+        grants.extend(protected.denies());
+    }
+    document(&grants)
+}
+
+/// The stage's buildspec: a Pulumi deployment or the user's commands.
+pub fn buildspec(deployment: &Deployment) -> String {
+    match &deployment.pulumi {
+        Some(pulumi) => pulumi_spec(deployment, pulumi),
+        None => commands_spec(deployment),
+    }
+    .render()
+}
+
+/// Runs the deployment under `assumeRoleArn` through a shared-config
+/// profile: the SDKs assume the role from the container's credentials, so
+/// no credentials are ever printed or exported. With `state_profile`, a
+/// second profile keeps the state backend on the stage's own role.
+fn assume_role_commands(
+    deployment: &Deployment,
+    role_arn: &str,
+    state_profile: bool,
+) -> Vec<String> {
+    let session: String = format!("securepipeline-{}", deployment.name)
+        .chars()
+        .take(MAX_SESSION_NAME)
+        .collect();
+    let mut lines = vec![
+        format!("[profile {DEPLOY_PROFILE}]"),
+        format!("role_arn = {role_arn}"),
+        "credential_source = EcsContainer".to_string(),
+        format!("role_session_name = {session}"),
+    ];
+    if state_profile {
+        // A profile without credentials settings falls back to the
+        // container's, i.e. the stage's role.
+        lines.extend([
+            format!("[profile {STAGE_PROFILE}]"),
+            "output = json".to_string(),
+        ]);
+    }
+    let quoted: Vec<String> = lines.iter().map(|l| shell_quote(l)).collect();
+    vec![
+        "mkdir -p \"$HOME/.aws\"".to_string(),
+        format!(
+            "printf '%s\\n' {} > \"$HOME/.aws/config\"",
+            quoted.join(" ")
+        ),
+        format!("export AWS_PROFILE={DEPLOY_PROFILE}"),
+        // SDKs for Go v1 read ~/.aws/config only when asked to.
+        "export AWS_SDK_LOAD_CONFIG=1".to_string(),
+    ]
+}
+
+fn login_command(pulumi: &PulumiDeployment, assumes_role: bool) -> String {
+    match &pulumi.backend_url {
+        Some(url) if assumes_role && url.starts_with("s3://") => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!(
+                "pulumi login {}",
+                shell_quote(&format!("{url}{separator}profile={STAGE_PROFILE}"))
+            )
+        }
+        Some(url) => format!("pulumi login {}", shell_quote(url)),
+        None => "pulumi login".to_string(),
+    }
+}
+
+fn work_dir(pulumi: &PulumiDeployment) -> Option<&str> {
+    pulumi
+        .work_dir
+        .as_deref()
+        .map(|d| d.trim_end_matches('/'))
+        .filter(|d| !d.is_empty() && *d != ".")
+}
+
+fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
+    let version = pulumi
+        .pulumi_version
+        .as_deref()
+        .unwrap_or(PULUMI_SDK_VERSION);
+    let preview_only = pulumi.preview_only.unwrap_or(false);
+    let refresh = pulumi.refresh.unwrap_or(true);
+    let role = deployment.assume_role_arn.as_deref();
+    let state_profile = role.is_some()
+        && pulumi
+            .backend_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("s3://"));
+
+    let mut variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
+    if !preview_only {
+        variables.push((PREVIEW_ONLY.to_string(), "false".to_string()));
+    }
+    let mut secrets = Vec::new();
+    if let Some(arn) = &pulumi.access_token_secret_arn {
+        secrets.push(("PULUMI_ACCESS_TOKEN".to_string(), arn.clone()));
+    }
+    if let Some(arn) = &pulumi.passphrase_secret_arn {
+        secrets.push(("PULUMI_CONFIG_PASSPHRASE".to_string(), arn.clone()));
+    }
+
+    let install = vec![
+        format!(
+            "curl -fsSL https://get.pulumi.com | sh -s -- --version {}",
+            shell_quote(version)
+        ),
+        "export PATH=\"$HOME/.pulumi/bin:$PATH\"".to_string(),
+        "pulumi version".to_string(),
+    ];
+    let mut pre_build = role
+        .map(|r| assume_role_commands(deployment, r, state_profile))
+        .unwrap_or_default();
+    pre_build.push(login_command(pulumi, role.is_some()));
+    if let Some(dir) = work_dir(pulumi) {
+        pre_build.push(format!("cd \"$CODEBUILD_SRC_DIR\"/{}", shell_quote(dir)));
+    }
+    pre_build.push(format!(
+        "pulumi stack select {}",
+        shell_quote(&pulumi.stack)
+    ));
+
+    let skip_when_previewing = format!("[ \"${PREVIEW_ONLY}\" = \"true\" ] || ");
+    let mut build = Vec::new();
+    if preview_only {
+        // Refreshed in memory only: a preview never writes the state.
+        build.push(
+            if refresh {
+                "pulumi preview --diff --refresh"
+            } else {
+                "pulumi preview --diff"
+            }
+            .to_string(),
+        );
+    } else {
+        if refresh {
+            build.push(format!(
+                "{skip_when_previewing}pulumi refresh --yes --skip-preview"
+            ));
+        }
+        // With PREVIEW_ONLY the refresh above is skipped, so the preview
+        // refreshes in memory to show the real diff without writing state.
+        build.push(
+            if refresh {
+                "pulumi preview --diff --refresh"
+            } else {
+                "pulumi preview --diff"
+            }
+            .to_string(),
+        );
+        build.push(format!(
+            "{skip_when_previewing}pulumi up --yes --skip-preview"
+        ));
+    }
+    let post_build = vec![format!("pulumi stack output --json > {STACK_OUTPUTS_FILE}")];
+
+    Spec {
+        variables,
+        secrets,
+        exported: Vec::new(),
+        phases: vec![
+            ("install", install),
+            ("pre_build", pre_build),
+            ("build", build),
+            ("post_build", post_build),
+        ],
+        artifact_files: vec![STACK_OUTPUTS_FILE.to_string()],
+        base_directory: work_dir(pulumi).map(str::to_string),
+    }
+}
+
+fn commands_spec(deployment: &Deployment) -> Spec {
+    let mut phases = Vec::new();
+    if let Some(role) = &deployment.assume_role_arn {
+        phases.push(("pre_build", assume_role_commands(deployment, role, false)));
+    }
+    phases.push(("build", deployment.commands.clone().unwrap_or_default()));
+    Spec {
+        phases,
+        ..Spec::default()
+    }
+}
+
+/// Artifact names allow letters, digits, `_` and `-`.
+fn artifact_name(stage: &str) -> String {
+    let name: String = stage
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("StackOutputs-{}", name.chars().take(80).collect::<String>())
+}
+
+/// What the stage's actions need to know about its children.
+#[derive(Debug, Clone, Copy)]
+pub struct StageChildren<'a> {
+    pub project_name: &'a str,
+    pub log_group_name: &'a str,
+    pub topic_arn: &'a str,
+}
+
+fn codebuild_action(
+    name: &str,
+    project: &str,
+    region: Option<&str>,
+    run_order: u32,
+    preview_only: bool,
+) -> Action {
+    let mut configuration = BTreeMap::from([("ProjectName".to_string(), project.to_string())]);
+    if preview_only {
+        configuration.insert(
+            "EnvironmentVariables".into(),
+            format!(r#"[{{"name":"{PREVIEW_ONLY}","value":"true","type":"PLAINTEXT"}}]"#),
+        );
+    }
+    Action {
+        name: name.into(),
+        category: "Build".into(),
+        owner: "AWS".into(),
+        provider: "CodeBuild".into(),
+        version: "1".into(),
+        run_order,
+        configuration,
+        input_artifacts: vec![BUILD_ARTIFACT.into()],
+        output_artifacts: Vec::new(),
+        region: region.map(str::to_string),
+        namespace: None,
+        timeout_in_minutes: None,
+    }
+}
+
+fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_order: u32) -> Action {
+    let what = match &deployment.pulumi {
+        Some(pulumi) => format!(
+            "Approve deploying stack {} to {}. Read the diff first: the Preview action of this stage ran `pulumi preview --diff` in CodeBuild project {} (logs: {}).",
+            pulumi.stack, deployment.name, children.project_name, children.log_group_name
+        ),
+        None => format!(
+            "Approve running the deployment commands of stage {} (CodeBuild project {}).",
+            deployment.name, children.project_name
+        ),
+    };
+    Action {
+        name: "Approve".into(),
+        category: "Approval".into(),
+        owner: "AWS".into(),
+        provider: "Manual".into(),
+        version: "1".into(),
+        run_order,
+        configuration: BTreeMap::from([
+            (
+                "NotificationArn".to_string(),
+                children.topic_arn.to_string(),
+            ),
+            (
+                "CustomData".to_string(),
+                what.chars().take(MAX_CUSTOM_DATA).collect(),
+            ),
+        ]),
+        input_artifacts: Vec::new(),
+        output_artifacts: Vec::new(),
+        region: None,
+        namespace: None,
+        timeout_in_minutes: Some(
+            deployment
+                .approval_timeout_minutes
+                .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_MINUTES),
+        ),
+    }
+}
+
+/// The stage: with approval, a Pulumi stage previews (same project,
+/// `PREVIEW_ONLY=true`), waits for approval, then deploys; a commands stage
+/// waits, then runs. The CodeBuild actions run in the stage's region.
+pub fn stage(deployment: &Deployment, home: &str, children: StageChildren<'_>) -> Stage {
+    let region = deployment.region.as_deref().filter(|r| *r != home);
+    let mut actions = Vec::new();
+    if requires_approval(deployment) {
+        if deployment.pulumi.is_some() {
+            actions.push(codebuild_action(
+                "Preview",
+                children.project_name,
+                region,
+                1,
+                true,
+            ));
+        }
+        actions.push(approval_action(
+            deployment,
+            children,
+            actions.len() as u32 + 1,
+        ));
+    }
+    let mut deploy = codebuild_action(
+        "Deploy",
+        children.project_name,
+        region,
+        actions.len() as u32 + 1,
+        false,
+    );
+    if deployment.pulumi.is_some() {
+        deploy.output_artifacts = vec![artifact_name(&deployment.name)];
+    }
+    actions.push(deploy);
+    Stage {
+        name: deployment.name.clone(),
+        actions,
+        rollback_on_failure: deployment.rollback_on_failure.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iam::{lint, Effect};
+    use serde_json::json;
+    use serde_yaml_ng::Value as Yaml;
+
+    const ARNS: Arns<'static> = Arns {
+        partition: "aws",
+        account: "123456789012",
+        region: "eu-west-1",
+    };
+    const TOKEN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulumi-token-AbCdEf";
+    const PASSPHRASE: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-passphrase-AbCdEf";
+    const DEPLOYER: &str = "arn:aws:iam::210987654321:role/deployer";
+
+    fn deployment(value: serde_json::Value) -> Deployment {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn dev() -> Deployment {
+        deployment(json!({"name": "dev", "pulumiStack": {
+            "stack": "web-infra/dev", "workDir": "infra", "backendUrl": "s3://state-bucket/pulumi",
+            "passphraseSecretArn": PASSPHRASE
+        }}))
+    }
+
+    fn prod() -> Deployment {
+        deployment(
+            json!({"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "pulumiStack": {
+                "stack": "acme/web-infra/prod", "accessTokenSecretArn": TOKEN, "pulumiVersion": "3.200.0"
+            }}),
+        )
+    }
+
+    fn staging() -> Deployment {
+        deployment(
+            json!({"name": "staging", "region": "us-west-2", "commands": ["./deploy.sh staging"],
+            "environment": {"DB": {"parameterName": "/web/staging/db"}}}),
+        )
+    }
+
+    fn parse(spec: &str) -> Yaml {
+        crate::component::buildspec::validate(spec).unwrap();
+        serde_yaml_ng::from_str(spec).unwrap()
+    }
+
+    fn commands(doc: &Yaml, phase: &str) -> Vec<String> {
+        doc["phases"][phase]["commands"]
+            .as_sequence()
+            .map(|s| s.iter().map(|c| c.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every command of every phase, in the order CodeBuild runs them.
+    fn all_commands(doc: &Yaml) -> Vec<String> {
+        ["install", "pre_build", "build", "post_build"]
+            .iter()
+            .flat_map(|p| commands(doc, p))
+            .collect()
+    }
+
+    fn position(all: &[String], needle: &str) -> usize {
+        all.iter()
+            .position(|c| c.contains(needle))
+            .unwrap_or_else(|| panic!("`{needle}` missing from {all:#?}"))
+    }
+
+    #[test]
+    fn pulumi_buildspec_runs_each_step_in_order() {
+        let doc = parse(&buildspec(&dev()));
+        let all = all_commands(&doc);
+        let steps = [
+            "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.248.0",
+            "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
+            "pulumi login s3://state-bucket/pulumi",
+            "cd \"$CODEBUILD_SRC_DIR\"/infra",
+            "pulumi stack select web-infra/dev",
+            "pulumi refresh --yes --skip-preview",
+            "pulumi preview --diff",
+            "pulumi up --yes --skip-preview",
+            "pulumi stack output --json > stack-outputs.json",
+        ];
+        let positions: Vec<usize> = steps.iter().map(|s| position(&all, s)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{all:#?}");
+        assert_eq!(
+            commands(&doc, "post_build"),
+            vec!["pulumi stack output --json > stack-outputs.json"]
+        );
+        assert_eq!(
+            doc["artifacts"]["files"][0],
+            Yaml::String("stack-outputs.json".into())
+        );
+        assert_eq!(
+            doc["artifacts"]["base-directory"],
+            Yaml::String("infra".into())
+        );
+        // The Preview action's PREVIEW_ONLY=true skips refresh and up.
+        assert_eq!(
+            doc["env"]["variables"]["PREVIEW_ONLY"],
+            Yaml::String("false".into())
+        );
+        assert!(commands(&doc, "build")
+            .iter()
+            .filter(|c| c.contains("refresh --yes") || c.contains("up --yes"))
+            .all(|c| c.starts_with("[ \"$PREVIEW_ONLY\" = \"true\" ] || ")));
+    }
+
+    #[test]
+    fn secrets_appear_only_as_secrets_manager_references() {
+        let spec = buildspec(&prod());
+        let doc = parse(&spec);
+        assert_eq!(
+            doc["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
+            Yaml::String(TOKEN.into())
+        );
+        assert!(doc["env"]["variables"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .all(|k| !k.as_str().unwrap().starts_with("PULUMI_ACCESS")));
+        assert_eq!(spec.matches(TOKEN).count(), 1, "{spec}");
+        let dev_spec = buildspec(&dev());
+        let dev_doc = parse(&dev_spec);
+        assert_eq!(
+            dev_doc["env"]["secrets-manager"]["PULUMI_CONFIG_PASSPHRASE"],
+            Yaml::String(PASSPHRASE.into())
+        );
+        assert_eq!(dev_spec.matches(PASSPHRASE).count(), 1);
+    }
+
+    #[test]
+    fn pinned_version_and_pulumi_cloud_login() {
+        let doc = parse(&buildspec(&prod()));
+        let all = all_commands(&doc);
+        assert!(all.contains(
+            &"curl -fsSL https://get.pulumi.com | sh -s -- --version 3.200.0".to_string()
+        ));
+        assert!(all.contains(&"pulumi login".to_string()));
+        assert!(all.contains(&"pulumi stack select acme/web-infra/prod".to_string()));
+        assert!(doc["artifacts"].get("base-directory").is_none());
+    }
+
+    #[test]
+    fn the_deployment_runs_under_the_assumed_role_without_printing_credentials() {
+        let doc = parse(&buildspec(&prod()));
+        let pre_build = commands(&doc, "pre_build");
+        assert_eq!(pre_build[0], "mkdir -p \"$HOME/.aws\"");
+        assert_eq!(
+            pre_build[1],
+            "printf '%s\\n' '[profile securepipeline-deploy]' 'role_arn = arn:aws:iam::210987654321:role/deployer' 'credential_source = EcsContainer' 'role_session_name = securepipeline-prod' > \"$HOME/.aws/config\""
+        );
+        assert_eq!(pre_build[2], "export AWS_PROFILE=securepipeline-deploy");
+        assert!(position(&pre_build, "AWS_PROFILE") < position(&pre_build, "pulumi login"));
+        let all = all_commands(&doc).join("\n");
+        assert!(
+            !all.contains("assume-role") && !all.contains("AWS_SECRET_ACCESS_KEY"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn an_s3_backend_stays_on_the_stage_role_when_the_deployment_assumes_another() {
+        let mut d = dev();
+        d.assume_role_arn = Some(DEPLOYER.into());
+        let doc = parse(&buildspec(&d));
+        let pre_build = commands(&doc, "pre_build");
+        assert!(
+            pre_build[1].contains("'[profile securepipeline-stage]' 'output = json'"),
+            "{}",
+            pre_build[1]
+        );
+        assert!(
+            pre_build.contains(
+                &"pulumi login 's3://state-bucket/pulumi?profile=securepipeline-stage'".to_string()
+            ),
+            "{pre_build:#?}"
+        );
+    }
+
+    #[test]
+    fn preview_only_never_updates_or_writes_state() {
+        let mut d = dev();
+        d.pulumi.as_mut().unwrap().preview_only = Some(true);
+        let doc = parse(&buildspec(&d));
+        let build = commands(&doc, "build");
+        assert_eq!(build, vec!["pulumi preview --diff --refresh"]);
+        assert!(!all_commands(&doc)
+            .iter()
+            .any(|c| c.contains("pulumi up") || c.contains("pulumi refresh")));
+        d.pulumi.as_mut().unwrap().refresh = Some(false);
+        assert_eq!(
+            commands(&parse(&buildspec(&d)), "build"),
+            vec!["pulumi preview --diff"]
+        );
+    }
+
+    #[test]
+    fn refresh_can_be_turned_off() {
+        let mut d = dev();
+        d.pulumi.as_mut().unwrap().refresh = Some(false);
+        let build = commands(&parse(&buildspec(&d)), "build");
+        assert_eq!(
+            build,
+            vec![
+                "pulumi preview --diff",
+                "[ \"$PREVIEW_ONLY\" = \"true\" ] || pulumi up --yes --skip-preview"
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_stages_run_the_users_commands() {
+        let doc = parse(&buildspec(&staging()));
+        assert_eq!(commands(&doc, "build"), vec!["./deploy.sh staging"]);
+        assert!(doc["phases"].get("pre_build").is_none());
+        assert!(doc.get("artifacts").is_none());
+        let mut with_role = staging();
+        with_role.assume_role_arn = Some(DEPLOYER.into());
+        let doc = parse(&buildspec(&with_role));
+        assert_eq!(
+            commands(&doc, "pre_build")[2],
+            "export AWS_PROFILE=securepipeline-deploy"
+        );
+        assert_eq!(commands(&doc, "build"), vec!["./deploy.sh staging"]);
+    }
+
+    #[test]
+    fn state_access_is_exactly_the_stacks_own() {
+        let state = stack_state(&ARNS, dev().pulumi.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            state.objects,
+            vec![
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/dev.json*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/web-infra/dev/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/history/web-infra/dev/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/backups/web-infra/dev/*",
+            ]
+        );
+        assert_eq!(
+            state.metadata,
+            "arn:aws:s3:::state-bucket/pulumi/.pulumi/meta.yaml"
+        );
+        assert_eq!(state.list_prefix, "pulumi/.pulumi/*");
+        let root = PulumiDeployment {
+            backend_url: Some("s3://state?region=eu-west-1".into()),
+            stack: "organization/app/prod".into(),
+            ..dev().pulumi.unwrap()
+        };
+        let state = stack_state(&ARNS, &root).unwrap();
+        assert_eq!(
+            state.objects[0],
+            "arn:aws:s3:::state/.pulumi/stacks/app/prod.json*"
+        );
+        assert_eq!(state.list_prefix, ".pulumi/*");
+        assert!(
+            stack_state(&ARNS, prod().pulumi.as_ref().unwrap()).is_none(),
+            "Pulumi Cloud has no state grants"
+        );
+    }
+
+    fn statement<'a>(doc: &'a PolicyDocument, sid: &str) -> Option<&'a crate::iam::Statement> {
+        doc.statements
+            .iter()
+            .find(|s| s.sid.as_deref() == Some(sid))
+    }
+
+    #[test]
+    fn non_production_roles_are_denied_production_and_production_is_not() {
+        let mut prod = prod();
+        prod.pulumi.as_mut().unwrap().backend_url = Some("s3://state-bucket/pulumi".into());
+        prod.pulumi.as_mut().unwrap().stack = "web-infra/prod".into();
+        prod.pulumi.as_mut().unwrap().passphrase_secret_arn = Some(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-passphrase-AbCdEf".into(),
+        );
+        let deployments = vec![dev(), staging(), prod.clone()];
+        let protected = Protected::of(&ARNS, &deployments);
+        let store = Store {
+            bucket_arn: "arn:aws:s3:::artifacts",
+            key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+        };
+
+        let dev_policy = role_policy(&ARNS, store, "/securepipeline/dev", &dev(), &protected);
+        let state = statement(&dev_policy, "DenyProductionState").unwrap();
+        assert_eq!(state.effect, Effect::Deny);
+        assert_eq!(state.actions, vec!["s3:*"]);
+        assert_eq!(
+            state.resources,
+            vec![
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/backups/web-infra/prod/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/history/web-infra/prod/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/web-infra/prod/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/prod.json*",
+            ]
+        );
+        let secrets = statement(&dev_policy, "DenyProductionSecrets").unwrap();
+        assert_eq!(secrets.actions, vec!["secretsmanager:*"]);
+        assert_eq!(
+            secrets.resources,
+            vec![
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-passphrase-AbCdEf",
+                TOKEN
+            ]
+        );
+        let roles = statement(&dev_policy, "DenyProductionRoles").unwrap();
+        assert_eq!(
+            (roles.actions.clone(), roles.resources.clone()),
+            (
+                vec!["sts:AssumeRole".to_string()],
+                vec![DEPLOYER.to_string()]
+            )
+        );
+
+        let staging_policy = role_policy(
+            &ARNS.in_region("us-west-2"),
+            store,
+            "/securepipeline/staging",
+            &staging(),
+            &protected,
+        );
+        assert_eq!(
+            statement(&staging_policy, "DenyProductionRoles"),
+            Some(roles)
+        );
+
+        let prod_policy = role_policy(&ARNS, store, "/securepipeline/prod", &prod, &protected);
+        assert!(
+            prod_policy
+                .statements
+                .iter()
+                .all(|s| s.effect == Effect::Allow),
+            "{prod_policy:#?}"
+        );
+        assert_eq!(
+            statement(&prod_policy, "AssumeDeployRole")
+                .unwrap()
+                .resources,
+            vec![DEPLOYER]
+        );
+
+        for doc in [&dev_policy, &staging_policy, &prod_policy] {
+            assert!(
+                lint::permissions(doc).is_empty(),
+                "{:?}",
+                lint::permissions(doc)
+            );
+            assert!(lint::inline_size([doc]) <= lint::INLINE_POLICY_LIMIT);
+        }
+    }
+
+    #[test]
+    fn stage_roles_hold_exactly_their_own_grants() {
+        let protected = Protected::default();
+        let store = Store {
+            bucket_arn: "arn:aws:s3:::artifacts",
+            key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+        };
+        let policy = role_policy(&ARNS, store, "/securepipeline/dev", &dev(), &protected);
+        let sids: Vec<&str> = policy
+            .statements
+            .iter()
+            .filter_map(|s| s.sid.as_deref())
+            .collect();
+        assert_eq!(
+            sids,
+            vec![
+                "WriteOwnLogs",
+                "ArtifactsObjects",
+                "ArtifactsBucket",
+                "UseArtifactKey",
+                "ReadReferencedSecrets",
+                "ReadWriteOwnStackState",
+                "ReadStateBackendMetadata",
+                "ListStateBackend",
+            ]
+        );
+        assert_eq!(
+            statement(&policy, "ReadReferencedSecrets")
+                .unwrap()
+                .resources,
+            vec![PASSPHRASE]
+        );
+        assert_eq!(
+            statement(&policy, "ReadWriteOwnStackState")
+                .unwrap()
+                .actions,
+            vec!["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+        );
+        let list = statement(&policy, "ListStateBackend").unwrap();
+        assert_eq!(list.resources, vec!["arn:aws:s3:::state-bucket"]);
+        assert_eq!(
+            list.conditions["StringLike"]["s3:prefix"],
+            vec!["pulumi/.pulumi/*"]
+        );
+        assert!(lint::permissions(&policy).is_empty());
+
+        // A stage in another region reads its parameters there.
+        let staging = role_policy(
+            &ARNS.in_region("us-west-2"),
+            store,
+            "/securepipeline/staging",
+            &staging(),
+            &protected,
+        );
+        assert_eq!(
+            statement(&staging, "ReadReferencedParameters")
+                .unwrap()
+                .resources,
+            vec!["arn:aws:ssm:us-west-2:123456789012:parameter/web/staging/db"]
+        );
+        assert_eq!(
+            statement(&staging, "WriteOwnLogs").unwrap().resources[0],
+            "arn:aws:logs:us-west-2:123456789012:log-group:/securepipeline/staging"
+        );
+    }
+
+    const CHILDREN: StageChildren<'static> = StageChildren {
+        project_name: "web-x1y2-deploy-prod-abcdefgh",
+        log_group_name: "/securepipeline/web-x1y2-deploy-prod-abcdefgh",
+        topic_arn: "arn:aws:sns:eu-west-1:123456789012:web-notify",
+    };
+
+    #[test]
+    fn production_pulumi_stages_preview_then_wait_for_approval_then_deploy() {
+        let stage = stage(&prod(), "eu-west-1", CHILDREN);
+        let names: Vec<(&str, u32)> = stage
+            .actions
+            .iter()
+            .map(|a| (a.name.as_str(), a.run_order))
+            .collect();
+        assert_eq!(names, vec![("Preview", 1), ("Approve", 2), ("Deploy", 3)]);
+        let preview = &stage.actions[0];
+        assert_eq!(preview.configuration["ProjectName"], CHILDREN.project_name);
+        assert_eq!(
+            preview.configuration["EnvironmentVariables"],
+            r#"[{"name":"PREVIEW_ONLY","value":"true","type":"PLAINTEXT"}]"#
+        );
+        assert!(preview.output_artifacts.is_empty());
+        let approve = &stage.actions[1];
+        assert_eq!(
+            (approve.category.as_str(), approve.provider.as_str()),
+            ("Approval", "Manual")
+        );
+        assert_eq!(approve.configuration["NotificationArn"], CHILDREN.topic_arn);
+        assert!(approve.configuration["CustomData"].contains("Preview action"));
+        assert!(approve.configuration["CustomData"].contains(CHILDREN.log_group_name));
+        assert_eq!(approve.timeout_in_minutes, Some(1440));
+        let deploy = &stage.actions[2];
+        assert_eq!(deploy.input_artifacts, vec![BUILD_ARTIFACT]);
+        assert_eq!(deploy.output_artifacts, vec!["StackOutputs-prod"]);
+        assert!(!deploy.configuration.contains_key("EnvironmentVariables"));
+        assert!(!stage.rollback_on_failure);
+    }
+
+    #[test]
+    fn approvals_follow_production_unless_set() {
+        assert!(requires_approval(&prod()));
+        assert!(!requires_approval(&dev()));
+        let mut opted_out = prod();
+        opted_out.require_approval = Some(false);
+        assert_eq!(stage(&opted_out, "eu-west-1", CHILDREN).actions.len(), 1);
+        let mut commands = staging();
+        commands.require_approval = Some(true);
+        commands.approval_timeout_minutes = Some(60);
+        commands.rollback_on_failure = Some(true);
+        let stage = stage(&commands, "eu-west-1", CHILDREN);
+        let names: Vec<(&str, u32)> = stage
+            .actions
+            .iter()
+            .map(|a| (a.name.as_str(), a.run_order))
+            .collect();
+        assert_eq!(names, vec![("Approve", 1), ("Deploy", 2)]);
+        assert_eq!(stage.actions[0].timeout_in_minutes, Some(60));
+        assert!(stage.rollback_on_failure);
+    }
+
+    #[test]
+    fn actions_run_in_the_stages_region() {
+        let stage = stage(&staging(), "eu-west-1", CHILDREN);
+        assert_eq!(stage.actions[0].region.as_deref(), Some("us-west-2"));
+        assert!(
+            stage.actions[0].output_artifacts.is_empty(),
+            "commands export no artifact"
+        );
+        let home = stage_in_home();
+        assert_eq!(home.actions[0].region, None);
+        let args: SecurePipelineArgs = serde_json::from_value(json!({
+            "source": {"repository": "o/r"}, "build": {},
+            "deployments": [dev(), staging(), prod(), {"name": "dr", "region": "eu-west-1", "commands": ["x"]}]
+        }))
+        .unwrap();
+        assert_eq!(extra_regions(&args, "eu-west-1"), vec!["us-west-2"]);
+    }
+
+    fn stage_in_home() -> Stage {
+        let mut d = staging();
+        d.region = Some("eu-west-1".into());
+        stage(&d, "eu-west-1", CHILDREN)
+    }
+
+    #[test]
+    fn parses_backends_and_stacks() {
+        assert_eq!(
+            S3Backend::parse("s3://b/a/b/?region=x"),
+            Some(S3Backend {
+                bucket: "b".into(),
+                prefix: "a/b".into()
+            })
+        );
+        assert_eq!(
+            S3Backend::parse("s3://b"),
+            Some(S3Backend {
+                bucket: "b".into(),
+                prefix: String::new()
+            })
+        );
+        assert_eq!(S3Backend::parse("https://api.pulumi.com"), None);
+        assert_eq!(project_and_stack("app/dev"), Some(("app", "dev")));
+        assert_eq!(
+            project_and_stack("organization/app/dev"),
+            Some(("app", "dev"))
+        );
+        assert_eq!(project_and_stack("dev"), None);
+    }
+}

@@ -1,0 +1,961 @@
+//! Deployment stages through the real engine against the emulator: a dev
+//! stage (same account, Pulumi stack in an S3 backend), a staging stage in
+//! another region (commands) and a production stage (another account's
+//! role, approval, Pulumi Cloud). Everything is read back from AWS: the
+//! pipeline's stages, actions, regions and artifact stores; every role's
+//! exact policy, lint-clean, with non-production roles denied production's
+//! secrets and role; each buildspec parsed step by step. Invalid
+//! combinations fail at preview naming the property.
+
+use std::collections::BTreeMap;
+
+use securepipeline::aws::arn::Arns;
+use securepipeline::component::args::SecurePipelineArgs;
+use securepipeline::component::deploy::{self, Protected, Store};
+use securepipeline::component::plan;
+use securepipeline::iam::{lint, Effect, PolicyDocument};
+use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
+use serde_json::{json, Value as Json};
+use serde_yaml_ng::Value as Yaml;
+
+const WEST: &str = "us-west-2";
+const DEV_PASSPHRASE: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-passphrase-AbCdEf";
+const PROD_TOKEN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pulumi-token-AbCdEf";
+const DEPLOYER: &str = "arn:aws:iam::210987654321:role/deployer";
+
+/// The deployments, as JSON (the program embeds them as YAML flow maps,
+/// and the test plans the expected policies from the same values).
+fn deployments() -> Json {
+    json!([
+        {"name": "dev", "pulumiStack": {
+            "stack": "web-infra/dev", "workDir": "infra", "backendUrl": "s3://web-state/pulumi",
+            "passphraseSecretArn": DEV_PASSPHRASE}},
+        {"name": "staging", "region": WEST, "commands": ["./scripts/deploy.sh staging"],
+         "environment": {"DB_URL": {"parameterName": "/web/staging/db-url"}}},
+        {"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "approvalTimeoutMinutes": 120,
+         "rollbackOnFailure": true, "timeoutMinutes": 90, "pulumiStack": {
+            "stack": "example-org/web-infra/prod", "workDir": "infra",
+            "accessTokenSecretArn": PROD_TOKEN, "pulumiVersion": "3.200.0"}}
+    ])
+}
+
+fn program(deployments: &Json) -> String {
+    format!(
+        r#"
+resources:
+  web:
+    type: securepipeline:index:SecurePipeline
+    properties:
+      source:
+        repository: example-org/web
+      build:
+        commands: ["npm ci", "npm test"]
+      deployments: {deployments}
+      tags:
+        team: platform
+outputs:
+  pipelineName: ${{web.pipelineName}}
+  artifactBucketName: ${{web.artifactBucketName}}
+  kmsKeyArn: ${{web.kmsKeyArn}}
+  notificationTopicArn: ${{web.notificationTopicArn}}
+  buildProjectNames: ${{web.buildProjectNames}}
+  logGroupNames: ${{web.logGroupNames}}
+  roleArns: ${{web.roleArns}}
+"#
+    )
+}
+
+fn args() -> SecurePipelineArgs {
+    serde_json::from_value(json!({
+        "source": {"repository": "example-org/web"},
+        "build": {"commands": ["npm ci", "npm test"]},
+        "deployments": deployments(),
+    }))
+    .unwrap()
+}
+
+fn text(outputs: &Json, key: &str) -> String {
+    outputs[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
+        .to_string()
+}
+
+fn strings(outputs: &Json, key: &str) -> Vec<String> {
+    outputs[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn policy(text: &str) -> PolicyDocument {
+    PolicyDocument::parse_aws(text).unwrap_or_else(|err| panic!("{err}: {text}"))
+}
+
+/// Clients for one region.
+struct Regional {
+    codebuild: aws_sdk_codebuild::Client,
+    kms: aws_sdk_kms::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+impl Regional {
+    fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            codebuild: aws_sdk_codebuild::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(true)
+                    .build(),
+            ),
+        }
+    }
+
+    async fn project(&self, name: &str) -> aws_sdk_codebuild::types::Project {
+        let found = self
+            .codebuild
+            .batch_get_projects()
+            .names(name)
+            .send()
+            .await
+            .unwrap();
+        found
+            .projects()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("project {name} not found: {found:?}"))
+    }
+
+    async fn log_group(&self, name: &str) -> aws_sdk_cloudwatchlogs::types::LogGroup {
+        let groups = self
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(name)
+            .send()
+            .await
+            .unwrap();
+        groups
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("log group {name} not found"))
+    }
+}
+
+struct Aws {
+    home: Regional,
+    west: Regional,
+    codepipeline: aws_sdk_codepipeline::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+impl Aws {
+    async fn new(emulator: &Emulator) -> Self {
+        let sdk = emulator.sdk().await;
+        let west = sdk
+            .to_builder()
+            .region(aws_config::Region::new(WEST))
+            .build();
+        Self {
+            home: Regional::new(&sdk),
+            west: Regional::new(&west),
+            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+        }
+    }
+
+    /// The role's trust policy and its inline policies by name.
+    async fn role(&self, arn: &str) -> (PolicyDocument, BTreeMap<String, PolicyDocument>) {
+        let name = arn.rsplit('/').next().unwrap();
+        let role = self.iam.get_role().role_name(name).send().await.unwrap();
+        let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
+        let mut policies = BTreeMap::new();
+        let names = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap();
+        for policy_name in names.policy_names() {
+            let doc = self
+                .iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .unwrap();
+            policies.insert(policy_name.clone(), policy(doc.policy_document()));
+        }
+        assert!(
+            self.iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .unwrap()
+                .attached_policies()
+                .is_empty(),
+            "{arn} has managed policies"
+        );
+        (trust, policies)
+    }
+}
+
+/// A buildspec's commands, every phase in the order CodeBuild runs them.
+fn commands(spec: &str) -> (Yaml, Vec<String>) {
+    let doc: Yaml = serde_yaml_ng::from_str(spec)
+        .unwrap_or_else(|err| panic!("buildspec is not YAML ({err}):\n{spec}"));
+    assert_eq!(doc["version"], Yaml::String("0.2".into()), "{spec}");
+    let all = ["install", "pre_build", "build", "post_build"]
+        .iter()
+        .flat_map(|phase| {
+            doc["phases"][*phase]["commands"]
+                .as_sequence()
+                .map(|c| {
+                    c.iter()
+                        .map(|c| c.as_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    (doc, all)
+}
+
+/// Each step appears, in this order.
+#[track_caller]
+fn assert_steps(all: &[String], steps: &[&str]) {
+    let mut from = 0;
+    for step in steps {
+        let at = all[from..]
+            .iter()
+            .position(|c| c.contains(step))
+            .unwrap_or_else(|| panic!("`{step}` missing after step {from} of {all:#?}"));
+        from += at + 1;
+    }
+}
+
+fn statement<'a>(doc: &'a PolicyDocument, sid: &str) -> Option<&'a securepipeline::iam::Statement> {
+    doc.statements
+        .iter()
+        .find(|s| s.sid.as_deref() == Some(sid))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_staging_and_prod_stages_hold_every_guarantee() {
+    let emulator = Emulator::start();
+    let stack = Stack::yaml(&emulator, "web-deployments", &program(&deployments()));
+    // Preview plans every child with its ARNs still unknown.
+    let preview = stack.preview().success();
+    assert!(
+        preview.stdout().contains("web-deploy-staging"),
+        "{}",
+        preview.stdout()
+    );
+    stack.up().success();
+    let out = stack.outputs();
+    let aws = Aws::new(&emulator).await;
+    let args = args();
+    let planned = args.deployments.as_deref().unwrap();
+
+    // Outputs list the build, then the stages in order.
+    let projects = strings(&out, "buildProjectNames");
+    let log_groups = strings(&out, "logGroupNames");
+    assert_eq!(projects.len(), 4, "{projects:?}");
+    assert_eq!(log_groups.len(), 4, "{log_groups:?}");
+    for (index, stage) in ["dev", "staging", "prod"].iter().enumerate() {
+        assert!(
+            projects[index + 1].contains(&format!("-deploy-{stage}-")),
+            "{projects:?}"
+        );
+        assert!(
+            log_groups[index + 1].contains(&format!("-deploy-{stage}-")),
+            "{log_groups:?}"
+        );
+    }
+    let roles = out["roleArns"].as_object().unwrap();
+    assert_eq!(
+        roles.keys().collect::<Vec<_>>(),
+        vec![
+            "build",
+            "deploy-dev",
+            "deploy-prod",
+            "deploy-staging",
+            "pipeline"
+        ]
+    );
+
+    // G5: the pipeline is cross-region: one store per region, each with a
+    // key of its region; the staging actions run in us-west-2.
+    let pipeline_name = text(&out, "pipelineName");
+    let got = aws
+        .codepipeline
+        .get_pipeline()
+        .name(&pipeline_name)
+        .send()
+        .await
+        .unwrap();
+    let declaration = got.pipeline().unwrap();
+    assert!(
+        declaration.artifact_store().is_none(),
+        "cross-region pipelines use artifactStores"
+    );
+    let stores = declaration
+        .artifact_stores()
+        .expect("artifactStores keyed by region");
+    let mut store_regions: Vec<&String> = stores.keys().collect();
+    store_regions.sort();
+    assert_eq!(store_regions, vec![REGION, WEST]);
+    let home_key = text(&out, "kmsKeyArn");
+    assert_eq!(stores[REGION].location(), text(&out, "artifactBucketName"));
+    assert_eq!(stores[REGION].encryption_key().unwrap().id(), home_key);
+    let west_bucket = stores[WEST].location().to_string();
+    let west_key = stores[WEST].encryption_key().unwrap().id().to_string();
+    assert!(
+        west_key.starts_with(&format!("arn:aws:kms:{WEST}:{ACCOUNT}:key/")),
+        "{west_key}"
+    );
+    assert_ne!(west_bucket, text(&out, "artifactBucketName"));
+
+    let stage_names: Vec<&str> = declaration.stages().iter().map(|s| s.name()).collect();
+    assert_eq!(
+        stage_names,
+        vec!["Source", "Build", "dev", "staging", "prod"]
+    );
+    let actions = |stage: usize| -> Vec<(String, i32, Option<String>)> {
+        declaration.stages()[stage]
+            .actions()
+            .iter()
+            .map(|a| {
+                (
+                    a.name().to_string(),
+                    a.run_order().unwrap_or(1),
+                    a.region().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(actions(2), vec![("Deploy".to_string(), 1, None)]);
+    assert_eq!(
+        actions(3),
+        vec![("Deploy".to_string(), 1, Some(WEST.to_string()))]
+    );
+    assert_eq!(
+        actions(4),
+        vec![
+            ("Preview".to_string(), 1, None),
+            ("Approve".to_string(), 2, None),
+            ("Deploy".to_string(), 3, None)
+        ]
+    );
+    let dev_deploy = &declaration.stages()[2].actions()[0];
+    assert_eq!(
+        dev_deploy.configuration().unwrap()["ProjectName"],
+        projects[1]
+    );
+    assert_eq!(dev_deploy.input_artifacts()[0].name(), "BuildOutput");
+    assert_eq!(dev_deploy.output_artifacts()[0].name(), "StackOutputs-dev");
+    assert_eq!(
+        declaration.stages()[3].actions()[0]
+            .configuration()
+            .unwrap()["ProjectName"],
+        projects[2]
+    );
+
+    // G16: the production stage previews, waits (time-bound, notifying the
+    // topic), deploys, and rolls back on failure.
+    let prod = &declaration.stages()[4];
+    let preview = &prod.actions()[0];
+    let preview_config = preview.configuration().unwrap();
+    assert_eq!(preview_config["ProjectName"], projects[3]);
+    assert_eq!(
+        preview_config["EnvironmentVariables"],
+        r#"[{"name":"PREVIEW_ONLY","value":"true","type":"PLAINTEXT"}]"#
+    );
+    assert!(preview.output_artifacts().is_empty());
+    let approve = &prod.actions()[1];
+    let approve_type = approve.action_type_id().unwrap();
+    assert_eq!(
+        (
+            approve_type.category().as_str(),
+            approve_type.owner().as_str(),
+            approve_type.provider(),
+            approve_type.version()
+        ),
+        ("Approval", "AWS", "Manual", "1")
+    );
+    let approve_config = approve.configuration().unwrap();
+    assert_eq!(
+        approve_config["NotificationArn"],
+        text(&out, "notificationTopicArn")
+    );
+    assert!(
+        approve_config["CustomData"].contains("Preview action"),
+        "{approve_config:?}"
+    );
+    assert!(
+        approve_config["CustomData"].contains(&log_groups[3]),
+        "{approve_config:?}"
+    );
+    assert_eq!(approve.timeout_in_minutes(), Some(120));
+    let deploy_action = &prod.actions()[2];
+    assert_eq!(
+        deploy_action.configuration().unwrap()["ProjectName"],
+        projects[3]
+    );
+    assert!(!deploy_action
+        .configuration()
+        .unwrap()
+        .contains_key("EnvironmentVariables"));
+    assert_eq!(
+        prod.on_failure()
+            .and_then(|f| f.result())
+            .map(|r| r.as_str()),
+        Some("ROLLBACK")
+    );
+    assert!(declaration.stages()[2]
+        .on_failure()
+        .and_then(|f| f.result())
+        .is_none());
+
+    // Each stage's project and log group live in the stage's region, use
+    // that region's key, and have timeouts; privileged mode is off.
+    let west_project = aws.west.project(&projects[2]).await;
+    assert!(
+        west_project
+            .arn()
+            .unwrap()
+            .starts_with(&format!("arn:aws:codebuild:{WEST}:")),
+        "{west_project:?}"
+    );
+    assert_eq!(west_project.encryption_key(), Some(west_key.as_str()));
+    let west_group = aws.west.log_group(&log_groups[2]).await;
+    assert_eq!(west_group.kms_key_id(), Some(west_key.as_str()));
+    assert_eq!(west_group.retention_in_days(), Some(30));
+    assert!(aws
+        .home
+        .codebuild
+        .batch_get_projects()
+        .names(&projects[2])
+        .send()
+        .await
+        .unwrap()
+        .projects()
+        .is_empty());
+    let rotation = aws
+        .west
+        .kms
+        .get_key_rotation_status()
+        .key_id(&west_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled());
+    let location = aws
+        .west
+        .s3
+        .get_bucket_location()
+        .bucket(&west_bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some(WEST)
+    );
+    let encryption = aws
+        .west
+        .s3
+        .get_bucket_encryption()
+        .bucket(&west_bucket)
+        .send()
+        .await
+        .unwrap();
+    let default = encryption
+        .server_side_encryption_configuration()
+        .unwrap()
+        .rules()[0]
+        .apply_server_side_encryption_by_default()
+        .unwrap()
+        .clone();
+    assert_eq!(default.kms_master_key_id(), Some(west_key.as_str()));
+    let dev_project = aws.home.project(&projects[1]).await;
+    let prod_project = aws.home.project(&projects[3]).await;
+    for (project, group, timeout) in [
+        (&dev_project, &log_groups[1], 60),
+        (&west_project, &log_groups[2], 60),
+        (&prod_project, &log_groups[3], 90),
+    ] {
+        assert_eq!(project.timeout_in_minutes(), Some(timeout));
+        assert_eq!(
+            project.environment().unwrap().privileged_mode(),
+            Some(false)
+        );
+        assert_eq!(
+            project.environment().unwrap().image(),
+            "aws/codebuild/standard:7.0"
+        );
+        assert_eq!(
+            project
+                .logs_config()
+                .unwrap()
+                .cloud_watch_logs()
+                .unwrap()
+                .group_name(),
+            Some(group.as_str())
+        );
+    }
+    assert_eq!(
+        aws.home.log_group(&log_groups[3]).await.kms_key_id(),
+        Some(home_key.as_str())
+    );
+    let staging_variables: Vec<(&str, &str)> = west_project
+        .environment()
+        .unwrap()
+        .environment_variables()
+        .iter()
+        .map(|v| (v.name(), v.value()))
+        .collect();
+    assert_eq!(staging_variables, vec![("DB_URL", "/web/staging/db-url")]);
+
+    // G15: each buildspec parses and runs each step in order.
+    let spec = |project: &aws_sdk_codebuild::types::Project| {
+        project.source().unwrap().buildspec().unwrap().to_string()
+    };
+    let (dev_doc, dev_steps) = commands(&spec(&dev_project));
+    assert_steps(
+        &dev_steps,
+        &[
+            &format!(
+                "curl -fsSL https://get.pulumi.com | sh -s -- --version {}",
+                securepipeline::schema::PULUMI_SDK_VERSION
+            ),
+            "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
+            "pulumi login s3://web-state/pulumi",
+            "cd \"$CODEBUILD_SRC_DIR\"/infra",
+            "pulumi stack select web-infra/dev",
+            "pulumi refresh --yes --skip-preview",
+            "pulumi preview --diff",
+            "pulumi up --yes --skip-preview",
+            "pulumi stack output --json > stack-outputs.json",
+        ],
+    );
+    assert_eq!(
+        dev_doc["env"]["secrets-manager"]["PULUMI_CONFIG_PASSPHRASE"],
+        Yaml::String(DEV_PASSPHRASE.into())
+    );
+    assert_eq!(
+        dev_doc["artifacts"]["files"][0],
+        Yaml::String("stack-outputs.json".into())
+    );
+    assert_eq!(
+        dev_doc["artifacts"]["base-directory"],
+        Yaml::String("infra".into())
+    );
+    assert!(
+        !dev_steps.iter().any(|c| c.contains("AWS_PROFILE")),
+        "dev assumes no role"
+    );
+    let (prod_doc, prod_steps) = commands(&spec(&prod_project));
+    assert_steps(
+        &prod_steps,
+        &[
+            "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.200.0",
+            &format!("'role_arn = {DEPLOYER}' 'credential_source = EcsContainer'"),
+            "export AWS_PROFILE=securepipeline-deploy",
+            "pulumi login",
+            "pulumi stack select example-org/web-infra/prod",
+            "pulumi refresh --yes --skip-preview",
+            "pulumi preview --diff",
+            "pulumi up --yes --skip-preview",
+            "pulumi stack output --json > stack-outputs.json",
+        ],
+    );
+    assert_eq!(
+        prod_doc["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
+        Yaml::String(PROD_TOKEN.into())
+    );
+    assert_eq!(
+        prod_doc["env"]["variables"]["PREVIEW_ONLY"],
+        Yaml::String("false".into())
+    );
+    let (_, staging_steps) = commands(&spec(&west_project));
+    assert_eq!(staging_steps, vec!["./scripts/deploy.sh staging"]);
+    // G12: the secrets appear only as Secrets Manager references.
+    for project in [&dev_project, &west_project, &prod_project] {
+        for variable in project.environment().unwrap().environment_variables() {
+            assert!(!variable.name().starts_with("PULUMI_"), "{variable:?}");
+        }
+    }
+
+    // G10, G11, G17: every role is exactly what the plan grants, and lint-clean.
+    let arns = Arns {
+        partition: "aws",
+        account: ACCOUNT,
+        region: REGION,
+    };
+    let protected = Protected::of(&arns, planned);
+    let home_store = Store {
+        bucket_arn: &format!("arn:aws:s3:::{}", text(&out, "artifactBucketName")),
+        key_arn: &home_key,
+    };
+    let west_bucket_arn = format!("arn:aws:s3:::{west_bucket}");
+    let west_store = Store {
+        bucket_arn: &west_bucket_arn,
+        key_arn: &west_key,
+    };
+    let mut role_policies = BTreeMap::new();
+    for (purpose, arn) in roles {
+        let arn = arn.as_str().unwrap();
+        assert!(
+            arn.starts_with(&format!("arn:aws:iam::{ACCOUNT}:role/")),
+            "{purpose}: {arn}"
+        );
+        let (trust, policies) = aws.role(arn).await;
+        assert!(
+            lint::trust(&trust).is_empty(),
+            "{purpose} trust: {:?}",
+            lint::trust(&trust)
+        );
+        for (name, doc) in &policies {
+            assert!(
+                lint::permissions(doc).is_empty(),
+                "{purpose}/{name}: {:?}",
+                lint::permissions(doc)
+            );
+            assert!(
+                doc.statements
+                    .iter()
+                    .all(|s| s.effect == Effect::Deny || !s.resources.iter().any(|r| r == "*")),
+                "{purpose}/{name} allows `*`"
+            );
+        }
+        role_policies.insert(purpose.clone(), (trust, policies));
+    }
+    for (index, deployment) in planned.iter().enumerate() {
+        let purpose = deploy::purpose(deployment);
+        let region = deploy::region(deployment, REGION);
+        let (trust, policies) = &role_policies[&purpose];
+        let source = &trust.statements[0].conditions["ArnLike"]["aws:SourceArn"][0];
+        assert!(
+            source.starts_with(&format!(
+                "arn:aws:codebuild:{region}:{ACCOUNT}:project/web-"
+            )) && source.contains(&format!("-{purpose}-")),
+            "{purpose}: {source}"
+        );
+        let store = if region == WEST {
+            west_store
+        } else {
+            home_store
+        };
+        let expected = deploy::role_policy(
+            &arns.in_region(region),
+            store,
+            &log_groups[index + 1],
+            deployment,
+            &protected,
+        );
+        assert_eq!(policies.len(), 1, "{purpose}: {policies:?}");
+        assert_eq!(policies["deploy"], expected, "{purpose}");
+    }
+
+    // Dev: its own stack's state and passphrase only.
+    let (_, dev) = &role_policies["deploy-dev"];
+    let dev = &dev["deploy"];
+    assert_eq!(
+        statement(dev, "ReadWriteOwnStackState").unwrap().resources,
+        vec![
+            "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.json*",
+            "arn:aws:s3:::web-state/pulumi/.pulumi/locks/web-infra/dev/*",
+            "arn:aws:s3:::web-state/pulumi/.pulumi/history/web-infra/dev/*",
+            "arn:aws:s3:::web-state/pulumi/.pulumi/backups/web-infra/dev/*",
+        ]
+    );
+    let list = statement(dev, "ListStateBackend").unwrap();
+    assert_eq!(list.resources, vec!["arn:aws:s3:::web-state"]);
+    assert_eq!(
+        list.conditions["StringLike"]["s3:prefix"],
+        vec!["pulumi/.pulumi/*"]
+    );
+    assert_eq!(
+        statement(dev, "ReadReferencedSecrets").unwrap().resources,
+        vec![DEV_PASSPHRASE]
+    );
+    assert!(statement(dev, "AssumeDeployRole").is_none());
+    // Staging: its region's store, key, logs and parameters.
+    let (_, staging) = &role_policies["deploy-staging"];
+    let staging = &staging["deploy"];
+    assert_eq!(
+        statement(staging, "ArtifactsBucket").unwrap().resources,
+        vec![west_bucket_arn.clone()]
+    );
+    assert_eq!(
+        statement(staging, "UseArtifactKey").unwrap().resources,
+        vec![west_key.clone()]
+    );
+    assert_eq!(
+        statement(staging, "ReadReferencedParameters")
+            .unwrap()
+            .resources,
+        vec![format!(
+            "arn:aws:ssm:{WEST}:{ACCOUNT}:parameter/web/staging/db-url"
+        )]
+    );
+    assert!(statement(staging, "WriteOwnLogs").unwrap().resources[0]
+        .starts_with(&format!("arn:aws:logs:{WEST}:")));
+    // Prod: exactly the one role, and its token.
+    let (_, prod_role) = &role_policies["deploy-prod"];
+    let prod_role = &prod_role["deploy"];
+    let assume = statement(prod_role, "AssumeDeployRole").unwrap();
+    assert_eq!(
+        (assume.actions.clone(), assume.resources.clone()),
+        (
+            vec!["sts:AssumeRole".to_string()],
+            vec![DEPLOYER.to_string()]
+        )
+    );
+    assert_eq!(
+        statement(prod_role, "ReadReferencedSecrets")
+            .unwrap()
+            .resources,
+        vec![PROD_TOKEN]
+    );
+    assert!(
+        prod_role
+            .statements
+            .iter()
+            .all(|s| s.effect == Effect::Allow),
+        "production is denied nothing: {prod_role:?}"
+    );
+    let assumers: Vec<&String> = role_policies
+        .iter()
+        .filter(|(_, (_, p))| {
+            p.values().flat_map(|d| &d.statements).any(|s| {
+                s.effect == Effect::Allow && s.actions.contains(&"sts:AssumeRole".to_string())
+            })
+        })
+        .map(|(purpose, _)| purpose)
+        .collect();
+    assert_eq!(assumers, vec!["deploy-prod"]);
+
+    // G11: dev, staging and the build are denied prod's secret and role.
+    for purpose in ["deploy-dev", "deploy-staging", "build"] {
+        let (_, policies) = &role_policies[purpose];
+        let doc = policies.values().next().unwrap();
+        let secrets =
+            statement(doc, "DenyProductionSecrets").unwrap_or_else(|| panic!("{purpose}: {doc:?}"));
+        assert_eq!(
+            (
+                secrets.effect,
+                secrets.actions.clone(),
+                secrets.resources.clone()
+            ),
+            (
+                Effect::Deny,
+                vec!["secretsmanager:*".to_string()],
+                vec![PROD_TOKEN.to_string()]
+            )
+        );
+        let role = statement(doc, "DenyProductionRoles").unwrap();
+        assert_eq!(
+            (role.effect, role.actions.clone(), role.resources.clone()),
+            (
+                Effect::Deny,
+                vec!["sts:AssumeRole".to_string()],
+                vec![DEPLOYER.to_string()]
+            )
+        );
+    }
+
+    // The pipeline's role runs every project, in both regions, and uses
+    // both stores.
+    let (_, pipeline) = &role_policies["pipeline"];
+    let pipeline = &pipeline["pipeline"];
+    let mut project_arns: Vec<String> = statement(pipeline, "RunOwnBuilds")
+        .unwrap()
+        .resources
+        .clone();
+    project_arns.sort();
+    let mut expected_projects = vec![
+        format!(
+            "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",
+            projects[0]
+        ),
+        format!(
+            "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",
+            projects[1]
+        ),
+        format!("arn:aws:codebuild:{WEST}:{ACCOUNT}:project/{}", projects[2]),
+        format!(
+            "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",
+            projects[3]
+        ),
+    ];
+    expected_projects.sort();
+    assert_eq!(project_arns, expected_projects);
+    assert_eq!(
+        statement(pipeline, "ArtifactsUsWest2Bucket")
+            .unwrap()
+            .resources,
+        vec![west_bucket_arn.clone()]
+    );
+    assert_eq!(
+        statement(pipeline, "UseArtifactKeyUsWest2")
+            .unwrap()
+            .resources,
+        vec![west_key.clone()]
+    );
+    let expected_pipeline = plan::pipeline_role_policy(
+        REGION,
+        &BTreeMap::from([
+            (REGION.to_string(), home_store),
+            (WEST.to_string(), west_store),
+        ]),
+        &declaration.stages()[0].actions()[0]
+            .configuration()
+            .unwrap()["ConnectionArn"],
+        "example-org/web",
+        statement(pipeline, "RunOwnBuilds")
+            .unwrap()
+            .resources
+            .clone(),
+        &text(&out, "notificationTopicArn"),
+    );
+    assert_eq!(*pipeline, expected_pipeline);
+
+    // Refresh reads every child back, in its own region, as it was
+    // written: the next `up` changes nothing.
+    stack.refresh().success();
+    emulator.reset_calls();
+    stack.up().success();
+    let writes: Vec<_> = emulator.calls().into_iter().filter(|c| c.write).collect();
+    assert!(writes.is_empty(), "a no-op update wrote to AWS: {writes:?}");
+
+    // Destroy leaves nothing behind, in either region.
+    stack.destroy().success();
+    assert!(aws
+        .codepipeline
+        .list_pipelines()
+        .send()
+        .await
+        .unwrap()
+        .pipelines()
+        .is_empty());
+    for regional in [&aws.home, &aws.west] {
+        assert!(regional
+            .codebuild
+            .list_projects()
+            .send()
+            .await
+            .unwrap()
+            .projects()
+            .is_empty());
+        assert!(regional
+            .logs
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap()
+            .log_groups()
+            .is_empty());
+    }
+    assert!(aws
+        .home
+        .s3
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .is_empty());
+    assert!(aws
+        .iam
+        .list_roles()
+        .send()
+        .await
+        .unwrap()
+        .roles()
+        .is_empty());
+    for (regional, key) in [(&aws.home, &home_key), (&aws.west, &west_key)] {
+        let described = regional
+            .kms
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            described
+                .key_metadata()
+                .unwrap()
+                .key_state()
+                .unwrap()
+                .as_str(),
+            "PendingDeletion"
+        );
+    }
+}
+
+/// One deployment (or two) and the property its failure must name.
+fn bad_deployments() -> Vec<(&'static str, Json, &'static str, &'static str)> {
+    vec![
+        (
+            "both pulumiStack and commands",
+            json!([{"name": "dev", "commands": ["x"], "pulumiStack": {"stack": "org/app/dev", "accessTokenSecretArn": PROD_TOKEN}}]),
+            "deployments[0]:",
+            "either pulumiStack or commands",
+        ),
+        (
+            "assumeRoleArn that is not a role",
+            json!([{"name": "dev", "commands": ["x"], "assumeRoleArn": "arn:aws:iam::210987654321:user/deployer"}]),
+            "deployments[0].assumeRoleArn",
+            "not an IAM role ARN",
+        ),
+        (
+            "unknown region",
+            json!([{"name": "dev", "commands": ["x"], "region": "moon-1"}]),
+            "deployments[0].region",
+            "not an AWS region",
+        ),
+        (
+            "duplicate stage name",
+            json!([{"name": "dev", "commands": ["x"]}, {"name": "dev", "commands": ["y"]}]),
+            "deployments[1].name",
+            "used twice",
+        ),
+        (
+            "secret that is not a Secrets Manager ARN",
+            json!([{"name": "prod", "pulumiStack": {"stack": "org/app/prod",
+                "accessTokenSecretArn": "arn:aws:ssm:us-east-1:123456789012:parameter/pulumi-token"}}]),
+            "deployments[0].pulumiStack.accessTokenSecretArn",
+            "secretsmanager",
+        ),
+    ]
+}
+
+#[test]
+fn invalid_deployments_fail_at_preview_naming_the_property() {
+    let emulator = Emulator::start();
+    for (what, deployments, property, reason) in bad_deployments() {
+        let stack = Stack::yaml(&emulator, "bad-deployments", &program(&deployments));
+        let run = stack.preview().failure();
+        let text = run.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains(property))
+            .unwrap_or_else(|| panic!("{what}: expected `{property}` in:\n{text}"));
+        assert!(
+            line.contains(reason),
+            "{what}: expected `{reason}` in `{line}`"
+        );
+    }
+}
