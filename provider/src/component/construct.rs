@@ -77,6 +77,8 @@ struct Children<'a> {
     /// Child input keys to store as secrets (because the component input
     /// they came from was secret).
     secret_inputs: BTreeMap<&'static str, BTreeSet<String>>,
+    /// Child outputs derived from those inputs, stored as secrets too.
+    secret_outputs: BTreeMap<&'static str, Vec<String>>,
 }
 
 impl Children<'_> {
@@ -95,6 +97,11 @@ impl Children<'_> {
             custom: true,
             inputs: from_typed(&json, &secret_keys),
             dependencies: depends_on.iter().map(|c| c.urn.clone()).collect(),
+            additional_secret_outputs: self
+                .secret_outputs
+                .get(R::TYPE)
+                .cloned()
+                .unwrap_or_default(),
             ..Default::default()
         };
         self.monitor.register(registration, self.defaults).await
@@ -160,11 +167,14 @@ pub async fn construct(
             .or_default()
             .insert("environmentVariables".into());
     }
+    let mut secret_outputs: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     if typed.secret_keys.contains("notifications") {
         secret_inputs
             .entry(Topic::TYPE)
             .or_default()
             .insert("emails".into());
+        // Subscriptions name the same addresses.
+        secret_outputs.insert(Topic::TYPE, vec!["subscriptions".into()]);
     }
     let children = Children {
         monitor: &monitor,
@@ -172,6 +182,7 @@ pub async fn construct(
         parent: component.urn.clone(),
         name: &name,
         secret_inputs,
+        secret_outputs,
     };
     let outputs = assemble(
         &children,

@@ -861,3 +861,31 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
         );
     }
 }
+
+#[test]
+fn secret_inputs_stay_out_of_plaintext_state() {
+    let emulator = Emulator::start();
+    let program = r#"
+resources:
+  web:
+    type: securepipeline:index:SecurePipeline
+    properties:
+      source: {repository: example-org/web}
+      build: {commands: [make]}
+      notifications:
+        emails:
+          - fn::secret: oncall-private@example.com
+"#;
+    let stack = Stack::yaml(&emulator, "secret-inputs", program);
+    let run = stack.up().success();
+    assert!(
+        !run.text().contains("oncall-private"),
+        "a secret reached the engine's output"
+    );
+    let checkpoint = stack.export();
+    assert!(
+        !checkpoint.contains("oncall-private"),
+        "a secret input is stored in plaintext state"
+    );
+    stack.destroy().success();
+}
