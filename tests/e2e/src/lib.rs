@@ -371,3 +371,85 @@ impl Run {
         format!("{}\n{}", self.stdout(), self.stderr())
     }
 }
+
+/// Reading what the provider created back from the emulator.
+pub mod readback {
+    use std::collections::BTreeMap;
+
+    use securepipeline::iam::PolicyDocument;
+    use serde_json::Value as Json;
+
+    /// A string output of the stack.
+    pub fn text(outputs: &Json, key: &str) -> String {
+        outputs[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
+            .to_string()
+    }
+
+    /// A policy document as AWS returns it (IAM URL-encodes them).
+    pub fn policy(text: &str) -> PolicyDocument {
+        PolicyDocument::parse_aws(text).unwrap_or_else(|err| panic!("{err}: {text}"))
+    }
+
+    /// S3 by path, as emulators serve it.
+    pub fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// A role as IAM holds it.
+    pub struct LiveRole {
+        pub trust: PolicyDocument,
+        pub policies: BTreeMap<String, PolicyDocument>,
+        pub managed_policies: Vec<String>,
+        pub tags: BTreeMap<String, String>,
+    }
+
+    pub async fn role(iam: &aws_sdk_iam::Client, arn: &str) -> LiveRole {
+        let name = arn.rsplit('/').next().unwrap_or(arn);
+        let role = iam.get_role().role_name(name).send().await.unwrap();
+        let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
+        let mut policies = BTreeMap::new();
+        let names = iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap();
+        for policy_name in names.policy_names() {
+            let doc = iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .send()
+                .await
+                .unwrap();
+            policies.insert(policy_name.clone(), policy(doc.policy_document()));
+        }
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap();
+        let tags = iam.list_role_tags().role_name(name).send().await.unwrap();
+        LiveRole {
+            trust,
+            policies,
+            managed_policies: attached
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string))
+                .collect(),
+            tags: tags
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect(),
+        }
+    }
+}

@@ -14,6 +14,7 @@ use securepipeline::component::args::SecurePipelineArgs;
 use securepipeline::component::deploy::{self, Protected, Store};
 use securepipeline::component::plan;
 use securepipeline::iam::{lint, Effect, PolicyDocument};
+use securepipeline_e2e::readback::{self, text};
 use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
 use serde_json::{json, Value as Json};
 use serde_yaml_ng::Value as Yaml;
@@ -75,13 +76,6 @@ fn args() -> SecurePipelineArgs {
     .unwrap()
 }
 
-fn text(outputs: &Json, key: &str) -> String {
-    outputs[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
-        .to_string()
-}
-
 fn strings(outputs: &Json, key: &str) -> Vec<String> {
     outputs[key]
         .as_array()
@@ -89,10 +83,6 @@ fn strings(outputs: &Json, key: &str) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
-}
-
-fn policy(text: &str) -> PolicyDocument {
-    PolicyDocument::parse_aws(text).unwrap_or_else(|err| panic!("{err}: {text}"))
 }
 
 /// Clients for one region.
@@ -109,11 +99,7 @@ impl Regional {
             codebuild: aws_sdk_codebuild::Client::new(sdk),
             kms: aws_sdk_kms::Client::new(sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk)
-                    .force_path_style(true)
-                    .build(),
-            ),
+            s3: readback::s3(sdk),
         }
     }
 
@@ -171,42 +157,15 @@ impl Aws {
         }
     }
 
-    /// The role's trust policy and its inline policies by name.
+    /// The role's trust policy and its inline policies by name; nothing
+    /// may be attached besides.
     async fn role(&self, arn: &str) -> (PolicyDocument, BTreeMap<String, PolicyDocument>) {
-        let name = arn.rsplit('/').next().unwrap();
-        let role = self.iam.get_role().role_name(name).send().await.unwrap();
-        let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
-        let mut policies = BTreeMap::new();
-        let names = self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap();
-        for policy_name in names.policy_names() {
-            let doc = self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy_name)
-                .send()
-                .await
-                .unwrap();
-            policies.insert(policy_name.clone(), policy(doc.policy_document()));
-        }
+        let live = readback::role(&self.iam, arn).await;
         assert!(
-            self.iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .send()
-                .await
-                .unwrap()
-                .attached_policies()
-                .is_empty(),
+            live.managed_policies.is_empty(),
             "{arn} has managed policies"
         );
-        (trust, policies)
+        (live.trust, live.policies)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use securepipeline::iam::{lint, PolicyDocument};
+use securepipeline_e2e::readback::{self, policy, text};
 use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
 use serde_json::Value as Json;
 
@@ -60,17 +61,6 @@ outputs:
     )
 }
 
-fn text(outputs: &Json, key: &str) -> String {
-    outputs[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("output {key} missing: {outputs}"))
-        .to_string()
-}
-
-fn policy(text: &str) -> PolicyDocument {
-    PolicyDocument::parse_aws(text).unwrap_or_else(|err| panic!("{err}: {text}"))
-}
-
 struct Aws {
     codebuild: aws_sdk_codebuild::Client,
     codepipeline: aws_sdk_codepipeline::Client,
@@ -86,11 +76,7 @@ struct Aws {
 impl Aws {
     async fn new(emulator: &Emulator) -> Self {
         let sdk = emulator.sdk().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = readback::s3(&sdk);
         Self {
             codebuild: aws_sdk_codebuild::Client::new(&sdk),
             codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
@@ -112,41 +98,8 @@ impl Aws {
         BTreeMap<String, PolicyDocument>,
         BTreeMap<String, String>,
     ) {
-        let name = arn.rsplit('/').next().unwrap();
-        let role = self.iam.get_role().role_name(name).send().await.unwrap();
-        let trust = policy(role.role().unwrap().assume_role_policy_document().unwrap());
-        let mut policies = BTreeMap::new();
-        for policy_name in self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap()
-            .policy_names()
-        {
-            let doc = self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(policy_name)
-                .send()
-                .await
-                .unwrap();
-            policies.insert(policy_name.clone(), policy(doc.policy_document()));
-        }
-        let tags = self
-            .iam
-            .list_role_tags()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap()
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect();
-        (trust, policies, tags)
+        let live = readback::role(&self.iam, arn).await;
+        (live.trust, live.policies, live.tags)
     }
 }
 
