@@ -98,6 +98,7 @@ async fn main() {
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .expect("endpoint")
+        .tcp_nodelay(true)
         .connect()
         .await
         .expect("connect to the provider");
