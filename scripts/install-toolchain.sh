@@ -5,6 +5,10 @@
 #
 #   .tools/bin/pulumi                 Pulumi CLI, built from Go modules
 #   .tools/bin/pulumi-language-yaml   YAML language host, built from Go modules
+#   .tools/bin/pulumi-language-nodejs Node.js language host (TypeScript programs)
+#   .tools/bin/pulumi-language-python Python language host, with
+#   .tools/bin/pulumi-language-python-exec  the script it runs programs with
+#   .tools/bin/pulumi-language-go     Go language host
 #   .tools/venv/                      Python venv for the AWS emulator and tests
 #
 # Idempotent: a second run checks what is in place and returns in seconds.
@@ -78,9 +82,10 @@ binary_current() {
     binary_has_ldflag "$BIN/$name" "$version_flag"
 }
 
-# build_binary NAME MODULE_DIR PACKAGE LDFLAGS
+# build_binary NAME MODULE_DIR PACKAGE LDFLAGS [GOPROXY]
 build_binary() {
     local name="$1" module_dir="$2" package="$3" ldflags="$4"
+    local goproxy="${5:-$(GOTOOLCHAIN=local go env GOPROXY)}"
     local staging="$TOOLS/.build-$name"
     rm -rf "$staging"
     mkdir -p "$staging" "$BIN"
@@ -91,16 +96,17 @@ build_binary() {
     (
         cd "$module_dir"
         GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
-            go build -o "$staging/$name" -ldflags "$ldflags" "$package"
+            GOPROXY="$goproxy" go build -o "$staging/$name" -ldflags "$ldflags" "$package"
     ) || die "go build of $name failed (see output above)"
     mv -f "$staging/$name" "$BIN/$name"
     rmdir "$staging"
     go_stamp "$module_dir" "$ldflags" > "$BIN/.$name.stamp"
 }
 
-# install_binary NAME VERSION MODULE_DIR PACKAGE VERSION_VARIABLE
+# install_binary NAME VERSION MODULE_DIR PACKAGE VERSION_VARIABLE [GOPROXY]
 install_binary() {
     local name="$1" version="$2" module_dir="$3" package="$4" variable="$5"
+    local goproxy="${6:-}"
     # -s -w and the version variable are what Pulumi's release builds use.
     local version_flag="$variable=$version"
     local ldflags="-s -w -X $version_flag"
@@ -109,7 +115,7 @@ install_binary() {
         return
     fi
     log "building $name $version (a cold build takes a few minutes)"
-    build_binary "$name" "$module_dir" "$package" "$ldflags"
+    build_binary "$name" "$module_dir" "$package" "$ldflags" ${goproxy:+"$goproxy"}
     binary_current "$name" "$module_dir" "$ldflags" "$version_flag" \
         || die "$name was built but does not carry version $version"
 }
@@ -127,7 +133,70 @@ install_go_tools() {
         || die "$BIN/pulumi does not run"
     [[ "$reported" == "$PULUMI_VERSION" ]] \
         || die "pulumi version reports '$reported', expected $PULUMI_VERSION"
-    log "note: pulumi-language-nodejs, -python and -go are NOT installed: the Go module proxy reachable here refuses their modules (403 Forbidden), so only YAML Pulumi programs can run"
+}
+
+# ---------------------------------------------------------- language hosts --
+#
+# The Node.js, Python and Go hosts live in modules of Pulumi's repository that
+# some Go module proxies refuse (403). A file-layout proxy holding exactly
+# those modules may sit beside the checkout at ../shared/goproxy (or wherever
+# SECUREPIPELINE_HOSTS_GOPROXY points); when it exists it is placed in front of
+# the normal proxy for these three builds only. Every module is still verified
+# against the committed go.sum.
+
+LANGUAGE_HOSTS=(
+    "pulumi-language-nodejs github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
+    "pulumi-language-python github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
+    "pulumi-language-go github.com/pulumi/pulumi/sdk/go/pulumi-language-go/v3"
+)
+
+hosts_goproxy() {
+    local dir="${SECUREPIPELINE_HOSTS_GOPROXY:-$ROOT/../shared/goproxy}"
+    local normal
+    normal="$(GOTOOLCHAIN=local go env GOPROXY)"
+    if [[ -d "$dir" ]]; then
+        printf 'file://%s,%s\n' "$(cd "$dir" && pwd)" "$normal"
+    else
+        printf '%s\n' "$normal"
+    fi
+}
+
+# Fails early, naming both ways out, when no proxy serves a host's module.
+require_host_module() {
+    local name="$1" module="$2" goproxy="$3"
+    (
+        cd "$ROOT/tools/$name"
+        GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOPROXY="$goproxy" \
+            go mod download "$module" 2>&1
+    ) >"$TOOLS/.download-$name.log" && return
+    cat "$TOOLS/.download-$name.log" >&2
+    die "cannot download $module (GOPROXY=$goproxy). Either put the file-layout proxy holding Pulumi's language hosts at $ROOT/../shared/goproxy (or set SECUREPIPELINE_HOSTS_GOPROXY to its directory), or use a Go module proxy that serves this module (GOPROXY)"
+}
+
+install_language_hosts() {
+    local goproxy entry name module
+    goproxy="$(hosts_goproxy)"
+    for entry in "${LANGUAGE_HOSTS[@]}"; do
+        read -r name module <<<"$entry"
+        # Answers from the module cache once the module has been downloaded.
+        require_host_module "$name" "$module" "$goproxy"
+        install_binary "$name" "$PULUMI_VERSION" "$ROOT/tools/$name" "$module" \
+            github.com/pulumi/pulumi/sdk/v3/go/common/version.Version "$goproxy"
+    done
+    install_python_exec
+}
+
+# The Python host runs programs through this script, looked up beside itself;
+# it ships in the sdk/v3 module the host is built against.
+install_python_exec() {
+    local sdk_dir
+    sdk_dir="$(cd "$ROOT/tools/pulumi-language-python" &&
+        GOTOOLCHAIN=local GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)" \
+        || die "cannot locate github.com/pulumi/pulumi/sdk/v3 in the module cache"
+    local script="$sdk_dir/python/cmd/pulumi-language-python-exec"
+    [[ -f "$script" ]] || die "$script is missing from the sdk/v3 module"
+    cmp -s "$script" "$BIN/pulumi-language-python-exec" 2>/dev/null \
+        || install -m 0755 "$script" "$BIN/pulumi-language-python-exec"
 }
 
 # -------------------------------------------------------------- Python venv --
@@ -170,6 +239,11 @@ print_summary() {
     log "installed in $TOOLS:"
     printf '  %-22s %s\n' "pulumi" "$(PULUMI_SKIP_UPDATE_CHECK=true "$BIN/pulumi" version)"
     printf '  %-22s %s\n' "pulumi-language-yaml" "$YAML_VERSION"
+    local entry name
+    for entry in "${LANGUAGE_HOSTS[@]}"; do
+        read -r name _ <<<"$entry"
+        printf '  %-22s %s\n' "$name" "$PULUMI_VERSION"
+    done
     "$VENV/bin/python" - <<'PY'
 import sys
 from importlib.metadata import version
@@ -183,6 +257,7 @@ PY
 main() {
     mkdir -p "$TOOLS"
     install_go_tools
+    install_language_hosts
     install_venv
     print_summary
 }
