@@ -4,7 +4,7 @@ export GOTOOLCHAIN := local
 
 .PHONY: toolchain build schema sdks check-sdks lint test example package bench
 
-# The Pulumi CLI, the YAML language host and the AWS emulator, project-local.
+# The Pulumi CLI, its language hosts and the AWS emulator, project-local.
 toolchain:
 	bash scripts/install-toolchain.sh
 
@@ -33,9 +33,11 @@ test: toolchain lint build check-sdks
 	cargo test --workspace
 	bash scripts/test-examples.sh
 
-# Deploys the example stack to a local emulator and prints its outputs.
-example: toolchain build
-	bash scripts/run-example.sh
+# Deploys an example stack to a local emulator and prints its outputs:
+# make example [LANGUAGE=yaml|typescript|python|go]
+LANGUAGE ?= yaml
+example: toolchain build check-sdks
+	bash scripts/run-example.sh $(LANGUAGE)
 
 # The release tarball `pulumi plugin install --file` accepts.
 package:

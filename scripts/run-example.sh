@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Deploys examples/yaml to the local AWS emulator and prints its outputs.
-# The example is copied into .tools/example so that running it leaves the
-# repository untouched (Pulumi records a secrets salt in the stack file).
+# Deploys examples/$LANGUAGE (yaml, typescript, python or go; default yaml)
+# to the local AWS emulator and prints its outputs and what to do next.
+# The example is prepared in .tools/example (scripts/prepare-project.sh), so
+# running it leaves the repository untouched.
+#
+# usage: run-example.sh [LANGUAGE]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+language="${1:-yaml}"
+case "$language" in
+  yaml | typescript | python | go) ;;
+  *) echo "run-example: unknown language '$language'; choose yaml, typescript, python or go" >&2; exit 2 ;;
+esac
 port=4566
 work="$root/.tools/example"
-rm -rf "$work" && mkdir -p "$work/state" "$work/project"
+rm -rf "$work" && mkdir -p "$work/state"
 
 PYTHONPATH="$root/tests/emulator" "$root/.tools/venv/bin/python" -m securepipeline_emulator --port "$port" >"$work/emulator.out" 2>"$work/emulator.log" &
 emulator=$!
@@ -18,17 +26,17 @@ for _ in $(seq 1 100); do
 done
 grep -q "^port=" "$work/emulator.out" || { echo "the emulator did not answer" >&2; exit 1; }
 
-cp "$root"/examples/yaml/Pulumi.yaml "$root"/examples/yaml/Pulumi.local.yaml "$work/project/"
-sed -i "s|path: ../../target/debug|path: $root/target/debug|" "$work/project/Pulumi.yaml"
-
 export PATH="$root/.tools/bin:$PATH"
 export PULUMI_HOME="$work/home"
 export PULUMI_BACKEND_URL="file://$work/state"
 export PULUMI_CONFIG_PASSPHRASE="local-example"
 export PULUMI_SKIP_UPDATE_CHECK=true
+export GOTOOLCHAIN=local
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE
 
+echo "preparing examples/$language in $work/project"
+bash "$root/scripts/prepare-project.sh" "$root/examples/$language" "$work/project"
 cd "$work/project"
 pulumi stack init local --non-interactive >/dev/null
 pulumi up --yes --skip-preview --non-interactive --stack local

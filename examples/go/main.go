@@ -34,6 +34,10 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 		branch = "main"
 	}
 	notificationEmail := cfg.Require("notificationEmail")
+	logRetentionDays := cfg.GetInt("logRetentionDays")
+	if logRetentionDays == 0 {
+		logRetentionDays = 14
+	}
 	// Secrets are passed by reference; only this ARN becomes readable by the
 	// stages that use it.
 	npmToken := securepipeline.EnvironmentVariableArgs{
@@ -88,7 +92,7 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 			},
 		},
 		Schedule:         pulumi.String("rate(1 day)"),
-		LogRetentionDays: pulumi.Int(14),
+		LogRetentionDays: pulumi.Int(logRetentionDays),
 		Tags:             pulumi.StringMap{"team": pulumi.String("platform")},
 	})
 }
@@ -101,7 +105,10 @@ func stackOutputs(pipeline *securepipeline.SecurePipeline) map[string]pulumi.Inp
 		"connectionStatus":        pipeline.ConnectionStatus,
 		"connectionActivationUrl": pipeline.ConnectionActivationUrl,
 		"artifactBucketName":      pipeline.ArtifactBucketName,
+		"kmsKeyArn":               pipeline.KmsKeyArn,
 		"notificationTopicArn":    pipeline.NotificationTopicArn,
 		"buildProjectNames":       pipeline.BuildProjectNames,
+		"logGroupNames":           pipeline.LogGroupNames,
+		"roleArns":                pipeline.RoleArns,
 	}
 }

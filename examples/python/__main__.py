@@ -12,6 +12,7 @@ notification_email = config.require("notificationEmail")
 npm_token_secret_arn = config.require("npmTokenSecretArn")
 pulumi_access_token_secret_arn = config.require("pulumiAccessTokenSecretArn")
 production_role_arn = config.require("productionRoleArn")
+log_retention_days = config.get_int("logRetentionDays") or 14
 
 # Secrets are passed by reference; only this ARN becomes readable by the
 # stages that use it.
@@ -65,7 +66,7 @@ pipeline = securepipeline.SecurePipeline(
         ],
     ),
     schedule="rate(1 day)",
-    log_retention_days=14,
+    log_retention_days=log_retention_days,
     tags={"team": "platform"},
 )
 
@@ -74,5 +75,8 @@ pulumi.export("pipelineUrl", pipeline.pipeline_url)
 pulumi.export("connectionStatus", pipeline.connection_status)
 pulumi.export("connectionActivationUrl", pipeline.connection_activation_url)
 pulumi.export("artifactBucketName", pipeline.artifact_bucket_name)
+pulumi.export("kmsKeyArn", pipeline.kms_key_arn)
 pulumi.export("notificationTopicArn", pipeline.notification_topic_arn)
 pulumi.export("buildProjectNames", pipeline.build_project_names)
+pulumi.export("logGroupNames", pipeline.log_group_names)
+pulumi.export("roleArns", pipeline.role_arns)

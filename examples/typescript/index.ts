@@ -8,6 +8,7 @@ const notificationEmail = config.require("notificationEmail");
 const npmTokenSecretArn = config.require("npmTokenSecretArn");
 const pulumiAccessTokenSecretArn = config.require("pulumiAccessTokenSecretArn");
 const productionRoleArn = config.require("productionRoleArn");
+const logRetentionDays = config.getNumber("logRetentionDays") ?? 14;
 
 // Push to the branch starts the pipeline: the build installs and tests the
 // app, staging gets it with the app's own deploy script, and production gets
@@ -55,7 +56,7 @@ const pipeline = new securepipeline.SecurePipeline("web-app", {
         events: ["FAILED", "SUCCEEDED"],
     },
     schedule: "rate(1 day)",
-    logRetentionDays: 14,
+    logRetentionDays,
     tags: {
         team: "platform",
     },
@@ -66,5 +67,8 @@ export const pipelineUrl = pipeline.pipelineUrl;
 export const connectionStatus = pipeline.connectionStatus;
 export const connectionActivationUrl = pipeline.connectionActivationUrl;
 export const artifactBucketName = pipeline.artifactBucketName;
+export const kmsKeyArn = pipeline.kmsKeyArn;
 export const notificationTopicArn = pipeline.notificationTopicArn;
 export const buildProjectNames = pipeline.buildProjectNames;
+export const logGroupNames = pipeline.logGroupNames;
+export const roleArns = pipeline.roleArns;

@@ -195,31 +195,43 @@ impl Stack {
         stack
     }
 
-    /// A copy of `examples/<name>` with its stack `local` pointed at this
-    /// emulator and at the provider cargo built.
-    pub fn example(emulator: &Emulator, name: &str) -> Self {
+    /// `examples/<language>` as `make example` prepares it, its stack
+    /// `local` pointed at this emulator.
+    pub fn example(emulator: &Emulator, language: &str) -> Self {
+        Self::project(
+            emulator,
+            &repo_root().join("examples").join(language),
+            "local",
+        )
+    }
+
+    /// A copy of the Pulumi project in `source`, prepared by
+    /// `scripts/prepare-project.sh` (dependencies installed the way a
+    /// user's project gets them, the provider cargo built as its plugin),
+    /// with stack `stack` pointed at this emulator.
+    pub fn project(emulator: &Emulator, source: &Path, stack_name: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary project directory");
-        let source = repo_root().join("examples").join(name);
-        for entry in std::fs::read_dir(&source).expect("read the example") {
-            let entry = entry.expect("example entry");
-            if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                std::fs::copy(entry.path(), dir.path().join(entry.file_name()))
-                    .expect("copy the example");
-            }
-        }
-        let pulumi_yaml = dir.path().join("Pulumi.yaml");
-        let text = std::fs::read_to_string(&pulumi_yaml).expect("the example's Pulumi.yaml");
-        let text = text.replace(
-            "path: ../../target/debug",
-            &format!("path: {}", provider_dir().display()),
-        );
-        std::fs::write(&pulumi_yaml, text).expect("write Pulumi.yaml");
         std::fs::create_dir_all(dir.path().join(".state")).expect("state directory");
         let stack = Self {
             dir,
             endpoint: emulator.endpoint(),
         };
-        stack.pulumi(&["stack", "init", "local"]).success();
+        let mut prepare = Command::new("bash");
+        prepare
+            .arg(repo_root().join("scripts/prepare-project.sh"))
+            .arg(source)
+            .arg(stack.path())
+            .env("PROVIDER_DIR", provider_dir());
+        stack.engine_env(&mut prepare);
+        let output = prepare.output().expect("run prepare-project.sh");
+        assert!(
+            output.status.success(),
+            "prepare-project.sh {} failed:\n{}\n{}",
+            source.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stack.pulumi(&["stack", "init", stack_name]).success();
         stack
             .pulumi(&[
                 "config",
@@ -236,15 +248,6 @@ impl Stack {
         self.dir.path()
     }
 
-    /// Replaces the program (the `resources:`/`outputs:` part of Pulumi.yaml).
-    pub fn set_program(&self, name: &str, program: &str) {
-        let pulumi_yaml = format!(
-            "name: {name}\nruntime: yaml\nplugins:\n  providers:\n    - name: securepipeline\n      path: {}\n{program}",
-            provider_dir().display()
-        );
-        std::fs::write(self.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
-    }
-
     /// Replaces Pulumi.yaml with a program that relies on the installed
     /// plugin (no `plugins:` path).
     pub fn set_program_without_plugin_path(&self, name: &str, program: &str) {
@@ -256,15 +259,30 @@ impl Stack {
     }
 
     pub fn pulumi(&self, args: &[&str]) -> Run {
+        let log_file = self.path().join("engine.log");
+        let mut command = Command::new(tools_bin().join("pulumi"));
+        command
+            .args(args)
+            .args(["--non-interactive", "--color=never"]);
+        self.engine_env(&mut command);
+        let output = command.stdin(Stdio::null()).output().expect("run pulumi");
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            output,
+            log_file,
+        }
+    }
+
+    /// What every process of this project runs with: the project-local
+    /// tools first on PATH, its own PULUMI_HOME and backend, the emulator's
+    /// credentials.
+    fn engine_env(&self, command: &mut Command) {
         let path = format!(
             "{}:{}",
             tools_bin().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let log_file = self.path().join("engine.log");
-        let output = Command::new(tools_bin().join("pulumi"))
-            .args(args)
-            .args(["--non-interactive", "--color=never"])
+        command
             .current_dir(self.path())
             .env("PATH", path)
             .env("PULUMI_HOME", self.path().join(".pulumi-home"))
@@ -276,20 +294,13 @@ impl Stack {
             .env("PULUMI_SKIP_UPDATE_CHECK", "true")
             .env("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
             .env("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK", "true")
+            .env("GOTOOLCHAIN", "local")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
             .env_remove("AWS_PROFILE")
             .env("SECUREPIPELINE_LOG", "info")
-            .env("PULUMI_DEBUG_GRPC", self.path().join("grpc.log"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pulumi");
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            output,
-            log_file,
-        }
+            .env("PULUMI_DEBUG_GRPC", self.path().join("grpc.log"));
     }
 
     pub fn up(&self) -> Run {
@@ -451,5 +462,106 @@ pub mod readback {
                 .map(|t| (t.key().to_string(), t.value().to_string()))
                 .collect(),
         }
+    }
+
+    /// Everything of the kinds SecurePipeline creates that is still in one
+    /// region of the emulator (IAM and S3 are global there): after a
+    /// destroy this must be empty. Keys count unless pending deletion,
+    /// since KMS never deletes a key at once.
+    pub async fn leftovers(sdk: &aws_config::SdkConfig) -> Vec<String> {
+        let mut left = Vec::new();
+        let pipelines = aws_sdk_codepipeline::Client::new(sdk)
+            .list_pipelines()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            pipelines
+                .pipelines()
+                .iter()
+                .map(|p| format!("pipeline {}", p.name().unwrap_or_default())),
+        );
+        let projects = aws_sdk_codebuild::Client::new(sdk)
+            .list_projects()
+            .send()
+            .await
+            .unwrap();
+        left.extend(projects.projects().iter().map(|p| format!("project {p}")));
+        let buckets = s3(sdk).list_buckets().send().await.unwrap();
+        left.extend(
+            buckets
+                .buckets()
+                .iter()
+                .map(|b| format!("bucket {}", b.name().unwrap_or_default())),
+        );
+        let roles = aws_sdk_iam::Client::new(sdk)
+            .list_roles()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            roles
+                .roles()
+                .iter()
+                .map(|r| format!("role {}", r.role_name())),
+        );
+        let rules = aws_sdk_eventbridge::Client::new(sdk)
+            .list_rules()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            rules
+                .rules()
+                .iter()
+                .map(|r| format!("rule {}", r.name().unwrap_or_default())),
+        );
+        let topics = aws_sdk_sns::Client::new(sdk)
+            .list_topics()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            topics
+                .topics()
+                .iter()
+                .map(|t| format!("topic {}", t.topic_arn().unwrap_or_default())),
+        );
+        let groups = aws_sdk_cloudwatchlogs::Client::new(sdk)
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            groups
+                .log_groups()
+                .iter()
+                .map(|g| format!("log group {}", g.log_group_name().unwrap_or_default())),
+        );
+        let connections = aws_sdk_codestarconnections::Client::new(sdk)
+            .list_connections()
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            connections
+                .connections()
+                .iter()
+                .map(|c| format!("connection {}", c.connection_arn().unwrap_or_default())),
+        );
+        let kms = aws_sdk_kms::Client::new(sdk);
+        for key in kms.list_keys().send().await.unwrap().keys() {
+            let id = key.key_id().unwrap_or_default();
+            let described = kms.describe_key().key_id(id).send().await.unwrap();
+            let state = described
+                .key_metadata()
+                .and_then(|m| m.key_state())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            if state != "PendingDeletion" {
+                left.push(format!("key {id} ({state})"));
+            }
+        }
+        left
     }
 }

@@ -6,14 +6,20 @@ use std::collections::BTreeMap;
 
 use securepipeline::iam::{lint, PolicyDocument};
 use securepipeline_e2e::readback::{self, policy, text};
-use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
+use securepipeline_e2e::{repo_root, Emulator, Stack, ACCOUNT, REGION};
 use serde_json::Value as Json;
 
 const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-token-AbCdEf";
 
-fn program(retention: u32) -> String {
-    format!(
-        r#"
+/// The richest single-region configuration. The notification address is a
+/// secret, retention comes from stack config so that changing it is a
+/// one-input change. tests/e2e/programs/guarantees-typescript declares the
+/// same pipeline through the TypeScript SDK.
+const PROGRAM: &str = r#"
+config:
+  logRetentionDays:
+    type: integer
+    default: 14
 resources:
   web:
     type: securepipeline:index:SecurePipeline
@@ -32,34 +38,36 @@ resources:
           NODE_ENV:
             value: test
           NPM_TOKEN:
-            secretArn: {SECRET_ARN}
+            secretArn: arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-token-AbCdEf
             secretJsonKey: token
           DB_PASSWORD:
             parameterName: /web/db-password
       notifications:
-        emails: [team@example.com]
+        emails:
+          - fn::secret: team@example.com
         events: [FAILED, SUCCEEDED]
       schedule: rate(1 day)
-      logRetentionDays: {retention}
+      logRetentionDays: ${logRetentionDays}
       artifactRetentionDays: 14
       tags:
         team: platform
 outputs:
-  pipelineName: ${{web.pipelineName}}
-  pipelineArn: ${{web.pipelineArn}}
-  pipelineUrl: ${{web.pipelineUrl}}
-  connectionArn: ${{web.connectionArn}}
-  connectionStatus: ${{web.connectionStatus}}
-  artifactBucketName: ${{web.artifactBucketName}}
-  kmsKeyArn: ${{web.kmsKeyArn}}
-  notificationTopicArn: ${{web.notificationTopicArn}}
-  eventBridgeRoleArn: ${{web.eventBridgeRoleArn}}
-  buildProjectNames: ${{web.buildProjectNames}}
-  logGroupNames: ${{web.logGroupNames}}
-  roleArns: ${{web.roleArns}}
-"#
-    )
-}
+  pipelineName: ${web.pipelineName}
+  pipelineArn: ${web.pipelineArn}
+  pipelineUrl: ${web.pipelineUrl}
+  connectionArn: ${web.connectionArn}
+  connectionStatus: ${web.connectionStatus}
+  artifactBucketName: ${web.artifactBucketName}
+  kmsKeyArn: ${web.kmsKeyArn}
+  notificationTopicArn: ${web.notificationTopicArn}
+  eventBridgeRoleArn: ${web.eventBridgeRoleArn}
+  buildProjectNames: ${web.buildProjectNames}
+  logGroupNames: ${web.logGroupNames}
+  roleArns: ${web.roleArns}
+"#;
+
+/// The secret notification address both programs pass.
+const SECRET_EMAIL: &str = "team@example.com";
 
 struct Aws {
     codebuild: aws_sdk_codebuild::Client,
@@ -124,10 +132,32 @@ fn assert_managed_tags(what: &str, tags: &BTreeMap<String, String>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn yaml_pipeline_holds_every_guarantee() {
     let emulator = Emulator::start();
-    let stack = Stack::yaml(&emulator, "web-pipeline", &program(14));
-    stack.up().success();
+    let stack = Stack::yaml(&emulator, "web-pipeline", PROGRAM);
+    holds_every_guarantee(&emulator, &stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typescript_pipeline_holds_every_guarantee() {
+    let emulator = Emulator::start();
+    let program = repo_root().join("tests/e2e/programs/guarantees-typescript");
+    let stack = Stack::project(&emulator, &program, "test");
+    stack
+        .pulumi(&["config", "set", "securepipeline:region", REGION])
+        .success();
+    holds_every_guarantee(&emulator, &stack).await;
+}
+
+/// Creates the pipeline and reads every guarantee back from the emulator,
+/// then a no-op update, a one-input change, drift repair and destroy.
+async fn holds_every_guarantee(emulator: &Emulator, stack: &Stack) {
+    let created = stack.up().success();
+    assert!(
+        !created.text().contains(SECRET_EMAIL),
+        "a secret input reached the engine's output:\n{}",
+        created.text()
+    );
     let out = stack.outputs();
-    let aws = Aws::new(&emulator).await;
+    let aws = Aws::new(emulator).await;
 
     // G1: every ARN is in the caller's account and region.
     let pipeline_arn = text(&out, "pipelineArn");
@@ -572,9 +602,12 @@ async fn yaml_pipeline_holds_every_guarantee() {
         "{project_name}"
     );
 
-    // G12: nothing secret-looking sits in plaintext state.
+    // G12: the secret input is not in plaintext state.
     let checkpoint = stack.export();
-    assert!(!checkpoint.contains("e2e-passphrase"));
+    assert!(
+        !checkpoint.contains(SECRET_EMAIL),
+        "a secret input is stored in plaintext state"
+    );
 
     // A second `up` changes nothing and writes nothing.
     emulator.reset_calls();
@@ -588,7 +621,9 @@ async fn yaml_pipeline_holds_every_guarantee() {
     assert!(writes.is_empty(), "a no-op update wrote to AWS: {writes:?}");
 
     // Changing one input updates only what depends on it.
-    stack.set_program("web-pipeline", &program(30));
+    stack
+        .pulumi(&["config", "set", "logRetentionDays", "30"])
+        .success();
     let preview = stack.pulumi(&["preview", "--json"]).success();
     let steps: Json = serde_json::from_str(&preview.stdout()).unwrap();
     let changed: Vec<(String, String)> = steps["steps"]
@@ -662,72 +697,10 @@ async fn yaml_pipeline_holds_every_guarantee() {
         .unwrap()
         .key_rotation_enabled());
 
-    // Destroy leaves nothing behind.
+    // Destroy leaves nothing behind; the key waits out its deletion window.
     stack.destroy().success();
-    assert!(aws
-        .codepipeline
-        .list_pipelines()
-        .send()
-        .await
-        .unwrap()
-        .pipelines()
-        .is_empty());
-    assert!(aws
-        .codebuild
-        .list_projects()
-        .send()
-        .await
-        .unwrap()
-        .projects()
-        .is_empty());
-    assert!(aws
-        .s3
-        .list_buckets()
-        .send()
-        .await
-        .unwrap()
-        .buckets()
-        .is_empty());
-    assert!(aws
-        .iam
-        .list_roles()
-        .send()
-        .await
-        .unwrap()
-        .roles()
-        .is_empty());
-    assert!(aws
-        .events
-        .list_rules()
-        .send()
-        .await
-        .unwrap()
-        .rules()
-        .is_empty());
-    assert!(aws
-        .sns
-        .list_topics()
-        .send()
-        .await
-        .unwrap()
-        .topics()
-        .is_empty());
-    assert!(aws
-        .logs
-        .describe_log_groups()
-        .send()
-        .await
-        .unwrap()
-        .log_groups()
-        .is_empty());
-    assert!(aws
-        .connections
-        .list_connections()
-        .send()
-        .await
-        .unwrap()
-        .connections()
-        .is_empty());
+    let left = readback::leftovers(&emulator.sdk().await).await;
+    assert!(left.is_empty(), "destroy left {left:?}");
     let key = aws
         .kms
         .describe_key()
@@ -813,32 +786,4 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
             run.text()
         );
     }
-}
-
-#[test]
-fn secret_inputs_stay_out_of_plaintext_state() {
-    let emulator = Emulator::start();
-    let program = r#"
-resources:
-  web:
-    type: securepipeline:index:SecurePipeline
-    properties:
-      source: {repository: example-org/web}
-      build: {commands: [make]}
-      notifications:
-        emails:
-          - fn::secret: oncall-private@example.com
-"#;
-    let stack = Stack::yaml(&emulator, "secret-inputs", program);
-    let run = stack.up().success();
-    assert!(
-        !run.text().contains("oncall-private"),
-        "a secret reached the engine's output"
-    );
-    let checkpoint = stack.export();
-    assert!(
-        !checkpoint.contains("oncall-private"),
-        "a secret input is stored in plaintext state"
-    );
-    stack.destroy().success();
 }
