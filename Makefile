@@ -9,7 +9,7 @@ toolchain:
 	bash scripts/install-toolchain.sh
 
 build:
-	cargo build -p pulumi-resource-securepipeline
+	cargo build --workspace
 
 # Regenerates schema/schema.json from the Rust types.
 schema:
