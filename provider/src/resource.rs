@@ -112,7 +112,8 @@ pub trait CustomResource: Send + Sync + 'static {
 
     /// Output property names, reported as unknown during preview.
     const OUTPUT_KEYS: &'static [&'static str];
-    /// Input property names whose change requires a new resource.
+    /// Input property names whose change requires a new resource, besides
+    /// [`ALWAYS_REPLACE_KEYS`].
     const REPLACE_KEYS: &'static [&'static str];
 
     /// Validates and normalises inputs (defaults, auto-names, managed tags).
@@ -152,6 +153,10 @@ pub trait CustomResource: Send + Sync + 'static {
         outputs: &Self::Outputs,
     ) -> Result<(), ResourceError>;
 }
+
+/// Inputs whose change replaces a resource of any kind: nothing in AWS moves
+/// between regions, so an update in place would fail or act on the old one.
+pub const ALWAYS_REPLACE_KEYS: &[&str] = &["region"];
 
 /// True when a string input is not known yet (preview).
 pub fn is_unknown(value: &str) -> bool {
@@ -257,6 +262,11 @@ pub fn merge_state(inputs: &Json, outputs: &Json) -> Json {
 
 /// Compares old and new inputs key by key.
 pub fn diff_inputs(olds: &Json, news: &Json, replace_keys: &[&str]) -> DiffResult {
+    let replace_keys: Vec<&str> = replace_keys
+        .iter()
+        .chain(ALWAYS_REPLACE_KEYS)
+        .copied()
+        .collect();
     let empty = serde_json::Map::new();
     let old_map = olds.as_object().unwrap_or(&empty);
     let new_map = news.as_object().unwrap_or(&empty);
@@ -534,6 +544,15 @@ mod tests {
         assert_eq!(diff.detailed["gone"], DiffKind::Delete);
         assert_eq!(diff.detailed["added"], DiffKind::Add);
         assert!(!diff.detailed.contains_key("nothing"));
+    }
+
+    #[test]
+    fn a_region_change_replaces_every_kind() {
+        let olds = json!({"projectName": "p", "region": "us-east-1"});
+        let news = json!({"projectName": "p", "region": "us-west-2"});
+        let diff = diff_inputs(&olds, &news, &["projectName"]);
+        assert_eq!(diff.replaces, vec!["region"]);
+        assert_eq!(diff.detailed["region"], DiffKind::UpdateReplace);
     }
 
     #[test]

@@ -169,7 +169,9 @@ fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
 fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
     match err {
         ResourceError::Partial { id, state, message } => {
-            let properties = crate::resource::from_typed(&state, &Default::default());
+            // The state holds the inputs: what was secret there stays secret.
+            let secret_keys = crate::resource::to_typed(inputs).secret_keys;
+            let properties = crate::resource::from_typed(&state, &secret_keys);
             let details = pulumirpc::ErrorResourceInitFailed {
                 id,
                 properties: Some(encode_struct(&properties)),
@@ -511,6 +513,7 @@ impl ResourceProvider for Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::value::PropertyValue;
 
     #[test]
     fn parses_type_and_name_from_urns() {
@@ -544,5 +547,33 @@ mod tests {
                 .unwrap();
         assert_eq!(details.id, "bucket-1");
         assert_eq!(details.reasons, vec!["encryption could not be set"]);
+    }
+
+    #[test]
+    fn partial_failures_keep_secret_inputs_secret() {
+        let mut inputs = PropertyMap::new();
+        inputs.insert(
+            "endpoint".into(),
+            PropertyValue::Secret(Box::new(PropertyValue::String("oncall@example.com".into()))),
+        );
+        let status = error_to_status(
+            ResourceError::Partial {
+                id: "topic-1".into(),
+                state: serde_json::json!({"endpoint": "oncall@example.com", "arn": "arn"}),
+                message: "the policy could not be set".into(),
+            },
+            &inputs,
+        );
+        let envelope = RpcStatus::decode(status.details()).unwrap();
+        let details =
+            pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice())
+                .unwrap();
+        let properties =
+            crate::protocol::value::decode_struct(details.properties.as_ref().unwrap()).unwrap();
+        assert!(
+            matches!(properties["endpoint"], PropertyValue::Secret(_)),
+            "{properties:?}"
+        );
+        assert!(matches!(properties["arn"], PropertyValue::String(_)));
     }
 }

@@ -562,7 +562,7 @@ impl CustomResource for ArtifactBucket {
     type Inputs = ArtifactBucketInputs;
     type Outputs = ArtifactBucketOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "bucketName", "region"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "bucketName"];
 
     fn check(
         ctx: &CheckContext<'_>,

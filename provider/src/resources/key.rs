@@ -272,10 +272,10 @@ impl CustomResource for Key {
     type Inputs = KeyInputs;
     type Outputs = KeyOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["keyId", "arn", "aliasArn"];
-    // Everything but the region, the alias included, changes in place:
-    // replacing a key would strand whatever it encrypted. A key cannot move
-    // between regions.
-    const REPLACE_KEYS: &'static [&'static str] = &["region"];
+    // Everything but the region (which replaces every kind), the alias
+    // included, changes in place: replacing a key would strand whatever it
+    // encrypted.
+    const REPLACE_KEYS: &'static [&'static str] = &[];
 
     fn check(
         ctx: &CheckContext<'_>,

@@ -114,7 +114,7 @@ impl CustomResource for LogGroup {
     type Inputs = LogGroupInputs;
     type Outputs = LogGroupOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName", "region"];
+    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName"];
 
     fn check(
         ctx: &CheckContext<'_>,
