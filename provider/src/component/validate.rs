@@ -226,9 +226,15 @@ fn build(
                 "give at least one command, or use buildspecPath",
             );
         }
-        check_commands("build.commands", commands, failures);
+        check_commands("build.commands", commands, secret_paths, failures);
     }
     if let Some(spec) = &build.buildspec {
+        if is_secret(secret_paths, "build.buildspec") {
+            failures.push(
+                "build.buildspec",
+                format!("is a Pulumi secret, which CodeBuild would hold as plain text; {CREDENTIAL_FIX}"),
+            );
+        }
         if let Err(reason) = buildspec::validate(spec) {
             failures.push("build.buildspec", reason);
         }
@@ -334,13 +340,29 @@ fn command_problem(command: &str) -> Option<String> {
     })
 }
 
-fn check_commands(property: &str, commands: &[String], failures: &mut Failures) {
+/// A command is written into the project's buildspec, which CodeBuild
+/// stores and shows as plain text: it can hold neither a credential nor a
+/// Pulumi secret.
+fn check_commands(
+    property: &str,
+    commands: &[String],
+    secret_paths: &BTreeSet<String>,
+    failures: &mut Failures,
+) {
     for (index, command) in commands.iter().enumerate() {
+        let at = format!("{property}[{index}]");
+        if is_secret(secret_paths, &at) {
+            failures.push(
+                at,
+                format!("is a Pulumi secret, which the buildspec would hold as plain text; {CREDENTIAL_FIX}"),
+            );
+            continue;
+        }
         if is_unknown(command) {
             continue;
         }
         if let Some(reason) = command_problem(command) {
-            failures.push(format!("{property}[{index}]"), reason);
+            failures.push(at, reason);
         }
     }
 }
@@ -511,7 +533,12 @@ fn deploy(
         (None, Some(commands)) if commands.is_empty() => {
             failures.push(format!("{path}.commands"), "give at least one command")
         }
-        (None, Some(commands)) => check_commands(&format!("{path}.commands"), commands, failures),
+        (None, Some(commands)) => check_commands(
+            &format!("{path}.commands"),
+            commands,
+            secret_paths,
+            failures,
+        ),
         _ => {}
     }
     // The stage's region when it differs from the provider's, which its
@@ -1287,6 +1314,39 @@ mod tests {
         assert!(found[0].reason.contains("secretArn"), "{}", found[0].reason);
         assert!(!found[0].reason.contains("postgres-host"));
         assert!(validate(&ctx, &pipeline, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_secret_command_is_rejected_because_the_buildspec_is_plain_text() {
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: None,
+        };
+        let pipeline = args(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["make", "deploy --key k3y"]},
+            "deployments": [{"name": "dev", "commands": ["./deploy"]}]
+        }));
+        let secrets = BTreeSet::from([
+            "build.commands[1]".to_string(),
+            "deployments[0].commands".to_string(),
+        ]);
+        let found = validate(&ctx, &pipeline, &secrets)
+            .into_result(())
+            .unwrap_err();
+        let at: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(at, vec!["build.commands[1]", "deployments[0].commands[0]"]);
+        assert!(found.iter().all(|f| !f.reason.contains("k3y")));
+        let inline = args(json!({
+            "source": {"repository": "org/app"},
+            "build": {"buildspec": "version: 0.2\nphases:\n  build:\n    commands: [make]\n"}
+        }));
+        let found = validate(&ctx, &inline, &BTreeSet::from(["build".to_string()]))
+            .into_result(())
+            .unwrap_err();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, "build.buildspec");
     }
 
     #[test]
