@@ -1,6 +1,7 @@
 //! The SecurePipeline Pulumi resource provider.
 pub mod aws;
 pub mod component;
+pub mod credentials;
 pub mod engine_log;
 pub mod iam;
 pub mod naming;

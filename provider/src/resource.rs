@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
-use crate::protocol::json::{json_to_property, property_to_json, UNKNOWN};
+use crate::protocol::json::{json_to_property, property_to_json, secret_paths, UNKNOWN};
 use crate::protocol::value::{PropertyMap, PropertyValue};
 
 /// A rejected input: the property path and what to do instead.
@@ -193,6 +193,8 @@ pub struct TypedInputs {
     pub json: Json,
     /// Top-level keys that held a secret anywhere inside.
     pub secret_keys: BTreeSet<String>,
+    /// The paths of the secret values themselves (`a.b[0].c`).
+    pub secret_paths: BTreeSet<String>,
     pub has_unknowns: bool,
 }
 
@@ -201,11 +203,13 @@ pub struct TypedInputs {
 pub fn to_typed(map: &PropertyMap) -> TypedInputs {
     let mut object = serde_json::Map::new();
     let mut secret_keys = BTreeSet::new();
+    let mut paths = BTreeSet::new();
     let mut has_unknowns = false;
     for (key, value) in map {
         let converted = property_to_json(value);
         if converted.secret {
             secret_keys.insert(key.clone());
+            paths.extend(secret_paths(value, key));
         }
         has_unknowns |= converted.unknown;
         object.insert(key.clone(), converted.json);
@@ -213,6 +217,7 @@ pub fn to_typed(map: &PropertyMap) -> TypedInputs {
     TypedInputs {
         json: Json::Object(object),
         secret_keys,
+        secret_paths: paths,
         has_unknowns,
     }
 }

@@ -73,6 +73,26 @@ impl fmt::Display for Arn {
     }
 }
 
+/// IAM's wildcard characters: an ARN holding one names a set, not a thing.
+pub fn has_wildcard(value: &str) -> bool {
+    value.contains(['*', '?'])
+}
+
+/// Secrets Manager appends `-` and 6 random characters to every secret's
+/// name in its ARN; a "partial" ARN without them matches in IAM only as a
+/// prefix and may name a secret created later under the same name.
+pub fn is_complete_secret_arn(arn: &Arn) -> bool {
+    let Some(name) = arn.resource.strip_prefix("secret:") else {
+        return false;
+    };
+    let bytes = name.as_bytes();
+    bytes.len() > 7
+        && bytes[bytes.len() - 7] == b'-'
+        && bytes[bytes.len() - 6..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric())
+}
+
 pub fn is_account_id(value: &str) -> bool {
     value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
 }
@@ -209,6 +229,30 @@ mod tests {
             .unwrap_err()
             .contains("partition"));
         assert!("role/x".parse::<Arn>().unwrap_err().contains("not an ARN"));
+    }
+
+    #[test]
+    fn secret_arns_need_the_random_suffix() {
+        let secret = |s: &str| {
+            format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{s}")
+                .parse::<Arn>()
+                .unwrap()
+        };
+        assert!(is_complete_secret_arn(&secret("npm-token-AbCdEf")));
+        assert!(is_complete_secret_arn(&secret("prod/db-a1B2c3")));
+        assert!(!is_complete_secret_arn(&secret("npmtoken")));
+        assert!(!is_complete_secret_arn(&secret("npm-token")));
+        assert!(!is_complete_secret_arn(&secret("-AbCdEf")));
+        assert!(!is_complete_secret_arn(&secret("token-AbC_Ef")));
+    }
+
+    #[test]
+    fn wildcards_are_either_character() {
+        assert!(has_wildcard("arn:aws:iam::123456789012:role/deploy-*"));
+        assert!(has_wildcard(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdE?"
+        ));
+        assert!(!has_wildcard("arn:aws:iam::123456789012:role/deploy"));
     }
 
     #[test]

@@ -223,6 +223,15 @@ pub struct Deployment {
     /// How long an approval waits, 5 to 10080 minutes. Default 1440.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_minutes: Option<u32>,
+    /// Who may approve this stage: ARNs of IAM users or roles in the
+    /// pipeline's partition, without wildcards. They are written into the
+    /// approval's description, so reviewers see who may approve. Only a
+    /// stage with an approval takes them. To enforce the list, allow
+    /// `codepipeline:PutApprovalResult` on
+    /// `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+    /// to these principals only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<Vec<String>>,
     /// Roll the stage back when it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_on_failure: Option<bool>,

@@ -129,7 +129,7 @@ pub async fn construct(
         random_seed: &[],
         aws: aws.as_deref(),
     };
-    validate::validate(&check, &args)
+    validate::validate(&check, &args, &typed.secret_paths)
         .into_result(())
         .map_err(|failures| invalid(&name, failures))?;
     let aws = aws.ok_or_else(|| {
@@ -159,6 +159,10 @@ pub async fn construct(
             &defaults,
         )
         .await?;
+
+    for note in plan::defaulted_notes(&args) {
+        log.info(&component.urn, &note);
+    }
 
     let mut secret_inputs: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
     if typed.secret_keys.contains("build") || typed.secret_keys.contains("deployments") {

@@ -24,18 +24,8 @@ pub const DEPLOY_PROFILE: &str = "securepipeline-deploy";
 /// The profile the state backend uses when the deployment assumes a role:
 /// the stage's own CodeBuild role, which holds the state grants.
 pub const STAGE_PROFILE: &str = "securepipeline-stage";
-/// Variables the generated buildspecs set; a deployment's `environment`
-/// cannot override them.
-pub const RESERVED_VARIABLES: &[&str] = &[
-    "PULUMI_ACCESS_TOKEN",
-    "PULUMI_CONFIG_PASSPHRASE",
-    PREVIEW_ONLY,
-    "AWS_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SDK_LOAD_CONFIG",
-];
 /// CodePipeline's limit on an approval's custom data.
-const MAX_CUSTOM_DATA: usize = 500;
+pub const MAX_CUSTOM_DATA: usize = 500;
 /// STS's limit on role session names.
 const MAX_SESSION_NAME: usize = 64;
 
@@ -518,6 +508,14 @@ fn codebuild_action(
     }
 }
 
+/// Who may approve, as the approval's custom data states it.
+pub fn approvers_note(approvers: &[String]) -> String {
+    format!(
+        "Only these principals may approve: {}.",
+        approvers.join(", ")
+    )
+}
+
 fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_order: u32) -> Action {
     let what = match &deployment.pulumi {
         Some(pulumi) => format!(
@@ -528,6 +526,13 @@ fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_ord
             "Approve running the deployment commands of stage {} (CodeBuild project {}).",
             deployment.name, children.project_name
         ),
+    };
+    // First, so that the length limit never cuts it off.
+    let what = match deployment.approvers.as_deref() {
+        Some(approvers) if !approvers.is_empty() => {
+            format!("{} {what}", approvers_note(approvers))
+        }
+        _ => what,
     };
     Action {
         name: "Approve".into(),
@@ -1051,6 +1056,26 @@ mod tests {
         assert_eq!(deploy.output_artifacts, vec!["StackOutputs-prod"]);
         assert!(!deploy.configuration.contains_key("EnvironmentVariables"));
         assert!(!stage.rollback_on_failure);
+    }
+
+    #[test]
+    fn the_approval_states_who_may_approve_first() {
+        let approvers = vec![
+            "arn:aws:iam::123456789012:role/release-managers".to_string(),
+            "arn:aws:iam::123456789012:user/alice".to_string(),
+        ];
+        let mut with_approvers = prod();
+        with_approvers.approvers = Some(approvers.clone());
+        let stage = stage(&with_approvers, "eu-west-1", CHILDREN);
+        let data = &stage.actions[1].configuration["CustomData"];
+        assert!(
+            data.starts_with(&format!(
+                "Only these principals may approve: {}, {}. Approve deploying",
+                approvers[0], approvers[1]
+            )),
+            "{data}"
+        );
+        assert!(data.chars().count() <= MAX_CUSTOM_DATA);
     }
 
     #[test]

@@ -79,6 +79,24 @@ pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
+/// What the component decides when an input that says where code comes from
+/// or how it is built is left out, so that preview states it.
+pub fn defaulted_notes(args: &SecurePipelineArgs) -> Vec<String> {
+    let mut notes = Vec::new();
+    if args.source.branch.is_none() {
+        notes.push(format!(
+            "source.branch is not set: the pipeline starts on pushes to `{DEFAULT_BRANCH}` and builds it; set source.branch to use another branch"
+        ));
+    }
+    let build = &args.build;
+    if build.commands.is_none() && build.buildspec.is_none() && build.buildspec_path.is_none() {
+        notes.push(format!(
+            "build.buildspecPath is not set: the build runs `{DEFAULT_BUILDSPEC_PATH}` from the repository root, and fails if there is none; set build.commands, build.buildspec or build.buildspecPath"
+        ));
+    }
+    notes
+}
+
 /// The build's buildspec: generated from commands, the inline one, or a
 /// path in the repository.
 pub fn build_buildspec(build: &Build) -> String {
@@ -554,5 +572,20 @@ mod tests {
             ]
         );
         assert!(lint::permissions(&policy).is_empty());
+    }
+
+    #[test]
+    fn defaulted_branch_and_buildspec_are_stated() {
+        let notes = defaulted_notes(&args(json!({"source": {"repository": "o/r"}, "build": {}})));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("source.branch is not set") && notes[0].contains("`main`"));
+        assert!(
+            notes[1].starts_with("build.buildspecPath is not set")
+                && notes[1].contains("`buildspec.yml`")
+        );
+        assert!(defaulted_notes(&args(
+            json!({"source": {"repository": "o/r", "branch": "main"}, "build": {"commands": ["make"]}})
+        ))
+        .is_empty());
     }
 }

@@ -10,10 +10,12 @@ use super::args::{
 };
 use super::buildspec;
 use super::deploy;
-use crate::aws::arn::{is_region, Arn, Arns};
+use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
+use crate::credentials;
 use crate::resource::{is_unknown, CheckContext, CheckFailure, Failures};
-use crate::resources::common::{check_arn, check_kms_key_arn};
+use crate::resources::common::{check_exact_arn, check_kms_key_arn, check_secret_arn};
 use crate::resources::log_group::check_retention;
+use crate::resources::topic;
 use crate::tags;
 
 pub const BUILD_TIMEOUT: (u32, u32) = (5, 2160);
@@ -21,10 +23,16 @@ pub const QUEUED_TIMEOUT: (u32, u32) = (5, 480);
 pub const APPROVAL_TIMEOUT: (u32, u32) = (5, 10080);
 pub const ARTIFACT_RETENTION: (u32, u32) = (1, 3650);
 
-pub fn validate(ctx: &CheckContext<'_>, args: &SecurePipelineArgs) -> Failures {
+/// `secret_paths` are the property paths the engine marked secret (see
+/// [`is_secret`]).
+pub fn validate(
+    ctx: &CheckContext<'_>,
+    args: &SecurePipelineArgs,
+    secret_paths: &BTreeSet<String>,
+) -> Failures {
     let mut failures = Failures::default();
     source(ctx, &args.source, &mut failures);
-    build(ctx, &args.build, &mut failures);
+    build(ctx, &args.build, secret_paths, &mut failures);
     let deployments = args.deployments.as_deref().unwrap_or_default();
     let mut names = BTreeSet::new();
     for (index, deployment) in deployments.iter().enumerate() {
@@ -38,7 +46,7 @@ pub fn validate(ctx: &CheckContext<'_>, args: &SecurePipelineArgs) -> Failures {
                 ),
             );
         }
-        deploy(ctx, &path, deployment, &mut failures);
+        deploy(ctx, &path, deployment, secret_paths, &mut failures);
     }
     production_isolation(args, &mut failures);
     if let Some(notifications) = &args.notifications {
@@ -105,7 +113,7 @@ fn source(ctx: &CheckContext<'_>, source: &Source, failures: &mut Failures) {
     );
     match (&source.connection_arn, &source.host_arn) {
         (Some(arn), host) => {
-            failures.extend(check_arn(
+            failures.extend(check_exact_arn(
                 ctx,
                 "source.connectionArn",
                 arn,
@@ -122,7 +130,7 @@ fn source(ctx: &CheckContext<'_>, source: &Source, failures: &mut Failures) {
             }
         }
         (None, Some(host)) if needs_host => {
-            failures.extend(check_arn(
+            failures.extend(check_exact_arn(
                 ctx,
                 "source.hostArn",
                 host,
@@ -177,6 +185,16 @@ pub fn check_branch(branch: &str) -> Result<(), String> {
         || branch
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if let Some(name) = branch.strip_prefix("refs/heads/") {
+        return Err(format!(
+            "`{branch}` is a ref, and pipeline triggers match branch names only, so it would never start; use `{name}`"
+        ));
+    }
+    if branch.starts_with("refs/") {
+        return Err(format!(
+            "`{branch}` is a ref, not a branch; pipeline triggers match branch names such as `main`"
+        ));
+    }
     if bad {
         Err(format!("`{branch}` is not a valid git branch name"))
     } else {
@@ -184,7 +202,12 @@ pub fn check_branch(branch: &str) -> Result<(), String> {
     }
 }
 
-fn build(ctx: &CheckContext<'_>, build: &Build, failures: &mut Failures) {
+fn build(
+    ctx: &CheckContext<'_>,
+    build: &Build,
+    secret_paths: &BTreeSet<String>,
+    failures: &mut Failures,
+) {
     let given = [
         build.commands.is_some(),
         build.buildspec.is_some(),
@@ -203,10 +226,28 @@ fn build(ctx: &CheckContext<'_>, build: &Build, failures: &mut Failures) {
                 "give at least one command, or use buildspecPath",
             );
         }
+        check_commands("build.commands", commands, secret_paths, failures);
     }
     if let Some(spec) = &build.buildspec {
+        if is_secret(secret_paths, "build.buildspec") {
+            failures.push(
+                "build.buildspec",
+                format!("is a Pulumi secret, which CodeBuild would hold as plain text; {CREDENTIAL_FIX}"),
+            );
+        }
         if let Err(reason) = buildspec::validate(spec) {
             failures.push("build.buildspec", reason);
+        }
+        let mut found = false;
+        for (index, line) in spec.lines().enumerate() {
+            if let Some(reason) = command_problem(line) {
+                found = true;
+                failures.push("build.buildspec", format!("line {}: {reason}", index + 1));
+            }
+        }
+        // A private key spans lines.
+        if let Some(what) = credentials::find(spec).filter(|_| !found) {
+            failures.push("build.buildspec", format!("holds {what}; {CREDENTIAL_FIX}"));
         }
     }
     if let Some(path) = &build.buildspec_path {
@@ -234,14 +275,9 @@ fn build(ctx: &CheckContext<'_>, build: &Build, failures: &mut Failures) {
     }
     if let Some(environment) = &build.environment {
         for (name, variable) in environment {
-            env_var(
-                ctx,
-                &format!("build.environment.{name}"),
-                name,
-                variable,
-                None,
-                failures,
-            );
+            let path = format!("build.environment.{name}");
+            let secret = is_secret(secret_paths, &format!("{path}.value"));
+            env_var(ctx, &path, name, variable, None, secret, failures);
         }
     }
 }
@@ -261,40 +297,88 @@ fn check_repo_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Names and values that must not be passed as plaintext.
-pub(crate) fn looks_like_credential(name: &str, value: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    let secret_name = [
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "API_KEY",
-        "APIKEY",
-        "PRIVATE_KEY",
-        "ACCESS_KEY",
-        "CREDENTIAL",
-    ]
-    .iter()
-    .any(|word| upper.contains(word));
-    let secret_value = [
-        "AKIA",
-        "ASIA",
-        "ghp_",
-        "gho_",
-        "ghs_",
-        "github_pat_",
-        "glpat-",
-        "xoxb-",
-        "xoxp-",
-        "npm_",
-        "pul-",
-        "sk_live_",
-        "-----BEGIN",
-    ]
-    .iter()
-    .any(|prefix| value.trim_start().starts_with(prefix));
-    (secret_name && !value.is_empty()) || secret_value
+/// How to pass a credential a command needs.
+const CREDENTIAL_FIX: &str = "never write a credential into a command or buildspec: store it in Secrets Manager, add it to `environment` with secretArn and use it as $NAME";
+
+/// True when the engine marked the value at `path`, or anything containing
+/// it, as secret.
+fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
+    secret_paths.iter().any(|secret| {
+        path == secret
+            || path
+                .strip_prefix(secret.as_str())
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    })
+}
+
+/// A CodePipeline variable reference, `#{namespace.name}`: CodePipeline
+/// resolves those only in action configuration, never in commands or in
+/// a project's environment.
+fn pipeline_variable(text: &str) -> bool {
+    text.match_indices("#{").any(|(at, _)| {
+        text[at + 2..].split_once('}').is_some_and(|(inner, _)| {
+            inner.split_once('.').is_some_and(|(namespace, name)| {
+                let part = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_@-".contains(c))
+                };
+                part(namespace) && part(name)
+            })
+        })
+    })
+}
+
+/// Why one command (or buildspec line) can never work or leaks a secret.
+/// Shell expansion (`$VAR`, `${VAR}`) is fine: the shell resolves it.
+fn command_problem(command: &str) -> Option<String> {
+    if let Some(what) = credentials::find(command) {
+        return Some(format!("holds {what}; {CREDENTIAL_FIX}"));
+    }
+    pipeline_variable(command).then(|| {
+        "uses a CodePipeline variable `#{namespace.name}`, which is never resolved in commands; read the value from an environment variable instead".to_string()
+    })
+}
+
+/// A command is written into the project's buildspec, which CodeBuild
+/// stores and shows as plain text: it can hold neither a credential nor a
+/// Pulumi secret.
+fn check_commands(
+    property: &str,
+    commands: &[String],
+    secret_paths: &BTreeSet<String>,
+    failures: &mut Failures,
+) {
+    for (index, command) in commands.iter().enumerate() {
+        let at = format!("{property}[{index}]");
+        if is_secret(secret_paths, &at) {
+            failures.push(
+                at,
+                format!("is a Pulumi secret, which the buildspec would hold as plain text; {CREDENTIAL_FIX}"),
+            );
+            continue;
+        }
+        if is_unknown(command) {
+            continue;
+        }
+        if let Some(reason) = command_problem(command) {
+            failures.push(at, reason);
+        }
+    }
+}
+
+/// Why a plain environment value is a placeholder nothing will fill in:
+/// CodeBuild passes values as they are, without expanding them.
+fn unresolved_in_value(value: &str) -> Option<String> {
+    if pipeline_variable(value) {
+        return Some("holds a CodePipeline variable `#{namespace.name}`, which CodeBuild never resolves in a project's environment; give the value itself".into());
+    }
+    let placeholder = value
+        .find("${")
+        .is_some_and(|at| value[at + 2..].contains('}'));
+    placeholder.then(|| {
+        "holds a `${...}` placeholder, which CodeBuild passes literally (values are not expanded); give the value itself, or build it in a command, e.g. export URL=\"https://$HOST\"".into()
+    })
 }
 
 /// A Secrets Manager secret ARN in the caller's partition and account, and
@@ -307,17 +391,9 @@ fn check_secret(
     example: &str,
 ) -> Option<CheckFailure> {
     let Some(region) = region else {
-        return check_arn(
-            ctx,
-            property,
-            arn,
-            &["secretsmanager"],
-            "secret:",
-            example,
-            true,
-        );
+        return check_secret_arn(ctx, property, arn, example, true);
     };
-    check_arn(ctx, property, arn, &["secretsmanager"], "secret:", example, false).or_else(|| {
+    check_secret_arn(ctx, property, arn, example, false).or_else(|| {
         let parsed = arn.parse::<Arn>().ok()?;
         (parsed.region != region).then(|| {
             CheckFailure::new(
@@ -335,6 +411,7 @@ fn env_var(
     name: &str,
     variable: &EnvironmentVariable,
     region: Option<&str>,
+    secret: bool,
     failures: &mut Failures,
 ) {
     let valid_name = name
@@ -371,12 +448,27 @@ fn env_var(
             "secretJsonKey reads a key of secretArn; set secretArn too",
         );
     }
+    if credentials::is_reserved_variable(name) {
+        failures.push(
+            path,
+            format!("`{name}` would replace the credentials the stage runs with; the build runs as the role the pipeline creates (use assumeRoleArn to deploy as another role, pulumiStack.accessTokenSecretArn / passphraseSecretArn for Pulumi)"),
+        );
+    }
     if let Some(value) = &variable.value {
-        if looks_like_credential(name, value) {
+        let property = format!("{path}.value");
+        // The value is never echoed: it may be a secret.
+        if secret {
             failures.push(
-                format!("{path}.value"),
-                "this looks like a credential; store it in Secrets Manager and use secretArn (or parameterName for a SecureString)",
+                property,
+                "is a Pulumi secret, which a plain value would store in the CodeBuild project as PLAINTEXT; put it in Secrets Manager and use secretArn, or in Parameter Store (SecureString) and use parameterName",
             );
+        } else if let Some(problem) = credentials::plaintext_variable_problem(name, value) {
+            failures.push(
+                property,
+                format!("{problem}; store it in Secrets Manager and use secretArn (or parameterName for a SecureString)"),
+            );
+        } else if let Some(reason) = unresolved_in_value(value) {
+            failures.push(property, reason);
         }
     }
     if let Some(arn) = &variable.secret_arn {
@@ -404,7 +496,13 @@ fn env_var(
     }
 }
 
-fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures: &mut Failures) {
+fn deploy(
+    ctx: &CheckContext<'_>,
+    path: &str,
+    deployment: &Deployment,
+    secret_paths: &BTreeSet<String>,
+    failures: &mut Failures,
+) {
     let name = &deployment.name;
     let valid_name = !name.is_empty()
         && name.len() <= 100
@@ -435,6 +533,12 @@ fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures:
         (None, Some(commands)) if commands.is_empty() => {
             failures.push(format!("{path}.commands"), "give at least one command")
         }
+        (None, Some(commands)) => check_commands(
+            &format!("{path}.commands"),
+            commands,
+            secret_paths,
+            failures,
+        ),
         _ => {}
     }
     // The stage's region when it differs from the provider's, which its
@@ -463,10 +567,11 @@ fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures:
         let property = format!("{path}.assumeRoleArn");
         match role.parse::<Arn>() {
             _ if is_unknown(role) => {}
-            Ok(arn)
-                if arn.service == "iam"
-                    && arn.resource.starts_with("role/")
-                    && !role.contains(['*', '?']) => {}
+            _ if has_wildcard(role) => failures.push(
+                property,
+                format!("`{role}` has a wildcard (`*` or `?`), so the stage could assume every matching role; give the exact role ARN, e.g. arn:aws:iam::123456789012:role/deployer"),
+            ),
+            Ok(arn) if arn.service == "iam" && arn.resource.starts_with("role/") => {}
             Ok(_) => failures.push(
                 property,
                 format!(
@@ -491,6 +596,15 @@ fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures:
             );
         }
     }
+    if let Some(approvers) = &deployment.approvers {
+        check_approvers(
+            ctx,
+            &format!("{path}.approvers"),
+            approvers,
+            deploy::requires_approval(deployment),
+            failures,
+        );
+    }
     if let Some(minutes) = deployment.timeout_minutes {
         range(
             failures,
@@ -503,14 +617,94 @@ fn deploy(ctx: &CheckContext<'_>, path: &str, deployment: &Deployment, failures:
     if let Some(environment) = &deployment.environment {
         for (name, variable) in environment {
             let variable_path = format!("{path}.environment.{name}");
-            env_var(ctx, &variable_path, name, variable, region, failures);
-            if deploy::RESERVED_VARIABLES.contains(&name.as_str()) {
+            let secret = is_secret(secret_paths, &format!("{variable_path}.value"));
+            env_var(
+                ctx,
+                &variable_path,
+                name,
+                variable,
+                region,
+                secret,
+                failures,
+            );
+            if name == deploy::PREVIEW_ONLY {
                 failures.push(
                     variable_path,
-                    format!("`{name}` is set by the generated buildspec; use pulumiStack.accessTokenSecretArn / passphraseSecretArn or assumeRoleArn instead"),
+                    format!("`{name}` is set by the stage's Preview action; remove it (use pulumiStack.previewOnly for a stage that only previews)"),
                 );
             }
         }
+    }
+}
+
+/// Approvers: exact IAM users or roles of the caller's partition, on a
+/// stage that has an approval, few enough to be shown in full.
+fn check_approvers(
+    ctx: &CheckContext<'_>,
+    property: &str,
+    approvers: &[String],
+    has_approval: bool,
+    failures: &mut Failures,
+) {
+    const EXAMPLE: &str = "arn:aws:iam::123456789012:role/release-approvers";
+    if !has_approval {
+        failures.push(
+            property,
+            "the stage has no approval, so nobody approves it; set requireApproval: true (production stages have one unless requireApproval is false), or remove approvers",
+        );
+    }
+    if approvers.is_empty() {
+        failures.push(property, "list at least one principal, or remove approvers");
+    }
+    for (index, approver) in approvers.iter().enumerate() {
+        let at = format!("{property}[{index}]");
+        if is_unknown(approver) {
+            continue;
+        }
+        if has_wildcard(approver) {
+            failures.push(
+                at,
+                format!("`{approver}` has a wildcard (`*` or `?`); name each user or role by its exact ARN, e.g. {EXAMPLE}"),
+            );
+            continue;
+        }
+        match approver.parse::<Arn>() {
+            Err(reason) => failures.push(at, format!("{reason}; for example {EXAMPLE}")),
+            Ok(arn)
+                if arn.service != "iam"
+                    || !(arn.resource.starts_with("user/")
+                        || arn.resource.starts_with("role/"))
+                    || arn.account.is_empty() =>
+            {
+                failures.push(
+                    at,
+                    format!("`{approver}` is not an IAM user or role ARN; for example {EXAMPLE}"),
+                );
+            }
+            Ok(arn) => {
+                if let Some(aws) = ctx.aws.filter(|aws| aws.partition != arn.partition) {
+                    failures.push(
+                        &at,
+                        format!(
+                            "`{approver}` is in partition `{}`, but the pipeline is in `{}`",
+                            arn.partition, aws.partition
+                        ),
+                    );
+                }
+                if let Some(first) = approvers[..index].iter().position(|a| a == approver) {
+                    failures.push(
+                        at,
+                        format!("repeats {property}[{first}]; list each principal once"),
+                    );
+                }
+            }
+        }
+    }
+    if deploy::approvers_note(approvers).chars().count() > deploy::MAX_CUSTOM_DATA {
+        failures.push(
+            property,
+            format!("too long to show in the approval, which holds {} characters; grant approval to one role and list that role", deploy::MAX_CUSTOM_DATA),
+        );
     }
 }
 
@@ -751,19 +945,9 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
 }
 
 fn notify(notifications: &Notifications, failures: &mut Failures) {
-    for (index, email) in notifications.emails.iter().flatten().enumerate() {
-        let valid = email.split_once('@').is_some_and(|(user, domain)| {
-            !user.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !email.contains(char::is_whitespace)
-        });
-        if !is_unknown(email) && !valid {
-            failures.push(
-                format!("notifications.emails[{index}]"),
-                format!("`{email}` is not an email address"),
-            );
-        }
+    // The topic's own rules, reported at this component's property path.
+    if let Some(emails) = &notifications.emails {
+        failures.extend(topic::check_emails("notifications.emails", emails));
     }
     if let Some(events) = &notifications.events {
         if events.is_empty() {
@@ -847,7 +1031,7 @@ mod tests {
             random_seed: &[],
             aws: None,
         };
-        match validate(&ctx, &args(value)).into_result(()) {
+        match validate(&ctx, &args(value), &BTreeSet::new()).into_result(()) {
             Ok(()) => Vec::new(),
             Err(failures) => failures.into_iter().map(|f| f.property).collect(),
         }
@@ -890,7 +1074,7 @@ mod tests {
             "source": {"repository": "org/app"}, "build": {},
             "deployments": [
                 {"name": "dev", "commands": ["./deploy"], "assumeRoleArn": "arn:aws:s3:::bucket"},
-                {"name": "dev", "commands": ["./deploy"], "pulumiStack": {"stack": "dev", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p"}},
+                {"name": "dev", "commands": ["./deploy"], "pulumiStack": {"stack": "dev", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"}},
                 {"name": "prod", "region": "mars-1", "pulumiStack": {"stack": "org/app/prod"}}
             ]
         }));
@@ -1049,6 +1233,334 @@ mod tests {
                 "build.environment.ORPHAN_KEY.secretJsonKey",
                 "build.environment.WRONG.secretArn",
             ]
+        );
+    }
+
+    fn failures(value: serde_json::Value) -> Vec<CheckFailure> {
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: None,
+        };
+        validate(&ctx, &args(value), &BTreeSet::new())
+            .into_result(())
+            .err()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_user_arn_names_exactly_one_thing() {
+        let found = failures(json!({
+            "source": {"repository": "org/app", "connectionArn": "arn:aws:codeconnections:eu-west-1:123456789012:connection/*"},
+            "build": {"environment": {
+                "NPM": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-*"},
+                "PARTIAL": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token"}
+            }},
+            "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/?bcd",
+            "deployments": [
+                {"name": "prod", "commands": ["x"], "assumeRoleArn": "arn:aws:iam::210987654321:role/deploy*"},
+                {"name": "dev", "pulumiStack": {"stack": "org/app/dev", "accessTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulumi-token"}}
+            ]
+        }));
+        let at: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.property.as_str(), f.reason.as_str()))
+            .collect();
+        let expect = [
+            ("source.connectionArn", "wildcard"),
+            ("build.environment.NPM.secretArn", "wildcard"),
+            ("build.environment.PARTIAL.secretArn", "describe-secret"),
+            ("deployments[0].assumeRoleArn", "wildcard"),
+            (
+                "deployments[1].pulumiStack.accessTokenSecretArn",
+                "partial secret ARN",
+            ),
+            ("kmsKeyArn", "wildcard"),
+        ];
+        assert_eq!(at.len(), expect.len(), "{at:?}");
+        for ((property, reason), (want_property, want_reason)) in at.iter().zip(expect) {
+            assert_eq!(*property, want_property);
+            assert!(reason.contains(want_reason), "{property}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_secret_value_must_be_passed_by_reference() {
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: None,
+        };
+        let pipeline = args(json!({
+            "source": {"repository": "org/app"},
+            "build": {"environment": {"DB_URL": {"value": "postgres-host"}, "MODE": {"value": "ci"}}},
+            "deployments": [{"name": "dev", "commands": ["x"], "environment": {"HOOK": {"value": "h"}}}]
+        }));
+        let secrets = BTreeSet::from([
+            "build.environment.DB_URL.value".to_string(),
+            "deployments[0].environment".to_string(),
+        ]);
+        let found = validate(&ctx, &pipeline, &secrets)
+            .into_result(())
+            .unwrap_err();
+        let at: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            at,
+            vec![
+                "build.environment.DB_URL.value",
+                "deployments[0].environment.HOOK.value"
+            ]
+        );
+        assert!(found[0].reason.contains("secretArn"), "{}", found[0].reason);
+        assert!(!found[0].reason.contains("postgres-host"));
+        assert!(validate(&ctx, &pipeline, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_secret_command_is_rejected_because_the_buildspec_is_plain_text() {
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: None,
+        };
+        let pipeline = args(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["make", "deploy --key k3y"]},
+            "deployments": [{"name": "dev", "commands": ["./deploy"]}]
+        }));
+        let secrets = BTreeSet::from([
+            "build.commands[1]".to_string(),
+            "deployments[0].commands".to_string(),
+        ]);
+        let found = validate(&ctx, &pipeline, &secrets)
+            .into_result(())
+            .unwrap_err();
+        let at: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(at, vec!["build.commands[1]", "deployments[0].commands[0]"]);
+        assert!(found.iter().all(|f| !f.reason.contains("k3y")));
+        let inline = args(json!({
+            "source": {"repository": "org/app"},
+            "build": {"buildspec": "version: 0.2\nphases:\n  build:\n    commands: [make]\n"}
+        }));
+        let found = validate(&ctx, &inline, &BTreeSet::from(["build".to_string()]))
+            .into_result(())
+            .unwrap_err();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, "build.buildspec");
+    }
+
+    #[test]
+    fn credentials_in_commands_are_rejected_without_echoing_them() {
+        let token = "ghp_0123456789abcdefABCDEF0123456789abcd";
+        let found = failures(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["npm ci", format!("git clone https://x:{token}@github.com/o/r"), "echo $TOKEN"]},
+            "deployments": [
+                {"name": "dev", "commands": ["./deploy", "curl -H 'Authorization: Bearer abcdefgh12345678' https://hooks"]},
+                {"name": "qa", "commands": ["aws configure set aws_access_key_id AKIAIOSFODNN7EXAMPLE"]}
+            ]
+        }));
+        let at: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.property.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(
+            at.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![
+                "build.commands[1]",
+                "deployments[0].commands[1]",
+                "deployments[1].commands[0]"
+            ]
+        );
+        assert!(at[0].1.contains("a GitHub token"), "{}", at[0].1);
+        assert!(at[1].1.contains("Authorization header"), "{}", at[1].1);
+        assert!(at[2].1.contains("AWS access key id"), "{}", at[2].1);
+        for (_, reason) in &at {
+            for secret in [token, "abcdefgh12345678", "AKIAIOSFODNN7EXAMPLE"] {
+                assert!(!reason.contains(secret), "{reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn inline_buildspecs_are_scanned_line_by_line() {
+        let spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - make\n      - npm publish --//registry.npmjs.org/:_authToken=npm_0123456789abcdefghijABCDEFGHIJ0123\n";
+        let found =
+            failures(json!({"source": {"repository": "org/app"}, "build": {"buildspec": spec}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, "build.buildspec");
+        assert!(
+            found[0].reason.starts_with("line 6: holds an npm token"),
+            "{}",
+            found[0].reason
+        );
+        let key = "version: 0.2\nphases:\n  build:\n    commands:\n      - |\n        cat > k <<EOF\n        -----BEGIN EC PRIVATE KEY-----\n        MHcC\n        -----END EC PRIVATE KEY-----\n        EOF\n";
+        let found =
+            failures(json!({"source": {"repository": "org/app"}, "build": {"buildspec": key}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].reason.contains("private key"),
+            "{}",
+            found[0].reason
+        );
+    }
+
+    #[test]
+    fn variables_that_replace_the_role_are_reserved_everywhere() {
+        let failed = properties(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["x"], "environment": {
+                "AWS_ACCESS_KEY_ID": {"secretArn": TOKEN},
+                "PULUMI_BACKEND_URL": {"value": "s3://elsewhere"},
+                "AWS_REGION": {"value": "eu-west-1"}
+            }},
+            "deployments": [{"name": "dev", "commands": ["x"], "environment": {
+                "AWS_WEB_IDENTITY_TOKEN_FILE": {"parameterName": "/p"},
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": {"value": "http://169.254.170.2/creds"}
+            }}]
+        }));
+        assert_eq!(
+            failed,
+            vec![
+                "build.environment.AWS_ACCESS_KEY_ID",
+                "build.environment.PULUMI_BACKEND_URL",
+                "deployments[0].environment.AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                // Its name also says it is a credential.
+                "deployments[0].environment.AWS_CONTAINER_CREDENTIALS_FULL_URI.value",
+                "deployments[0].environment.AWS_WEB_IDENTITY_TOKEN_FILE",
+            ]
+        );
+    }
+
+    #[test]
+    fn placeholders_nothing_resolves_are_rejected() {
+        let found = failures(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["echo ${HOME}", "echo $HOME", "git checkout #{SourceVariables.CommitId}", "ruby -e 'puts 1' # {not.a} var"], "environment": {
+                "URL": {"value": "https://${HOST}/api"},
+                "COMMIT": {"value": "#{SourceVariables.CommitId}"},
+                "PRICE": {"value": "$5"}
+            }}
+        }));
+        let at: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.property.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(
+            at.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![
+                "build.commands[2]",
+                "build.environment.COMMIT.value",
+                "build.environment.URL.value"
+            ]
+        );
+        assert!(at[0].1.contains("CodePipeline variable"));
+        assert!(at[1].1.contains("CodePipeline variable"));
+        assert!(at[2].1.contains("passes literally"));
+    }
+
+    #[test]
+    fn a_branch_written_as_a_ref_is_rejected_with_its_name() {
+        let found = failures(
+            json!({"source": {"repository": "org/app", "branch": "refs/heads/release/1.x"}, "build": {}}),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, "source.branch");
+        assert!(
+            found[0].reason.contains("use `release/1.x`"),
+            "{}",
+            found[0].reason
+        );
+        assert_eq!(
+            properties(
+                json!({"source": {"repository": "org/app", "branch": "refs/tags/v1"}, "build": {}})
+            ),
+            vec!["source.branch"]
+        );
+        assert!(check_branch("release/refs").is_ok());
+    }
+
+    #[test]
+    fn notification_addresses_are_checked_at_the_component_path() {
+        let emails: Vec<String> = (0..21).map(|i| format!("dev{i}@example.com")).collect();
+        assert_eq!(
+            properties(json!({"source": {"repository": "org/app"}, "build": {},
+                "notifications": {"emails": emails}})),
+            vec!["notifications.emails"]
+        );
+        let found = failures(json!({"source": {"repository": "org/app"}, "build": {},
+            "notifications": {"emails": ["ops@example.com", "not-an-address", "OPS@example.com", "x@example."]}}));
+        let at: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            at,
+            vec![
+                "notifications.emails[1]",
+                "notifications.emails[2]",
+                "notifications.emails[3]"
+            ]
+        );
+        assert!(found[1].reason.contains("repeats notifications.emails[0]"));
+        assert!(
+            found
+                .iter()
+                .all(|f| !f.reason.contains("not-an-address") && !f.reason.contains("OPS@")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn approvers_are_exact_principals_of_a_stage_with_an_approval() {
+        let stage = |extra: serde_json::Value| {
+            let mut d = json!({"name": "prod", "commands": ["x"], "production": true});
+            d.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            failures(json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [d]}))
+        };
+        assert!(stage(json!({"approvers": [
+            "arn:aws:iam::123456789012:role/release-managers",
+            "arn:aws:iam::210987654321:user/alice"
+        ]}))
+        .is_empty());
+        let found = stage(json!({"approvers": [
+            "arn:aws:iam::123456789012:role/*",
+            "arn:aws:iam::123456789012:group/admins",
+            "arn:aws:s3:::bucket",
+            "alice",
+            "arn:aws:iam::123456789012:user/bob",
+            "arn:aws:iam::123456789012:user/bob"
+        ]}));
+        let at: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.property.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(
+            at.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![
+                "deployments[0].approvers[0]",
+                "deployments[0].approvers[1]",
+                "deployments[0].approvers[2]",
+                "deployments[0].approvers[3]",
+                "deployments[0].approvers[5]"
+            ]
+        );
+        assert!(at[0].1.contains("wildcard"));
+        assert!(at[4].1.contains("repeats deployments[0].approvers[4]"));
+        let without = stage(
+            json!({"requireApproval": false, "approvers": ["arn:aws:iam::123456789012:user/bob"]}),
+        );
+        assert_eq!(without.len(), 1);
+        assert_eq!(without[0].property, "deployments[0].approvers");
+        assert!(without[0].reason.contains("requireApproval"));
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("arn:aws:iam::123456789012:user/approver-number-{i}"))
+            .collect();
+        assert_eq!(
+            stage(json!({"approvers": many}))
+                .iter()
+                .map(|f| f.property.as_str())
+                .collect::<Vec<_>>(),
+            vec!["deployments[0].approvers"]
         );
     }
 

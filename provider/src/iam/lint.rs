@@ -64,9 +64,9 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
                         "{at}: `{action}` is allowed on every resource; scope it to exact ARNs"
                     ));
                 }
-            } else if let Some(wild) = wildcard_in_identity(resource) {
+            } else if let Some(problem) = wildcard_problem(resource) {
                 problems.push(format!(
-                    "{at}: resource `{resource}` has a wildcard {wild}; use the exact ARN"
+                    "{at}: resource `{resource}` {problem}; use the exact ARN"
                 ));
             }
         }
@@ -91,21 +91,46 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
     problems
 }
 
-/// A wildcard in the partition, service, region or account of an ARN, or a
-/// resource part that is only a wildcard.
-fn wildcard_in_identity(resource: &str) -> Option<&'static str> {
+/// Why a resource of an Allow statement names more than exact resources.
+/// Besides `*` for [`STAR_ONLY_ACTIONS`], the only wildcard allowed is one
+/// trailing `*` where AWS names the resources at run time, under a parent
+/// the ARN names exactly: S3 objects (`arn:P:s3:::bucket/prefix*`, keys
+/// CodePipeline and Pulumi choose) and log streams
+/// (`arn:P:logs:R:A:log-group:name:log-stream:*`, one per build).
+fn wildcard_problem(resource: &str) -> Option<&'static str> {
+    if resource.contains('?') {
+        return Some("has a `?` wildcard");
+    }
+    if !resource.contains('*') {
+        return None;
+    }
     let parts: Vec<&str> = resource.splitn(6, ':').collect();
-    if parts.len() < 6 {
-        return Some("(not an ARN)");
-    }
+    let [_, _, service, region, account, resource_part] = parts[..] else {
+        return Some("has a wildcard and is not an ARN");
+    };
     if parts[1..5].iter().any(|p| p.contains('*')) {
-        return Some("in its partition, service, region or account");
+        return Some("has a wildcard in its partition, service, region or account");
     }
-    let resource_part = parts[5];
-    if resource_part == "*" || resource_part.starts_with('*') {
-        return Some("for its whole resource part");
-    }
-    None
+    let exact = |s: &str| !s.is_empty() && !s.contains('*');
+    let stem = resource_part.strip_suffix('*').unwrap_or(resource_part);
+    let allowed = match service {
+        // `bucket/…*`: the bucket is exact, the wildcard only ends the key.
+        "s3" => {
+            region.is_empty()
+                && account.is_empty()
+                && stem
+                    .split_once('/')
+                    .is_some_and(|(bucket, key)| exact(bucket) && !key.contains('*'))
+        }
+        "logs" => resource_part
+            .strip_prefix("log-group:")
+            .and_then(|rest| rest.strip_suffix(":log-stream:*"))
+            .is_some_and(exact),
+        _ => false,
+    };
+    (!allowed).then_some(
+        "has a wildcard; only S3 object keys in one bucket and the log streams of one log group may end in `*`",
+    )
 }
 
 /// Problems with a trust policy: exactly one service, confused-deputy
@@ -203,6 +228,37 @@ mod tests {
             1
         );
         assert!(permissions(&allow(&["sts:GetCallerIdentity"], &["*"])).is_empty());
+    }
+
+    #[test]
+    fn a_transform_cannot_widen_a_resource_with_a_wildcard() {
+        for wide in [
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-*",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-AbCdE?",
+            "arn:aws:iam::123456789012:role/deploy-*",
+            "arn:aws:ssm:eu-west-1:123456789012:parameter/app/*",
+            "arn:aws:kms:eu-west-1:123456789012:key/*",
+            "arn:aws:codepipeline:eu-west-1:123456789012:app*",
+            "arn:aws:s3:::state-*/x",
+            "arn:aws:s3:::state/a*/b*",
+            "arn:aws:s3:::state/a?",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:*:log-stream:*",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/sp/*",
+        ] {
+            let problems = permissions(&allow(&["secretsmanager:GetSecretValue"], &[wide]));
+            assert_eq!(problems.len(), 1, "{wide}: {problems:?}");
+            assert!(problems[0].contains("wildcard"), "{wide}: {problems:?}");
+        }
+        for exact_parent in [
+            "arn:aws:s3:::artifacts/*",
+            "arn:aws:s3:::state/pulumi/.pulumi/stacks/web/dev.json*",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/sp/build:log-stream:*",
+        ] {
+            assert!(
+                permissions(&allow(&["s3:GetObject"], &[exact_parent])).is_empty(),
+                "{exact_parent}"
+            );
+        }
     }
 
     #[test]

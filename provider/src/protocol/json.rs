@@ -74,6 +74,48 @@ fn convert(value: &PropertyValue, secret: &mut bool, unknown: &mut bool) -> Json
     }
 }
 
+/// The property paths (`build.environment.X.value`, `emails[0]`) of the
+/// values marked secret inside `value`, which is at `path`, so that checks
+/// can tell which input was secret, not only that one was.
+pub fn secret_paths(value: &PropertyValue, path: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_secret_paths(value, path, &mut found);
+    found
+}
+
+fn collect_secret_paths(value: &PropertyValue, path: &str, found: &mut Vec<String>) {
+    match value {
+        PropertyValue::Secret(inner) => {
+            found.push(path.to_string());
+            collect_secret_paths(inner, path, found);
+        }
+        PropertyValue::Output(output) => {
+            if output.secret {
+                found.push(path.to_string());
+            }
+            if let Some(inner) = &output.value {
+                collect_secret_paths(inner, path, found);
+            }
+        }
+        PropertyValue::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_secret_paths(item, &format!("{path}[{index}]"), found);
+            }
+        }
+        PropertyValue::Object(map) => {
+            for (key, item) in map {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                collect_secret_paths(item, &child, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Integral values stay integers so that `u32` fields deserialize.
 fn number(n: f64) -> Json {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
@@ -141,6 +183,41 @@ mod tests {
             proptest::prop_assert_eq!(converted.secret, value.contains_secrets());
             proptest::prop_assert_eq!(json_to_property(&converted.json).contains_unknowns(), converted.unknown);
         }
+    }
+
+    #[test]
+    fn secret_paths_name_each_secret_value() {
+        let secret = |v: PropertyValue| PropertyValue::Secret(Box::new(v));
+        let object = |pairs: Vec<(&str, PropertyValue)>| {
+            PropertyValue::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        };
+        let value = object(vec![
+            (
+                "environment",
+                object(vec![
+                    (
+                        "PLAIN",
+                        object(vec![("value", PropertyValue::String("a".into()))]),
+                    ),
+                    (
+                        "HIDDEN",
+                        object(vec![("value", secret(PropertyValue::String("b".into())))]),
+                    ),
+                ]),
+            ),
+            (
+                "commands",
+                PropertyValue::Array(vec![
+                    PropertyValue::String("make".into()),
+                    secret(PropertyValue::String("x".into())),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            secret_paths(&value, "build"),
+            vec!["build.commands[1]", "build.environment.HIDDEN.value"]
+        );
+        assert_eq!(secret_paths(&secret(value), "build")[0], "build");
     }
 
     #[test]

@@ -13,12 +13,15 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{
+    check_arn, check_kms_key_arn, check_secret_arn, effective_tags, progress, AWS_TRANSIENT,
+};
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::component::args::{BuildImage, ComputeType};
 use crate::component::buildspec;
-use crate::component::validate::{looks_like_credential, BUILD_TIMEOUT, QUEUED_TIMEOUT};
+use crate::component::validate::{BUILD_TIMEOUT, QUEUED_TIMEOUT};
+use crate::credentials;
 use crate::naming;
 use crate::resource::{
     is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
@@ -206,6 +209,12 @@ fn check_variables(
                 "names starting with CODEBUILD_ are reserved by CodeBuild; rename it",
             );
         }
+        if credentials::is_reserved_variable(name) {
+            failures.push(
+                format!("{path}.name"),
+                format!("`{name}` would replace the credentials of the project's service role; remove it"),
+            );
+        }
         if !seen.insert(name) {
             failures.push(
                 format!("{path}.name"),
@@ -219,19 +228,20 @@ fn check_variables(
         // Values are never echoed: they may be secret.
         let property = format!("{path}.value");
         match variable.kind {
-            VariableType::Plaintext if looks_like_credential(name, value) => failures.push(
-                property,
-                "this looks like a credential; store it in Secrets Manager and use type SECRETS_MANAGER (or PARAMETER_STORE for a SecureString)",
-            ),
-            VariableType::Plaintext => {}
+            VariableType::Plaintext => {
+                if let Some(problem) = credentials::plaintext_variable_problem(name, value) {
+                    failures.push(
+                        property,
+                        format!("{problem}; store it in Secrets Manager and use type SECRETS_MANAGER (or PARAMETER_STORE for a SecureString)"),
+                    );
+                }
+            }
             VariableType::SecretsManager => match split_secret_reference(value) {
                 Some((arn, _)) => failures.extend(
-                    check_arn(
+                    check_secret_arn(
                         ctx,
                         &property,
                         &arn,
-                        &["secretsmanager"],
-                        "secret:",
                         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf:token",
                         false,
                     )

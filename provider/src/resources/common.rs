@@ -1,6 +1,6 @@
 //! Checks and helpers shared by the resource kinds.
 
-use crate::aws::arn::Arn;
+use crate::aws::arn::{has_wildcard, is_complete_secret_arn, Arn};
 use crate::aws::retry::{Progress, Transient};
 use crate::resource::{is_unknown, CheckContext, CheckFailure, OpContext};
 use crate::tags::{self, Tags};
@@ -88,12 +88,69 @@ pub fn check_arn(
     None
 }
 
+/// [`check_arn`] for an ARN that must name exactly one resource: a user's
+/// secret, key, connection or host. A wildcard would make every grant built
+/// from it cover whatever else matches, now or later.
+pub fn check_exact_arn(
+    ctx: &CheckContext<'_>,
+    property: &str,
+    value: &str,
+    services: &[&str],
+    resource_prefix: &str,
+    example: &str,
+    regional: bool,
+) -> Option<CheckFailure> {
+    if !is_unknown(value) && has_wildcard(value) {
+        return Some(CheckFailure::new(
+            property,
+            format!("`{value}` has a wildcard (`*` or `?`), so it names more than one resource; give the exact ARN, for example {example}"),
+        ));
+    }
+    check_arn(
+        ctx,
+        property,
+        value,
+        services,
+        resource_prefix,
+        example,
+        regional,
+    )
+}
+
+/// A complete Secrets Manager secret ARN, random suffix included.
+pub fn check_secret_arn(
+    ctx: &CheckContext<'_>,
+    property: &str,
+    value: &str,
+    example: &str,
+    regional: bool,
+) -> Option<CheckFailure> {
+    if let Some(failure) = check_exact_arn(
+        ctx,
+        property,
+        value,
+        &["secretsmanager"],
+        "secret:",
+        example,
+        regional,
+    ) {
+        return Some(failure);
+    }
+    let arn = value.parse::<Arn>().ok()?;
+    (!is_complete_secret_arn(&arn)).then(|| {
+        CheckFailure::new(
+            property,
+            format!("`{value}` is a partial secret ARN (it lacks the `-` and 6 characters Secrets Manager appends), which IAM treats as a prefix; use the full ARN from the console or `aws secretsmanager describe-secret`, for example {example}"),
+        )
+    })
+}
+
 pub fn check_kms_key_arn(
     ctx: &CheckContext<'_>,
     property: &str,
     value: &str,
 ) -> Option<CheckFailure> {
-    check_arn(
+    check_exact_arn(
         ctx,
         property,
         value,
@@ -102,4 +159,66 @@ pub fn check_kms_key_arn(
         "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         false,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: CheckContext<'static> = CheckContext {
+        name: "app",
+        random_seed: &[],
+        aws: None,
+    };
+    const SECRET_EXAMPLE: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf";
+
+    fn secret(value: &str) -> Option<String> {
+        check_secret_arn(&CTX, "secretArn", value, SECRET_EXAMPLE, true).map(|f| f.reason)
+    }
+
+    #[test]
+    fn secret_arns_name_exactly_one_secret() {
+        assert_eq!(secret(SECRET_EXAMPLE), None);
+        let partial =
+            secret("arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token").unwrap();
+        assert!(partial.contains("partial secret ARN"), "{partial}");
+        assert!(partial.contains("describe-secret"), "{partial}");
+        for wild in [
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-*",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdE?",
+            "arn:aws:secretsmanager:*:123456789012:secret:npm-token-AbCdEf",
+        ] {
+            assert!(secret(wild).unwrap().contains("wildcard"), "{wild}");
+        }
+        assert_eq!(secret(crate::protocol::json::UNKNOWN), None);
+    }
+
+    #[test]
+    fn keys_connections_and_hosts_take_no_wildcards() {
+        assert!(check_kms_key_arn(
+            &CTX,
+            "kmsKeyArn",
+            "arn:aws:kms:eu-west-1:123456789012:key/*"
+        )
+        .unwrap()
+        .reason
+        .contains("wildcard"));
+        let host = |value: &str| {
+            check_exact_arn(
+                &CTX,
+                "hostArn",
+                value,
+                &["codeconnections"],
+                "host/",
+                "arn:aws:codeconnections:eu-west-1:123456789012:host/h-1",
+                true,
+            )
+        };
+        assert!(host("arn:aws:codeconnections:eu-west-1:123456789012:host/h-1").is_none());
+        assert!(
+            host("arn:aws:codeconnections:eu-west-1:123456789012:host/h-?")
+                .is_some_and(|f| f.property == "hostArn" && f.reason.contains("wildcard"))
+        );
+    }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_codestarconnections::types::{Connection as AwsConnection, ProviderType, Tag};
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{check_exact_arn, effective_tags, progress, AWS_TRANSIENT};
 use crate::aws::retry::{describe, is_code, retry, Backoff};
 use crate::component::args::SourceProvider;
 use crate::naming;
@@ -140,7 +140,7 @@ impl CustomResource for Connection {
     ) -> Result<Self::Inputs, Vec<CheckFailure>> {
         let mut failures = Failures::default();
         if let Some(existing) = &news.existing_arn {
-            failures.extend(check_arn(
+            failures.extend(check_exact_arn(
                 ctx,
                 "existingArn",
                 existing,
@@ -172,7 +172,7 @@ impl CustomResource for Connection {
             ));
             news.connection_name = Some(chosen);
             match (&news.host_arn, needs_host(news.provider_type)) {
-                (Some(host), true) => failures.extend(check_arn(
+                (Some(host), true) => failures.extend(check_exact_arn(
                     ctx,
                     "hostArn",
                     host,

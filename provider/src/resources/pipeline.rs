@@ -14,7 +14,9 @@ use aws_sdk_codepipeline::types::{
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{
+    check_arn, check_exact_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT,
+};
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::component::validate::{check_branch, APPROVAL_TIMEOUT};
@@ -252,7 +254,7 @@ fn check_source(
             let property = format!("{path}.configuration.ConnectionArn");
             let example = "arn:aws:codeconnections:eu-west-1:123456789012:connection/0a1b2c3d-...";
             let services = ["codestar-connections", "codeconnections"];
-            match check_arn(
+            match check_exact_arn(
                 ctx,
                 &property,
                 arn,

@@ -206,12 +206,13 @@ fn is_email(value: &str) -> bool {
         })
 }
 
-/// Addresses are not echoed: a program may hold them as secrets.
-fn check_emails(emails: &[String]) -> Vec<CheckFailure> {
+/// Addresses are not echoed: a program may hold them as secrets. The
+/// component checks its own input with this too, at its own `property`.
+pub fn check_emails(property: &str, emails: &[String]) -> Vec<CheckFailure> {
     let mut failures = Vec::new();
     if emails.len() > MAX_EMAILS {
         failures.push(CheckFailure::new(
-            "emails",
+            property,
             format!("{} addresses given; at most {MAX_EMAILS} (each must confirm by hand), so use a mailing list", emails.len()),
         ));
     }
@@ -219,10 +220,10 @@ fn check_emails(emails: &[String]) -> Vec<CheckFailure> {
         if is_unknown(email) {
             continue;
         }
-        let property = format!("emails[{index}]");
+        let at = format!("{property}[{index}]");
         if !is_email(email) {
             failures.push(CheckFailure::new(
-                &property,
+                &at,
                 "is not an email address; give one like ops@example.com",
             ));
         }
@@ -231,8 +232,8 @@ fn check_emails(emails: &[String]) -> Vec<CheckFailure> {
             .position(|other| other.eq_ignore_ascii_case(email))
         {
             failures.push(CheckFailure::new(
-                &property,
-                format!("repeats emails[{first}]; list each address once"),
+                &at,
+                format!("repeats {property}[{first}]; list each address once"),
             ));
         }
     }
@@ -297,7 +298,7 @@ impl CustomResource for Topic {
                 );
             }
         }
-        failures.extend(check_emails(&news.emails));
+        failures.extend(check_emails("emails", &news.emails));
 
         if let Some(aws) = ctx.aws {
             let computed = topic_policy(&aws.arns(), &chosen, publishers);

@@ -332,6 +332,14 @@ func (o BuildOutput) TimeoutMinutes() pulumi.IntPtrOutput {
 type Deployment struct {
 	// How long an approval waits, 5 to 10080 minutes. Default 1440.
 	ApprovalTimeoutMinutes *int `pulumi:"approvalTimeoutMinutes"`
+	// Who may approve this stage: ARNs of IAM users or roles in the
+	// pipeline's partition, without wildcards. They are written into the
+	// approval's description, so reviewers see who may approve. Only a
+	// stage with an approval takes them. To enforce the list, allow
+	// `codepipeline:PutApprovalResult` on
+	// `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+	// to these principals only.
+	Approvers []string `pulumi:"approvers"`
 	// The only role this stage may assume; the deployment runs under it.
 	AssumeRoleArn *string `pulumi:"assumeRoleArn"`
 	// Shell commands to run instead.
@@ -372,6 +380,14 @@ type DeploymentInput interface {
 type DeploymentArgs struct {
 	// How long an approval waits, 5 to 10080 minutes. Default 1440.
 	ApprovalTimeoutMinutes pulumi.IntPtrInput `pulumi:"approvalTimeoutMinutes"`
+	// Who may approve this stage: ARNs of IAM users or roles in the
+	// pipeline's partition, without wildcards. They are written into the
+	// approval's description, so reviewers see who may approve. Only a
+	// stage with an approval takes them. To enforce the list, allow
+	// `codepipeline:PutApprovalResult` on
+	// `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+	// to these principals only.
+	Approvers pulumi.StringArrayInput `pulumi:"approvers"`
 	// The only role this stage may assume; the deployment runs under it.
 	AssumeRoleArn pulumi.StringPtrInput `pulumi:"assumeRoleArn"`
 	// Shell commands to run instead.
@@ -452,6 +468,17 @@ func (o DeploymentOutput) ToDeploymentOutputWithContext(ctx context.Context) Dep
 // How long an approval waits, 5 to 10080 minutes. Default 1440.
 func (o DeploymentOutput) ApprovalTimeoutMinutes() pulumi.IntPtrOutput {
 	return o.ApplyT(func(v Deployment) *int { return v.ApprovalTimeoutMinutes }).(pulumi.IntPtrOutput)
+}
+
+// Who may approve this stage: ARNs of IAM users or roles in the
+// pipeline's partition, without wildcards. They are written into the
+// approval's description, so reviewers see who may approve. Only a
+// stage with an approval takes them. To enforce the list, allow
+// `codepipeline:PutApprovalResult` on
+// `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+// to these principals only.
+func (o DeploymentOutput) Approvers() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Deployment) []string { return v.Approvers }).(pulumi.StringArrayOutput)
 }
 
 // The only role this stage may assume; the deployment runs under it.

@@ -79,6 +79,16 @@ export interface DeploymentArgs {
      */
     approvalTimeoutMinutes?: pulumi.Input<number | undefined>;
     /**
+     * Who may approve this stage: ARNs of IAM users or roles in the
+     * pipeline's partition, without wildcards. They are written into the
+     * approval's description, so reviewers see who may approve. Only a
+     * stage with an approval takes them. To enforce the list, allow
+     * `codepipeline:PutApprovalResult` on
+     * `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+     * to these principals only.
+     */
+    approvers?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
      * The only role this stage may assume; the deployment runs under it.
      */
     assumeRoleArn?: pulumi.Input<string | undefined>;

@@ -321,6 +321,16 @@ class DeploymentArgsDict(TypedDict):
     """
     How long an approval waits, 5 to 10080 minutes. Default 1440.
     """
+    approvers: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    Who may approve this stage: ARNs of IAM users or roles in the
+    pipeline's partition, without wildcards. They are written into the
+    approval's description, so reviewers see who may approve. Only a
+    stage with an approval takes them. To enforce the list, allow
+    `codepipeline:PutApprovalResult` on
+    `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+    to these principals only.
+    """
     assume_role_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     The only role this stage may assume; the deployment runs under it.
@@ -365,6 +375,7 @@ class DeploymentArgs:
     def __init__(__self__, *,
                  name: pulumi.Input[_builtins.str],
                  approval_timeout_minutes: pulumi.Input[Optional[_builtins.int]] = None,
+                 approvers: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  assume_role_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  commands: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]]] = None,
@@ -380,6 +391,13 @@ class DeploymentArgs:
 
         :param pulumi.Input[_builtins.str] name: The stage name, unique within the pipeline.
         :param pulumi.Input[_builtins.int] approval_timeout_minutes: How long an approval waits, 5 to 10080 minutes. Default 1440.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] approvers: Who may approve this stage: ARNs of IAM users or roles in the
+               pipeline's partition, without wildcards. They are written into the
+               approval's description, so reviewers see who may approve. Only a
+               stage with an approval takes them. To enforce the list, allow
+               `codepipeline:PutApprovalResult` on
+               `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+               to these principals only.
         :param pulumi.Input[_builtins.str] assume_role_arn: The only role this stage may assume; the deployment runs under it.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] commands: Shell commands to run instead.
         :param pulumi.Input[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]] environment: Environment variables, as in `build.environment`.
@@ -395,6 +413,8 @@ class DeploymentArgs:
         pulumi.set(__self__, "name", name)
         if approval_timeout_minutes is not None:
             pulumi.set(__self__, "approval_timeout_minutes", approval_timeout_minutes)
+        if approvers is not None:
+            pulumi.set(__self__, "approvers", approvers)
         if assume_role_arn is not None:
             pulumi.set(__self__, "assume_role_arn", assume_role_arn)
         if commands is not None:
@@ -437,6 +457,24 @@ class DeploymentArgs:
     @approval_timeout_minutes.setter
     def approval_timeout_minutes(self, value: pulumi.Input[Optional[_builtins.int]]):
         pulumi.set(self, "approval_timeout_minutes", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def approvers(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        Who may approve this stage: ARNs of IAM users or roles in the
+        pipeline's partition, without wildcards. They are written into the
+        approval's description, so reviewers see who may approve. Only a
+        stage with an approval takes them. To enforce the list, allow
+        `codepipeline:PutApprovalResult` on
+        `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
+        to these principals only.
+        """
+        return pulumi.get(self, "approvers")
+
+    @approvers.setter
+    def approvers(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "approvers", value)
 
     @_builtins.property
     @pulumi.getter(name="assumeRoleArn")

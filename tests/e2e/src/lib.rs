@@ -248,6 +248,15 @@ impl Stack {
         self.dir.path()
     }
 
+    /// Replaces the program (the `resources:`/`outputs:` part of Pulumi.yaml).
+    pub fn set_program(&self, name: &str, program: &str) {
+        let pulumi_yaml = format!(
+            "name: {name}\nruntime: yaml\nplugins:\n  providers:\n    - name: securepipeline\n      path: {}\n{program}",
+            provider_dir().display()
+        );
+        std::fs::write(self.path().join("Pulumi.yaml"), pulumi_yaml).expect("write Pulumi.yaml");
+    }
+
     /// Replaces Pulumi.yaml with a program that relies on the installed
     /// plugin (no `plugins:` path).
     pub fn set_program_without_plugin_path(&self, name: &str, program: &str) {

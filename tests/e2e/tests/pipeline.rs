@@ -745,7 +745,40 @@ const BAD_INPUTS: &[(&str, &str, &str)] = &[
         "buildspecPath: ci/build.yml",
         "build",
     ),
+    (
+        "wildcard secret ARN",
+        "environment: {T: {secretArn: \"arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-*\"}}",
+        "build.environment.T.secretArn",
+    ),
+    (
+        "partial secret ARN",
+        "environment: {T: {secretArn: \"arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-token\"}}",
+        "build.environment.T.secretArn",
+    ),
+    (
+        "Pulumi secret as a plain value",
+        "environment: {DB_URL: {value: {fn::secret: \"db-8c1f.internal:5432\"}}}",
+        "build.environment.DB_URL.value",
+    ),
+    (
+        "variable that replaces the role's credentials",
+        "environment: {AWS_ACCESS_KEY_ID: {parameterName: /ci/key}}",
+        "build.environment.AWS_ACCESS_KEY_ID",
+    ),
+    (
+        "placeholder CodeBuild never expands",
+        "environment: {URL: {value: \"https://$${HOST}/api\"}}",
+        "build.environment.URL.value",
+    ),
+    (
+        "pipeline variable in an environment value",
+        "environment: {COMMIT: {value: \"#{SourceVariables.CommitId}\"}}",
+        "build.environment.COMMIT.value",
+    ),
 ];
+
+/// Values in BAD_INPUTS and the programs below that no message may repeat.
+const NEVER_ECHOED: &[&str] = &["db-8c1f.internal", "abcdefgh12345678"];
 
 #[test]
 fn bad_inputs_fail_at_preview_naming_the_property() {
@@ -761,22 +794,58 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
             "{what}: expected `{property}` in:\n{}",
             run.text()
         );
+        for secret in NEVER_ECHOED {
+            assert!(!run.text().contains(secret), "{what}: `{secret}` echoed");
+        }
     }
-    for (what, extra, property) in [
+    let source = "{repository: example-org/web}";
+    for (what, source, extra, property) in [
         (
             "log retention CloudWatch rejects",
+            source,
             "logRetentionDays: 10",
             "logRetentionDays",
         ),
-        ("schedule syntax", "schedule: every day", "schedule"),
+        ("schedule syntax", source, "schedule: every day", "schedule"),
         (
             "key in another account",
+            source,
             "kmsKeyArn: arn:aws:kms:us-east-1:999999999999:key/k",
             "kmsKeyArn",
         ),
+        (
+            "wildcard key",
+            source,
+            "kmsKeyArn: \"arn:aws:kms:us-east-1:123456789012:key/*\"",
+            "kmsKeyArn",
+        ),
+        (
+            "wildcard deploy role",
+            source,
+            "deployments: [{name: dev, commands: [./deploy], assumeRoleArn: \"arn:aws:iam::123456789012:role/deploy-*\"}]",
+            "deployments[0].assumeRoleArn: `arn:aws:iam::123456789012:role/deploy-*` has a wildcard",
+        ),
+        (
+            "credential in a deployment command",
+            source,
+            "deployments: [{name: dev, commands: [\"curl -H 'Authorization: Bearer abcdefgh12345678' https://hooks.example.com\"]}]",
+            "deployments[0].commands[0]",
+        ),
+        (
+            "branch written as a ref",
+            "{repository: example-org/web, branch: refs/heads/main}",
+            "",
+            "source.branch",
+        ),
+        (
+            "address listed twice, at the component's path",
+            source,
+            "notifications: {emails: [ops@example.com, OPS@example.com]}",
+            "notifications.emails[1]",
+        ),
     ] {
         let program = format!(
-            "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {{repository: example-org/web}}\n      build: {{commands: [make]}}\n      {extra}\n"
+            "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {source}\n      build: {{commands: [make]}}\n      {extra}\n"
         );
         let stack = Stack::yaml(&emulator, "bad-inputs", &program);
         let run = stack.preview().failure();
@@ -785,5 +854,32 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
             "{what}: expected `{property}` in:\n{}",
             run.text()
         );
+        for secret in NEVER_ECHOED {
+            assert!(!run.text().contains(secret), "{what}: `{secret}` echoed");
+        }
     }
+}
+
+#[test]
+fn defaulted_branch_and_buildspec_are_stated_at_preview() {
+    let emulator = Emulator::start();
+    let program = "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {repository: example-org/web}\n      build: {}\n";
+    let stack = Stack::yaml(&emulator, "defaults", program);
+    let run = stack.preview().success();
+    for note in [
+        "source.branch is not set: the pipeline starts on pushes to `main`",
+        "build.buildspecPath is not set: the build runs `buildspec.yml`",
+    ] {
+        assert!(
+            run.text().contains(note),
+            "expected `{note}` in:\n{}",
+            run.text()
+        );
+    }
+    stack.set_program(
+        "defaults",
+        "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {repository: example-org/web, branch: main}\n      build: {commands: [make]}\n",
+    );
+    let run = stack.preview().success();
+    assert!(!run.text().contains("is not set"), "{}", run.text());
 }
