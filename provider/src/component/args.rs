@@ -125,6 +125,12 @@ pub struct Build {
     /// only the referenced ARNs become readable by the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, EnvironmentVariable>>,
+    /// With `commands`: the files (globs relative to the source root) the
+    /// build hands to the deployment stages. Default: the whole workspace.
+    /// Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+    /// and the like) are never handed on, whatever is listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<String>>,
 }
 
 /// An environment variable: exactly one of `value`, `secretArn` or

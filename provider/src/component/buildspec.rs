@@ -90,7 +90,32 @@ pub struct Spec {
     pub artifact_files: Vec<String>,
     /// `artifacts.base-directory`, relative to the source root.
     pub base_directory: Option<String>,
+    /// `artifacts.exclude-paths`.
+    pub excluded_files: Vec<String>,
 }
+
+/// Files that hold credentials a build may write or check out (package
+/// manager tokens, dotenv files, git remotes with tokens, private keys):
+/// they never leave the build in its output artifact.
+pub const CREDENTIAL_FILES: &[&str] = &[
+    "**/.npmrc",
+    "**/.yarnrc",
+    "**/.yarnrc.yml",
+    "**/.pypirc",
+    "**/pip.conf",
+    "**/.netrc",
+    "**/.git-credentials",
+    "**/.git/**/*",
+    "**/.env",
+    "**/.env.*",
+    "**/.aws/**/*",
+    "**/.docker/config.json",
+    "**/.ssh/**/*",
+    "**/*.pem",
+    "**/*.key",
+    "**/id_rsa*",
+    "**/id_ed25519*",
+];
 
 fn strings(items: &[String]) -> Yaml {
     Yaml::Sequence(items.iter().map(|i| Yaml::String(i.clone())).collect())
@@ -135,17 +160,24 @@ impl Spec {
             if let Some(dir) = &self.base_directory {
                 artifacts.insert("base-directory".into(), Yaml::String(dir.clone()));
             }
+            if !self.excluded_files.is_empty() {
+                artifacts.insert("exclude-paths".into(), strings(&self.excluded_files));
+            }
             root.insert("artifacts".into(), Yaml::Mapping(artifacts));
         }
         serde_yaml_ng::to_string(&Yaml::Mapping(root)).unwrap_or_default()
     }
 }
 
-/// The build stage's buildspec for plain commands.
-pub fn for_commands(commands: &[String]) -> String {
+/// The build stage's buildspec for plain commands: its output artifact is
+/// `output_files` (default everything), never a credential file.
+pub fn for_commands(commands: &[String], output_files: Option<&[String]>) -> String {
     Spec {
         phases: vec![("build", commands.to_vec())],
-        artifact_files: vec!["**/*".into()],
+        artifact_files: output_files
+            .map(<[String]>::to_vec)
+            .unwrap_or_else(|| vec!["**/*".into()]),
+        excluded_files: CREDENTIAL_FILES.iter().map(|f| (*f).to_string()).collect(),
         ..Spec::default()
     }
     .render()
@@ -170,8 +202,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_build_artifact_never_carries_credential_files() {
+        let everything: Yaml =
+            serde_yaml_ng::from_str(&for_commands(&["make".into()], None)).unwrap();
+        let chosen: Yaml = serde_yaml_ng::from_str(&for_commands(
+            &["make".into()],
+            Some(&["dist/**/*".into(), ".npmrc".into()]),
+        ))
+        .unwrap();
+        assert_eq!(
+            everything["artifacts"]["files"][0],
+            Yaml::String("**/*".into())
+        );
+        assert_eq!(
+            chosen["artifacts"]["files"][0],
+            Yaml::String("dist/**/*".into())
+        );
+        for doc in [&everything, &chosen] {
+            let excluded: Vec<&str> = doc["artifacts"]["exclude-paths"]
+                .as_sequence()
+                .expect("exclude-paths")
+                .iter()
+                .filter_map(Yaml::as_str)
+                .collect();
+            for file in [
+                "**/.npmrc",
+                "**/.env",
+                "**/.netrc",
+                "**/.git/**/*",
+                "**/*.pem",
+            ] {
+                assert!(
+                    excluded.contains(&file),
+                    "{file} not excluded: {excluded:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn generated_buildspecs_are_valid_and_keep_commands() {
-        let spec = for_commands(&["npm ci".into(), "npm test -- --grep 'a: b'".into()]);
+        let spec = for_commands(&["npm ci".into(), "npm test -- --grep 'a: b'".into()], None);
         validate(&spec).unwrap();
         let doc: Yaml = serde_yaml_ng::from_str(&spec).unwrap();
         assert_eq!(
@@ -215,6 +286,7 @@ mod tests {
             ],
             artifact_files: vec!["out.json".into()],
             base_directory: Some("infra".into()),
+            excluded_files: vec!["**/.env".into()],
         }
         .render();
         validate(&spec).unwrap();
@@ -250,6 +322,10 @@ mod tests {
         assert_eq!(
             doc["artifacts"]["base-directory"],
             Yaml::String("infra".into())
+        );
+        assert_eq!(
+            doc["artifacts"]["exclude-paths"][0],
+            Yaml::String("**/.env".into())
         );
     }
 

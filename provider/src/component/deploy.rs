@@ -440,6 +440,7 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
         ],
         artifact_files: vec![STACK_OUTPUTS_FILE.to_string()],
         base_directory: work_dir(pulumi).map(str::to_string),
+        ..Spec::default()
     }
 }
 

@@ -101,7 +101,7 @@ pub fn defaulted_notes(args: &SecurePipelineArgs) -> Vec<String> {
 /// path in the repository.
 pub fn build_buildspec(build: &Build) -> String {
     match (&build.commands, &build.buildspec, &build.buildspec_path) {
-        (Some(commands), _, _) => buildspec::for_commands(commands),
+        (Some(commands), _, _) => buildspec::for_commands(commands, build.output_files.as_deref()),
         (None, Some(inline), _) => inline.clone(),
         (None, None, Some(path)) => path.clone(),
         (None, None, None) => DEFAULT_BUILDSPEC_PATH.into(),

@@ -228,6 +228,9 @@ fn build(
         }
         check_commands("build.commands", commands, secret_paths, failures);
     }
+    if let Some(files) = &build.output_files {
+        output_files(build.commands.is_some(), files, failures);
+    }
     if let Some(spec) = &build.buildspec {
         if is_secret(secret_paths, "build.buildspec") {
             failures.push(
@@ -278,6 +281,34 @@ fn build(
             let path = format!("build.environment.{name}");
             let secret = is_secret(secret_paths, &format!("{path}.value"));
             env_var(ctx, &path, name, variable, None, secret, failures);
+        }
+    }
+}
+
+/// `build.outputFiles`: relative globs, and only where the provider writes
+/// the buildspec (a user's buildspec has its own `artifacts` section).
+fn output_files(with_commands: bool, files: &[String], failures: &mut Failures) {
+    if !with_commands {
+        failures.push(
+            "build.outputFiles",
+            "applies to `commands` only; with buildspec or buildspecPath list the files in the buildspec's `artifacts` section",
+        );
+    }
+    if files.is_empty() {
+        failures.push(
+            "build.outputFiles",
+            "list at least one file or glob, or leave outputFiles out to hand on the whole workspace",
+        );
+    }
+    for (index, file) in files.iter().enumerate() {
+        if is_unknown(file) {
+            continue;
+        }
+        if file.is_empty() || file.starts_with('/') || file.split('/').any(|part| part == "..") {
+            failures.push(
+                format!("build.outputFiles[{index}]"),
+                format!("`{file}` must be a path or glob inside the source, e.g. `dist/**/*`"),
+            );
         }
     }
 }
@@ -1589,5 +1620,22 @@ mod tests {
         assert!(check_schedule("rate(0 minutes)").is_err());
         assert!(check_schedule("cron(0 6 * * *)").is_err());
         assert!(check_schedule("cron(0 6 1 * MON *)").is_err());
+    }
+
+    #[test]
+    fn output_files_are_relative_and_only_for_commands() {
+        assert!(properties(json!({"source": {"repository": "org/app"},
+            "build": {"commands": ["make"], "outputFiles": ["dist/**/*", "infra/**/*"]}}))
+        .is_empty());
+        assert_eq!(
+            properties(json!({"source": {"repository": "org/app"},
+                "build": {"commands": ["make"], "outputFiles": ["/etc/passwd", "../x", "ok/*"]}})),
+            vec!["build.outputFiles[0]", "build.outputFiles[1]"]
+        );
+        assert_eq!(
+            properties(json!({"source": {"repository": "org/app"},
+                "build": {"buildspecPath": "ci/b.yml", "outputFiles": []}})),
+            vec!["build.outputFiles", "build.outputFiles"]
+        );
     }
 }
