@@ -210,6 +210,11 @@ type Build struct {
 	Environment map[string]EnvironmentVariable `pulumi:"environment"`
 	// The CodeBuild image. Default `aws/codebuild/standard:7.0`.
 	Image *BuildImage `pulumi:"image"`
+	// With `commands`: the files (globs relative to the source root) the
+	// build hands to the deployment stages. Default: the whole workspace.
+	// Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+	// and the like) are never handed on, whatever is listed.
+	OutputFiles []string `pulumi:"outputFiles"`
 	// How long a build may wait in the queue, 5 to 480 minutes. Default 60.
 	QueuedTimeoutMinutes *int `pulumi:"queuedTimeoutMinutes"`
 	// Build timeout, 5 to 2160 minutes. Default 60.
@@ -246,6 +251,11 @@ type BuildArgs struct {
 	Environment EnvironmentVariableMapInput `pulumi:"environment"`
 	// The CodeBuild image. Default `aws/codebuild/standard:7.0`.
 	Image BuildImagePtrInput `pulumi:"image"`
+	// With `commands`: the files (globs relative to the source root) the
+	// build hands to the deployment stages. Default: the whole workspace.
+	// Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+	// and the like) are never handed on, whatever is listed.
+	OutputFiles pulumi.StringArrayInput `pulumi:"outputFiles"`
 	// How long a build may wait in the queue, 5 to 480 minutes. Default 60.
 	QueuedTimeoutMinutes pulumi.IntPtrInput `pulumi:"queuedTimeoutMinutes"`
 	// Build timeout, 5 to 2160 minutes. Default 60.
@@ -315,6 +325,14 @@ func (o BuildOutput) Environment() EnvironmentVariableMapOutput {
 // The CodeBuild image. Default `aws/codebuild/standard:7.0`.
 func (o BuildOutput) Image() BuildImagePtrOutput {
 	return o.ApplyT(func(v Build) *BuildImage { return v.Image }).(BuildImagePtrOutput)
+}
+
+// With `commands`: the files (globs relative to the source root) the
+// build hands to the deployment stages. Default: the whole workspace.
+// Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+// and the like) are never handed on, whatever is listed.
+func (o BuildOutput) OutputFiles() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Build) []string { return v.OutputFiles }).(pulumi.StringArrayOutput)
 }
 
 // How long a build may wait in the queue, 5 to 480 minutes. Default 60.

@@ -60,6 +60,13 @@ export interface BuildArgs {
      */
     image?: pulumi.Input<enums.BuildImage | undefined>;
     /**
+     * With `commands`: the files (globs relative to the source root) the
+     * build hands to the deployment stages. Default: the whole workspace.
+     * Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+     * and the like) are never handed on, whatever is listed.
+     */
+    outputFiles?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
      * How long a build may wait in the queue, 5 to 480 minutes. Default 60.
      */
     queuedTimeoutMinutes?: pulumi.Input<number | undefined>;

@@ -140,6 +140,13 @@ class BuildArgsDict(TypedDict):
     """
     The CodeBuild image. Default `aws/codebuild/standard:7.0`.
     """
+    output_files: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    With `commands`: the files (globs relative to the source root) the
+    build hands to the deployment stages. Default: the whole workspace.
+    Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+    and the like) are never handed on, whatever is listed.
+    """
     queued_timeout_minutes: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
     How long a build may wait in the queue, 5 to 480 minutes. Default 60.
@@ -159,6 +166,7 @@ class BuildArgs:
                  docker: pulumi.Input[Optional[_builtins.bool]] = None,
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]]] = None,
                  image: pulumi.Input[Optional['BuildImage']] = None,
+                 output_files: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  queued_timeout_minutes: pulumi.Input[Optional[_builtins.int]] = None,
                  timeout_minutes: pulumi.Input[Optional[_builtins.int]] = None):
         """
@@ -174,6 +182,10 @@ class BuildArgs:
         :param pulumi.Input[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]] environment: Environment variables by name. Secrets are given by reference and
                only the referenced ARNs become readable by the build.
         :param pulumi.Input['BuildImage'] image: The CodeBuild image. Default `aws/codebuild/standard:7.0`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] output_files: With `commands`: the files (globs relative to the source root) the
+               build hands to the deployment stages. Default: the whole workspace.
+               Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+               and the like) are never handed on, whatever is listed.
         :param pulumi.Input[_builtins.int] queued_timeout_minutes: How long a build may wait in the queue, 5 to 480 minutes. Default 60.
         :param pulumi.Input[_builtins.int] timeout_minutes: Build timeout, 5 to 2160 minutes. Default 60.
         """
@@ -191,6 +203,8 @@ class BuildArgs:
             pulumi.set(__self__, "environment", environment)
         if image is not None:
             pulumi.set(__self__, "image", image)
+        if output_files is not None:
+            pulumi.set(__self__, "output_files", output_files)
         if queued_timeout_minutes is not None:
             pulumi.set(__self__, "queued_timeout_minutes", queued_timeout_minutes)
         if timeout_minutes is not None:
@@ -282,6 +296,21 @@ class BuildArgs:
     @image.setter
     def image(self, value: pulumi.Input[Optional['BuildImage']]):
         pulumi.set(self, "image", value)
+
+    @_builtins.property
+    @pulumi.getter(name="outputFiles")
+    def output_files(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        With `commands`: the files (globs relative to the source root) the
+        build hands to the deployment stages. Default: the whole workspace.
+        Credential files (`.npmrc`, `.env`, `.netrc`, `.git`, private keys
+        and the like) are never handed on, whatever is listed.
+        """
+        return pulumi.get(self, "output_files")
+
+    @output_files.setter
+    def output_files(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "output_files", value)
 
     @_builtins.property
     @pulumi.getter(name="queuedTimeoutMinutes")
