@@ -473,6 +473,54 @@ pub mod readback {
         }
     }
 
+    /// An artifact bucket as G6 wants it: versioned, SSE-KMS with `key_arn`
+    /// by default, every public access block on.
+    pub async fn assert_bucket_encrypted_and_private(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key_arn: &str,
+    ) {
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(versioning.status().unwrap().as_str(), "Enabled", "{bucket}");
+        let encryption = s3
+            .get_bucket_encryption()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let default = encryption
+            .server_side_encryption_configuration()
+            .unwrap()
+            .rules()[0]
+            .apply_server_side_encryption_by_default()
+            .unwrap()
+            .clone();
+        assert_eq!(default.sse_algorithm().as_str(), "aws:kms", "{bucket}");
+        assert_eq!(default.kms_master_key_id(), Some(key_arn), "{bucket}");
+        let block = s3
+            .get_public_access_block()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let block = block.public_access_block_configuration().unwrap();
+        assert_eq!(
+            (
+                block.block_public_acls(),
+                block.ignore_public_acls(),
+                block.block_public_policy(),
+                block.restrict_public_buckets()
+            ),
+            (Some(true), Some(true), Some(true), Some(true)),
+            "{bucket}"
+        );
+    }
+
     /// Everything of the kinds SecurePipeline creates that is still in one
     /// region of the emulator (IAM and S3 are global there): after a
     /// destroy this must be empty. Keys count unless pending deletion,

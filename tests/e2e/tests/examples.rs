@@ -117,44 +117,7 @@ async fn assert_example_pipeline(emulator: &Emulator, out: &Json) {
     // The artifact bucket: versioned, SSE-KMS with the key, no public access.
     let s3 = readback::s3(&sdk);
     let bucket = text(out, "artifactBucketName");
-    let versioning = s3
-        .get_bucket_versioning()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(versioning.status().unwrap().as_str(), "Enabled");
-    let encryption = s3
-        .get_bucket_encryption()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let default = encryption
-        .server_side_encryption_configuration()
-        .unwrap()
-        .rules()[0]
-        .apply_server_side_encryption_by_default()
-        .unwrap()
-        .clone();
-    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
-    assert_eq!(default.kms_master_key_id(), Some(key_arn.as_str()));
-    let block = s3
-        .get_public_access_block()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let block = block.public_access_block_configuration().unwrap();
-    assert_eq!(
-        (
-            block.block_public_acls(),
-            block.ignore_public_acls(),
-            block.block_public_policy(),
-            block.restrict_public_buckets()
-        ),
-        (Some(true), Some(true), Some(true), Some(true))
-    );
+    readback::assert_bucket_encrypted_and_private(&s3, &bucket, &key_arn).await;
 
     // The topic: encrypted with the key, the team's address pending.
     let sns = aws_sdk_sns::Client::new(&sdk);

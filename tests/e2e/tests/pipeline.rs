@@ -239,45 +239,7 @@ async fn holds_every_guarantee(emulator: &Emulator, stack: &Stack) {
 
     // G6: the artifact bucket.
     let bucket = text(&out, "artifactBucketName");
-    let versioning = aws
-        .s3
-        .get_bucket_versioning()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(versioning.status().unwrap().as_str(), "Enabled");
-    let encryption = aws
-        .s3
-        .get_bucket_encryption()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let rule = &encryption
-        .server_side_encryption_configuration()
-        .unwrap()
-        .rules()[0];
-    let default = rule.apply_server_side_encryption_by_default().unwrap();
-    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
-    assert_eq!(default.kms_master_key_id(), Some(key_arn.as_str()));
-    let block = aws
-        .s3
-        .get_public_access_block()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    let block = block.public_access_block_configuration().unwrap();
-    assert_eq!(
-        (
-            block.block_public_acls(),
-            block.ignore_public_acls(),
-            block.block_public_policy(),
-            block.restrict_public_buckets()
-        ),
-        (Some(true), Some(true), Some(true), Some(true))
-    );
+    readback::assert_bucket_encrypted_and_private(&aws.s3, &bucket, &key_arn).await;
     let ownership = aws
         .s3
         .get_bucket_ownership_controls()
