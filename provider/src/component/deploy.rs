@@ -441,10 +441,12 @@ fn without(all: impl IntoIterator<Item = String>, except: &[String]) -> Vec<Stri
 /// What the role of a stage's Preview action (which runs the repository's
 /// program before anyone approves) may do: write its own log group, read
 /// the build's artifact with the key, read its stack's state and the
-/// backend's metadata without writing, read the passphrase or read-only
-/// token, and assume the read-only `previewRoleArn`. It is explicitly
-/// denied the stage's deploy role and write secrets, writing its state,
-/// and everything production owns that it does not read.
+/// backend's metadata without writing (`pulumi preview` takes no lock in a
+/// self-managed backend and saves no checkpoint or history), read the
+/// passphrase or read-only token, and assume the read-only
+/// `previewRoleArn`. It is explicitly denied the stage's deploy role and
+/// write secrets, writing its state, and everything production owns that
+/// it does not read.
 pub fn preview_role_policy(
     arns: &Arns<'_>,
     store: Store<'_>,
