@@ -23,6 +23,7 @@ fn program_inputs() -> KeyInputs {
             format!("logs.{}.amazonaws.com", support::REGION),
             "events.amazonaws.com".into(),
         ],
+        service_scopes: Default::default(),
         policy: None,
         tags: Tags::from([("team".to_string(), "platform".to_string())]),
     }
@@ -67,7 +68,11 @@ async fn key_is_created_read_back_restored_and_deleted() {
     let alias = inputs.alias_name.clone().unwrap();
     assert_eq!(
         inputs.policy,
-        Some(key_policy(&aws.arns(), &inputs.service_principals))
+        Some(key_policy(
+            &aws.arns(),
+            &inputs.service_principals,
+            &inputs.service_scopes
+        ))
     );
 
     let (id, outputs) = Key::create(&ctx, &inputs).await.unwrap();

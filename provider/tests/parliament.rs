@@ -26,13 +26,22 @@ const ARNS: Arns<'static> = Arns {
 
 /// Findings Parliament reports that are not problems: (role, issue,
 /// actions, why). Matched exactly, so any other finding still fails.
-const FALSE_POSITIVES: &[(&str, &str, &[&str], &str)] = &[(
-    "deploy-prod",
-    "CREDENTIALS_EXPOSURE",
-    &["sts:assumerole"],
-    "the community auditor flags every sts:AssumeRole; assuming exactly the stage's assumeRoleArn is the \
-     feature (G17), and the deployment reaches the credentials through a profile, never printed",
-)];
+const FALSE_POSITIVES: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "deploy-prod",
+        "CREDENTIALS_EXPOSURE",
+        &["sts:assumerole"],
+        "the community auditor flags every sts:AssumeRole; assuming exactly the stage's assumeRoleArn is the \
+         feature (G17), and the deployment reaches the credentials through a profile, never printed",
+    ),
+    (
+        "preview-prod",
+        "CREDENTIALS_EXPOSURE",
+        &["sts:assumerole"],
+        "as for deploy-prod: the preview assumes exactly the stage's read-only previewRoleArn (G26), through a \
+         profile, never printed",
+    ),
+];
 
 fn parliament() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/parliament");
@@ -58,6 +67,7 @@ fn args() -> SecurePipelineArgs {
              "environment": {"DB": {"parameterName": "/web/staging/db"},
                              "TOKEN": {"secretArn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:staging-AbCdEf"}}},
             {"name": "prod", "production": true, "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
+             "previewRoleArn": "arn:aws:iam::210987654321:role/reader",
              "pulumiStack": {"stack": "organization/web-infra/prod", "backendUrl": "s3://web-state/pulumi",
                 "accessTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulumi-token-AbCdEf",
                 "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-passphrase-AbCdEf"}}
@@ -66,6 +76,8 @@ fn args() -> SecurePipelineArgs {
     }))
     .unwrap()
 }
+
+const PIPELINE: &str = "web-x1y2-pipeline-abcdefgh";
 
 /// Every permissions policy of the configuration, by role.
 fn policies() -> BTreeMap<String, PolicyDocument> {
@@ -81,6 +93,7 @@ fn policies() -> BTreeMap<String, PolicyDocument> {
             Store {
                 bucket_arn: "arn:aws:s3:::web-x1y2-artifacts-abcdefgh",
                 key_arn: &home_key,
+                pipeline_name: PIPELINE,
             },
         ),
         (
@@ -88,6 +101,7 @@ fn policies() -> BTreeMap<String, PolicyDocument> {
             Store {
                 bucket_arn: "arn:aws:s3:::web-x1y2-artifacts-us-west-2-abcdefgh",
                 key_arn: &west_key,
+                pipeline_name: PIPELINE,
             },
         ),
     ]);
@@ -102,7 +116,7 @@ fn policies() -> BTreeMap<String, PolicyDocument> {
         ),
     )]);
     let mut projects = vec![ARNS.codebuild_project("web-x1y2-build-abcdefgh")];
-    for deployment in deployments {
+    for (index, deployment) in deployments.iter().enumerate() {
         let region = deploy::region(deployment, HOME);
         let arns = ARNS.in_region(region);
         let name = format!("web-x1y2-{}-abcdefgh", deploy::purpose(deployment));
@@ -113,10 +127,24 @@ fn policies() -> BTreeMap<String, PolicyDocument> {
                 &arns,
                 stores[region],
                 &format!("/securepipeline/{name}"),
-                deployment,
+                (index, deployment),
                 &protected,
             ),
         );
+        if deploy::has_preview(deployment) {
+            let name = format!("web-x1y2-{}-abcdefgh", deploy::preview_purpose(deployment));
+            projects.push(arns.codebuild_project(&name));
+            policies.insert(
+                deploy::preview_purpose(deployment),
+                deploy::preview_role_policy(
+                    &arns,
+                    stores[region],
+                    &format!("/securepipeline/{name}"),
+                    deployment,
+                    &protected,
+                ),
+            );
+        }
     }
     policies.insert(
         "pipeline".into(),
@@ -131,7 +159,7 @@ fn policies() -> BTreeMap<String, PolicyDocument> {
     );
     policies.insert(
         "events".into(),
-        plan::events_role_policy(&ARNS.codepipeline("web-x1y2-pipeline-abcdefgh")),
+        plan::events_role_policy(&ARNS.codepipeline(PIPELINE)),
     );
     policies
 }
@@ -178,7 +206,8 @@ fn parliament_finds_nothing_in_any_policy() {
             "deploy-prod",
             "deploy-staging",
             "events",
-            "pipeline"
+            "pipeline",
+            "preview-prod"
         ]
     );
     let mut problems = Vec::new();

@@ -15,7 +15,7 @@ use securepipeline::resources::role::{Role, RoleInputs};
 use securepipeline::tags::{self, Tags};
 
 const URN: &str = "urn:pulumi:test::securepipeline::securepipeline:aws:Role::build-role";
-const PROJECTS: &str = "arn:aws:codebuild:us-east-1:123456789012:project/app-x1y2-build-*";
+const PROJECTS: &str = "arn:aws:codebuild:us-east-1:123456789012:project/app-x1y2-build-k3j9a0qz";
 
 fn program_inputs() -> RoleInputs {
     RoleInputs {
@@ -143,13 +143,13 @@ fn assert_trusts_exactly(
     );
     match source_arn {
         Some(arn) => assert_eq!(
-            statement.conditions.get("ArnLike"),
+            statement.conditions.get("ArnEquals"),
             Some(&BTreeMap::from([(
                 "aws:SourceArn".to_string(),
                 vec![arn.to_string()]
             )]))
         ),
-        None => assert!(!statement.conditions.contains_key("ArnLike"), "{trust:?}"),
+        None => assert!(!statement.conditions.contains_key("ArnEquals"), "{trust:?}"),
     }
     assert!(lint::trust(trust).is_empty());
 }

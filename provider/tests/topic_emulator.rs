@@ -29,7 +29,7 @@ fn program_inputs(aws: &AwsContext, key_arn: &str) -> TopicInputs {
         name_prefix: "app-test-notify".into(),
         topic_name: None,
         kms_key_arn: key_arn.into(),
-        publisher_rule_arns: vec![aws.arns().events_rule("app-test-notify-*")],
+        publisher_rule_arns: vec![aws.arns().events_rule("app-test-notify-k3j9a0qz")],
         emails: vec![OPS.into(), DEV.into()],
         policy: None,
         tags: Tags::from([("team".to_string(), "platform".to_string())]),
@@ -98,7 +98,7 @@ async fn assert_live(ctx: &OpContext<'_>, inputs: &TopicInputs, outputs: &TopicO
     assert_eq!(Some(&policy), outputs.policy.as_ref());
     let statement = &policy.statements[1];
     assert_eq!(
-        statement.conditions["ArnLike"]["aws:SourceArn"],
+        statement.conditions["ArnEquals"]["aws:SourceArn"],
         inputs.publisher_rule_arns
     );
     assert_eq!(

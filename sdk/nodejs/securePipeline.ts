@@ -33,7 +33,8 @@ export class SecurePipeline extends pulumi.ComponentResource {
      */
     declare public /*out*/ readonly artifactBucketName: pulumi.Output<string>;
     /**
-     * CodeBuild project names, build first, then deployments in order.
+     * CodeBuild project names, build first, then deployments in order, then
+     * the preview projects of the stages that preview, in order.
      */
     declare public /*out*/ readonly buildProjectNames: pulumi.Output<string[]>;
     /**
@@ -79,7 +80,8 @@ export class SecurePipeline extends pulumi.ComponentResource {
      */
     declare public /*out*/ readonly pipelineUrl: pulumi.Output<string>;
     /**
-     * Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+     * Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`,
+     * `preview-<stage>`, `events`).
      */
     declare public /*out*/ readonly roleArns: pulumi.Output<{[key: string]: string}>;
 

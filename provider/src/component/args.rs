@@ -214,8 +214,14 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Vec<String>>,
     /// The only role this stage may assume; the deployment runs under it.
+    /// Only the Deploy action, after any approval, holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role_arn: Option<String>,
+    /// A read-only role the Preview action (before the approval) runs
+    /// `pulumi preview` under, in its own CodeBuild project. Never the
+    /// deploy role. Without it the preview assumes no role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_role_arn: Option<String>,
     /// Another region makes the pipeline cross-region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -261,9 +267,16 @@ pub struct PulumiDeployment {
     /// A self-managed backend, `s3://bucket/prefix`. Absent means Pulumi Cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_url: Option<String>,
-    /// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+    /// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+    /// the Deploy action, after any approval, reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_secret_arn: Option<String>,
+    /// A Pulumi Cloud access token that can only read the stack (e.g. a team
+    /// token with read permission), as a Secrets Manager secret ARN. The
+    /// Preview action before an approval uses it; a Pulumi Cloud stage
+    /// without it gets no preview, because its deploy token can write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_access_token_secret_arn: Option<String>,
     /// The stack's config passphrase, as a Secrets Manager secret ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_secret_arn: Option<String>,
@@ -339,10 +352,12 @@ pub struct SecurePipelineOutputs {
     /// exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_bridge_role_arn: Option<String>,
-    /// CodeBuild project names, build first, then deployments in order.
+    /// CodeBuild project names, build first, then deployments in order, then
+    /// the preview projects of the stages that preview, in order.
     pub build_project_names: Vec<String>,
     /// Log group names, in the same order as the projects.
     pub log_group_names: Vec<String>,
-    /// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+    /// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`,
+    /// `preview-<stage>`, `events`).
     pub role_arns: BTreeMap<String, String>,
 }

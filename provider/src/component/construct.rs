@@ -239,10 +239,21 @@ async fn assemble(
     log: &EngineLog,
 ) -> Result<SecurePipelineOutputs, Status> {
     let names = Names::new(project, stack, children.name);
+    // Names policies refer to are chosen now, so that every trust and
+    // resource policy names exact ARNs.
+    let pipeline_name = names.name("pipeline", &naming::PIPELINE);
+    let project_name_of = |purpose: &str| names.name(purpose, &naming::CODEBUILD_PROJECT);
+    let notify_rule_name = names.name("notify", &naming::EVENT_RULE);
     let arns = aws.arns();
     let tags = with_pipeline_tag(args, children.name);
     let region = aws.region.clone();
     let deployments = args.deployments.as_deref().unwrap_or_default();
+    // Stages whose Preview action runs in its own project, role and log
+    // group, before the approval.
+    let previews: Vec<&args::Deployment> = deployments
+        .iter()
+        .filter(|d| deploy::has_preview(d))
+        .collect();
     // Regions other than the pipeline's that stages run in: each gets its
     // own key and artifact bucket.
     let extra_regions = deploy::extra_regions(args, &region);
@@ -251,6 +262,28 @@ async fn assemble(
     // Children in the pipeline's region carry no region input, as before
     // cross-region pipelines existed.
     let region_input = |r: &str| (r != region).then(|| r.to_string());
+
+    // The exact log groups of each region, which that region's key lets
+    // CloudWatch Logs use it for.
+    let log_group_arns_in = |r: &str| -> Vec<String> {
+        let mut purposes = vec![];
+        if r == region {
+            purposes.push("build".to_string());
+        }
+        for d in deployments
+            .iter()
+            .filter(|d| deploy::region(d, &region) == r)
+        {
+            purposes.push(deploy::purpose(d));
+            if deploy::has_preview(d) {
+                purposes.push(deploy::preview_purpose(d));
+            }
+        }
+        purposes
+            .iter()
+            .map(|p| arns.in_region(r).log_group(&names.log_group(p)))
+            .collect()
+    };
 
     // 1. The keys and the connection do not depend on anything.
     let key_inputs = KeyInputs {
@@ -266,6 +299,17 @@ async fn assemble(
             format!("logs.{region}.amazonaws.com"),
             "events.amazonaws.com".into(),
         ],
+        // EventBridge encrypts for the notification rule only.
+        service_scopes: BTreeMap::from([
+            (
+                format!("logs.{region}.amazonaws.com"),
+                log_group_arns_in(&region),
+            ),
+            (
+                "events.amazonaws.com".to_string(),
+                vec![arns.events_rule(&notify_rule_name)],
+            ),
+        ]),
         policy: None,
         tags: tags.clone(),
     };
@@ -281,6 +325,10 @@ async fn assemble(
             region: Some(r.clone()),
             enable_key_rotation: true,
             service_principals: vec![format!("logs.{r}.amazonaws.com")],
+            service_scopes: BTreeMap::from([(
+                format!("logs.{r}.amazonaws.com"),
+                log_group_arns_in(r),
+            )]),
             policy: None,
             tags: tags.clone(),
         })
@@ -363,9 +411,9 @@ async fn assemble(
     let home_bucket_inputs = bucket_inputs(&region);
     let regional_bucket_inputs: Vec<ArtifactBucketInputs> =
         extra_regions.iter().map(|r| bucket_inputs(r)).collect();
-    let log_inputs = |prefix: String, r: &str| LogGroupInputs {
-        name_prefix: prefix,
-        log_group_name: None,
+    let log_inputs = |purpose: &str, r: &str| LogGroupInputs {
+        name_prefix: names.prefix(purpose),
+        log_group_name: Some(names.log_group(purpose)),
         region: region_input(r),
         retention_in_days: args
             .log_retention_days
@@ -373,22 +421,20 @@ async fn assemble(
         kms_key_arn: key_arn_in(r),
         tags: tags.clone(),
     };
-    let build_log_inputs = log_inputs(names.prefix("build"), &region);
+    let build_log_inputs = log_inputs("build", &region);
     let deploy_log_inputs: Vec<LogGroupInputs> = deployments
         .iter()
-        .map(|d| {
-            log_inputs(
-                names.prefix(&deploy::purpose(d)),
-                deploy::region(d, &region),
-            )
-        })
+        .map(|d| log_inputs(&deploy::purpose(d), deploy::region(d, &region)))
         .collect();
-    let rule_pattern = arns.events_rule(&names.pattern("notify", &naming::EVENT_RULE));
+    let preview_log_inputs: Vec<LogGroupInputs> = previews
+        .iter()
+        .map(|d| log_inputs(&deploy::preview_purpose(d), deploy::region(d, &region)))
+        .collect();
     let topic_inputs = TopicInputs {
         name_prefix: names.prefix("notify"),
         topic_name: None,
         kms_key_arn: key_arn.clone(),
-        publisher_rule_arns: vec![rule_pattern],
+        publisher_rule_arns: vec![arns.events_rule(&notify_rule_name)],
         emails: args
             .notifications
             .as_ref()
@@ -397,7 +443,7 @@ async fn assemble(
         policy: None,
         tags: tags.clone(),
     };
-    let (bucket, regional_buckets, build_logs, deploy_logs, topic) = tokio::try_join!(
+    let (bucket, regional_buckets, build_logs, deploy_logs, preview_logs, topic) = tokio::try_join!(
         children.add::<ArtifactBucket>("artifacts", &home_bucket_inputs, &key_deps),
         try_join_all(
             extra_regions
@@ -426,6 +472,18 @@ async fn assemble(
                     }
                 })
         ),
+        try_join_all(previews.iter().zip(&preview_log_inputs).map(|(d, inputs)| {
+            let deps = key_deps_in(deploy::region(d, &region));
+            async move {
+                children
+                    .add::<LogGroup>(
+                        &format!("{}-logs", deploy::preview_purpose(d)),
+                        inputs,
+                        &deps,
+                    )
+                    .await
+            }
+        })),
         children.add::<Topic>("notifications", &topic_inputs, &key_deps),
     )?;
     let bucket_name = output(&bucket, "bucketName");
@@ -458,10 +516,12 @@ async fn assemble(
             .map(|s| Store {
                 bucket_arn: &s.bucket_arn,
                 key_arn: &s.key_arn,
+                pipeline_name: &pipeline_name,
             })
             .unwrap_or(Store {
                 bucket_arn: UNKNOWN,
                 key_arn: UNKNOWN,
+                pipeline_name: &pipeline_name,
             })
     };
     let storage_deps_in = |r: &str| {
@@ -470,6 +530,10 @@ async fn assemble(
         deps
     };
     let deploy_log_groups: Vec<String> = deploy_logs
+        .iter()
+        .map(|l| output(l, "logGroupName"))
+        .collect();
+    let preview_log_groups: Vec<String> = preview_logs
         .iter()
         .map(|l| output(l, "logGroupName"))
         .collect();
@@ -483,7 +547,7 @@ async fn assemble(
             service: "codebuild.amazonaws.com".into(),
             source_arn: Some(
                 arns.in_region(r)
-                    .codebuild_project(&names.pattern(purpose, &naming::CODEBUILD_PROJECT)),
+                    .codebuild_project(&project_name_of(purpose)),
             ),
             trust_policy: None,
             managed_policy_arns: Vec::new(),
@@ -507,8 +571,9 @@ async fn assemble(
     );
     let deploy_role_inputs: Vec<RoleInputs> = deployments
         .iter()
+        .enumerate()
         .zip(&deploy_log_groups)
-        .map(|(d, log_group)| {
+        .map(|((index, d), log_group)| {
             let r = deploy::region(d, &region);
             codebuild_role(
                 &deploy::purpose(d),
@@ -519,14 +584,45 @@ async fn assemble(
                 ),
                 (
                     "deploy",
-                    deploy::role_policy(&arns.in_region(r), store_in(r), log_group, d, &protected),
+                    deploy::role_policy(
+                        &arns.in_region(r),
+                        store_in(r),
+                        log_group,
+                        (index, d),
+                        &protected,
+                    ),
+                ),
+            )
+        })
+        .collect();
+    let preview_role_inputs: Vec<RoleInputs> = previews
+        .iter()
+        .zip(&preview_log_groups)
+        .map(|(d, log_group)| {
+            let r = deploy::region(d, &region);
+            codebuild_role(
+                &deploy::preview_purpose(d),
+                r,
+                format!(
+                    "CodeBuild role of the pre-approval preview of stage {} of pipeline {}",
+                    d.name, children.name
+                ),
+                (
+                    "preview",
+                    deploy::preview_role_policy(
+                        &arns.in_region(r),
+                        store_in(r),
+                        log_group,
+                        d,
+                        &protected,
+                    ),
                 ),
             )
         })
         .collect();
     let mut build_role_deps = storage_deps_in(&region);
     build_role_deps.push(&build_logs);
-    let (build_role, deploy_roles) = tokio::try_join!(
+    let (build_role, deploy_roles, preview_roles) = tokio::try_join!(
         children.add::<Role>("build-role", &build_role_inputs, &build_role_deps),
         try_join_all(
             deployments
@@ -543,13 +639,32 @@ async fn assemble(
                     }
                 })
         ),
+        try_join_all(
+            previews
+                .iter()
+                .zip(&preview_role_inputs)
+                .zip(&preview_logs)
+                .map(|((d, inputs), logs)| {
+                    let mut deps = storage_deps_in(deploy::region(d, &region));
+                    deps.push(logs);
+                    async move {
+                        children
+                            .add::<Role>(
+                                &format!("{}-role", deploy::preview_purpose(d)),
+                                inputs,
+                                &deps,
+                            )
+                            .await
+                    }
+                })
+        ),
     )?;
 
     // 4. The projects: the build, then one per stage in its region, with
     // the build's image and compute type.
     let project_inputs = BuildProjectInputs {
         name_prefix: names.prefix("build"),
-        project_name: None,
+        project_name: Some(project_name_of("build")),
         region: None,
         description: project_description(format!("Build stage of pipeline {}", children.name)),
         service_role_arn: output(&build_role, "arn"),
@@ -578,7 +693,7 @@ async fn assemble(
             let r = deploy::region(d, &region);
             BuildProjectInputs {
                 name_prefix: names.prefix(&deploy::purpose(d)),
-                project_name: None,
+                project_name: Some(project_name_of(&deploy::purpose(d))),
                 region: region_input(r),
                 description: project_description(format!(
                     "Deployment stage {} of pipeline {}",
@@ -595,9 +710,35 @@ async fn assemble(
             }
         })
         .collect();
+    let preview_project_inputs: Vec<BuildProjectInputs> = previews
+        .iter()
+        .zip(&preview_roles)
+        .zip(&preview_log_groups)
+        .map(|((d, role), log_group)| {
+            let r = deploy::region(d, &region);
+            let environment = deploy::preview_environment(d);
+            BuildProjectInputs {
+                name_prefix: names.prefix(&deploy::preview_purpose(d)),
+                project_name: Some(project_name_of(&deploy::preview_purpose(d))),
+                region: region_input(r),
+                description: project_description(format!(
+                    "Preview before approval of stage {} of pipeline {} (read-only)",
+                    d.name, children.name
+                )),
+                service_role_arn: output(role, "arn"),
+                kms_key_arn: key_arn_in(r),
+                log_group_name: log_group.clone(),
+                privileged_mode: false,
+                timeout_in_minutes: d.timeout_minutes.unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
+                buildspec: deploy::preview_buildspec(d).unwrap_or_default(),
+                environment_variables: plan::project_variables(Some(&environment)),
+                ..project_inputs.clone()
+            }
+        })
+        .collect();
     let mut project_deps = key_deps.clone();
     project_deps.extend([&build_role, &build_logs]);
-    let (project, deploy_projects) = tokio::try_join!(
+    let (project, deploy_projects, preview_projects) = tokio::try_join!(
         children.add::<BuildProject>("build", &project_inputs, &project_deps),
         try_join_all(
             deployments
@@ -614,9 +755,28 @@ async fn assemble(
                     }
                 })
         ),
+        try_join_all(
+            previews
+                .iter()
+                .zip(&preview_project_inputs)
+                .zip(preview_roles.iter().zip(&preview_logs))
+                .map(|((d, inputs), (role, logs))| {
+                    let mut deps = key_deps_in(deploy::region(d, &region));
+                    deps.extend([role, logs]);
+                    async move {
+                        children
+                            .add::<BuildProject>(&deploy::preview_purpose(d), inputs, &deps)
+                            .await
+                    }
+                })
+        ),
     )?;
     let project_name = output(&project, "projectName");
     let deploy_project_names: Vec<String> = deploy_projects
+        .iter()
+        .map(|p| output(p, "projectName"))
+        .collect();
+    let preview_project_names: Vec<String> = preview_projects
         .iter()
         .map(|p| output(p, "projectName"))
         .collect();
@@ -630,7 +790,7 @@ async fn assemble(
         role_name: None,
         description: format!("CodePipeline role of pipeline {}", children.name),
         service: "codepipeline.amazonaws.com".into(),
-        source_arn: Some(arns.codepipeline(&names.pattern("pipeline", &naming::PIPELINE))),
+        source_arn: Some(arns.codepipeline(&pipeline_name)),
         trust_policy: None,
         managed_policy_arns: Vec::new(),
         policies: BTreeMap::from([(
@@ -642,6 +802,7 @@ async fn assemble(
                 &args.source.repository,
                 std::iter::once(&project)
                     .chain(&deploy_projects)
+                    .chain(&preview_projects)
                     .map(|p| output(p, "arn"))
                     .collect(),
                 &topic_arn,
@@ -652,29 +813,48 @@ async fn assemble(
     let all_keys: Vec<&Registered> = key_deps.iter().copied().chain(&regional_keys).collect();
     let mut pipeline_role_deps = all_keys.clone();
     pipeline_role_deps.extend([&bucket, &connection, &project, &topic]);
-    pipeline_role_deps.extend(regional_buckets.iter().chain(&deploy_projects));
+    pipeline_role_deps.extend(
+        regional_buckets
+            .iter()
+            .chain(&deploy_projects)
+            .chain(&preview_projects),
+    );
     let pipeline_role = children
         .add::<Role>("pipeline-role", &pipeline_role_inputs, &pipeline_role_deps)
         .await?;
     let mut stages = plan::stages(args, &connection_arn, &project_name);
-    for ((d, project_name), log_group) in deployments
+    let mut preview_names = preview_project_names.iter().zip(&preview_log_groups);
+    for (((index, d), project_name), log_group) in deployments
         .iter()
+        .enumerate()
         .zip(&deploy_project_names)
         .zip(&deploy_log_groups)
     {
+        // `previews` keeps the stages' order, so the next preview is this
+        // stage's when it has one.
+        let preview = deploy::has_preview(d)
+            .then(|| preview_names.next())
+            .flatten()
+            .map(|(project_name, log_group_name)| deploy::ProjectNames {
+                project_name,
+                log_group_name,
+            });
         stages.push(deploy::stage(
-            d,
+            (index, d),
             &region,
             deploy::StageChildren {
-                project_name,
-                log_group_name: log_group,
+                deploy: deploy::ProjectNames {
+                    project_name,
+                    log_group_name: log_group,
+                },
+                preview,
                 topic_arn: &topic_arn,
             },
         ));
     }
     let pipeline_inputs = PipelineInputs {
         name_prefix: names.prefix("pipeline"),
-        pipeline_name: None,
+        pipeline_name: Some(pipeline_name.clone()),
         role_arn: output(&pipeline_role, "arn"),
         artifact_stores: stores
             .iter()
@@ -697,17 +877,21 @@ async fn assemble(
     };
     let mut pipeline_deps = all_keys.clone();
     pipeline_deps.extend([&pipeline_role, &bucket, &connection, &project, &topic]);
-    pipeline_deps.extend(regional_buckets.iter().chain(&deploy_projects));
+    pipeline_deps.extend(
+        regional_buckets
+            .iter()
+            .chain(&deploy_projects)
+            .chain(&preview_projects),
+    );
     let pipeline = children
         .add::<Pipeline>("pipeline", &pipeline_inputs, &pipeline_deps)
         .await?;
-    let pipeline_name = output(&pipeline, "pipelineName");
     let pipeline_arn = output(&pipeline, "arn");
 
     // 5. Notifications, and the schedule through its own role.
     let notify_inputs = EventRuleInputs {
         name_prefix: names.prefix("notify"),
-        rule_name: None,
+        rule_name: Some(notify_rule_name.clone()),
         description: format!("Notifies on executions of pipeline {}", children.name),
         schedule_expression: None,
         pipeline_state_change: Some(PipelineStateChange {
@@ -727,12 +911,13 @@ async fn assemble(
         let Some(expression) = &args.schedule else {
             return Ok::<_, Status>(None);
         };
+        let schedule_rule_name = names.name("schedule", &naming::EVENT_RULE);
         let events_role_inputs = RoleInputs {
             name_prefix: names.prefix("events"),
             role_name: None,
             description: format!("Lets EventBridge start pipeline {}", children.name),
             service: "events.amazonaws.com".into(),
-            source_arn: Some(arns.events_rule(&names.pattern("schedule", &naming::EVENT_RULE))),
+            source_arn: Some(arns.events_rule(&schedule_rule_name)),
             trust_policy: None,
             managed_policy_arns: Vec::new(),
             policies: BTreeMap::from([(
@@ -746,7 +931,7 @@ async fn assemble(
             .await?;
         let schedule_inputs = EventRuleInputs {
             name_prefix: names.prefix("schedule"),
-            rule_name: None,
+            rule_name: Some(schedule_rule_name.clone()),
             description: format!("Starts pipeline {} on a schedule", children.name),
             schedule_expression: Some(expression.clone()),
             pipeline_state_change: None,
@@ -777,6 +962,9 @@ async fn assemble(
     for (d, role) in deployments.iter().zip(&deploy_roles) {
         role_arns.insert(deploy::purpose(d), output(role, "arn"));
     }
+    for (d, role) in previews.iter().zip(&preview_roles) {
+        role_arns.insert(deploy::preview_purpose(d), output(role, "arn"));
+    }
     if let Some(arn) = &event_bridge_role_arn {
         role_arns.insert("events".into(), arn.clone());
     }
@@ -793,9 +981,11 @@ async fn assemble(
         event_bridge_role_arn,
         build_project_names: std::iter::once(project_name)
             .chain(deploy_project_names)
+            .chain(preview_project_names)
             .collect(),
         log_group_names: std::iter::once(build_log_group)
             .chain(deploy_log_groups)
+            .chain(preview_log_groups)
             .collect(),
         role_arns,
     })

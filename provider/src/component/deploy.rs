@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::args::{Deployment, PulumiDeployment, SecurePipelineArgs};
+use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
 use super::buildspec::{shell_quote, Spec};
-use super::plan::{secret_grants, BUILD_ARTIFACT};
+use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT};
 use crate::aws::arn::Arns;
 use crate::iam::grants::{document, Grant};
 use crate::iam::PolicyDocument;
@@ -16,10 +16,8 @@ use crate::schema::PULUMI_SDK_VERSION;
 
 pub const DEFAULT_APPROVAL_TIMEOUT_MINUTES: u32 = 1440;
 pub const STACK_OUTPUTS_FILE: &str = "stack-outputs.json";
-/// Set to `true` by the Preview action, so the stage's one project can
-/// preview without changing anything.
-pub const PREVIEW_ONLY: &str = "PREVIEW_ONLY";
-/// The profile the deployment runs under when it assumes a role.
+/// The profile the deployment (or the preview) runs under when it assumes
+/// a role.
 pub const DEPLOY_PROFILE: &str = "securepipeline-deploy";
 /// The profile the state backend uses when the deployment assumes a role:
 /// the stage's own CodeBuild role, which holds the state grants.
@@ -34,6 +32,12 @@ pub fn purpose(deployment: &Deployment) -> String {
     format!("deploy-{}", deployment.name)
 }
 
+/// The purpose the children of a stage's preview are named after:
+/// `preview-<stage>`.
+pub fn preview_purpose(deployment: &Deployment) -> String {
+    format!("preview-{}", deployment.name)
+}
+
 pub fn is_production(deployment: &Deployment) -> bool {
     deployment.production.unwrap_or(false)
 }
@@ -43,6 +47,26 @@ pub fn requires_approval(deployment: &Deployment) -> bool {
     deployment
         .require_approval
         .unwrap_or_else(|| is_production(deployment))
+}
+
+/// Whether the stage's state lives in Pulumi Cloud (no `s3://` backend).
+pub fn pulumi_cloud(pulumi: &PulumiDeployment) -> bool {
+    !pulumi
+        .backend_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("s3://"))
+}
+
+/// Whether a Pulumi stage previews in its own project before its approval:
+/// a self-managed backend previews with read-only state grants; a Pulumi
+/// Cloud stack only with a token that cannot write
+/// (`previewAccessTokenSecretArn`), since the deploy token can.
+pub fn has_preview(deployment: &Deployment) -> bool {
+    requires_approval(deployment)
+        && deployment
+            .pulumi
+            .as_ref()
+            .is_some_and(|p| !pulumi_cloud(p) || p.preview_access_token_secret_arn.is_some())
 }
 
 /// The region the stage's project runs in.
@@ -112,26 +136,30 @@ pub struct StackState {
     pub objects: Vec<String>,
     /// `.pulumi/meta.yaml`, which every login reads.
     pub metadata: String,
-    /// The `s3:prefix` pattern listing is limited to.
-    pub list_prefix: String,
+    /// The `s3:prefix` patterns listing is limited to: this stack's keys,
+    /// so the stage never learns other stacks' names.
+    pub list_prefixes: Vec<String>,
 }
 
 pub fn stack_state(arns: &Arns<'_>, pulumi: &PulumiDeployment) -> Option<StackState> {
     let backend = S3Backend::parse(pulumi.backend_url.as_deref()?)?;
     let (project, stack) = project_and_stack(&pulumi.stack)?;
     let bucket_arn = arns.s3_bucket(&backend.bucket);
-    let object = |path: String| format!("{bucket_arn}/{}", backend.key(&path));
+    let keys: Vec<String> = [
+        // `<stack>.json`, `.json.gz`, `.json.bak`, `.json.attrs`: never
+        // `<stack>*`, which would also match stack `<stack>2`.
+        format!(".pulumi/stacks/{project}/{stack}.json*"),
+        format!(".pulumi/locks/{project}/{stack}/*"),
+        format!(".pulumi/history/{project}/{stack}/*"),
+        format!(".pulumi/backups/{project}/{stack}/*"),
+    ]
+    .iter()
+    .map(|path| backend.key(path))
+    .collect();
     Some(StackState {
-        objects: vec![
-            // `<stack>.json`, `.json.gz`, `.json.bak`, `.json.attrs`: never
-            // `<stack>*`, which would also match stack `<stack>2`.
-            object(format!(".pulumi/stacks/{project}/{stack}.json*")),
-            object(format!(".pulumi/locks/{project}/{stack}/*")),
-            object(format!(".pulumi/history/{project}/{stack}/*")),
-            object(format!(".pulumi/backups/{project}/{stack}/*")),
-        ],
-        metadata: object(".pulumi/meta.yaml".into()),
-        list_prefix: backend.key(".pulumi/*"),
+        objects: keys.iter().map(|k| format!("{bucket_arn}/{k}")).collect(),
+        metadata: format!("{bucket_arn}/{}", backend.key(".pulumi/meta.yaml")),
+        list_prefixes: keys,
         bucket_arn,
     })
 }
@@ -157,32 +185,86 @@ pub fn secret_arns(deployment: &Deployment) -> Vec<String> {
     arns
 }
 
+/// The secrets the preview reads: the config passphrase (which decrypts
+/// config but writes nothing: the preview role has no write grant on the
+/// state) and the read-only Pulumi Cloud token.
+pub fn preview_secret_arns(deployment: &Deployment) -> Vec<String> {
+    let pulumi = deployment.pulumi.as_ref();
+    let mut arns: Vec<String> = pulumi
+        .and_then(|p| p.passphrase_secret_arn.clone())
+        .into_iter()
+        .chain(pulumi.and_then(|p| p.preview_access_token_secret_arn.clone()))
+        .collect();
+    arns.sort();
+    arns.dedup();
+    arns
+}
+
 /// What production stages own, and every other role is denied.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Protected {
     pub state: Vec<String>,
     pub secrets: Vec<String>,
     pub roles: Vec<String>,
+    /// The artifacts production stages write.
+    pub artifacts: Vec<String>,
+    /// Parameter Store parameters production stages read.
+    pub parameters: Vec<String>,
+    /// Per state bucket, the keys of production stacks, whose names a
+    /// listing would show.
+    pub listings: BTreeMap<String, Vec<String>>,
+}
+
+/// The ARNs of the Parameter Store parameters a stage's environment reads,
+/// in the stage's region (`arns`).
+fn parameter_arns(arns: &Arns<'_>, deployment: &Deployment) -> Vec<String> {
+    deployment
+        .environment
+        .iter()
+        .flatten()
+        .filter_map(|(_, v)| v.parameter_name.as_deref())
+        .map(|name| arns.ssm_parameter(name))
+        .collect()
 }
 
 impl Protected {
     pub fn of(arns: &Arns<'_>, deployments: &[Deployment]) -> Self {
         let mut protected = Self::default();
-        for deployment in deployments.iter().filter(|d| is_production(d)) {
+        for (index, deployment) in deployments
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| is_production(d))
+        {
+            protected
+                .artifacts
+                .extend(outputs_artifact(index, deployment));
             if let Some(state) = deployment
                 .pulumi
                 .as_ref()
                 .and_then(|p| stack_state(arns, p))
             {
                 protected.state.extend(state.objects);
+                protected
+                    .listings
+                    .entry(state.bucket_arn)
+                    .or_default()
+                    .extend(state.list_prefixes);
             }
+            protected.parameters.extend(parameter_arns(
+                &arns.in_region(region(deployment, arns.region)),
+                deployment,
+            ));
             protected.secrets.extend(secret_arns(deployment));
+            protected.secrets.extend(preview_secret_arns(deployment));
             protected.roles.extend(deployment.assume_role_arn.clone());
+            protected.roles.extend(deployment.preview_role_arn.clone());
         }
         for list in [
             &mut protected.state,
             &mut protected.secrets,
             &mut protected.roles,
+            &mut protected.artifacts,
+            &mut protected.parameters,
         ] {
             list.sort();
             list.dedup();
@@ -191,8 +273,10 @@ impl Protected {
     }
 
     /// Explicit denies: they hold whatever else the role is ever given.
-    pub fn denies(&self) -> Vec<Grant> {
-        let mut grants = Vec::new();
+    /// `store` is the role's region's, where it could reach production's
+    /// artifacts.
+    pub fn denies(&self, store: Store<'_>) -> Vec<Grant> {
+        let mut grants = self.artifact_denies(store);
         if !self.state.is_empty() {
             grants.push(Grant::deny_all(
                 "DenyProductionState",
@@ -200,11 +284,19 @@ impl Protected {
                 self.state.clone(),
             ));
         }
+        grants.extend(self.listing_denies());
         if !self.secrets.is_empty() {
             grants.push(Grant::deny_all(
                 "DenyProductionSecrets",
                 &["secretsmanager:*"],
                 self.secrets.clone(),
+            ));
+        }
+        if !self.parameters.is_empty() {
+            grants.push(Grant::deny_all(
+                "DenyProductionParameters",
+                &["ssm:*"],
+                self.parameters.clone(),
             ));
         }
         if !self.roles.is_empty() {
@@ -216,6 +308,42 @@ impl Protected {
         }
         grants
     }
+
+    /// No listing production stacks' keys, one statement per state bucket.
+    fn listing_denies(&self) -> Vec<Grant> {
+        self.listings
+            .iter()
+            .enumerate()
+            .map(|(index, (bucket, prefixes))| {
+                let sid = match index {
+                    0 => "DenyListingProductionState".to_string(),
+                    n => format!("DenyListingProductionState{n}"),
+                };
+                Grant::deny_bucket_list_under(&sid, bucket, prefixes.clone())
+            })
+            .collect()
+    }
+
+    /// No overwriting what production stages exported, in `store`.
+    fn artifact_denies(&self, store: Store<'_>) -> Vec<Grant> {
+        if self.artifacts.is_empty() {
+            return Vec::new();
+        }
+        vec![Grant::deny_all(
+            "DenyProductionArtifacts",
+            &["s3:DeleteObject", "s3:PutObject"],
+            self.artifacts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}/{}",
+                        store.bucket_arn,
+                        artifact_keys(store.pipeline_name, a)
+                    )
+                })
+                .collect(),
+        )]
+    }
 }
 
 /// Where a stage's project keeps artifacts: the bucket and key of its
@@ -224,6 +352,8 @@ impl Protected {
 pub struct Store<'a> {
     pub bucket_arn: &'a str,
     pub key_arn: &'a str,
+    /// The pipeline whose artifacts the bucket holds under its name.
+    pub pipeline_name: &'a str,
 }
 
 /// What a stage's role may do: write its own log group, use its region's
@@ -235,14 +365,28 @@ pub fn role_policy(
     arns: &Arns<'_>,
     store: Store<'_>,
     log_group_name: &str,
-    deployment: &Deployment,
+    (index, deployment): (usize, &Deployment),
     protected: &Protected,
 ) -> PolicyDocument {
     let mut grants = vec![Grant::logs_write(
         "WriteOwnLogs",
         &arns.log_group(log_group_name),
     )];
-    grants.extend(Grant::artifacts_read_write("Artifacts", store.bucket_arn));
+    // The build's artifact in, the stage's own outputs out: no other
+    // artifact, so nothing this stage runs can change what a later stage
+    // deploys.
+    grants.extend(Grant::artifacts_read(
+        "Artifacts",
+        store.bucket_arn,
+        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
+    ));
+    if let Some(outputs) = outputs_artifact(index, deployment) {
+        grants.push(Grant::artifacts_write(
+            "Artifacts",
+            store.bucket_arn,
+            &[artifact_keys(store.pipeline_name, &outputs)],
+        ));
+    }
     grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
     grants.extend(secret_grants(
         arns,
@@ -268,11 +412,140 @@ pub fn role_policy(
         grants.push(Grant::bucket_list_under(
             "ListStateBackend",
             &state.bucket_arn,
-            &state.list_prefix,
+            state.list_prefixes.clone(),
         ));
     }
     if !is_production(deployment) {
-        grants.extend(protected.denies());
+        grants.extend(protected.denies(store));
+    }
+    document(&grants)
+}
+
+/// `all` without `except`, sorted and deduplicated.
+fn without(all: impl IntoIterator<Item = String>, except: &[String]) -> Vec<String> {
+    let mut left: Vec<String> = all.into_iter().filter(|a| !except.contains(a)).collect();
+    left.sort();
+    left.dedup();
+    left
+}
+
+/// What the role of a stage's Preview action (which runs the repository's
+/// program before anyone approves) may do: write its own log group, read
+/// the build's artifact with the key, read its stack's state and the
+/// backend's metadata without writing (`pulumi preview` takes no lock in a
+/// self-managed backend and saves no checkpoint or history), read the
+/// passphrase or read-only token, and assume the read-only
+/// `previewRoleArn`. It is explicitly denied the stage's deploy role and
+/// write secrets, writing its state, and everything production owns that
+/// it does not read.
+pub fn preview_role_policy(
+    arns: &Arns<'_>,
+    store: Store<'_>,
+    log_group_name: &str,
+    deployment: &Deployment,
+    protected: &Protected,
+) -> PolicyDocument {
+    let mut grants = vec![Grant::logs_write(
+        "WriteOwnLogs",
+        &arns.log_group(log_group_name),
+    )];
+    grants.extend(Grant::artifacts_read(
+        "Artifacts",
+        store.bucket_arn,
+        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
+    ));
+    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    let readable = preview_secret_arns(deployment);
+    if !readable.is_empty() {
+        grants.push(Grant::secrets_read("ReadPreviewSecrets", readable.clone()));
+    }
+    let own_role: Vec<String> = deployment.preview_role_arn.iter().cloned().collect();
+    if let Some(role) = &deployment.preview_role_arn {
+        grants.push(Grant::assume_role("AssumePreviewRole", role));
+    }
+    let state = deployment
+        .pulumi
+        .as_ref()
+        .and_then(|p| stack_state(arns, p));
+    if let Some(state) = &state {
+        grants.push(Grant::objects_read(
+            "ReadOwnStackState",
+            state.objects.clone(),
+        ));
+        grants.push(Grant::objects_read(
+            "ReadStateBackendMetadata",
+            vec![state.metadata.clone()],
+        ));
+        grants.push(Grant::bucket_list_under(
+            "ListStateBackend",
+            &state.bucket_arn,
+            state.list_prefixes.clone(),
+        ));
+    }
+    let roles = without(
+        protected
+            .roles
+            .iter()
+            .cloned()
+            .chain(deployment.assume_role_arn.clone()),
+        &own_role,
+    );
+    if !roles.is_empty() {
+        grants.push(Grant::deny_all(
+            "DenyDeployRoles",
+            &["sts:AssumeRole"],
+            roles,
+        ));
+    }
+    let secrets = without(
+        protected
+            .secrets
+            .iter()
+            .cloned()
+            .chain(secret_arns(deployment)),
+        &readable,
+    );
+    if !secrets.is_empty() {
+        grants.push(Grant::deny_all(
+            "DenyDeploySecrets",
+            &["secretsmanager:*"],
+            secrets,
+        ));
+    }
+    let own_state = state.map(|s| s.objects).unwrap_or_default();
+    if !own_state.is_empty() {
+        grants.push(Grant::deny_all(
+            "DenyStateWrites",
+            &["s3:DeleteObject", "s3:PutObject"],
+            own_state.clone(),
+        ));
+    }
+    let parameters = without(
+        protected
+            .parameters
+            .iter()
+            .cloned()
+            .chain(parameter_arns(arns, deployment)),
+        &[],
+    );
+    if !parameters.is_empty() {
+        grants.push(Grant::deny_all(
+            "DenyDeployParameters",
+            &["ssm:*"],
+            parameters,
+        ));
+    }
+    grants.extend(protected.artifact_denies(store));
+    if !is_production(deployment) {
+        grants.extend(protected.listing_denies());
+    }
+    let production_state = without(protected.state.iter().cloned(), &own_state);
+    if !production_state.is_empty() {
+        grants.push(Grant::deny_all(
+            "DenyProductionState",
+            &["s3:*"],
+            production_state,
+        ));
     }
     document(&grants)
 }
@@ -280,25 +553,37 @@ pub fn role_policy(
 /// The stage's buildspec: a Pulumi deployment or the user's commands.
 pub fn buildspec(deployment: &Deployment) -> String {
     match &deployment.pulumi {
-        Some(pulumi) => pulumi_spec(deployment, pulumi),
+        Some(pulumi) => pulumi_spec(deployment, pulumi, Run::Deploy),
         None => commands_spec(deployment),
     }
     .render()
+}
+
+/// The preview project's buildspec, for stages that preview.
+pub fn preview_buildspec(deployment: &Deployment) -> Option<String> {
+    let pulumi = deployment.pulumi.as_ref()?;
+    has_preview(deployment).then(|| pulumi_spec(deployment, pulumi, Run::Preview).render())
+}
+
+/// The stage's environment the preview project gets: plain values only.
+/// Secrets and parameters may be production credentials, which nothing
+/// before the approval holds.
+pub fn preview_environment(deployment: &Deployment) -> BTreeMap<String, EnvironmentVariable> {
+    deployment
+        .environment
+        .iter()
+        .flatten()
+        .filter(|(_, v)| v.secret_arn.is_none() && v.parameter_name.is_none())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Runs the deployment under `assumeRoleArn` through a shared-config
 /// profile: the SDKs assume the role from the container's credentials, so
 /// no credentials are ever printed or exported. With `state_profile`, a
 /// second profile keeps the state backend on the stage's own role.
-fn assume_role_commands(
-    deployment: &Deployment,
-    role_arn: &str,
-    state_profile: bool,
-) -> Vec<String> {
-    let session: String = format!("securepipeline-{}", deployment.name)
-        .chars()
-        .take(MAX_SESSION_NAME)
-        .collect();
+fn assume_role_commands(session: &str, role_arn: &str, state_profile: bool) -> Vec<String> {
+    let session: String = session.chars().take(MAX_SESSION_NAME).collect();
     let mut lines = vec![
         format!("[profile {DEPLOY_PROFILE}]"),
         format!("role_arn = {role_arn}"),
@@ -348,26 +633,39 @@ fn work_dir(pulumi: &PulumiDeployment) -> Option<&str> {
         .filter(|d| !d.is_empty() && *d != ".")
 }
 
-fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
+/// Which of a stage's CodeBuild projects a Pulumi buildspec is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Before the approval: `pulumi preview` with read-only credentials.
+    Preview,
+    /// After it: refresh, preview, up, with the deploy role and secrets.
+    Deploy,
+}
+
+fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> Spec {
     let version = pulumi
         .pulumi_version
         .as_deref()
         .unwrap_or(PULUMI_SDK_VERSION);
-    let preview_only = pulumi.preview_only.unwrap_or(false);
+    let preview_only = run == Run::Preview || pulumi.preview_only.unwrap_or(false);
     let refresh = pulumi.refresh.unwrap_or(true);
-    let role = deployment.assume_role_arn.as_deref();
-    let state_profile = role.is_some()
-        && pulumi
-            .backend_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("s3://"));
+    let (role, session, token) = match run {
+        Run::Preview => (
+            deployment.preview_role_arn.as_deref(),
+            format!("securepipeline-preview-{}", deployment.name),
+            &pulumi.preview_access_token_secret_arn,
+        ),
+        Run::Deploy => (
+            deployment.assume_role_arn.as_deref(),
+            format!("securepipeline-{}", deployment.name),
+            &pulumi.access_token_secret_arn,
+        ),
+    };
+    let state_profile = role.is_some() && !pulumi_cloud(pulumi);
 
-    let mut variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
-    if !preview_only {
-        variables.push((PREVIEW_ONLY.to_string(), "false".to_string()));
-    }
+    let variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
     let mut secrets = Vec::new();
-    if let Some(arn) = &pulumi.access_token_secret_arn {
+    if let Some(arn) = token {
         secrets.push(("PULUMI_ACCESS_TOKEN".to_string(), arn.clone()));
     }
     if let Some(arn) = &pulumi.passphrase_secret_arn {
@@ -383,7 +681,7 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
         "pulumi version".to_string(),
     ];
     let mut pre_build = role
-        .map(|r| assume_role_commands(deployment, r, state_profile))
+        .map(|r| assume_role_commands(&session, r, state_profile))
         .unwrap_or_default();
     pre_build.push(login_command(pulumi, role.is_some()));
     if let Some(dir) = work_dir(pulumi) {
@@ -394,52 +692,49 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
         shell_quote(&pulumi.stack)
     ));
 
-    let skip_when_previewing = format!("[ \"${PREVIEW_ONLY}\" = \"true\" ] || ");
     let mut build = Vec::new();
-    if preview_only {
-        // Refreshed in memory only: a preview never writes the state.
-        build.push(
-            if refresh {
-                "pulumi preview --diff --refresh"
-            } else {
-                "pulumi preview --diff"
-            }
-            .to_string(),
-        );
-    } else {
-        if refresh {
-            build.push(format!(
-                "{skip_when_previewing}pulumi refresh --yes --skip-preview"
-            ));
-        }
-        // With PREVIEW_ONLY the refresh above is skipped, so the preview
-        // refreshes in memory to show the real diff without writing state.
-        build.push(
-            if refresh {
-                "pulumi preview --diff --refresh"
-            } else {
-                "pulumi preview --diff"
-            }
-            .to_string(),
-        );
-        build.push(format!(
-            "{skip_when_previewing}pulumi up --yes --skip-preview"
-        ));
+    if refresh && !preview_only {
+        build.push("pulumi refresh --yes --skip-preview".to_string());
     }
-    let post_build = vec![format!("pulumi stack output --json > {STACK_OUTPUTS_FILE}")];
-
+    // A preview-only run refreshes in memory only: it never writes state.
+    build.push(
+        if refresh && preview_only {
+            "pulumi preview --diff --refresh"
+        } else {
+            "pulumi preview --diff"
+        }
+        .to_string(),
+    );
+    if !preview_only {
+        build.push("pulumi up --yes --skip-preview".to_string());
+    }
+    let mut phases = vec![
+        ("install", install),
+        ("pre_build", pre_build),
+        ("build", build),
+    ];
+    // The Preview action exports nothing: only what Deploy ran is an
+    // artifact.
+    let (artifact_files, base_directory) = match run {
+        Run::Preview => (Vec::new(), None),
+        Run::Deploy => {
+            phases.push((
+                "post_build",
+                vec![format!("pulumi stack output --json > {STACK_OUTPUTS_FILE}")],
+            ));
+            (
+                vec![STACK_OUTPUTS_FILE.to_string()],
+                work_dir(pulumi).map(str::to_string),
+            )
+        }
+    };
     Spec {
         variables,
         secrets,
         exported: Vec::new(),
-        phases: vec![
-            ("install", install),
-            ("pre_build", pre_build),
-            ("build", build),
-            ("post_build", post_build),
-        ],
-        artifact_files: vec![STACK_OUTPUTS_FILE.to_string()],
-        base_directory: work_dir(pulumi).map(str::to_string),
+        phases,
+        artifact_files,
+        base_directory,
         ..Spec::default()
     }
 }
@@ -447,7 +742,10 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment) -> Spec {
 fn commands_spec(deployment: &Deployment) -> Spec {
     let mut phases = Vec::new();
     if let Some(role) = &deployment.assume_role_arn {
-        phases.push(("pre_build", assume_role_commands(deployment, role, false)));
+        phases.push((
+            "pre_build",
+            assume_role_commands(&format!("securepipeline-{}", deployment.name), role, false),
+        ));
     }
     phases.push(("build", deployment.commands.clone().unwrap_or_default()));
     Spec {
@@ -456,9 +754,15 @@ fn commands_spec(deployment: &Deployment) -> Spec {
     }
 }
 
-/// Artifact names allow letters, digits, `_` and `-`.
-fn artifact_name(stage: &str) -> String {
-    let name: String = stage
+/// The artifact a Pulumi stage exports its stack outputs as, for the
+/// stage at `index`: `StackOutputs<index + 1>-<stage>`. CodePipeline keys
+/// artifacts by their first 20 characters only, so the index comes first:
+/// stages `prod` and `prod-eu` must never share (and so overwrite) a key
+/// prefix. Artifact names allow letters, digits, `_` and `-`.
+pub fn outputs_artifact(index: usize, deployment: &Deployment) -> Option<String> {
+    deployment.pulumi.as_ref()?;
+    let name: String = deployment
+        .name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -467,32 +771,29 @@ fn artifact_name(stage: &str) -> String {
                 '_'
             }
         })
+        .take(80)
         .collect();
-    format!("StackOutputs-{}", name.chars().take(80).collect::<String>())
+    Some(format!("StackOutputs{}-{name}", index + 1))
+}
+
+/// A CodeBuild project and its log group.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectNames<'a> {
+    pub project_name: &'a str,
+    pub log_group_name: &'a str,
 }
 
 /// What the stage's actions need to know about its children.
 #[derive(Debug, Clone, Copy)]
 pub struct StageChildren<'a> {
-    pub project_name: &'a str,
-    pub log_group_name: &'a str,
+    pub deploy: ProjectNames<'a>,
+    /// The preview's own project, for stages that preview.
+    pub preview: Option<ProjectNames<'a>>,
     pub topic_arn: &'a str,
 }
 
-fn codebuild_action(
-    name: &str,
-    project: &str,
-    region: Option<&str>,
-    run_order: u32,
-    preview_only: bool,
-) -> Action {
-    let mut configuration = BTreeMap::from([("ProjectName".to_string(), project.to_string())]);
-    if preview_only {
-        configuration.insert(
-            "EnvironmentVariables".into(),
-            format!(r#"[{{"name":"{PREVIEW_ONLY}","value":"true","type":"PLAINTEXT"}}]"#),
-        );
-    }
+fn codebuild_action(name: &str, project: &str, region: Option<&str>, run_order: u32) -> Action {
+    let configuration = BTreeMap::from([("ProjectName".to_string(), project.to_string())]);
     Action {
         name: name.into(),
         category: "Build".into(),
@@ -518,14 +819,18 @@ pub fn approvers_note(approvers: &[String]) -> String {
 }
 
 fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_order: u32) -> Action {
-    let what = match &deployment.pulumi {
-        Some(pulumi) => format!(
+    let what = match (&deployment.pulumi, children.preview) {
+        (Some(pulumi), Some(preview)) => format!(
             "Approve deploying stack {} to {}. Read the diff first: the Preview action of this stage ran `pulumi preview --diff` in CodeBuild project {} (logs: {}).",
-            pulumi.stack, deployment.name, children.project_name, children.log_group_name
+            pulumi.stack, deployment.name, preview.project_name, preview.log_group_name
         ),
-        None => format!(
+        (Some(pulumi), None) => format!(
+            "Approve deploying stack {} to {}. No preview ran: a Pulumi Cloud stack previews only with a read-only previewAccessTokenSecretArn. CodeBuild project {} (logs: {}) deploys after approval.",
+            pulumi.stack, deployment.name, children.deploy.project_name, children.deploy.log_group_name
+        ),
+        (None, _) => format!(
             "Approve running the deployment commands of stage {} (CodeBuild project {}).",
-            deployment.name, children.project_name
+            deployment.name, children.deploy.project_name
         ),
     };
     // First, so that the length limit never cuts it off.
@@ -564,21 +869,20 @@ fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_ord
     }
 }
 
-/// The stage: with approval, a Pulumi stage previews (same project,
-/// `PREVIEW_ONLY=true`), waits for approval, then deploys; a commands stage
-/// waits, then runs. The CodeBuild actions run in the stage's region.
-pub fn stage(deployment: &Deployment, home: &str, children: StageChildren<'_>) -> Stage {
+/// The stage: with approval, a Pulumi stage previews (in its own project,
+/// with read-only credentials), waits for approval, then deploys (in the
+/// project that holds the deploy role and secrets); a commands stage waits,
+/// then runs. The CodeBuild actions run in the stage's region.
+pub fn stage(
+    (index, deployment): (usize, &Deployment),
+    home: &str,
+    children: StageChildren<'_>,
+) -> Stage {
     let region = deployment.region.as_deref().filter(|r| *r != home);
     let mut actions = Vec::new();
     if requires_approval(deployment) {
-        if deployment.pulumi.is_some() {
-            actions.push(codebuild_action(
-                "Preview",
-                children.project_name,
-                region,
-                1,
-                true,
-            ));
+        if let Some(preview) = children.preview.filter(|_| has_preview(deployment)) {
+            actions.push(codebuild_action("Preview", preview.project_name, region, 1));
         }
         actions.push(approval_action(
             deployment,
@@ -588,14 +892,11 @@ pub fn stage(deployment: &Deployment, home: &str, children: StageChildren<'_>) -
     }
     let mut deploy = codebuild_action(
         "Deploy",
-        children.project_name,
+        children.deploy.project_name,
         region,
         actions.len() as u32 + 1,
-        false,
     );
-    if deployment.pulumi.is_some() {
-        deploy.output_artifacts = vec![artifact_name(&deployment.name)];
-    }
+    deploy.output_artifacts = outputs_artifact(index, deployment).into_iter().collect();
     actions.push(deploy);
     Stage {
         name: deployment.name.clone(),
@@ -702,15 +1003,9 @@ mod tests {
             doc["artifacts"]["base-directory"],
             Yaml::String("infra".into())
         );
-        // The Preview action's PREVIEW_ONLY=true skips refresh and up.
-        assert_eq!(
-            doc["env"]["variables"]["PREVIEW_ONLY"],
-            Yaml::String("false".into())
-        );
-        assert!(commands(&doc, "build")
-            .iter()
-            .filter(|c| c.contains("refresh --yes") || c.contains("up --yes"))
-            .all(|c| c.starts_with("[ \"$PREVIEW_ONLY\" = \"true\" ] || ")));
+        // The Deploy project always deploys: the preview before an
+        // approval has a project of its own.
+        assert!(doc["env"]["variables"].get("PREVIEW_ONLY").is_none());
     }
 
     #[test]
@@ -809,10 +1104,7 @@ mod tests {
         let build = commands(&parse(&buildspec(&d)), "build");
         assert_eq!(
             build,
-            vec![
-                "pulumi preview --diff",
-                "[ \"$PREVIEW_ONLY\" = \"true\" ] || pulumi up --yes --skip-preview"
-            ]
+            vec!["pulumi preview --diff", "pulumi up --yes --skip-preview"]
         );
     }
 
@@ -848,7 +1140,15 @@ mod tests {
             state.metadata,
             "arn:aws:s3:::state-bucket/pulumi/.pulumi/meta.yaml"
         );
-        assert_eq!(state.list_prefix, "pulumi/.pulumi/*");
+        assert_eq!(
+            state.list_prefixes,
+            vec![
+                "pulumi/.pulumi/stacks/web-infra/dev.json*",
+                "pulumi/.pulumi/locks/web-infra/dev/*",
+                "pulumi/.pulumi/history/web-infra/dev/*",
+                "pulumi/.pulumi/backups/web-infra/dev/*",
+            ]
+        );
         let root = PulumiDeployment {
             backend_url: Some("s3://state?region=eu-west-1".into()),
             stack: "organization/app/prod".into(),
@@ -859,7 +1159,7 @@ mod tests {
             state.objects[0],
             "arn:aws:s3:::state/.pulumi/stacks/app/prod.json*"
         );
-        assert_eq!(state.list_prefix, ".pulumi/*");
+        assert_eq!(state.list_prefixes[0], ".pulumi/stacks/app/prod.json*");
         assert!(
             stack_state(&ARNS, prod().pulumi.as_ref().unwrap()).is_none(),
             "Pulumi Cloud has no state grants"
@@ -885,9 +1185,10 @@ mod tests {
         let store = Store {
             bucket_arn: "arn:aws:s3:::artifacts",
             key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+            pipeline_name: "web-x1y2-pipeline-k3j9a0qz",
         };
 
-        let dev_policy = role_policy(&ARNS, store, "/securepipeline/dev", &dev(), &protected);
+        let dev_policy = role_policy(&ARNS, store, "/securepipeline/dev", (0, &dev()), &protected);
         let state = statement(&dev_policy, "DenyProductionState").unwrap();
         assert_eq!(state.effect, Effect::Deny);
         assert_eq!(state.actions, vec!["s3:*"]);
@@ -922,7 +1223,7 @@ mod tests {
             &ARNS.in_region("us-west-2"),
             store,
             "/securepipeline/staging",
-            &staging(),
+            (1, &staging()),
             &protected,
         );
         assert_eq!(
@@ -930,7 +1231,7 @@ mod tests {
             Some(roles)
         );
 
-        let prod_policy = role_policy(&ARNS, store, "/securepipeline/prod", &prod, &protected);
+        let prod_policy = role_policy(&ARNS, store, "/securepipeline/prod", (2, &prod), &protected);
         assert!(
             prod_policy
                 .statements
@@ -961,8 +1262,9 @@ mod tests {
         let store = Store {
             bucket_arn: "arn:aws:s3:::artifacts",
             key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+            pipeline_name: "web-x1y2-pipeline-k3j9a0qz",
         };
-        let policy = role_policy(&ARNS, store, "/securepipeline/dev", &dev(), &protected);
+        let policy = role_policy(&ARNS, store, "/securepipeline/dev", (0, &dev()), &protected);
         let sids: Vec<&str> = policy
             .statements
             .iter()
@@ -972,8 +1274,9 @@ mod tests {
             sids,
             vec![
                 "WriteOwnLogs",
-                "ArtifactsObjects",
+                "ArtifactsRead",
                 "ArtifactsBucket",
+                "ArtifactsWrite",
                 "UseArtifactKey",
                 "ReadReferencedSecrets",
                 "ReadWriteOwnStackState",
@@ -995,9 +1298,21 @@ mod tests {
         );
         let list = statement(&policy, "ListStateBackend").unwrap();
         assert_eq!(list.resources, vec!["arn:aws:s3:::state-bucket"]);
+        // Its own stack's keys only: listing shows no other stack's name.
         assert_eq!(
             list.conditions["StringLike"]["s3:prefix"],
-            vec!["pulumi/.pulumi/*"]
+            stack_state(&ARNS, dev().pulumi.as_ref().unwrap())
+                .unwrap()
+                .list_prefixes
+        );
+        // The build's artifact in, its own outputs out.
+        assert_eq!(
+            statement(&policy, "ArtifactsRead").unwrap().resources,
+            vec!["arn:aws:s3:::artifacts/web-x1y2-pipeline-k3/BuildOutput/*"]
+        );
+        assert_eq!(
+            statement(&policy, "ArtifactsWrite").unwrap().resources,
+            vec!["arn:aws:s3:::artifacts/web-x1y2-pipeline-k3/StackOutputs1-dev/*"]
         );
         assert!(lint::permissions(&policy).is_empty());
 
@@ -1006,7 +1321,7 @@ mod tests {
             &ARNS.in_region("us-west-2"),
             store,
             "/securepipeline/staging",
-            &staging(),
+            (1, &staging()),
             &protected,
         );
         assert_eq!(
@@ -1022,14 +1337,20 @@ mod tests {
     }
 
     const CHILDREN: StageChildren<'static> = StageChildren {
-        project_name: "web-x1y2-deploy-prod-abcdefgh",
-        log_group_name: "/securepipeline/web-x1y2-deploy-prod-abcdefgh",
+        deploy: ProjectNames {
+            project_name: "web-x1y2-deploy-prod-abcdefgh",
+            log_group_name: "/securepipeline/web-x1y2-deploy-prod-abcdefgh",
+        },
+        preview: Some(ProjectNames {
+            project_name: "web-x1y2-preview-prod-abcdefgh",
+            log_group_name: "/securepipeline/web-x1y2-preview-prod-abcdefgh",
+        }),
         topic_arn: "arn:aws:sns:eu-west-1:123456789012:web-notify",
     };
 
     #[test]
     fn production_pulumi_stages_preview_then_wait_for_approval_then_deploy() {
-        let stage = stage(&prod(), "eu-west-1", CHILDREN);
+        let stage = stage((2, &prod_s3()), "eu-west-1", CHILDREN);
         let names: Vec<(&str, u32)> = stage
             .actions
             .iter()
@@ -1037,11 +1358,12 @@ mod tests {
             .collect();
         assert_eq!(names, vec![("Preview", 1), ("Approve", 2), ("Deploy", 3)]);
         let preview = &stage.actions[0];
-        assert_eq!(preview.configuration["ProjectName"], CHILDREN.project_name);
+        let preview_children = CHILDREN.preview.unwrap();
         assert_eq!(
-            preview.configuration["EnvironmentVariables"],
-            r#"[{"name":"PREVIEW_ONLY","value":"true","type":"PLAINTEXT"}]"#
+            preview.configuration["ProjectName"],
+            preview_children.project_name
         );
+        assert!(!preview.configuration.contains_key("EnvironmentVariables"));
         assert!(preview.output_artifacts.is_empty());
         let approve = &stage.actions[1];
         assert_eq!(
@@ -1050,11 +1372,15 @@ mod tests {
         );
         assert_eq!(approve.configuration["NotificationArn"], CHILDREN.topic_arn);
         assert!(approve.configuration["CustomData"].contains("Preview action"));
-        assert!(approve.configuration["CustomData"].contains(CHILDREN.log_group_name));
+        assert!(approve.configuration["CustomData"].contains(preview_children.log_group_name));
         assert_eq!(approve.timeout_in_minutes, Some(1440));
         let deploy = &stage.actions[2];
+        assert_eq!(
+            deploy.configuration["ProjectName"],
+            CHILDREN.deploy.project_name
+        );
         assert_eq!(deploy.input_artifacts, vec![BUILD_ARTIFACT]);
-        assert_eq!(deploy.output_artifacts, vec!["StackOutputs-prod"]);
+        assert_eq!(deploy.output_artifacts, vec!["StackOutputs3-prod"]);
         assert!(!deploy.configuration.contains_key("EnvironmentVariables"));
         assert!(!stage.rollback_on_failure);
     }
@@ -1067,8 +1393,13 @@ mod tests {
         ];
         let mut with_approvers = prod();
         with_approvers.approvers = Some(approvers.clone());
-        let stage = stage(&with_approvers, "eu-west-1", CHILDREN);
-        let data = &stage.actions[1].configuration["CustomData"];
+        let stage = stage((2, &with_approvers), "eu-west-1", CHILDREN);
+        let approve = stage
+            .actions
+            .iter()
+            .find(|a| a.name == "Approve")
+            .expect("an approval");
+        let data = &approve.configuration["CustomData"];
         assert!(
             data.starts_with(&format!(
                 "Only these principals may approve: {}, {}. Approve deploying",
@@ -1085,12 +1416,15 @@ mod tests {
         assert!(!requires_approval(&dev()));
         let mut opted_out = prod();
         opted_out.require_approval = Some(false);
-        assert_eq!(stage(&opted_out, "eu-west-1", CHILDREN).actions.len(), 1);
+        assert_eq!(
+            stage((2, &opted_out), "eu-west-1", CHILDREN).actions.len(),
+            1
+        );
         let mut commands = staging();
         commands.require_approval = Some(true);
         commands.approval_timeout_minutes = Some(60);
         commands.rollback_on_failure = Some(true);
-        let stage = stage(&commands, "eu-west-1", CHILDREN);
+        let stage = stage((1, &commands), "eu-west-1", CHILDREN);
         let names: Vec<(&str, u32)> = stage
             .actions
             .iter()
@@ -1103,7 +1437,7 @@ mod tests {
 
     #[test]
     fn actions_run_in_the_stages_region() {
-        let stage = stage(&staging(), "eu-west-1", CHILDREN);
+        let stage = stage((1, &staging()), "eu-west-1", CHILDREN);
         assert_eq!(stage.actions[0].region.as_deref(), Some("us-west-2"));
         assert!(
             stage.actions[0].output_artifacts.is_empty(),
@@ -1122,7 +1456,262 @@ mod tests {
     fn stage_in_home() -> Stage {
         let mut d = staging();
         d.region = Some("eu-west-1".into());
-        stage(&d, "eu-west-1", CHILDREN)
+        stage((1, &d), "eu-west-1", CHILDREN)
+    }
+
+    const PREVIEWER: &str = "arn:aws:iam::210987654321:role/previewer";
+    const PROD_PASSPHRASE: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-passphrase-AbCdEf";
+    const PREVIEW_TOKEN: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulumi-read-token-AbCdEf";
+
+    /// Production on a self-managed backend, with a read-only preview role.
+    fn prod_s3() -> Deployment {
+        let mut prod = prod();
+        prod.preview_role_arn = Some(PREVIEWER.into());
+        let pulumi = prod.pulumi.as_mut().unwrap();
+        pulumi.backend_url = Some("s3://state-bucket/pulumi".into());
+        pulumi.stack = "web-infra/prod".into();
+        pulumi.access_token_secret_arn = None;
+        pulumi.passphrase_secret_arn = Some(PROD_PASSPHRASE.into());
+        prod
+    }
+
+    #[test]
+    fn the_preview_buildspec_previews_under_the_preview_role_only() {
+        let spec = preview_buildspec(&prod_s3()).unwrap();
+        let doc = parse(&spec);
+        let all = all_commands(&doc);
+        assert_eq!(
+            commands(&doc, "build"),
+            vec!["pulumi preview --diff --refresh"]
+        );
+        assert!(
+            !all.iter()
+                .any(|c| c.contains("pulumi up") || c.contains("pulumi refresh")),
+            "{all:#?}"
+        );
+        assert!(spec.contains(&format!("role_arn = {PREVIEWER}")), "{spec}");
+        assert!(!spec.contains(DEPLOYER), "{spec}");
+        assert!(spec.contains("role_session_name = securepipeline-preview-prod"));
+        assert!(all.contains(
+            &"pulumi login 's3://state-bucket/pulumi?profile=securepipeline-stage'".to_string()
+        ));
+        assert_eq!(
+            doc["env"]["secrets-manager"]["PULUMI_CONFIG_PASSPHRASE"],
+            Yaml::String(PROD_PASSPHRASE.into())
+        );
+        assert!(doc["env"]["secrets-manager"]
+            .get("PULUMI_ACCESS_TOKEN")
+            .is_none());
+        assert!(
+            doc.get("artifacts").is_none(),
+            "the preview exports nothing"
+        );
+
+        // Without a preview role the preview assumes none.
+        let mut no_role = prod_s3();
+        no_role.preview_role_arn = None;
+        let spec = preview_buildspec(&no_role).unwrap();
+        assert!(
+            !spec.contains("AWS_PROFILE") && !spec.contains("role_arn"),
+            "{spec}"
+        );
+    }
+
+    #[test]
+    fn pulumi_cloud_stages_preview_only_with_a_read_only_token() {
+        // The deploy token can write: without a read-only token there is no
+        // preview, and the approval says so.
+        assert!(!has_preview(&prod()));
+        assert_eq!(preview_buildspec(&prod()), None);
+        let mut children = CHILDREN;
+        children.preview = None;
+        let stage = stage((2, &prod()), "eu-west-1", children);
+        let names: Vec<&str> = stage.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, vec!["Approve", "Deploy"]);
+        assert!(stage.actions[0].configuration["CustomData"].contains("No preview ran"));
+
+        let mut with_token = prod();
+        with_token
+            .pulumi
+            .as_mut()
+            .unwrap()
+            .preview_access_token_secret_arn = Some(PREVIEW_TOKEN.into());
+        assert!(has_preview(&with_token));
+        let doc = parse(&preview_buildspec(&with_token).unwrap());
+        assert_eq!(
+            doc["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
+            Yaml::String(PREVIEW_TOKEN.into())
+        );
+        let deploy = parse(&buildspec(&with_token));
+        assert_eq!(
+            deploy["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
+            Yaml::String(TOKEN.into())
+        );
+        // Stages without an approval have no preview project.
+        assert!(!has_preview(&dev()));
+    }
+
+    #[test]
+    fn the_preview_role_holds_no_production_write_access() {
+        let production = prod_s3();
+        let deployments = vec![dev(), staging(), production.clone()];
+        let protected = Protected::of(&ARNS, &deployments);
+        let store = Store {
+            bucket_arn: "arn:aws:s3:::artifacts",
+            key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+            pipeline_name: "web-x1y2-pipeline-k3j9a0qz",
+        };
+        let policy = preview_role_policy(
+            &ARNS,
+            store,
+            "/securepipeline/web-preview-prod",
+            &production,
+            &protected,
+        );
+        assert!(
+            lint::permissions(&policy).is_empty(),
+            "{:?}",
+            lint::permissions(&policy)
+        );
+        let allowed = |action: &str| -> Vec<String> {
+            policy
+                .statements
+                .iter()
+                .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| a == action))
+                .flat_map(|s| s.resources.clone())
+                .collect()
+        };
+        // Only the read-only role, never the deploy role.
+        assert_eq!(allowed("sts:AssumeRole"), vec![PREVIEWER]);
+        let deny_roles = statement(&policy, "DenyDeployRoles").unwrap();
+        assert_eq!(deny_roles.effect, Effect::Deny);
+        assert_eq!(deny_roles.resources, vec![DEPLOYER]);
+        // The passphrase decrypts config but writes nothing; the preview
+        // writes no artifact and no state.
+        assert_eq!(
+            allowed("secretsmanager:GetSecretValue"),
+            vec![PROD_PASSPHRASE]
+        );
+        assert!(allowed("s3:PutObject").is_empty(), "{policy:#?}");
+        assert!(allowed("s3:DeleteObject").is_empty(), "{policy:#?}");
+        let state = stack_state(&ARNS, production.pulumi.as_ref().unwrap()).unwrap();
+        assert_eq!(allowed("s3:GetObject")[1..5], state.objects[..]);
+        let writes = statement(&policy, "DenyStateWrites").unwrap();
+        assert_eq!(
+            (writes.effect, writes.resources.clone()),
+            (Effect::Deny, state.objects.clone())
+        );
+
+        // With Pulumi Cloud, the deploy token is denied and the read-only
+        // token readable.
+        let mut cloud = prod();
+        cloud
+            .pulumi
+            .as_mut()
+            .unwrap()
+            .preview_access_token_secret_arn = Some(PREVIEW_TOKEN.into());
+        let protected = Protected::of(&ARNS, &[cloud.clone()]);
+        let policy = preview_role_policy(&ARNS, store, "/l", &cloud, &protected);
+        assert_eq!(
+            statement(&policy, "ReadPreviewSecrets").unwrap().resources,
+            vec![PREVIEW_TOKEN]
+        );
+        let denied = statement(&policy, "DenyDeploySecrets").unwrap();
+        assert_eq!(
+            (denied.effect, denied.resources.clone()),
+            (Effect::Deny, vec![TOKEN.to_string()])
+        );
+        assert!(statement(&policy, "AssumePreviewRole").is_none());
+        assert_eq!(
+            statement(&policy, "DenyDeployRoles").unwrap().resources,
+            vec![DEPLOYER]
+        );
+    }
+
+    #[test]
+    fn non_production_roles_cannot_reach_productions_artifacts_parameters_or_stack_names() {
+        let mut prod = prod_s3();
+        prod.environment =
+            Some(serde_json::from_value(json!({"DB": {"parameterName": "/web/prod/db"}})).unwrap());
+        let deployments = vec![dev(), staging(), prod.clone()];
+        let protected = Protected::of(&ARNS, &deployments);
+        let store = Store {
+            bucket_arn: "arn:aws:s3:::artifacts",
+            key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+            pipeline_name: "web-x1y2-pipeline-k3j9a0qz",
+        };
+        let dev_policy = role_policy(&ARNS, store, "/l", (0, &dev()), &protected);
+        let artifacts = statement(&dev_policy, "DenyProductionArtifacts").unwrap();
+        assert_eq!(
+            (artifacts.effect, artifacts.resources.clone()),
+            (
+                Effect::Deny,
+                vec![
+                    "arn:aws:s3:::artifacts/web-x1y2-pipeline-k3/StackOutputs3-prod/*".to_string()
+                ]
+            )
+        );
+        let parameters = statement(&dev_policy, "DenyProductionParameters").unwrap();
+        assert_eq!(
+            (parameters.effect, parameters.resources.clone()),
+            (
+                Effect::Deny,
+                vec!["arn:aws:ssm:eu-west-1:123456789012:parameter/web/prod/db".to_string()]
+            )
+        );
+        let prod_state = stack_state(&ARNS, prod.pulumi.as_ref().unwrap()).unwrap();
+        let listing = statement(&dev_policy, "DenyListingProductionState").unwrap();
+        assert_eq!(listing.effect, Effect::Deny);
+        assert_eq!(listing.actions, vec!["s3:ListBucket"]);
+        assert_eq!(listing.resources, vec!["arn:aws:s3:::state-bucket"]);
+        assert_eq!(
+            listing.conditions["StringLike"]["s3:prefix"],
+            prod_state.list_prefixes
+        );
+        let own = statement(&dev_policy, "ListStateBackend").unwrap();
+        assert!(
+            own.conditions["StringLike"]["s3:prefix"]
+                .iter()
+                .all(|p| p.contains("/web-infra/dev")),
+            "{own:?}"
+        );
+        // The staging stage in another region is denied there too.
+        let staging_policy = role_policy(
+            &ARNS.in_region("us-west-2"),
+            store,
+            "/l",
+            (1, &staging()),
+            &protected,
+        );
+        assert!(statement(&staging_policy, "DenyProductionParameters").is_some());
+        // Production itself is not denied its own.
+        let prod_policy = role_policy(&ARNS, store, "/l", (2, &prod), &protected);
+        assert!(prod_policy
+            .statements
+            .iter()
+            .all(|s| s.effect == Effect::Allow));
+        assert_eq!(
+            statement(&prod_policy, "ArtifactsWrite").unwrap().resources,
+            vec!["arn:aws:s3:::artifacts/web-x1y2-pipeline-k3/StackOutputs3-prod/*"]
+        );
+        // Its preview may not read the parameter, nor write anything.
+        let preview = preview_role_policy(&ARNS, store, "/l", &prod, &protected);
+        assert_eq!(
+            statement(&preview, "DenyDeployParameters")
+                .unwrap()
+                .resources,
+            vec!["arn:aws:ssm:eu-west-1:123456789012:parameter/web/prod/db"]
+        );
+        assert!(statement(&preview, "DenyListingProductionState").is_none());
+        for doc in [&dev_policy, &staging_policy, &prod_policy, &preview] {
+            assert!(
+                lint::permissions(doc).is_empty(),
+                "{:?}",
+                lint::permissions(doc)
+            );
+        }
     }
 
     #[test]

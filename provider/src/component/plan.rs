@@ -26,23 +26,27 @@ pub const SOURCE_ACTION: &str = "Source";
 pub const SOURCE_ARTIFACT: &str = "SourceOutput";
 pub const BUILD_ARTIFACT: &str = "BuildOutput";
 
-/// Prefixes all child names start with: the component's name plus a short
-/// tag of its project and stack, so that two stacks of one program in one
-/// account never share a prefix (trust conditions match on it).
+/// Child names: the component's name plus a short tag of its project and
+/// stack, so that two stacks of one program in one account never share a
+/// prefix.
 #[derive(Debug, Clone)]
 pub struct Names {
     base: String,
+    /// `project/stack/component`: what the names' suffixes derive from.
+    identity: String,
 }
 
 impl Names {
     pub fn new(project: &str, stack: &str, component: &str) -> Self {
-        let tag: String = naming::suffix(format!("{project}/{stack}/{component}").as_bytes())
+        let identity = format!("{project}/{stack}/{component}");
+        let tag: String = naming::suffix(identity.as_bytes())
             .chars()
             .take(4)
             .collect();
         let short: String = component.chars().take(24).collect();
         Self {
             base: format!("{short}-{tag}"),
+            identity,
         }
     }
 
@@ -51,10 +55,55 @@ impl Names {
         format!("{}-{purpose}", self.base)
     }
 
-    /// The pattern every name made from `prefix` under `rule` matches.
-    pub fn pattern(&self, purpose: &str, rule: &naming::NameRule) -> String {
-        format!("{}-*", naming::sanitize_prefix(&self.prefix(purpose), rule))
+    /// The exact name of the child with this purpose, e.g.
+    /// `app-x1y2-build-k3j9a0qz`. Chosen here, before anything is
+    /// registered, so that trust and resource policies can name each other
+    /// exactly (a `<prefix>-*` pattern for stage `dev` would also match
+    /// stage `dev-eu`). The suffix derives from the stack's identity and the
+    /// purpose, so the name is the same on every update.
+    pub fn name(&self, purpose: &str, rule: &naming::NameRule) -> String {
+        self.choose(&self.prefix(purpose), purpose, rule)
     }
+
+    /// The exact name of a log group, under `/securepipeline/`.
+    pub fn log_group(&self, purpose: &str) -> String {
+        self.choose(
+            &format!("/securepipeline/{}", self.prefix(purpose)),
+            purpose,
+            &naming::LOG_GROUP,
+        )
+    }
+
+    fn choose(&self, prefix: &str, purpose: &str, rule: &naming::NameRule) -> String {
+        let seed = format!("{}/{purpose}", self.identity);
+        naming::choose(None, None, prefix, rule, seed.as_bytes())
+    }
+}
+
+/// CodePipeline keeps an artifact at `<pipeline>/<artifact>/<object>` in
+/// the artifact bucket, with the pipeline and artifact names each cut to
+/// their first 20 characters (AWS: "Pipeline artifact folder names appear
+/// to be truncated", CodePipeline User Guide, Troubleshooting,
+/// https://docs.aws.amazon.com/codepipeline/latest/userguide/troubleshooting.html;
+/// https://repost.aws/questions/QUI91tw7A9SUOMohJurNqmgA).
+const ARTIFACT_FOLDER_CHARS: usize = 20;
+
+fn artifact_folder(name: &str) -> String {
+    name.chars().take(ARTIFACT_FOLDER_CHARS).collect()
+}
+
+/// The key pattern of every object of one artifact of one pipeline.
+pub fn artifact_keys(pipeline_name: &str, artifact: &str) -> String {
+    format!(
+        "{}/{}/*",
+        artifact_folder(pipeline_name),
+        artifact_folder(artifact)
+    )
+}
+
+/// The key pattern of every artifact of one pipeline.
+pub fn pipeline_artifact_keys(pipeline_name: &str) -> String {
+    format!("{}/*", artifact_folder(pipeline_name))
 }
 
 pub fn branch(args: &SecurePipelineArgs) -> &str {
@@ -181,9 +230,10 @@ pub fn secret_grants(
     grants
 }
 
-/// What the build project's role may do: write its own log group, use
-/// the artifacts and the key, read exactly the secrets it references; and
-/// nothing production deployments own (the build is never production).
+/// What the build project's role may do: write its own log group, read
+/// the source artifact and write the build artifact (no other), use the
+/// key, read exactly the secrets it references; and nothing production
+/// deployments own (the build is never production).
 pub fn build_role_policy(
     arns: &Arns<'_>,
     store: Store<'_>,
@@ -195,10 +245,19 @@ pub fn build_role_policy(
         "WriteOwnLogs",
         &arns.log_group(log_group_name),
     )];
-    grants.extend(Grant::artifacts_read_write("Artifacts", store.bucket_arn));
+    grants.extend(Grant::artifacts_read(
+        "Artifacts",
+        store.bucket_arn,
+        &[artifact_keys(store.pipeline_name, SOURCE_ARTIFACT)],
+    ));
+    grants.push(Grant::artifacts_write(
+        "Artifacts",
+        store.bucket_arn,
+        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
+    ));
     grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
     grants.extend(secret_grants(arns, environment, Vec::new()));
-    grants.extend(protected.denies());
+    grants.extend(protected.denies(store));
     document(&grants)
 }
 
@@ -244,10 +303,12 @@ pub fn pipeline_role_policy(
         } else {
             region_sid(region)
         };
-        grants.extend(Grant::artifacts_read_write(
-            &format!("Artifacts{suffix}"),
-            store.bucket_arn,
-        ));
+        // CodePipeline moves every artifact of this pipeline (and only
+        // this pipeline's prefix) between actions and regions.
+        let keys = [pipeline_artifact_keys(store.pipeline_name)];
+        let sid = format!("Artifacts{suffix}");
+        grants.extend(Grant::artifacts_read(&sid, store.bucket_arn, &keys));
+        grants.push(Grant::artifacts_write(&sid, store.bucket_arn, &keys));
         grants.push(Grant::key_use(
             &format!("UseArtifactKey{suffix}"),
             store.key_arn,
@@ -351,9 +412,11 @@ mod tests {
         region: "eu-west-1",
     };
 
+    const PIPELINE: &str = "web-x1y2-pipeline-k3j9a0qz";
     const STORE: Store<'static> = Store {
         bucket_arn: "arn:aws:s3:::bucket",
         key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+        pipeline_name: PIPELINE,
     };
 
     fn args(value: serde_json::Value) -> SecurePipelineArgs {
@@ -361,22 +424,68 @@ mod tests {
     }
 
     #[test]
-    fn names_differ_between_stacks_and_fit_patterns() {
+    fn names_are_exact_stable_and_differ_between_stacks_and_stages() {
         let dev = Names::new("app", "dev", "web");
         let prod = Names::new("app", "prod", "web");
         assert_ne!(dev.prefix("build"), prod.prefix("build"));
-        let pattern = dev.pattern("build", &naming::CODEBUILD_PROJECT);
-        let name = naming::choose(
-            None,
-            None,
-            &dev.prefix("build"),
-            &naming::CODEBUILD_PROJECT,
-            b"s",
-        );
+        let rule = &naming::CODEBUILD_PROJECT;
+        let name = dev.name("deploy-dev", rule);
         assert!(
-            name.starts_with(pattern.trim_end_matches('*')),
-            "{name} vs {pattern}"
+            name.starts_with(&format!("{}-", dev.prefix("deploy-dev"))),
+            "{name}"
         );
+        assert_eq!(
+            name,
+            Names::new("app", "dev", "web").name("deploy-dev", rule)
+        );
+        assert_ne!(name, prod.name("deploy-dev", rule));
+        // Stage `dev-eu`'s name does not extend stage `dev`'s: each is
+        // named exactly, never matched by a prefix.
+        let dev_eu = dev.name("deploy-dev-eu", rule);
+        assert_ne!(dev_eu.len(), name.len());
+        assert!(dev
+            .log_group("build")
+            .starts_with(&format!("/securepipeline/{}-", dev.prefix("build"))));
+    }
+
+    #[test]
+    fn artifact_keys_follow_codepipelines_truncation() {
+        assert_eq!(
+            artifact_keys("web-x1y2-pipeline-k3j9a0qz", "StackOutputs12-production-eu"),
+            "web-x1y2-pipeline-k3/StackOutputs12-produ/*"
+        );
+        assert_eq!(artifact_keys("p", BUILD_ARTIFACT), "p/BuildOutput/*");
+        assert_eq!(
+            pipeline_artifact_keys("web-x1y2-pipeline-k3j9a0qz"),
+            "web-x1y2-pipeline-k3/*"
+        );
+    }
+
+    #[test]
+    fn the_build_reads_only_the_source_and_writes_only_the_build_artifact() {
+        let policy = build_role_policy(&ARNS, STORE, "/l", None, &Protected::default());
+        let on = |action: &str| -> Vec<String> {
+            policy
+                .statements
+                .iter()
+                .filter(|s| s.actions.iter().any(|a| a == action))
+                .flat_map(|s| s.resources.clone())
+                .collect()
+        };
+        assert_eq!(
+            on("s3:GetObject"),
+            vec![format!(
+                "arn:aws:s3:::bucket/web-x1y2-pipeline-k3/SourceOutput/*"
+            )]
+        );
+        assert_eq!(
+            on("s3:PutObject"),
+            vec![format!(
+                "arn:aws:s3:::bucket/web-x1y2-pipeline-k3/BuildOutput/*"
+            )]
+        );
+        assert!(on("s3:ListBucket").is_empty());
+        assert!(lint::permissions(&policy).is_empty());
     }
 
     #[test]
@@ -450,8 +559,9 @@ mod tests {
             sids,
             vec![
                 "UseSourceConnection",
-                "ArtifactsObjects",
+                "ArtifactsRead",
                 "ArtifactsBucket",
+                "ArtifactsWrite",
                 "UseArtifactKey",
                 "RunOwnBuilds",
                 "NotifyApprovers"
@@ -507,6 +617,7 @@ mod tests {
         let west = Store {
             bucket_arn: "arn:aws:s3:::bucket-west",
             key_arn: "arn:aws:kms:us-west-2:123456789012:key/w",
+            pipeline_name: PIPELINE,
         };
         let stores = BTreeMap::from([
             ("eu-west-1".to_string(), STORE),
@@ -545,6 +656,15 @@ mod tests {
             vec!["arn:aws:kms:us-west-2:123456789012:key/w"]
         );
         assert_eq!(find("RunOwnBuilds"), projects);
+        // Artifacts of this pipeline only, in each region.
+        assert_eq!(
+            find("ArtifactsUsWest2Write"),
+            vec!["arn:aws:s3:::bucket-west/web-x1y2-pipeline-k3/*"]
+        );
+        assert_eq!(
+            find("ArtifactsRead"),
+            vec!["arn:aws:s3:::bucket/web-x1y2-pipeline-k3/*"]
+        );
     }
 
     #[test]
@@ -566,7 +686,9 @@ mod tests {
         assert_eq!(
             denied,
             vec![
+                "DenyProductionArtifacts",
                 "DenyProductionState",
+                "DenyListingProductionState",
                 "DenyProductionSecrets",
                 "DenyProductionRoles"
             ]

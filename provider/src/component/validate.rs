@@ -595,21 +595,32 @@ fn deploy(
         );
     }
     if let Some(role) = &deployment.assume_role_arn {
-        let property = format!("{path}.assumeRoleArn");
-        match role.parse::<Arn>() {
-            _ if is_unknown(role) => {}
-            _ if has_wildcard(role) => failures.push(
+        role_arn(&format!("{path}.assumeRoleArn"), role, failures);
+    }
+    let preview_token = deployment
+        .pulumi
+        .as_ref()
+        .is_some_and(|p| p.preview_access_token_secret_arn.is_some());
+    if preview_token && !deploy::requires_approval(deployment) {
+        failures.push(
+            format!("{path}.pulumiStack.previewAccessTokenSecretArn"),
+            "has no effect without an approval (only the pre-approval Preview action uses it); remove it, or set requireApproval",
+        );
+    }
+    if let Some(role) = &deployment.preview_role_arn {
+        let property = format!("{path}.previewRoleArn");
+        role_arn(&property, role, failures);
+        if deployment.assume_role_arn.as_ref() == Some(role) && !is_unknown(role) {
+            failures.push(
+                property.clone(),
+                "is the deploy role (assumeRoleArn), which nothing before the approval may hold; name a role that can only read",
+            );
+        }
+        if !deploy::has_preview(deployment) {
+            failures.push(
                 property,
-                format!("`{role}` has a wildcard (`*` or `?`), so the stage could assume every matching role; give the exact role ARN, e.g. arn:aws:iam::123456789012:role/deployer"),
-            ),
-            Ok(arn) if arn.service == "iam" && arn.resource.starts_with("role/") => {}
-            Ok(_) => failures.push(
-                property,
-                format!(
-                    "`{role}` is not an IAM role ARN; use arn:aws:iam::123456789012:role/deployer"
-                ),
-            ),
-            Err(reason) => failures.push(property, reason),
+                "has no effect: only a Pulumi stage with an approval previews (a Pulumi Cloud stack also needs pulumiStack.previewAccessTokenSecretArn)",
+            );
         }
     }
     if let Some(minutes) = deployment.approval_timeout_minutes {
@@ -658,12 +669,6 @@ fn deploy(
                 secret,
                 failures,
             );
-            if name == deploy::PREVIEW_ONLY {
-                failures.push(
-                    variable_path,
-                    format!("`{name}` is set by the stage's Preview action; remove it (use pulumiStack.previewOnly for a stage that only previews)"),
-                );
-            }
         }
     }
 }
@@ -736,6 +741,23 @@ fn check_approvers(
             property,
             format!("too long to show in the approval, which holds {} characters; grant approval to one role and list that role", deploy::MAX_CUSTOM_DATA),
         );
+    }
+}
+
+/// An exact IAM role ARN.
+fn role_arn(property: &str, role: &str, failures: &mut Failures) {
+    match role.parse::<Arn>() {
+        _ if is_unknown(role) => {}
+        _ if has_wildcard(role) => failures.push(
+            property,
+            format!("`{role}` has a wildcard (`*` or `?`), so the stage could assume every matching role; give the exact role ARN, e.g. arn:aws:iam::123456789012:role/deployer"),
+        ),
+        Ok(arn) if arn.service == "iam" && arn.resource.starts_with("role/") => {}
+        Ok(_) => failures.push(
+            property,
+            format!("`{role}` is not an IAM role ARN; use arn:aws:iam::123456789012:role/deployer"),
+        ),
+        Err(reason) => failures.push(property, reason),
     }
 }
 
@@ -813,8 +835,27 @@ fn pulumi_stage(
             "a self-managed backend needs the stack's config passphrase; store it in Secrets Manager and set passphraseSecretArn",
         );
     }
+    if let Some(preview) = &pulumi.preview_access_token_secret_arn {
+        let property = format!("{path}.previewAccessTokenSecretArn");
+        if self_managed {
+            failures.push(
+                property.clone(),
+                "is for Pulumi Cloud stacks; a self-managed backend previews with read-only state grants and no token",
+            );
+        }
+        if pulumi.access_token_secret_arn.as_ref() == Some(preview) && !is_unknown(preview) {
+            failures.push(
+                property,
+                "is the deploy token (accessTokenSecretArn), which can write the stack; use a token that can only read it",
+            );
+        }
+    }
     for (key, arn) in [
         ("accessTokenSecretArn", &pulumi.access_token_secret_arn),
+        (
+            "previewAccessTokenSecretArn",
+            &pulumi.preview_access_token_secret_arn,
+        ),
         ("passphraseSecretArn", &pulumi.passphrase_secret_arn),
     ] {
         if let Some(arn) = arn {
@@ -909,7 +950,29 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
         region: "",
     };
     let protected = deploy::Protected::of(&arns, deployments);
+    // Pulumi Cloud stacks production deploys: (backend URL, stack).
+    let production_cloud_stacks: Vec<(Option<&str>, &str)> = deployments
+        .iter()
+        .filter(|d| deploy::is_production(d))
+        .filter_map(|d| d.pulumi.as_ref())
+        .filter(|p| deploy::pulumi_cloud(p))
+        .map(|p| (p.backend_url.as_deref(), p.stack.as_str()))
+        .collect();
+    // Parameters are per region: the same name elsewhere is another one.
+    let production_parameter = |region: &str, variable: &super::args::EnvironmentVariable| {
+        variable.parameter_name.as_ref().is_some_and(|name| {
+            protected
+                .parameters
+                .contains(&arns.in_region(region).ssm_parameter(name))
+        })
+    };
     for (name, variable) in args.build.environment.iter().flatten() {
+        if production_parameter("", variable) {
+            failures.push(
+                format!("build.environment.{name}.parameterName"),
+                "is a production stage's parameter, which the build is denied; give the build its own parameter",
+            );
+        }
         if variable
             .secret_arn
             .as_ref()
@@ -931,7 +994,11 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
             .as_ref()
             .and_then(|p| deploy::stack_state(&arns, p))
             .is_some_and(|state| state.objects.iter().any(|o| protected.state.contains(o)));
-        if shares_state {
+        let shares_cloud_stack = deployment.pulumi.as_ref().is_some_and(|p| {
+            deploy::pulumi_cloud(p)
+                && production_cloud_stacks.contains(&(p.backend_url.as_deref(), p.stack.as_str()))
+        });
+        if shares_state || shares_cloud_stack {
             failures.push(
                 format!("{path}.pulumiStack.stack"),
                 "is a production stage's stack, whose state non-production stages are denied; deploy another stack here",
@@ -961,6 +1028,22 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
                     "is a production stage's secret, which non-production stages are denied; give this stage its own secret",
                 );
             }
+            if production_parameter(deploy::region(deployment, ""), variable) {
+                failures.push(
+                    format!("{path}.environment.{name}.parameterName"),
+                    "is a production stage's parameter, which non-production stages are denied; give this stage its own parameter",
+                );
+            }
+        }
+        if deployment
+            .preview_role_arn
+            .as_ref()
+            .is_some_and(|r| protected.roles.contains(r))
+        {
+            failures.push(
+                format!("{path}.previewRoleArn"),
+                "is a role a production stage uses, which non-production stages are denied; give this stage its own role",
+            );
         }
         if deployment
             .assume_role_arn
@@ -969,7 +1052,7 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
         {
             failures.push(
                 format!("{path}.assumeRoleArn"),
-                "is a production stage's deploy role, which non-production stages are denied; give this stage its own role",
+                "is a role a production stage uses (its assumeRoleArn or previewRoleArn), which non-production stages are denied; give this stage its own role",
             );
         }
     }
@@ -1183,14 +1266,78 @@ mod tests {
     fn generated_variables_cannot_be_overridden() {
         let failed = properties(
             json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
-                {"name": "dev", "commands": ["x"], "environment": {"AWS_PROFILE": {"value": "admin"}, "PREVIEW_ONLY": {"value": "true"}}}
+                {"name": "dev", "commands": ["x"], "environment": {"AWS_PROFILE": {"value": "admin"}, "PULUMI_CONFIG_PASSPHRASE": {"value": "x"}}}
             ]}),
         );
         assert_eq!(
             failed,
             vec![
                 "deployments[0].environment.AWS_PROFILE",
-                "deployments[0].environment.PREVIEW_ONLY"
+                "deployments[0].environment.PULUMI_CONFIG_PASSPHRASE"
+            ]
+        );
+    }
+
+    #[test]
+    fn preview_credentials_are_never_the_deploy_credentials() {
+        let deployer = "arn:aws:iam::210987654321:role/deployer";
+        let read_token = TOKEN.replace("pulumi-token", "pulumi-read-token");
+        let failed = properties(json!({
+        "source": {"repository": "org/app"}, "build": {}, "deployments": [
+            {"name": "prod", "production": true, "assumeRoleArn": deployer, "previewRoleArn": deployer,
+             "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN, "previewAccessTokenSecretArn": TOKEN}},
+            {"name": "qa", "previewRoleArn": "arn:aws:iam::210987654321:user/previewer",
+             "pulumiStack": {"stack": "org/app/qa", "accessTokenSecretArn": TOKEN.replace("pulumi-token", "qa-token"),
+               "previewAccessTokenSecretArn": read_token}},
+            {"name": "dev", "requireApproval": true, "pulumiStack": {"stack": "app/dev", "backendUrl": "s3://state",
+               "passphraseSecretArn": TOKEN.replace("pulumi-token", "dev-pass"), "previewAccessTokenSecretArn": read_token}}
+        ]}));
+        assert_eq!(
+            failed,
+            vec![
+                "deployments[0].pulumiStack.previewAccessTokenSecretArn",
+                "deployments[0].previewRoleArn",
+                "deployments[1].pulumiStack.previewAccessTokenSecretArn",
+                "deployments[1].previewRoleArn",
+                "deployments[1].previewRoleArn",
+                "deployments[2].pulumiStack.previewAccessTokenSecretArn",
+            ]
+        );
+        // A read-only role and token are accepted.
+        assert!(properties(json!({
+            "source": {"repository": "org/app"}, "build": {}, "deployments": [
+                {"name": "prod", "production": true, "assumeRoleArn": deployer,
+                 "previewRoleArn": "arn:aws:iam::210987654321:role/previewer",
+                 "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN, "previewAccessTokenSecretArn": read_token}}
+            ]}))
+        .is_empty());
+    }
+
+    #[test]
+    fn production_stacks_parameters_and_roles_are_not_shared() {
+        let failed = properties(json!({
+        "source": {"repository": "org/app"},
+        "build": {"environment": {"DB": {"parameterName": "/app/prod/db"}}},
+        "deployments": [
+            {"name": "qa", "assumeRoleArn": "arn:aws:iam::210987654321:role/previewer",
+             "environment": {"DB": {"parameterName": "/app/prod/db"}},
+             "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN.replace("pulumi-token", "qa-token")}},
+            {"name": "qa-west", "region": "us-west-2", "commands": ["x"],
+             "environment": {"DB": {"parameterName": "/app/prod/db"}}},
+            {"name": "prod", "production": true, "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
+             "previewRoleArn": "arn:aws:iam::210987654321:role/previewer",
+             "environment": {"DB": {"parameterName": "/app/prod/db"}},
+             "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN,
+               "previewAccessTokenSecretArn": TOKEN.replace("pulumi-token", "read-token")}}
+        ]}));
+        // The same parameter name in another region is another parameter.
+        assert_eq!(
+            failed,
+            vec![
+                "build.environment.DB.parameterName",
+                "deployments[0].pulumiStack.stack",
+                "deployments[0].environment.DB.parameterName",
+                "deployments[0].assumeRoleArn",
             ]
         );
     }

@@ -66,6 +66,42 @@ impl Grant {
         ]
     }
 
+    /// Read pipeline artifacts in one bucket, only under these key
+    /// patterns (e.g. `<pipeline>/BuildOutput/*`).
+    pub fn artifacts_read(sid: &str, bucket_arn: &str, key_patterns: &[String]) -> Vec<Grant> {
+        vec![
+            Grant::new(
+                &format!("{sid}Read"),
+                Effect::Allow,
+                &["s3:GetObject", "s3:GetObjectVersion"],
+                key_patterns
+                    .iter()
+                    .map(|k| format!("{bucket_arn}/{k}"))
+                    .collect(),
+            ),
+            Grant::new(
+                &format!("{sid}Bucket"),
+                Effect::Allow,
+                &["s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                vec![bucket_arn.to_string()],
+            ),
+        ]
+    }
+
+    /// Write pipeline artifacts in one bucket, only under these key
+    /// patterns.
+    pub fn artifacts_write(sid: &str, bucket_arn: &str, key_patterns: &[String]) -> Grant {
+        Grant::new(
+            &format!("{sid}Write"),
+            Effect::Allow,
+            &["s3:PutObject"],
+            key_patterns
+                .iter()
+                .map(|k| format!("{bucket_arn}/{k}"))
+                .collect(),
+        )
+    }
+
     /// Encrypt and decrypt with one KMS key.
     pub fn key_use(sid: &str, key_arn: &str) -> Grant {
         Grant::new(
@@ -205,16 +241,32 @@ impl Grant {
         Grant::new(sid, Effect::Allow, &["s3:GetObject"], object_arns)
     }
 
-    /// List one bucket's keys, only under `prefix_pattern` (e.g.
-    /// `state/.pulumi/*`).
-    pub fn bucket_list_under(sid: &str, bucket_arn: &str, prefix_pattern: &str) -> Grant {
+    /// List one bucket's keys, only under these prefix patterns (e.g.
+    /// `state/.pulumi/locks/app/dev/*`).
+    pub fn bucket_list_under(sid: &str, bucket_arn: &str, prefix_patterns: Vec<String>) -> Grant {
         Grant::new(
             sid,
             Effect::Allow,
             &["s3:ListBucket"],
             vec![bucket_arn.to_string()],
         )
-        .when("StringLike", "s3:prefix", vec![prefix_pattern.to_string()])
+        .when("StringLike", "s3:prefix", prefix_patterns)
+    }
+
+    /// Explicitly deny listing one bucket under these prefix patterns (what
+    /// another principal's keys are named is not this one's business).
+    pub fn deny_bucket_list_under(
+        sid: &str,
+        bucket_arn: &str,
+        prefix_patterns: Vec<String>,
+    ) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Deny,
+            &["s3:ListBucket"],
+            vec![bucket_arn.to_string()],
+        )
+        .when("StringLike", "s3:prefix", prefix_patterns)
     }
 
     /// Explicitly deny every action on resources this principal must never
@@ -246,7 +298,7 @@ pub fn trust_policy(
     );
     if let Some(arn) = source_arn {
         conditions.insert(
-            "ArnLike".into(),
+            "ArnEquals".into(),
             BTreeMap::from([("aws:SourceArn".to_string(), vec![arn.to_string()])]),
         );
     }
@@ -317,7 +369,7 @@ mod tests {
             vec!["123456789012"]
         );
         assert_eq!(
-            statement.conditions["ArnLike"]["aws:SourceArn"],
+            statement.conditions["ArnEquals"]["aws:SourceArn"],
             vec!["arn:aws:events:eu-west-1:123456789012:rule/r"]
         );
     }

@@ -1,6 +1,8 @@
 //! `securepipeline:aws:Key`: a customer-managed KMS key with rotation and
 //! an alias, encrypting artifacts, build output, logs and notifications.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,12 @@ pub struct KeyInputs {
     /// allowed to use the key, each only on behalf of this account.
     #[serde(default)]
     pub service_principals: Vec<String>,
+    /// What each service principal may use the key for: for CloudWatch
+    /// Logs the exact log group ARNs (`kms:EncryptionContext:aws:logs:arn`),
+    /// for other services the exact source ARNs (`aws:SourceArn`, e.g. an
+    /// EventBridge rule). A service absent here is limited to the account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_scopes: BTreeMap<String, Vec<String>>,
     /// The key policy; set by `check` from the account and the services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDocument>,
@@ -102,7 +110,11 @@ pub fn alias_arn(arns: &Arns<'_>, alias: &str) -> String {
 /// The key policy: the account administers the key (which lets IAM policies
 /// grant its use), and each service may use it only for this account.
 /// In a key policy `Resource: "*"` means this key and nothing else.
-pub fn key_policy(arns: &Arns<'_>, service_principals: &[String]) -> PolicyDocument {
+pub fn key_policy(
+    arns: &Arns<'_>,
+    service_principals: &[String],
+    scopes: &BTreeMap<String, Vec<String>>,
+) -> PolicyDocument {
     let mut statements = vec![Statement {
         sid: Some(ADMIN_SID.into()),
         effect: Effect::Allow,
@@ -112,21 +124,35 @@ pub fn key_policy(arns: &Arns<'_>, service_principals: &[String]) -> PolicyDocum
         conditions: Conditions::new(),
     }];
     for service in service_principals {
+        let mut conditions: Conditions = [(
+            "StringEquals".to_string(),
+            [(
+                "aws:SourceAccount".to_string(),
+                vec![arns.account.to_string()],
+            )]
+            .into(),
+        )]
+        .into();
+        if let Some(scope) = scopes.get(service).filter(|s| !s.is_empty()) {
+            // CloudWatch Logs sends no source ARN; it names the log group
+            // in the encryption context instead.
+            let key = if service.starts_with("logs.") {
+                "kms:EncryptionContext:aws:logs:arn"
+            } else {
+                "aws:SourceArn"
+            };
+            conditions.insert(
+                "ArnEquals".to_string(),
+                [(key.to_string(), scope.clone())].into(),
+            );
+        }
         statements.push(Statement {
             sid: Some(service_sid(service)),
             effect: Effect::Allow,
             principal: Some([("Service".to_string(), vec![service.clone()])].into()),
             actions: SERVICE_ACTIONS.iter().map(|a| (*a).to_string()).collect(),
             resources: vec!["*".into()],
-            conditions: [(
-                "StringEquals".to_string(),
-                [(
-                    "aws:SourceAccount".to_string(),
-                    vec![arns.account.to_string()],
-                )]
-                .into(),
-            )]
-            .into(),
+            conditions,
         });
     }
     PolicyDocument::new(statements)
@@ -335,7 +361,7 @@ impl CustomResource for Key {
         // provider knows the account it stays unset; create derives it then.
         news.policy = ctx
             .aws
-            .map(|aws| key_policy(&aws.arns(), &news.service_principals));
+            .map(|aws| key_policy(&aws.arns(), &news.service_principals, &news.service_scopes));
         if let (Some(aws), Some(policy), true) =
             (ctx.aws, &news.policy, principal_failures.is_empty())
         {
@@ -364,7 +390,8 @@ impl CustomResource for Key {
         let alias = alias(inputs)?;
         let home = ctx.aws.arns();
         let arns = home.in_region(region(ctx, inputs));
-        let policy = key_policy(&arns, &inputs.service_principals).to_compact_json();
+        let policy =
+            key_policy(&arns, &inputs.service_principals, &inputs.service_scopes).to_compact_json();
         let tags = kms_tags(&inputs.tags)?;
         let created = retry(
             progress(ctx),
@@ -551,7 +578,7 @@ impl CustomResource for Key {
                 .await
                 .map_err(ResourceError::Failed)?;
         }
-        let policy = key_policy(&arns, &news.service_principals);
+        let policy = key_policy(&arns, &news.service_principals, &news.service_scopes);
         if olds.policy.as_ref() != Some(&policy) {
             let json = policy.to_compact_json();
             retry(
@@ -764,6 +791,7 @@ mod tests {
                 "logs.eu-west-1.amazonaws.com".into(),
                 "events.amazonaws.com".into(),
             ],
+            service_scopes: BTreeMap::new(),
             policy: None,
             tags: Tags::new(),
         }
@@ -893,7 +921,7 @@ mod tests {
 
     #[test]
     fn key_policy_is_exact() {
-        let policy = key_policy(&ARNS, &inputs().service_principals);
+        let policy = key_policy(&ARNS, &inputs().service_principals, &BTreeMap::new());
         let expected = serde_json::json!({
             "Version": "2012-10-17",
             "Statement": [
@@ -937,7 +965,7 @@ mod tests {
     #[test]
     fn lint_finds_widened_key_policies() {
         let services = inputs().service_principals;
-        let mut policy = key_policy(&ARNS, &services);
+        let mut policy = key_policy(&ARNS, &services, &BTreeMap::new());
         policy.statements[0].principal = Some([("AWS".to_string(), vec!["*".to_string()])].into());
         policy.statements[1].conditions.clear();
         policy.statements[2].actions.push("kms:PutKeyPolicy".into());

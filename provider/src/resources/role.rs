@@ -43,19 +43,19 @@ const TRUSTED_SERVICES: &[(&str, &str, &str, &str)] = &[
         "codebuild.amazonaws.com",
         "codebuild",
         "project/",
-        "arn:aws:codebuild:us-east-1:123456789012:project/app-build-*",
+        "arn:aws:codebuild:us-east-1:123456789012:project/app-build-k3j9a0qz",
     ),
     (
         "codepipeline.amazonaws.com",
         "codepipeline",
         "",
-        "arn:aws:codepipeline:us-east-1:123456789012:app-pipeline-*",
+        "arn:aws:codepipeline:us-east-1:123456789012:app-pipeline-k3j9a0qz",
     ),
     (
         "events.amazonaws.com",
         "events",
         "rule/",
-        "arn:aws:events:us-east-1:123456789012:rule/app-schedule-*",
+        "arn:aws:events:us-east-1:123456789012:rule/app-schedule-k3j9a0qz",
     ),
 ];
 
@@ -71,8 +71,8 @@ pub struct RoleInputs {
     pub description: String,
     /// The one service principal trusted, e.g. `codebuild.amazonaws.com`.
     pub service: String,
-    /// `aws:SourceArn` the trust policy requires (ArnLike), when the
-    /// service sends it.
+    /// The exact `aws:SourceArn` the trust policy requires (ArnEquals),
+    /// when the service sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_arn: Option<String>,
     /// The trust policy; set by `check` from the service, account and source.
@@ -133,9 +133,9 @@ fn trust_for(aws: &AwsContext, inputs: &RoleInputs) -> Result<PolicyDocument, Re
     }
 }
 
-/// `sourceArn` must be an ARN of the trusted service in the caller's
-/// partition and account; the only wildcard allowed is a trailing `*` after
-/// a name prefix, which the component uses for names it has not chosen yet.
+/// `sourceArn` must be one exact ARN of the trusted service in the
+/// caller's partition and account: the component chooses its children's
+/// names before registering them, so it never needs a name prefix.
 fn check_source_arn(ctx: &CheckContext<'_>, service: &str, value: &str) -> Option<CheckFailure> {
     const PROPERTY: &str = "sourceArn";
     if is_unknown(value) {
@@ -169,12 +169,14 @@ fn check_source_arn(ctx: &CheckContext<'_>, service: &str, value: &str) -> Optio
         .resource
         .strip_prefix(resource_prefix)
         .unwrap_or(&arn.resource);
-    let stem = resource_name.strip_suffix('*').unwrap_or(resource_name);
     let identity = [&arn.partition, &arn.service, &arn.region, &arn.account];
-    if identity.iter().any(|part| wildcard(part)) || wildcard(stem) || stem.is_empty() {
+    if identity.iter().any(|part| wildcard(part))
+        || wildcard(resource_name)
+        || resource_name.is_empty()
+    {
         return Some(CheckFailure::new(
             PROPERTY,
-            format!("`{value}` has a wildcard other than one trailing `*` after a name prefix; name the exact resource or a name prefix, e.g. {example}"),
+            format!("`{value}` has a wildcard; name the exact resource (a name prefix would also trust others that share it), e.g. {example}"),
         ));
     }
     None
@@ -793,7 +795,8 @@ mod tests {
     use crate::iam::Grant;
 
     const ACCOUNT: &str = "123456789012";
-    const PROJECTS: &str = "arn:aws:codebuild:us-east-1:123456789012:project/app-x1y2-build-*";
+    const PROJECTS: &str =
+        "arn:aws:codebuild:us-east-1:123456789012:project/app-x1y2-build-k3j9a0qz";
 
     fn aws() -> AwsContext {
         let sdk = aws_config::SdkConfig::builder()
@@ -892,7 +895,7 @@ mod tests {
             vec![ACCOUNT]
         );
         assert_eq!(
-            statement.conditions["ArnLike"]["aws:SourceArn"],
+            statement.conditions["ArnEquals"]["aws:SourceArn"],
             vec![PROJECTS]
         );
     }
@@ -1004,8 +1007,9 @@ mod tests {
     }
 
     #[test]
-    fn source_arn_allows_only_a_trailing_wildcard_after_a_name_prefix() {
+    fn source_arn_is_exact() {
         for bad in [
+            "arn:aws:codebuild:us-east-1:123456789012:project/app-build-*",
             "arn:aws:codebuild:*:123456789012:project/app-build-*",
             "arn:aws:codebuild:us-east-1:123456789012:project/*",
             "arn:aws:codebuild:us-east-1:123456789012:project/app-*-build",

@@ -35,12 +35,14 @@ const MAX_EMAILS: usize = 20;
 const EMAIL_MAX: usize = 254;
 
 /// What the topic owner may do: manage the topic, never more.
+/// What the account's root may do through the topic policy: manage the
+/// topic, not publish or subscribe (principals of the account that should
+/// publish, such as the pipeline's role for approvals, get `sns:Publish`
+/// on this topic in their own policies).
 const OWNER_ACTIONS: &[&str] = &[
     "SNS:GetTopicAttributes",
     "SNS:SetTopicAttributes",
-    "SNS:Subscribe",
     "SNS:ListSubscriptionsByTopic",
-    "SNS:Publish",
     "SNS:DeleteTopic",
     "SNS:AddPermission",
     "SNS:RemovePermission",
@@ -52,7 +54,7 @@ const POLICY_ATTRIBUTE: &str = "Policy";
 pub const PENDING: &str = "PendingConfirmation";
 pub const CONFIRMED: &str = "Confirmed";
 
-const PUBLISHER_EXAMPLE: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-*";
+const PUBLISHER_EXAMPLE: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-k3j9a0qz";
 
 pub struct Topic;
 
@@ -105,7 +107,8 @@ fn name(inputs: &TopicInputs) -> Result<&str, ResourceError> {
 }
 
 /// The one policy a topic with these inputs has: the account manages it,
-/// and EventBridge publishes to it only for the named rules of this account.
+/// EventBridge publishes to it only for the named rules of this account,
+/// and nobody publishes without TLS.
 pub fn topic_policy(
     arns: &Arns<'_>,
     topic_name: &str,
@@ -115,7 +118,7 @@ pub fn topic_policy(
     let principal = |kind: &str, who: String| Some(BTreeMap::from([(kind.to_string(), vec![who])]));
     let mut conditions = Conditions::new();
     conditions.insert(
-        "ArnLike".into(),
+        "ArnEquals".into(),
         BTreeMap::from([("aws:SourceArn".to_string(), publisher_rule_arns.to_vec())]),
     );
     conditions.insert(
@@ -139,8 +142,19 @@ pub fn topic_policy(
             effect: Effect::Allow,
             principal: principal("Service", "events.amazonaws.com".into()),
             actions: vec!["sns:Publish".into()],
-            resources: vec![topic_arn],
+            resources: vec![topic_arn.clone()],
             conditions,
+        },
+        Statement {
+            sid: Some("DenyInsecureTransport".into()),
+            effect: Effect::Deny,
+            principal: principal("AWS", "*".into()),
+            actions: vec!["sns:Publish".into()],
+            resources: vec![topic_arn],
+            conditions: BTreeMap::from([(
+                "Bool".to_string(),
+                BTreeMap::from([("aws:SecureTransport".to_string(), vec!["false".to_string()])]),
+            )]),
         },
     ])
 }
@@ -161,10 +175,9 @@ fn policy_for(
     }
 }
 
-/// A publisher must be an EventBridge rule on the default bus of the
-/// caller's partition, account and region; the only wildcard allowed is a
-/// trailing `*` after a name prefix (the rule is named after the topic
-/// exists).
+/// A publisher must be one exact EventBridge rule on the default bus of
+/// the caller's partition, account and region: a name prefix would also
+/// let rules that merely share it publish.
 fn check_publisher(ctx: &CheckContext<'_>, property: &str, value: &str) -> Option<CheckFailure> {
     if is_unknown(value) {
         return None;
@@ -183,15 +196,14 @@ fn check_publisher(ctx: &CheckContext<'_>, property: &str, value: &str) -> Optio
     let arn = value.parse::<Arn>().ok()?;
     let wildcard = |s: &str| s.contains(['*', '?']);
     let rule = arn.resource.strip_prefix("rule/").unwrap_or(&arn.resource);
-    let stem = rule.strip_suffix('*').unwrap_or(rule);
     let identity = [&arn.partition, &arn.service, &arn.region, &arn.account];
-    if identity.iter().any(|part| wildcard(part)) || wildcard(stem) || stem.is_empty() {
+    if identity.iter().any(|part| wildcard(part)) || wildcard(rule) || rule.is_empty() {
         return Some(CheckFailure::new(
             property,
-            format!("`{value}` has a wildcard other than one trailing `*` after a rule name prefix; name the rule or its name prefix, e.g. {PUBLISHER_EXAMPLE}"),
+            format!("`{value}` has a wildcard; name the exact rule, e.g. {PUBLISHER_EXAMPLE}"),
         ));
     }
-    naming::check(property, stem, &naming::EVENT_RULE)
+    naming::check(property, rule, &naming::EVENT_RULE)
 }
 
 fn is_email(value: &str) -> bool {
@@ -788,7 +800,7 @@ mod tests {
     use serde_json::json;
 
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    const RULES: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-*";
+    const RULES: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-k3j9a0qz";
 
     fn inputs() -> TopicInputs {
         TopicInputs {
@@ -860,16 +872,21 @@ mod tests {
             json!({"Version": "2012-10-17", "Statement": [
                 {"Sid": "OwnerManages", "Effect": "Allow",
                  "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]},
-                 "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:Subscribe",
-                            "SNS:ListSubscriptionsByTopic", "SNS:Publish", "SNS:DeleteTopic",
+                 "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes",
+                            "SNS:ListSubscriptionsByTopic", "SNS:DeleteTopic",
                             "SNS:AddPermission", "SNS:RemovePermission"],
                  "Resource": [topic]},
                 {"Sid": "AllowPipelineEvents", "Effect": "Allow",
                  "Principal": {"Service": ["events.amazonaws.com"]},
                  "Action": ["sns:Publish"],
                  "Resource": [topic],
-                 "Condition": {"ArnLike": {"aws:SourceArn": [RULES]},
-                               "StringEquals": {"aws:SourceAccount": ["123456789012"]}}}
+                 "Condition": {"ArnEquals": {"aws:SourceArn": [RULES]},
+                               "StringEquals": {"aws:SourceAccount": ["123456789012"]}}},
+                {"Sid": "DenyInsecureTransport", "Effect": "Deny",
+                 "Principal": {"AWS": ["*"]},
+                 "Action": ["sns:Publish"],
+                 "Resource": [topic],
+                 "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}}
             ]})
         );
         // Apart from naming principals (a resource policy must), every
@@ -915,7 +932,7 @@ mod tests {
     }
 
     #[test]
-    fn publishers_are_rules_of_this_account_with_one_trailing_wildcard() {
+    fn publishers_are_exact_rules_of_this_account() {
         let exact = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-abcd1234";
         assert!(check_with(
             None,
@@ -930,6 +947,8 @@ mod tests {
             "arn:aws:events:eu-west-1:123456789012:rule/*",
             "arn:aws:events:eu-west-1:123456789012:rule/app-*-x",
             "arn:aws:events:eu-west-1:123456789012:rule/app-notify-**",
+            // A prefix: stage `dev`'s rule pattern would match `dev-eu`'s.
+            "arn:aws:events:eu-west-1:123456789012:rule/app-notify-*",
             "arn:aws:events:*:123456789012:rule/app-notify-*",
             "arn:aws:events:eu-west-1:123456789012:rule/bus/app-notify-*",
             "arn:aws:sns:eu-west-1:123456789012:app-notify",
@@ -948,9 +967,7 @@ mod tests {
             }),
             vec!["publisherRuleArns"]
         );
-        let eleven = (0..11)
-            .map(|i| format!("{RULES}{i}").replace("-*", "-"))
-            .collect();
+        let eleven = (0..11).map(|i| format!("{RULES}{i}")).collect();
         assert_eq!(
             properties(TopicInputs {
                 publisher_rule_arns: eleven,

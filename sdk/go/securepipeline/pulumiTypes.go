@@ -359,6 +359,7 @@ type Deployment struct {
 	// to these principals only.
 	Approvers []string `pulumi:"approvers"`
 	// The only role this stage may assume; the deployment runs under it.
+	// Only the Deploy action, after any approval, holds it.
 	AssumeRoleArn *string `pulumi:"assumeRoleArn"`
 	// Shell commands to run instead.
 	Commands []string `pulumi:"commands"`
@@ -366,6 +367,10 @@ type Deployment struct {
 	Environment map[string]EnvironmentVariable `pulumi:"environment"`
 	// The stage name, unique within the pipeline.
 	Name string `pulumi:"name"`
+	// A read-only role the Preview action (before the approval) runs
+	// `pulumi preview` under, in its own CodeBuild project. Never the
+	// deploy role. Without it the preview assumes no role.
+	PreviewRoleArn *string `pulumi:"previewRoleArn"`
 	// Production stages are denied to every non-production stage's role and
 	// require approval unless `requireApproval` is false.
 	Production *bool `pulumi:"production"`
@@ -407,6 +412,7 @@ type DeploymentArgs struct {
 	// to these principals only.
 	Approvers pulumi.StringArrayInput `pulumi:"approvers"`
 	// The only role this stage may assume; the deployment runs under it.
+	// Only the Deploy action, after any approval, holds it.
 	AssumeRoleArn pulumi.StringPtrInput `pulumi:"assumeRoleArn"`
 	// Shell commands to run instead.
 	Commands pulumi.StringArrayInput `pulumi:"commands"`
@@ -414,6 +420,10 @@ type DeploymentArgs struct {
 	Environment EnvironmentVariableMapInput `pulumi:"environment"`
 	// The stage name, unique within the pipeline.
 	Name pulumi.StringInput `pulumi:"name"`
+	// A read-only role the Preview action (before the approval) runs
+	// `pulumi preview` under, in its own CodeBuild project. Never the
+	// deploy role. Without it the preview assumes no role.
+	PreviewRoleArn pulumi.StringPtrInput `pulumi:"previewRoleArn"`
 	// Production stages are denied to every non-production stage's role and
 	// require approval unless `requireApproval` is false.
 	Production pulumi.BoolPtrInput `pulumi:"production"`
@@ -500,6 +510,7 @@ func (o DeploymentOutput) Approvers() pulumi.StringArrayOutput {
 }
 
 // The only role this stage may assume; the deployment runs under it.
+// Only the Deploy action, after any approval, holds it.
 func (o DeploymentOutput) AssumeRoleArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Deployment) *string { return v.AssumeRoleArn }).(pulumi.StringPtrOutput)
 }
@@ -517,6 +528,13 @@ func (o DeploymentOutput) Environment() EnvironmentVariableMapOutput {
 // The stage name, unique within the pipeline.
 func (o DeploymentOutput) Name() pulumi.StringOutput {
 	return o.ApplyT(func(v Deployment) string { return v.Name }).(pulumi.StringOutput)
+}
+
+// A read-only role the Preview action (before the approval) runs
+// `pulumi preview` under, in its own CodeBuild project. Never the
+// deploy role. Without it the preview assumes no role.
+func (o DeploymentOutput) PreviewRoleArn() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v Deployment) *string { return v.PreviewRoleArn }).(pulumi.StringPtrOutput)
 }
 
 // Production stages are denied to every non-production stage's role and
@@ -865,12 +883,18 @@ func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 
 // A Pulumi stack the stage deploys.
 type PulumiDeployment struct {
-	// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+	// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+	// the Deploy action, after any approval, reads it.
 	AccessTokenSecretArn *string `pulumi:"accessTokenSecretArn"`
 	// A self-managed backend, `s3://bucket/prefix`. Absent means Pulumi Cloud.
 	BackendUrl *string `pulumi:"backendUrl"`
 	// The stack's config passphrase, as a Secrets Manager secret ARN.
 	PassphraseSecretArn *string `pulumi:"passphraseSecretArn"`
+	// A Pulumi Cloud access token that can only read the stack (e.g. a team
+	// token with read permission), as a Secrets Manager secret ARN. The
+	// Preview action before an approval uses it; a Pulumi Cloud stage
+	// without it gets no preview, because its deploy token can write.
+	PreviewAccessTokenSecretArn *string `pulumi:"previewAccessTokenSecretArn"`
 	// Only preview, never update.
 	PreviewOnly *bool `pulumi:"previewOnly"`
 	// The Pulumi CLI version the buildspec installs, `3.x.y`.
@@ -896,12 +920,18 @@ type PulumiDeploymentInput interface {
 
 // A Pulumi stack the stage deploys.
 type PulumiDeploymentArgs struct {
-	// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+	// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+	// the Deploy action, after any approval, reads it.
 	AccessTokenSecretArn pulumi.StringPtrInput `pulumi:"accessTokenSecretArn"`
 	// A self-managed backend, `s3://bucket/prefix`. Absent means Pulumi Cloud.
 	BackendUrl pulumi.StringPtrInput `pulumi:"backendUrl"`
 	// The stack's config passphrase, as a Secrets Manager secret ARN.
 	PassphraseSecretArn pulumi.StringPtrInput `pulumi:"passphraseSecretArn"`
+	// A Pulumi Cloud access token that can only read the stack (e.g. a team
+	// token with read permission), as a Secrets Manager secret ARN. The
+	// Preview action before an approval uses it; a Pulumi Cloud stage
+	// without it gets no preview, because its deploy token can write.
+	PreviewAccessTokenSecretArn pulumi.StringPtrInput `pulumi:"previewAccessTokenSecretArn"`
 	// Only preview, never update.
 	PreviewOnly pulumi.BoolPtrInput `pulumi:"previewOnly"`
 	// The Pulumi CLI version the buildspec installs, `3.x.y`.
@@ -992,7 +1022,8 @@ func (o PulumiDeploymentOutput) ToPulumiDeploymentPtrOutputWithContext(ctx conte
 	}).(PulumiDeploymentPtrOutput)
 }
 
-// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+// the Deploy action, after any approval, reads it.
 func (o PulumiDeploymentOutput) AccessTokenSecretArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v PulumiDeployment) *string { return v.AccessTokenSecretArn }).(pulumi.StringPtrOutput)
 }
@@ -1005,6 +1036,14 @@ func (o PulumiDeploymentOutput) BackendUrl() pulumi.StringPtrOutput {
 // The stack's config passphrase, as a Secrets Manager secret ARN.
 func (o PulumiDeploymentOutput) PassphraseSecretArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v PulumiDeployment) *string { return v.PassphraseSecretArn }).(pulumi.StringPtrOutput)
+}
+
+// A Pulumi Cloud access token that can only read the stack (e.g. a team
+// token with read permission), as a Secrets Manager secret ARN. The
+// Preview action before an approval uses it; a Pulumi Cloud stage
+// without it gets no preview, because its deploy token can write.
+func (o PulumiDeploymentOutput) PreviewAccessTokenSecretArn() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiDeployment) *string { return v.PreviewAccessTokenSecretArn }).(pulumi.StringPtrOutput)
 }
 
 // Only preview, never update.
@@ -1056,7 +1095,8 @@ func (o PulumiDeploymentPtrOutput) Elem() PulumiDeploymentOutput {
 	}).(PulumiDeploymentOutput)
 }
 
-// The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+// the Deploy action, after any approval, reads it.
 func (o PulumiDeploymentPtrOutput) AccessTokenSecretArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *PulumiDeployment) *string {
 		if v == nil {
@@ -1083,6 +1123,19 @@ func (o PulumiDeploymentPtrOutput) PassphraseSecretArn() pulumi.StringPtrOutput 
 			return nil
 		}
 		return v.PassphraseSecretArn
+	}).(pulumi.StringPtrOutput)
+}
+
+// A Pulumi Cloud access token that can only read the stack (e.g. a team
+// token with read permission), as a Secrets Manager secret ARN. The
+// Preview action before an approval uses it; a Pulumi Cloud stage
+// without it gets no preview, because its deploy token can write.
+func (o PulumiDeploymentPtrOutput) PreviewAccessTokenSecretArn() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiDeployment) *string {
+		if v == nil {
+			return nil
+		}
+		return v.PreviewAccessTokenSecretArn
 	}).(pulumi.StringPtrOutput)
 }
 

@@ -21,7 +21,8 @@ type SecurePipeline struct {
 
 	// The artifact bucket's name.
 	ArtifactBucketName pulumi.StringOutput `pulumi:"artifactBucketName"`
-	// CodeBuild project names, build first, then deployments in order.
+	// CodeBuild project names, build first, then deployments in order, then
+	// the preview projects of the stages that preview, in order.
 	BuildProjectNames pulumi.StringArrayOutput `pulumi:"buildProjectNames"`
 	// Where to activate a pending connection.
 	ConnectionActivationUrl pulumi.StringOutput `pulumi:"connectionActivationUrl"`
@@ -45,7 +46,8 @@ type SecurePipeline struct {
 	PipelineName pulumi.StringOutput `pulumi:"pipelineName"`
 	// The pipeline in the AWS console.
 	PipelineUrl pulumi.StringOutput `pulumi:"pipelineUrl"`
-	// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+	// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`,
+	// `preview-<stage>`, `events`).
 	RoleArns pulumi.StringMapOutput `pulumi:"roleArns"`
 }
 
@@ -226,7 +228,8 @@ func (o SecurePipelineOutput) ArtifactBucketName() pulumi.StringOutput {
 	return o.ApplyT(func(v *SecurePipeline) pulumi.StringOutput { return v.ArtifactBucketName }).(pulumi.StringOutput)
 }
 
-// CodeBuild project names, build first, then deployments in order.
+// CodeBuild project names, build first, then deployments in order, then
+// the preview projects of the stages that preview, in order.
 func (o SecurePipelineOutput) BuildProjectNames() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v *SecurePipeline) pulumi.StringArrayOutput { return v.BuildProjectNames }).(pulumi.StringArrayOutput)
 }
@@ -283,7 +286,8 @@ func (o SecurePipelineOutput) PipelineUrl() pulumi.StringOutput {
 	return o.ApplyT(func(v *SecurePipeline) pulumi.StringOutput { return v.PipelineUrl }).(pulumi.StringOutput)
 }
 
-// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+// Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`,
+// `preview-<stage>`, `events`).
 func (o SecurePipelineOutput) RoleArns() pulumi.StringMapOutput {
 	return o.ApplyT(func(v *SecurePipeline) pulumi.StringMapOutput { return v.RoleArns }).(pulumi.StringMapOutput)
 }

@@ -97,6 +97,7 @@ export interface DeploymentArgs {
     approvers?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
      * The only role this stage may assume; the deployment runs under it.
+     * Only the Deploy action, after any approval, holds it.
      */
     assumeRoleArn?: pulumi.Input<string | undefined>;
     /**
@@ -111,6 +112,12 @@ export interface DeploymentArgs {
      * The stage name, unique within the pipeline.
      */
     name: pulumi.Input<string>;
+    /**
+     * A read-only role the Preview action (before the approval) runs
+     * `pulumi preview` under, in its own CodeBuild project. Never the
+     * deploy role. Without it the preview assumes no role.
+     */
+    previewRoleArn?: pulumi.Input<string | undefined>;
     /**
      * Production stages are denied to every non-production stage's role and
      * require approval unless `requireApproval` is false.
@@ -182,7 +189,8 @@ export interface NotificationsArgs {
  */
 export interface PulumiDeploymentArgs {
     /**
-     * The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+     * The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+     * the Deploy action, after any approval, reads it.
      */
     accessTokenSecretArn?: pulumi.Input<string | undefined>;
     /**
@@ -193,6 +201,13 @@ export interface PulumiDeploymentArgs {
      * The stack's config passphrase, as a Secrets Manager secret ARN.
      */
     passphraseSecretArn?: pulumi.Input<string | undefined>;
+    /**
+     * A Pulumi Cloud access token that can only read the stack (e.g. a team
+     * token with read permission), as a Secrets Manager secret ARN. The
+     * Preview action before an approval uses it; a Pulumi Cloud stage
+     * without it gets no preview, because its deploy token can write.
+     */
+    previewAccessTokenSecretArn?: pulumi.Input<string | undefined>;
     /**
      * Only preview, never update.
      */

@@ -363,6 +363,7 @@ class DeploymentArgsDict(TypedDict):
     assume_role_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     The only role this stage may assume; the deployment runs under it.
+    Only the Deploy action, after any approval, holds it.
     """
     commands: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
     """
@@ -371,6 +372,12 @@ class DeploymentArgsDict(TypedDict):
     environment: NotRequired[pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgsDict']]]]]
     """
     Environment variables, as in `build.environment`.
+    """
+    preview_role_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    A read-only role the Preview action (before the approval) runs
+    `pulumi preview` under, in its own CodeBuild project. Never the
+    deploy role. Without it the preview assumes no role.
     """
     production: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
     """
@@ -408,6 +415,7 @@ class DeploymentArgs:
                  assume_role_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  commands: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]]] = None,
+                 preview_role_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  production: pulumi.Input[Optional[_builtins.bool]] = None,
                  pulumi_stack: pulumi.Input[Optional['PulumiDeploymentArgs']] = None,
                  region: pulumi.Input[Optional[_builtins.str]] = None,
@@ -428,8 +436,12 @@ class DeploymentArgs:
                `arn:aws:codepipeline:<region>:<account>:<pipeline>/<stage>/Approve`
                to these principals only.
         :param pulumi.Input[_builtins.str] assume_role_arn: The only role this stage may assume; the deployment runs under it.
+               Only the Deploy action, after any approval, holds it.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] commands: Shell commands to run instead.
         :param pulumi.Input[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]] environment: Environment variables, as in `build.environment`.
+        :param pulumi.Input[_builtins.str] preview_role_arn: A read-only role the Preview action (before the approval) runs
+               `pulumi preview` under, in its own CodeBuild project. Never the
+               deploy role. Without it the preview assumes no role.
         :param pulumi.Input[_builtins.bool] production: Production stages are denied to every non-production stage's role and
                require approval unless `requireApproval` is false.
         :param pulumi.Input['PulumiDeploymentArgs'] pulumi_stack: Deploy a Pulumi stack with a buildspec the provider writes. (Named
@@ -450,6 +462,8 @@ class DeploymentArgs:
             pulumi.set(__self__, "commands", commands)
         if environment is not None:
             pulumi.set(__self__, "environment", environment)
+        if preview_role_arn is not None:
+            pulumi.set(__self__, "preview_role_arn", preview_role_arn)
         if production is not None:
             pulumi.set(__self__, "production", production)
         if pulumi_stack is not None:
@@ -510,6 +524,7 @@ class DeploymentArgs:
     def assume_role_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
         The only role this stage may assume; the deployment runs under it.
+        Only the Deploy action, after any approval, holds it.
         """
         return pulumi.get(self, "assume_role_arn")
 
@@ -540,6 +555,20 @@ class DeploymentArgs:
     @environment.setter
     def environment(self, value: pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]]]):
         pulumi.set(self, "environment", value)
+
+    @_builtins.property
+    @pulumi.getter(name="previewRoleArn")
+    def preview_role_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A read-only role the Preview action (before the approval) runs
+        `pulumi preview` under, in its own CodeBuild project. Never the
+        deploy role. Without it the preview assumes no role.
+        """
+        return pulumi.get(self, "preview_role_arn")
+
+    @preview_role_arn.setter
+    def preview_role_arn(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "preview_role_arn", value)
 
     @_builtins.property
     @pulumi.getter
@@ -779,7 +808,8 @@ class PulumiDeploymentArgsDict(TypedDict):
     """
     access_token_secret_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+    The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+    the Deploy action, after any approval, reads it.
     """
     backend_url: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -788,6 +818,13 @@ class PulumiDeploymentArgsDict(TypedDict):
     passphrase_secret_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     The stack's config passphrase, as a Secrets Manager secret ARN.
+    """
+    preview_access_token_secret_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    A Pulumi Cloud access token that can only read the stack (e.g. a team
+    token with read permission), as a Secrets Manager secret ARN. The
+    Preview action before an approval uses it; a Pulumi Cloud stage
+    without it gets no preview, because its deploy token can write.
     """
     preview_only: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
     """
@@ -813,6 +850,7 @@ class PulumiDeploymentArgs:
                  access_token_secret_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  backend_url: pulumi.Input[Optional[_builtins.str]] = None,
                  passphrase_secret_arn: pulumi.Input[Optional[_builtins.str]] = None,
+                 preview_access_token_secret_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  preview_only: pulumi.Input[Optional[_builtins.bool]] = None,
                  pulumi_version: pulumi.Input[Optional[_builtins.str]] = None,
                  refresh: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -821,9 +859,14 @@ class PulumiDeploymentArgs:
         A Pulumi stack the stage deploys.
 
         :param pulumi.Input[_builtins.str] stack: The stack, `org/project/stack` (or `stack` for self-managed backends).
-        :param pulumi.Input[_builtins.str] access_token_secret_arn: The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+        :param pulumi.Input[_builtins.str] access_token_secret_arn: The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+               the Deploy action, after any approval, reads it.
         :param pulumi.Input[_builtins.str] backend_url: A self-managed backend, `s3://bucket/prefix`. Absent means Pulumi Cloud.
         :param pulumi.Input[_builtins.str] passphrase_secret_arn: The stack's config passphrase, as a Secrets Manager secret ARN.
+        :param pulumi.Input[_builtins.str] preview_access_token_secret_arn: A Pulumi Cloud access token that can only read the stack (e.g. a team
+               token with read permission), as a Secrets Manager secret ARN. The
+               Preview action before an approval uses it; a Pulumi Cloud stage
+               without it gets no preview, because its deploy token can write.
         :param pulumi.Input[_builtins.bool] preview_only: Only preview, never update.
         :param pulumi.Input[_builtins.str] pulumi_version: The Pulumi CLI version the buildspec installs, `3.x.y`.
         :param pulumi.Input[_builtins.bool] refresh: Refresh before deploying. Default true.
@@ -836,6 +879,8 @@ class PulumiDeploymentArgs:
             pulumi.set(__self__, "backend_url", backend_url)
         if passphrase_secret_arn is not None:
             pulumi.set(__self__, "passphrase_secret_arn", passphrase_secret_arn)
+        if preview_access_token_secret_arn is not None:
+            pulumi.set(__self__, "preview_access_token_secret_arn", preview_access_token_secret_arn)
         if preview_only is not None:
             pulumi.set(__self__, "preview_only", preview_only)
         if pulumi_version is not None:
@@ -861,7 +906,8 @@ class PulumiDeploymentArgs:
     @pulumi.getter(name="accessTokenSecretArn")
     def access_token_secret_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The Pulumi Cloud access token, as a Secrets Manager secret ARN.
+        The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
+        the Deploy action, after any approval, reads it.
         """
         return pulumi.get(self, "access_token_secret_arn")
 
@@ -892,6 +938,21 @@ class PulumiDeploymentArgs:
     @passphrase_secret_arn.setter
     def passphrase_secret_arn(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "passphrase_secret_arn", value)
+
+    @_builtins.property
+    @pulumi.getter(name="previewAccessTokenSecretArn")
+    def preview_access_token_secret_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A Pulumi Cloud access token that can only read the stack (e.g. a team
+        token with read permission), as a Secrets Manager secret ARN. The
+        Preview action before an approval uses it; a Pulumi Cloud stage
+        without it gets no preview, because its deploy token can write.
+        """
+        return pulumi.get(self, "preview_access_token_secret_arn")
+
+    @preview_access_token_secret_arn.setter
+    def preview_access_token_secret_arn(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "preview_access_token_secret_arn", value)
 
     @_builtins.property
     @pulumi.getter(name="previewOnly")

@@ -352,7 +352,8 @@ class SecurePipeline(pulumi.ComponentResource):
     @pulumi.getter(name="buildProjectNames")
     def build_project_names(self) -> pulumi.Output[Sequence[_builtins.str]]:
         """
-        CodeBuild project names, build first, then deployments in order.
+        CodeBuild project names, build first, then deployments in order, then
+        the preview projects of the stages that preview, in order.
         """
         return pulumi.get(self, "build_project_names")
 
@@ -442,7 +443,8 @@ class SecurePipeline(pulumi.ComponentResource):
     @pulumi.getter(name="roleArns")
     def role_arns(self) -> pulumi.Output[Mapping[str, _builtins.str]]:
         """
-        Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`, `events`).
+        Role ARNs by purpose (`pipeline`, `build`, `deploy-<stage>`,
+        `preview-<stage>`, `events`).
         """
         return pulumi.get(self, "role_arns")
 

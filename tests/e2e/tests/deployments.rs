@@ -24,6 +24,9 @@ const DEV_PASSPHRASE: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-passphrase-AbCdEf";
 const PROD_TOKEN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pulumi-token-AbCdEf";
 const DEPLOYER: &str = "arn:aws:iam::210987654321:role/deployer";
+const PREVIEWER: &str = "arn:aws:iam::210987654321:role/previewer";
+const PROD_READ_TOKEN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:pulumi-read-token-AbCdEf";
 
 /// The deployments, as JSON (the program embeds them as YAML flow maps,
 /// and the test plans the expected policies from the same values).
@@ -34,10 +37,12 @@ fn deployments() -> Json {
             "passphraseSecretArn": DEV_PASSPHRASE}},
         {"name": "staging", "region": WEST, "commands": ["./scripts/deploy.sh staging"],
          "environment": {"DB_URL": {"parameterName": "/web/staging/db-url"}}},
-        {"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "approvalTimeoutMinutes": 120,
-         "rollbackOnFailure": true, "timeoutMinutes": 90, "pulumiStack": {
+        {"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "previewRoleArn": PREVIEWER,
+         "approvalTimeoutMinutes": 120, "rollbackOnFailure": true, "timeoutMinutes": 90,
+         "environment": {"CONFIG": {"parameterName": "/web/prod/config"}}, "pulumiStack": {
             "stack": "example-org/web-infra/prod", "workDir": "infra",
-            "accessTokenSecretArn": PROD_TOKEN, "pulumiVersion": "3.200.0"}}
+            "accessTokenSecretArn": PROD_TOKEN, "previewAccessTokenSecretArn": PROD_READ_TOKEN,
+            "pulumiVersion": "3.200.0"}}
     ])
 }
 
@@ -140,6 +145,8 @@ struct Aws {
     west: Regional,
     codepipeline: aws_sdk_codepipeline::Client,
     iam: aws_sdk_iam::Client,
+    events: aws_sdk_eventbridge::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 impl Aws {
@@ -154,6 +161,8 @@ impl Aws {
             west: Regional::new(&west),
             codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
+            events: aws_sdk_eventbridge::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
         }
     }
 
@@ -226,11 +235,14 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     let args = args();
     let planned = args.deployments.as_deref().unwrap();
 
-    // Outputs list the build, then the stages in order.
+    // Outputs list the build, then the stages in order, then prod's
+    // preview, which has a project, log group and role of its own.
     let projects = strings(&out, "buildProjectNames");
     let log_groups = strings(&out, "logGroupNames");
-    assert_eq!(projects.len(), 4, "{projects:?}");
-    assert_eq!(log_groups.len(), 4, "{log_groups:?}");
+    assert_eq!(projects.len(), 5, "{projects:?}");
+    assert_eq!(log_groups.len(), 5, "{log_groups:?}");
+    assert!(projects[4].contains("-preview-prod-"), "{projects:?}");
+    assert!(log_groups[4].contains("-preview-prod-"), "{log_groups:?}");
     for (index, stage) in ["dev", "staging", "prod"].iter().enumerate() {
         assert!(
             projects[index + 1].contains(&format!("-deploy-{stage}-")),
@@ -249,7 +261,8 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             "deploy-dev",
             "deploy-prod",
             "deploy-staging",
-            "pipeline"
+            "pipeline",
+            "preview-prod"
         ]
     );
 
@@ -322,7 +335,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         projects[1]
     );
     assert_eq!(dev_deploy.input_artifacts()[0].name(), "BuildOutput");
-    assert_eq!(dev_deploy.output_artifacts()[0].name(), "StackOutputs-dev");
+    assert_eq!(dev_deploy.output_artifacts()[0].name(), "StackOutputs1-dev");
     assert_eq!(
         declaration.stages()[3].actions()[0]
             .configuration()
@@ -330,16 +343,14 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         projects[2]
     );
 
-    // G16: the production stage previews, waits (time-bound, notifying the
-    // topic), deploys, and rolls back on failure.
+    // G16, G26: the production stage previews in its own project, waits
+    // (time-bound, notifying the topic), deploys in the project that holds
+    // the deploy role, and rolls back on failure.
     let prod = &declaration.stages()[4];
     let preview = &prod.actions()[0];
     let preview_config = preview.configuration().unwrap();
-    assert_eq!(preview_config["ProjectName"], projects[3]);
-    assert_eq!(
-        preview_config["EnvironmentVariables"],
-        r#"[{"name":"PREVIEW_ONLY","value":"true","type":"PLAINTEXT"}]"#
-    );
+    assert_eq!(preview_config["ProjectName"], projects[4]);
+    assert!(!preview_config.contains_key("EnvironmentVariables"));
     assert!(preview.output_artifacts().is_empty());
     let approve = &prod.actions()[1];
     let approve_type = approve.action_type_id().unwrap();
@@ -362,7 +373,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         "{approve_config:?}"
     );
     assert!(
-        approve_config["CustomData"].contains(&log_groups[3]),
+        approve_config["CustomData"].contains(&log_groups[4]),
         "{approve_config:?}"
     );
     assert_eq!(approve.timeout_in_minutes(), Some(120));
@@ -543,9 +554,44 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         prod_doc["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
         Yaml::String(PROD_TOKEN.into())
     );
+    assert!(prod_doc["env"]["variables"].get("PREVIEW_ONLY").is_none());
+    // G26: the preview project previews only, under the read-only role,
+    // with the read-only token; the deploy role and token are absent.
+    let preview_project = aws.home.project(&projects[4]).await;
     assert_eq!(
-        prod_doc["env"]["variables"]["PREVIEW_ONLY"],
-        Yaml::String("false".into())
+        preview_project
+            .logs_config()
+            .unwrap()
+            .cloud_watch_logs()
+            .unwrap()
+            .group_name(),
+        Some(log_groups[4].as_str())
+    );
+    let preview_spec = spec(&preview_project);
+    let (preview_doc, preview_steps) = commands(&preview_spec);
+    assert_steps(
+        &preview_steps,
+        &[
+            &format!("'role_arn = {PREVIEWER}' 'credential_source = EcsContainer'"),
+            "export AWS_PROFILE=securepipeline-deploy",
+            "pulumi login",
+            "pulumi stack select example-org/web-infra/prod",
+            "pulumi preview --diff --refresh",
+        ],
+    );
+    assert!(
+        !preview_steps
+            .iter()
+            .any(|c| c.contains("pulumi up") || c.contains("pulumi refresh")),
+        "{preview_steps:#?}"
+    );
+    assert!(
+        !preview_spec.contains(DEPLOYER) && !preview_spec.contains(PROD_TOKEN),
+        "{preview_spec}"
+    );
+    assert_eq!(
+        preview_doc["env"]["secrets-manager"]["PULUMI_ACCESS_TOKEN"],
+        Yaml::String(PROD_READ_TOKEN.into())
     );
     let (_, staging_steps) = commands(&spec(&west_project));
     assert_eq!(staging_steps, vec!["./scripts/deploy.sh staging"]);
@@ -563,14 +609,17 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         region: REGION,
     };
     let protected = Protected::of(&arns, planned);
+    let home_bucket_arn = format!("arn:aws:s3:::{}", text(&out, "artifactBucketName"));
     let home_store = Store {
-        bucket_arn: &format!("arn:aws:s3:::{}", text(&out, "artifactBucketName")),
+        bucket_arn: &home_bucket_arn,
         key_arn: &home_key,
+        pipeline_name: &pipeline_name,
     };
     let west_bucket_arn = format!("arn:aws:s3:::{west_bucket}");
     let west_store = Store {
         bucket_arn: &west_bucket_arn,
         key_arn: &west_key,
+        pipeline_name: &pipeline_name,
     };
     let mut role_policies = BTreeMap::new();
     for (purpose, arn) in roles {
@@ -604,12 +653,14 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         let purpose = deploy::purpose(deployment);
         let region = deploy::region(deployment, REGION);
         let (trust, policies) = &role_policies[&purpose];
-        let source = &trust.statements[0].conditions["ArnLike"]["aws:SourceArn"][0];
-        assert!(
-            source.starts_with(&format!(
-                "arn:aws:codebuild:{region}:{ACCOUNT}:project/web-"
-            )) && source.contains(&format!("-{purpose}-")),
-            "{purpose}: {source}"
+        // G7: trusted for exactly its own project, not a name prefix.
+        assert_eq!(
+            trust.statements[0].conditions["ArnEquals"]["aws:SourceArn"],
+            vec![format!(
+                "arn:aws:codebuild:{region}:{ACCOUNT}:project/{}",
+                projects[index + 1]
+            )],
+            "{purpose}"
         );
         let store = if region == WEST {
             west_store
@@ -620,12 +671,45 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             &arns.in_region(region),
             store,
             &log_groups[index + 1],
-            deployment,
+            (index, deployment),
             &protected,
         );
         assert_eq!(policies.len(), 1, "{purpose}: {policies:?}");
         assert_eq!(policies["deploy"], expected, "{purpose}");
     }
+    let prod_stage = &planned[2];
+    let (_, preview_policies) = &role_policies["preview-prod"];
+    assert_eq!(
+        preview_policies["preview"],
+        deploy::preview_role_policy(&arns, home_store, &log_groups[4], prod_stage, &protected)
+    );
+    // G26: the preview role cannot assume the deploy role nor read the
+    // deploy token, both explicitly denied; it writes no state.
+    let preview_role = &preview_policies["preview"];
+    let allowed_on = |action: &str| -> Vec<String> {
+        preview_role
+            .statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| a == action))
+            .flat_map(|s| s.resources.clone())
+            .collect()
+    };
+    assert_eq!(allowed_on("sts:AssumeRole"), vec![PREVIEWER]);
+    assert_eq!(
+        allowed_on("secretsmanager:GetSecretValue"),
+        vec![PROD_READ_TOKEN]
+    );
+    assert!(allowed_on("s3:PutObject").is_empty(), "{preview_role:?}");
+    let denied_roles = statement(preview_role, "DenyDeployRoles").unwrap();
+    assert_eq!(
+        (denied_roles.effect, denied_roles.resources.clone()),
+        (Effect::Deny, vec![DEPLOYER.to_string()])
+    );
+    let denied_secrets = statement(preview_role, "DenyDeploySecrets").unwrap();
+    assert_eq!(
+        (denied_secrets.effect, denied_secrets.resources.clone()),
+        (Effect::Deny, vec![PROD_TOKEN.to_string()])
+    );
 
     // Dev: its own stack's state and passphrase only.
     let (_, dev) = &role_policies["deploy-dev"];
@@ -641,9 +725,15 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     );
     let list = statement(dev, "ListStateBackend").unwrap();
     assert_eq!(list.resources, vec!["arn:aws:s3:::web-state"]);
+    // Only its own stack's keys: listing never shows prod's stack name.
     assert_eq!(
         list.conditions["StringLike"]["s3:prefix"],
-        vec!["pulumi/.pulumi/*"]
+        vec![
+            "pulumi/.pulumi/stacks/web-infra/dev.json*",
+            "pulumi/.pulumi/locks/web-infra/dev/*",
+            "pulumi/.pulumi/history/web-infra/dev/*",
+            "pulumi/.pulumi/backups/web-infra/dev/*",
+        ]
     );
     assert_eq!(
         statement(dev, "ReadReferencedSecrets").unwrap().resources,
@@ -704,7 +794,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         })
         .map(|(purpose, _)| purpose)
         .collect();
-    assert_eq!(assumers, vec!["deploy-prod"]);
+    assert_eq!(assumers, vec!["deploy-prod", "preview-prod"]);
 
     // G11: dev, staging and the build are denied prod's secret and role.
     for purpose in ["deploy-dev", "deploy-staging", "build"] {
@@ -721,7 +811,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             (
                 Effect::Deny,
                 vec!["secretsmanager:*".to_string()],
-                vec![PROD_TOKEN.to_string()]
+                vec![PROD_READ_TOKEN.to_string(), PROD_TOKEN.to_string()]
             )
         );
         let role = statement(doc, "DenyProductionRoles").unwrap();
@@ -730,10 +820,176 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             (
                 Effect::Deny,
                 vec!["sts:AssumeRole".to_string()],
-                vec![DEPLOYER.to_string()]
+                vec![DEPLOYER.to_string(), PREVIEWER.to_string()]
             )
         );
     }
+
+    // G27: each role reads only its inputs' and writes only its outputs'
+    // artifact prefixes (CodePipeline's `<pipeline:20>/<artifact:20>/`);
+    // non-production roles are denied production's outputs.
+    let folder = |name: &str| name.chars().take(20).collect::<String>();
+    let artifact = |bucket: &str, name: &str| {
+        format!("{bucket}/{}/{}/*", folder(&pipeline_name), folder(name))
+    };
+    let writes = |doc: &PolicyDocument| -> Vec<String> {
+        doc.statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| a == "s3:PutObject"))
+            .flat_map(|s| s.resources.clone())
+            .collect()
+    };
+    let reads = |doc: &PolicyDocument| -> Vec<String> {
+        doc.statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| a == "s3:GetObject"))
+            .flat_map(|s| s.resources.clone())
+            .filter(|r| r.starts_with(&home_bucket_arn) || r.starts_with(&west_bucket_arn))
+            .collect()
+    };
+    let build_policy = &role_policies["build"].1["build"];
+    assert_eq!(
+        writes(build_policy),
+        vec![artifact(&home_bucket_arn, "BuildOutput")]
+    );
+    assert_eq!(
+        reads(build_policy),
+        vec![artifact(&home_bucket_arn, "SourceOutput")]
+    );
+    let prod_outputs = artifact(&home_bucket_arn, "StackOutputs3-prod");
+    for (purpose, bucket, own) in [
+        ("deploy-dev", &home_bucket_arn, Some("StackOutputs1-dev")),
+        ("deploy-staging", &west_bucket_arn, None),
+        ("deploy-prod", &home_bucket_arn, Some("StackOutputs3-prod")),
+        ("preview-prod", &home_bucket_arn, None),
+    ] {
+        let doc = role_policies[purpose].1.values().next().unwrap();
+        assert_eq!(
+            writes(doc)
+                .into_iter()
+                .filter(|r| r.starts_with(bucket.as_str()))
+                .collect::<Vec<_>>(),
+            own.map(|o| artifact(bucket, o))
+                .into_iter()
+                .collect::<Vec<_>>(),
+            "{purpose}"
+        );
+        assert_eq!(
+            reads(doc),
+            vec![artifact(bucket, "BuildOutput")],
+            "{purpose}"
+        );
+    }
+    for purpose in ["deploy-dev", "build"] {
+        let doc = role_policies[purpose].1.values().next().unwrap();
+        assert!(!writes(doc).contains(&prod_outputs), "{purpose}");
+        let denied = statement(doc, "DenyProductionArtifacts").unwrap();
+        assert_eq!(
+            (denied.effect, denied.resources.clone()),
+            (Effect::Deny, vec![prod_outputs.clone()]),
+            "{purpose}"
+        );
+    }
+    // Production's parameters are denied to every other role, and to the
+    // preview.
+    for purpose in ["deploy-dev", "deploy-staging", "build"] {
+        let doc = role_policies[purpose].1.values().next().unwrap();
+        let denied = statement(doc, "DenyProductionParameters").unwrap();
+        assert_eq!(
+            (denied.effect, denied.resources.clone()),
+            (
+                Effect::Deny,
+                vec![format!(
+                    "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/web/prod/config"
+                )]
+            ),
+            "{purpose}"
+        );
+    }
+    assert!(statement(preview_role, "DenyDeployParameters").is_some());
+
+    // G14, G7: the topic lets exactly the notification rule publish, over
+    // TLS only, and does not hand the account publish or subscribe; the key
+    // serves CloudWatch Logs for this pipeline's log groups only and
+    // EventBridge for that rule only.
+    let topic_arn = text(&out, "notificationTopicArn");
+    let attributes = aws
+        .sns
+        .get_topic_attributes()
+        .topic_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
+    let topic_policy = readback::policy(&attributes.attributes().unwrap()["Policy"]);
+    let rules = aws
+        .events
+        .list_rule_names_by_target()
+        .target_arn(&topic_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rules.rule_names().len(), 1, "{rules:?}");
+    let rule = aws
+        .events
+        .describe_rule()
+        .name(&rules.rule_names()[0])
+        .send()
+        .await
+        .unwrap();
+    let rule_arn = rule.arn().unwrap().to_string();
+    let publish = statement(&topic_policy, "AllowPipelineEvents").unwrap();
+    assert_eq!(
+        publish.conditions["ArnEquals"]["aws:SourceArn"],
+        vec![rule_arn.clone()]
+    );
+    assert!(!publish.conditions.contains_key("ArnLike"));
+    let owner = statement(&topic_policy, "OwnerManages").unwrap();
+    assert!(
+        owner
+            .actions
+            .iter()
+            .all(|a| !a.eq_ignore_ascii_case("sns:Publish")
+                && !a.eq_ignore_ascii_case("sns:Subscribe")),
+        "{owner:?}"
+    );
+    let tls = statement(&topic_policy, "DenyInsecureTransport").unwrap();
+    assert_eq!(tls.effect, Effect::Deny);
+    assert_eq!(tls.conditions["Bool"]["aws:SecureTransport"], vec!["false"]);
+    let key_policy = readback::policy(
+        aws.home
+            .kms
+            .get_key_policy()
+            .key_id(&home_key)
+            .policy_name("default")
+            .send()
+            .await
+            .unwrap()
+            .policy()
+            .unwrap(),
+    );
+    let mut home_groups: Vec<String> = log_groups
+        .iter()
+        .filter(|g| *g != &log_groups[2])
+        .map(|g| format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{g}"))
+        .collect();
+    home_groups.sort();
+    let mut logs_scope = statement(&key_policy, "ServiceLogsUsEast1")
+        .unwrap()
+        .conditions["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+        .clone();
+    logs_scope.sort();
+    assert_eq!(logs_scope, home_groups);
+    assert_eq!(
+        statement(&key_policy, "ServiceEvents").unwrap().conditions["ArnEquals"]["aws:SourceArn"],
+        vec![rule_arn]
+    );
+    // The pipeline's role is trusted for exactly this pipeline.
+    assert_eq!(
+        role_policies["pipeline"].0.statements[0].conditions["ArnEquals"]["aws:SourceArn"],
+        vec![format!(
+            "arn:aws:codepipeline:{REGION}:{ACCOUNT}:{pipeline_name}"
+        )]
+    );
 
     // The pipeline's role runs every project, in both regions, and uses
     // both stores.
@@ -758,6 +1014,10 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",
             projects[3]
         ),
+        format!(
+            "arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{}",
+            projects[4]
+        ),
     ];
     expected_projects.sort();
     assert_eq!(project_arns, expected_projects);
@@ -766,6 +1026,12 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             .unwrap()
             .resources,
         vec![west_bucket_arn.clone()]
+    );
+    assert_eq!(
+        statement(pipeline, "ArtifactsUsWest2Write")
+            .unwrap()
+            .resources,
+        vec![format!("{west_bucket_arn}/{}/*", folder(&pipeline_name))]
     );
     assert_eq!(
         statement(pipeline, "UseArtifactKeyUsWest2")
@@ -890,6 +1156,32 @@ fn bad_deployments() -> Vec<(&'static str, Json, &'static str, &'static str)> {
             json!([{"name": "dev", "commands": ["x"]}, {"name": "dev", "commands": ["y"]}]),
             "deployments[1].name",
             "used twice",
+        ),
+        (
+            "a non-production stage deploying production's Pulumi Cloud stack",
+            json!([{"name": "dev", "pulumiStack": {"stack": "example-org/web-infra/prod",
+                    "accessTokenSecretArn": DEV_PASSPHRASE}},
+                   {"name": "prod", "production": true, "pulumiStack": {"stack": "example-org/web-infra/prod",
+                    "accessTokenSecretArn": PROD_TOKEN}}]),
+            "deployments[0].pulumiStack.stack",
+            "production stage's stack",
+        ),
+        (
+            "a non-production stage assuming production's preview role",
+            json!([{"name": "dev", "commands": ["x"], "assumeRoleArn": PREVIEWER},
+                   {"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "previewRoleArn": PREVIEWER,
+                    "pulumiStack": {"stack": "example-org/web-infra/prod", "accessTokenSecretArn": PROD_TOKEN,
+                    "previewAccessTokenSecretArn": PROD_READ_TOKEN}}]),
+            "deployments[0].assumeRoleArn",
+            "role a production stage uses",
+        ),
+        (
+            "a preview role that is the deploy role",
+            json!([{"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "previewRoleArn": DEPLOYER,
+                    "pulumiStack": {"stack": "example-org/web-infra/prod", "accessTokenSecretArn": PROD_TOKEN,
+                    "previewAccessTokenSecretArn": PROD_READ_TOKEN}}]),
+            "deployments[0].previewRoleArn",
+            "is the deploy role",
         ),
         (
             "secret that is not a Secrets Manager ARN",
