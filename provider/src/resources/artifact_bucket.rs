@@ -985,13 +985,13 @@ async fn empty(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
-    fn inputs() -> ArtifactBucketInputs {
+    pub(crate) fn inputs() -> ArtifactBucketInputs {
         ArtifactBucketInputs {
             name_prefix: "app-x1y2-artifacts".into(),
             bucket_name: None,

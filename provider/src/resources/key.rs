@@ -744,7 +744,7 @@ async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), Reso
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const ARNS: Arns<'static> = Arns {
@@ -753,7 +753,7 @@ mod tests {
         region: "eu-west-1",
     };
 
-    fn inputs() -> KeyInputs {
+    pub(crate) fn inputs() -> KeyInputs {
         KeyInputs {
             name_prefix: "app-key".into(),
             alias_name: None,
