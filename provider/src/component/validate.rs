@@ -1693,10 +1693,15 @@ mod fuzz {
         /// panicking, and every rejection names the property at fault.
         #[test]
         fn bad_inputs_are_rejected_by_name(inputs in inputs()) {
-            if let Err(failures) = check(&ctx(), &inputs) {
-                prop_assert!(!failures.is_empty());
-                for failure in failures {
-                    prop_assert!(!failure.property.is_empty(), "{failure:?}");
+            let aws = crate::resources::event_rule::tests::aws();
+            // Before Configure, and after it (which adds account checks).
+            for aws in [None, Some(&aws)] {
+                let ctx = CheckContext { name: "app", random_seed: &[], aws };
+                if let Err(failures) = check(&ctx, &inputs) {
+                    prop_assert!(!failures.is_empty());
+                    for failure in failures {
+                        prop_assert!(!failure.property.is_empty(), "{failure:?}");
+                    }
                 }
             }
         }

@@ -828,7 +828,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn aws() -> AwsContext {
+    pub(crate) fn aws() -> AwsContext {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();

@@ -113,12 +113,16 @@ mod tests {
         fn bad_inputs_are_rejected_by_name((kind, valid, news) in cases()) {
             let registry = registry();
             let handler = &registry[kind];
-            let ctx = CheckContext { name: "app", random_seed: b"seed", aws: None };
-            for olds in [None, Some(&valid), Some(&news)] {
-                if let Err(failures) = handler.check(&ctx, olds, &news) {
-                    prop_assert!(!failures.is_empty());
-                    for failure in failures {
-                        prop_assert!(!failure.property.is_empty(), "{kind}: {failure:?}");
+            let aws = event_rule::tests::aws();
+            // Before Configure, and after it (which adds account checks).
+            for aws in [None, Some(&aws)] {
+                let ctx = CheckContext { name: "app", random_seed: b"seed", aws };
+                for olds in [None, Some(&valid), Some(&news)] {
+                    if let Err(failures) = handler.check(&ctx, olds, &news) {
+                        prop_assert!(!failures.is_empty());
+                        for failure in failures {
+                            prop_assert!(!failure.property.is_empty(), "{kind}: {failure:?}");
+                        }
                     }
                 }
             }
