@@ -243,9 +243,27 @@ pub fn from_typed(json: &Json, secret_keys: &BTreeSet<String>) -> PropertyMap {
 pub fn parse<T: DeserializeOwned>(json: &Json) -> Result<T, CheckFailure> {
     serde_path_to_error::deserialize(json).map_err(|err| {
         let path = err.path().to_string();
-        let property = if path == "." { String::new() } else { path };
-        CheckFailure::new(property, err.into_inner().to_string())
+        let reason = err.into_inner().to_string();
+        // A missing or unknown field is reported at the object holding it;
+        // the field itself is the property to fix.
+        let field = field_named_in(&reason);
+        let property = match (path.as_str(), field) {
+            (".", Some(field)) => field.to_string(),
+            (".", None) => String::new(),
+            (_, Some(field)) => format!("{path}.{field}"),
+            (_, None) => path,
+        };
+        CheckFailure::new(property, reason)
     })
+}
+
+/// The field serde names in a "missing field `x`" or "unknown field `x`"
+/// message.
+fn field_named_in(reason: &str) -> Option<&str> {
+    let rest = reason
+        .strip_prefix("missing field `")
+        .or_else(|| reason.strip_prefix("unknown field `"))?;
+    rest.split_once('`').map(|(field, _)| field)
 }
 
 /// Serializes a value that the provider itself built.
@@ -579,6 +597,10 @@ mod tests {
             retention: Inner,
         }
         let failure = parse::<Outer>(&json!({"retention": {"days": "x"}})).unwrap_err();
+        assert_eq!(failure.property, "retention.days");
+        let failure = parse::<Outer>(&json!({})).unwrap_err();
+        assert_eq!(failure.property, "retention");
+        let failure = parse::<Outer>(&json!({"retention": {}})).unwrap_err();
         assert_eq!(failure.property, "retention.days");
     }
 

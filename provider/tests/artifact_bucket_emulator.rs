@@ -416,3 +416,85 @@ async fn bucket_in_another_region_is_emptied_page_by_page() {
         .await
         .unwrap();
 }
+
+/// A bucket the account already owns under the chosen name, with its own
+/// policy and tags: create fails, naming it, and leaves it as it was, both
+/// in us-east-1 (where S3 answers such a create with success) and elsewhere
+/// (where it answers BucketAlreadyOwnedByYou).
+#[tokio::test]
+async fn an_existing_bucket_is_never_adopted() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    for region in [support::REGION, "eu-west-1"] {
+        let key_arn = key_in(&aws, region).await;
+        let check_ctx = CheckContext {
+            name: "artifacts",
+            random_seed: region.as_bytes(),
+            aws: Some(&aws),
+        };
+        let mut program = program_inputs(&key_arn);
+        program.region = Some(region.to_string());
+        let inputs = ArtifactBucket::check(&check_ctx, None, program).unwrap();
+        let name = inputs.bucket_name.clone().unwrap();
+        let s3 = aws.clients_in(region).s3.clone();
+        let mut create = s3.create_bucket().bucket(&name);
+        if region != support::REGION {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(region.into())
+                    .build(),
+            );
+        }
+        create.send().await.unwrap();
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::{name}/*"}}]}}"#,
+            aws.account_id
+        );
+        s3.put_bucket_policy()
+            .bucket(&name)
+            .policy(&policy)
+            .send()
+            .await
+            .unwrap();
+        let theirs = aws_sdk_s3::types::Tag::builder()
+            .key("owner")
+            .value("someone-else")
+            .build()
+            .unwrap();
+        s3.put_bucket_tagging()
+            .bucket(&name)
+            .tagging(
+                aws_sdk_s3::types::Tagging::builder()
+                    .tag_set(theirs.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+
+        let err = ArtifactBucket::create(&ctx, &inputs).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&name) && message.contains("already exists in this account"),
+            "{region}: {message}"
+        );
+        assert!(
+            !matches!(err, securepipeline::resource::ResourceError::Partial { .. }),
+            "{region}: the engine must not record the bucket as ours"
+        );
+        let live_policy = s3.get_bucket_policy().bucket(&name).send().await.unwrap();
+        assert_eq!(live_policy.policy(), Some(policy.as_str()), "{region}");
+        let live_tags = s3.get_bucket_tagging().bucket(&name).send().await.unwrap();
+        assert_eq!(live_tags.tag_set(), [theirs], "{region}");
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(versioning.status(), None, "{region}");
+    }
+}

@@ -356,3 +356,35 @@ async fn a_policy_rewritten_by_hand_is_replaced() {
 
     Key::delete(&ctx, &id, &inputs, &outputs).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_existing_alias_is_neither_moved_nor_adopted() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let check_ctx = CheckContext {
+        name: "key",
+        random_seed: b"taken-alias",
+        aws: Some(&aws),
+    };
+    let inputs = Key::check(&check_ctx, None, program_inputs()).unwrap();
+    let alias = inputs.alias_name.clone().unwrap();
+    let kms = &aws.clients().kms;
+    let theirs = kms.create_key().send().await.unwrap();
+    let their_key = theirs.key_metadata().unwrap().key_id().to_string();
+    kms.create_alias()
+        .alias_name(&alias)
+        .target_key_id(&their_key)
+        .send()
+        .await
+        .unwrap();
+
+    let err = Key::create(&ctx, &inputs).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&alias) && message.contains("already exists"),
+        "{message}"
+    );
+    assert_eq!(aliases_of(kms, &their_key).await, vec![alias]);
+}

@@ -22,9 +22,7 @@ use crate::proto::pulumirpc::{ConstructRequest, ConstructResponse};
 use crate::protocol::json::UNKNOWN;
 use crate::protocol::monitor::{ChildDefaults, Monitor, Registered, Registration};
 use crate::protocol::value::{decode_struct, encode_struct, PropertyMap, PropertyValue};
-use crate::resource::{
-    from_typed, parse, to_json, to_typed, CheckContext, CheckFailure, CustomResource,
-};
+use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
@@ -121,17 +119,13 @@ pub async fn construct(
         }
         None => PropertyMap::new(),
     };
-    let typed = to_typed(&inputs);
-    let args: SecurePipelineArgs =
-        parse(&typed.json).map_err(|failure| invalid(&name, vec![failure]))?;
     let check = CheckContext {
         name: &name,
         random_seed: &[],
         aws: aws.as_deref(),
     };
-    validate::validate(&check, &args, &typed.secret_paths)
-        .into_result(())
-        .map_err(|failures| invalid(&name, failures))?;
+    let (args, typed) =
+        validate::check(&check, &inputs).map_err(|failures| invalid(&name, failures))?;
     let aws = aws.ok_or_else(|| {
         Status::failed_precondition(
             "the securepipeline provider must be configured before a SecurePipeline is constructed",

@@ -12,7 +12,10 @@ use super::buildspec;
 use super::deploy;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::credentials;
-use crate::resource::{is_unknown, CheckContext, CheckFailure, Failures};
+use crate::protocol::value::PropertyMap;
+use crate::resource::{
+    is_unknown, parse, to_typed, CheckContext, CheckFailure, Failures, TypedInputs,
+};
 use crate::resources::common::{check_exact_arn, check_kms_key_arn, check_secret_arn};
 use crate::resources::log_group::check_retention;
 use crate::resources::topic;
@@ -22,6 +25,18 @@ pub const BUILD_TIMEOUT: (u32, u32) = (5, 2160);
 pub const QUEUED_TIMEOUT: (u32, u32) = (5, 480);
 pub const APPROVAL_TIMEOUT: (u32, u32) = (5, 10080);
 pub const ARTIFACT_RETENTION: (u32, u32) = (1, 3650);
+
+/// SecurePipeline's input check, as Construct runs it: types the engine's
+/// property map, then applies every rule. The component has no Diff of its
+/// own (the engine diffs its children), so this is its whole input surface.
+pub fn check(
+    ctx: &CheckContext<'_>,
+    inputs: &PropertyMap,
+) -> Result<(SecurePipelineArgs, TypedInputs), Vec<CheckFailure>> {
+    let typed = to_typed(inputs);
+    let args: SecurePipelineArgs = parse(&typed.json).map_err(|failure| vec![failure])?;
+    validate(ctx, &args, &typed.secret_paths).into_result((args, typed))
+}
 
 /// `secret_paths` are the property paths the engine marked secret (see
 /// [`is_secret`]).
@@ -347,7 +362,8 @@ fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
 /// a project's environment.
 fn pipeline_variable(text: &str) -> bool {
     text.match_indices("#{").any(|(at, _)| {
-        text[at + 2..].split_once('}').is_some_and(|(inner, _)| {
+        let rest = text.get(at + 2..).unwrap_or_default();
+        rest.split_once('}').is_some_and(|(inner, _)| {
             inner.split_once('.').is_some_and(|(namespace, name)| {
                 let part = |s: &str| {
                     !s.is_empty()
@@ -406,7 +422,8 @@ fn unresolved_in_value(value: &str) -> Option<String> {
     }
     let placeholder = value
         .find("${")
-        .is_some_and(|at| value[at + 2..].contains('}'));
+        .and_then(|at| value.get(at + 2..))
+        .is_some_and(|rest| rest.contains('}'));
     placeholder.then(|| {
         "holds a `${...}` placeholder, which CodeBuild passes literally (values are not expanded); give the value itself, or build it in a command, e.g. export URL=\"https://$HOST\"".into()
     })
@@ -870,8 +887,7 @@ fn pulumi_stage(
     }
     if let Some(version) = &pulumi.pulumi_version {
         let parts: Vec<&str> = version.split('.').collect();
-        let valid = parts.len() == 3
-            && parts[0] == "3"
+        let valid = matches!(parts.as_slice(), ["3", _, _])
             && parts
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
@@ -1112,13 +1128,13 @@ pub fn check_schedule(expression: &str) -> Result<(), String> {
         .and_then(|s| s.strip_suffix(')'))
     {
         let fields: Vec<&str> = body.split_whitespace().collect();
-        if fields.len() != 6 {
+        let [_, _, day_of_month, _, day_of_week, _] = fields.as_slice() else {
             return Err(format!(
                 "`{expression}` has {} fields; EventBridge cron takes 6: {help}",
                 fields.len()
             ));
-        }
-        if fields[2] != "?" && fields[4] != "?" {
+        };
+        if *day_of_month != "?" && *day_of_week != "?" {
             return Err(format!(
                 "`{expression}`: one of day-of-month and day-of-week must be `?`"
             ));
@@ -1784,5 +1800,105 @@ mod tests {
                 "build": {"buildspecPath": "ci/b.yml", "outputFiles": []}})),
             vec!["build.outputFiles", "build.outputFiles"]
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::protocol::json::json_to_property;
+    use crate::protocol::value::tests::{any_map, fuzz_config, near};
+    use crate::protocol::value::PropertyValue;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const PASSPHRASE: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:passphrase-AbCdEf";
+
+    /// Valid inputs using every part of the contract.
+    fn valid() -> Vec<PropertyMap> {
+        let full = json!({
+            "source": {"repository": "org/app", "branch": "main", "provider": "GitHub",
+                       "includePaths": ["src/**"], "excludePaths": ["docs/**"]},
+            "build": {"commands": ["make test"], "image": "aws/codebuild/standard:7.0",
+                      "computeType": "BUILD_GENERAL1_SMALL", "docker": false,
+                      "timeoutMinutes": 60, "queuedTimeoutMinutes": 60,
+                      "environment": {"STAGE": {"value": "ci"}}},
+            "deployments": [
+                {"name": "dev", "commands": ["make deploy"], "region": "eu-west-1",
+                 "timeoutMinutes": 30, "environment": {"TARGET": {"value": "dev"}}},
+                {"name": "prod", "production": true, "requireApproval": true,
+                 "approvalTimeoutMinutes": 60, "approvers": ["arn:aws:iam::123456789012:role/releasers"],
+                 "rollbackOnFailure": true,
+                 "pulumiStack": {"stack": "app/prod", "workDir": "infra",
+                                 "backendUrl": "s3://state", "passphraseSecretArn": PASSPHRASE,
+                                 "refresh": true, "previewOnly": false}}
+            ],
+            "notifications": {"emails": ["ops@example.com"], "events": ["FAILED", "SUCCEEDED"]},
+            "schedule": "rate(1 day)",
+            "logRetentionDays": 30,
+            "artifactRetentionDays": 30,
+            "executionMode": "QUEUED",
+            "forceDestroy": false,
+            "tags": {"team": "platform"}
+        });
+        let minimal = json!({"source": {"repository": "org/app"}, "build": {}});
+        [full, minimal]
+            .iter()
+            .map(|value| match json_to_property(value) {
+                PropertyValue::Object(map) => map,
+                _ => PropertyMap::new(),
+            })
+            .collect()
+    }
+
+    fn ctx() -> CheckContext<'static> {
+        CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: None,
+        }
+    }
+
+    #[test]
+    fn the_fuzzed_inputs_start_valid() {
+        for inputs in valid() {
+            if let Err(failures) = check(&ctx(), &inputs) {
+                panic!("{failures:?}");
+            }
+        }
+    }
+
+    fn inputs() -> impl Strategy<Value = PropertyMap> {
+        let valid = valid();
+        let names = valid
+            .iter()
+            .flat_map(|map| map.keys().cloned())
+            .collect::<Vec<_>>();
+        prop_oneof![
+            1 => any_map(names),
+            3 => proptest::sample::select(valid).prop_flat_map(near),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Whatever a program passes, Construct's check answers without
+        /// panicking, and every rejection names the property at fault.
+        #[test]
+        fn bad_inputs_are_rejected_by_name(inputs in inputs()) {
+            let aws = crate::resources::event_rule::tests::aws();
+            // Before Configure, and after it (which adds account checks).
+            for aws in [None, Some(&aws)] {
+                let ctx = CheckContext { name: "app", random_seed: &[], aws };
+                if let Err(failures) = check(&ctx, &inputs) {
+                    prop_assert!(!failures.is_empty());
+                    for failure in failures {
+                        prop_assert!(!failure.property.is_empty(), "{failure:?}");
+                    }
+                }
+            }
+        }
     }
 }

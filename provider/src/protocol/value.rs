@@ -682,6 +682,114 @@ pub(crate) mod tests {
         })
     }
 
+    /// Cases for the input fuzzers: few by default so they run in seconds;
+    /// `PROPTEST_CASES=5000 cargo test ...` runs more.
+    pub(crate) fn fuzz_config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(64);
+        ProptestConfig::with_cases(cases)
+    }
+
+    /// Arbitrary inputs: known property names as well as random ones, so
+    /// that the wrong-type paths of real fields are reached.
+    pub(crate) fn any_map(names: Vec<String>) -> impl Strategy<Value = PropertyMap> {
+        let name = prop_oneof![3 => proptest::sample::select(names), 1 => key()];
+        btree_map(name, value(), 0..6)
+    }
+
+    /// One step into a value: a key of an object or an index of an array.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    fn paths(value: &PropertyValue, prefix: &mut Vec<Step>, found: &mut Vec<Vec<Step>>) {
+        match value {
+            PropertyValue::Object(map) => {
+                for (key, item) in map {
+                    prefix.push(Step::Key(key.clone()));
+                    found.push(prefix.clone());
+                    paths(item, prefix, found);
+                    prefix.pop();
+                }
+            }
+            PropertyValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    prefix.push(Step::Index(index));
+                    found.push(prefix.clone());
+                    paths(item, prefix, found);
+                    prefix.pop();
+                }
+            }
+            PropertyValue::Secret(inner) => paths(inner, prefix, found),
+            _ => {}
+        }
+    }
+
+    fn at<'a>(value: &'a mut PropertyValue, path: &[Step]) -> Option<&'a mut PropertyValue> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(value);
+        };
+        let child = match (value, first) {
+            (PropertyValue::Secret(inner), _) => return at(inner, path),
+            (PropertyValue::Object(map), Step::Key(key)) => map.get_mut(key)?,
+            (PropertyValue::Array(items), Step::Index(index)) => items.get_mut(*index)?,
+            _ => return None,
+        };
+        at(child, rest)
+    }
+
+    /// Inputs one change away from `valid`: a value anywhere in the tree is
+    /// replaced by an arbitrary one (wrong type, unknown, reference...),
+    /// made secret, unknown or an output, or nulled, or a key is added.
+    pub(crate) fn near(valid: PropertyMap) -> impl Strategy<Value = PropertyMap> {
+        let mut found = Vec::new();
+        paths(
+            &PropertyValue::Object(valid.clone()),
+            &mut Vec::new(),
+            &mut found,
+        );
+        (any::<proptest::sample::Index>(), 0..6u8, value(), key()).prop_map(
+            move |(index, op, replacement, new_key)| {
+                let mut root = PropertyValue::Object(valid.clone());
+                let path = found.get(index.index(found.len().max(1))).cloned();
+                let path = path.unwrap_or_default();
+                if let Some(target) = at(&mut root, &path) {
+                    let old = std::mem::replace(target, PropertyValue::Null);
+                    *target = match op {
+                        0 => replacement,
+                        1 => PropertyValue::Secret(Box::new(old)),
+                        2 => PropertyValue::Computed,
+                        3 => PropertyValue::Output(OutputValue {
+                            value: Some(Box::new(old)),
+                            secret: true,
+                            dependencies: Vec::new(),
+                        }),
+                        4 => match old {
+                            PropertyValue::Object(mut map) => {
+                                map.insert(new_key, replacement);
+                                PropertyValue::Object(map)
+                            }
+                            PropertyValue::Array(mut items) => {
+                                items.push(replacement);
+                                PropertyValue::Array(items)
+                            }
+                            _ => replacement,
+                        },
+                        _ => PropertyValue::Null,
+                    };
+                }
+                match root {
+                    PropertyValue::Object(map) => map,
+                    _ => valid.clone(),
+                }
+            },
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 

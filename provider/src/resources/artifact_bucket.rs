@@ -283,6 +283,54 @@ fn legacy_prefix(rule: &LifecycleRule) -> &str {
     rule.prefix().unwrap_or_default()
 }
 
+/// The tag that marks a bucket with the create operation that made it.
+const CREATE_TOKEN_KEY: &str = "securepipeline:create-token";
+
+fn already_exists(name: &str) -> String {
+    format!(
+        "bucket {name} already exists in this account and is not adopted; \
+         choose another bucketName, or delete the bucket if nothing uses it"
+    )
+}
+
+/// True when the account already owns a bucket of this name. Any other
+/// answer (not found, someone else's, an error) leaves it to CreateBucket.
+async fn bucket_exists(s3: &aws_sdk_s3::Client, name: &str, account_id: &str) -> bool {
+    s3.head_bucket()
+        .bucket(name)
+        .expected_bucket_owner(account_id)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// The create token a bucket was tagged with, if any.
+async fn create_token_of(
+    s3: &aws_sdk_s3::Client,
+    name: &str,
+) -> Result<Option<String>, ResourceError> {
+    let tagging = unless_missing(
+        s3.get_bucket_tagging().bucket(name).send().await,
+        &["NoSuchTagSet"],
+        &format!("reading tags of bucket {name}"),
+    )?;
+    Ok(tagging.and_then(|out| {
+        out.tag_set()
+            .iter()
+            .find(|tag| tag.key() == CREATE_TOKEN_KEY)
+            .map(|tag| tag.value().to_string())
+    }))
+}
+
+/// Decides about a bucket the account already owns: ours only when it
+/// carries this create's token (`live_token` is read only on a retry).
+fn adopt_bucket(name: &str, token: &str, live_token: Option<&str>) -> Result<(), ResourceError> {
+    match live_token {
+        Some(live) if live == token => Ok(()),
+        _ => Err(ResourceError::Failed(already_exists(name))),
+    }
+}
+
 fn tagging(tags: &Tags) -> Result<Tagging, BuildError> {
     let tag_set = tags
         .iter()
@@ -642,28 +690,52 @@ impl CustomResource for ArtifactBucket {
         let region = region(ctx, inputs);
         let clients = ctx.aws.clients_in(region);
         let s3 = &clients.s3;
-        let location = (region != DEFAULT_S3_REGION).then(|| {
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region))
-                .build()
-        });
+        // In us-east-1 S3 answers the create of a bucket the account already
+        // owns with success, so an existing bucket is looked for first.
+        if bucket_exists(s3, name, &ctx.aws.account_id).await {
+            return Err(ResourceError::Failed(already_exists(name)));
+        }
+        // Tags given to CreateBucket exist from the first moment, so a create
+        // retried after a lost response can recognise its own bucket. The
+        // later tagging step replaces the token with the bucket's tags.
+        let token = format!("{:016x}", rand::random::<u64>());
+        let marker = Tag::builder()
+            .key(CREATE_TOKEN_KEY)
+            .value(&token)
+            .build()
+            .map_err(|err| ResourceError::failed(format!("creating bucket {name}"), err))?;
+        let configuration = CreateBucketConfiguration::builder()
+            .set_location_constraint(
+                (region != DEFAULT_S3_REGION).then(|| BucketLocationConstraint::from(region)),
+            )
+            .tags(marker)
+            .build();
+        let mut attempts = 0u32;
         let created = retry(
             progress(ctx),
             "creating bucket",
             &AWS_TRANSIENT,
             Backoff::default(),
             || {
+                attempts += 1;
                 s3.create_bucket()
                     .bucket(name)
-                    .set_create_bucket_configuration(location.clone())
+                    .create_bucket_configuration(configuration.clone())
                     .send()
             },
         )
         .await;
         match created {
             Ok(_) => {}
-            // A retried create after a lost response: the bucket is ours.
-            Err(err) if is_code(&err, &["BucketAlreadyOwnedByYou"]) => {}
+            Err(err) if is_code(&err, &["BucketAlreadyOwnedByYou"]) => {
+                // Only a retry can have met our own bucket.
+                let live_token = if attempts > 1 {
+                    create_token_of(s3, name).await?
+                } else {
+                    None
+                };
+                adopt_bucket(name, &token, live_token.as_deref())?;
+            }
             Err(err) => {
                 return Err(ResourceError::failed(
                     format!("creating bucket {name}"),
@@ -985,13 +1057,13 @@ async fn empty(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
-    fn inputs() -> ArtifactBucketInputs {
+    pub(crate) fn inputs() -> ArtifactBucketInputs {
         ArtifactBucketInputs {
             name_prefix: "app-x1y2-artifacts".into(),
             bucket_name: None,
@@ -1268,6 +1340,19 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(encryption_key(&sse_s3), "");
+    }
+
+    #[test]
+    fn an_owned_bucket_is_ours_only_with_this_creates_token() {
+        assert!(adopt_bucket("app-artifacts", "t1", Some("t1")).is_ok());
+        for live in [Some("t2"), None] {
+            let err = adopt_bucket("app-artifacts", "t1", live).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("bucket app-artifacts already exists in this account"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -653,13 +653,13 @@ impl CustomResource for BuildProject {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
     const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf";
 
-    fn inputs() -> BuildProjectInputs {
+    pub(crate) fn inputs() -> BuildProjectInputs {
         BuildProjectInputs {
             name_prefix: "app-build".into(),
             project_name: None,

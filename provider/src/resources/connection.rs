@@ -495,7 +495,7 @@ async fn update_tags(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
@@ -517,7 +517,7 @@ mod tests {
         )
     }
 
-    fn inputs() -> ConnectionInputs {
+    pub(crate) fn inputs() -> ConnectionInputs {
         ConnectionInputs {
             name_prefix: "my-very-long-application-name-source".into(),
             connection_name: None,

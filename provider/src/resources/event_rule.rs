@@ -765,7 +765,7 @@ fn in_input_order(mut live: Vec<RuleTarget>, wanted: &[RuleTarget]) -> Vec<RuleT
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
@@ -773,7 +773,7 @@ mod tests {
     const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:app-notify-abcd1234";
     const ROLE: &str = "arn:aws:iam::123456789012:role/app-events-abcd1234";
 
-    fn notify() -> EventRuleInputs {
+    pub(crate) fn notify() -> EventRuleInputs {
         EventRuleInputs {
             name_prefix: "app-notify".into(),
             rule_name: None,
@@ -794,7 +794,7 @@ mod tests {
         }
     }
 
-    fn schedule() -> EventRuleInputs {
+    pub(crate) fn schedule() -> EventRuleInputs {
         EventRuleInputs {
             name_prefix: "app-schedule".into(),
             schedule_expression: Some("rate(1 day)".into()),
@@ -828,7 +828,7 @@ mod tests {
             .collect()
     }
 
-    fn aws() -> AwsContext {
+    pub(crate) fn aws() -> AwsContext {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();

@@ -708,8 +708,9 @@ async fn enable_rotation(
     .map_err(|err| format!("enabling rotation of KMS key {key_id}: {}", describe(&err)))
 }
 
-/// Points `alias` at the key, creating it or moving it from a key an
-/// interrupted run left it on (alias names carry this resource's suffix).
+/// Creates `alias` for the key. An alias that already exists is never moved
+/// or adopted: it belongs to something else, unless our own create was
+/// retried after a lost response and the alias already names our key.
 async fn point_alias(
     ctx: &OpContext<'_>,
     kms: &aws_sdk_kms::Client,
@@ -724,12 +725,14 @@ async fn point_alias(
             message_contains: "does not exist",
         },
     ];
+    let mut attempts = 0u32;
     let created = retry(
         progress(ctx),
         "creating key alias",
         &retry_on,
         Backoff::default(),
         || {
+            attempts += 1;
             kms.create_alias()
                 .alias_name(alias)
                 .target_key_id(key_id)
@@ -739,22 +742,42 @@ async fn point_alias(
     .await;
     match created {
         Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["AlreadyExistsException"]) => kms
-            .update_alias()
-            .alias_name(alias)
-            .target_key_id(key_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| {
-                format!(
-                    "moving alias {alias} to KMS key {key_id}: {}",
-                    describe(&err)
-                )
-            }),
+        Err(err) if is_code(&err, &["AlreadyExistsException"]) => {
+            let target = if attempts > 1 {
+                alias_target(kms, alias).await?
+            } else {
+                None
+            };
+            adopt_alias(alias, key_id, target.as_deref())
+        }
         Err(err) => Err(format!(
             "creating alias {alias} for KMS key {key_id}: {}",
             describe(&err)
+        )),
+    }
+}
+
+/// The key an existing alias points at.
+async fn alias_target(kms: &aws_sdk_kms::Client, alias: &str) -> Result<Option<String>, String> {
+    let described = kms
+        .describe_key()
+        .key_id(alias)
+        .send()
+        .await
+        .map_err(|err| format!("reading alias {alias}: {}", describe(&err)))?;
+    Ok(described
+        .key_metadata()
+        .map(|metadata| metadata.key_id().to_string()))
+}
+
+/// Decides about an alias that already exists: ours only when it already
+/// points at our key (`target` is known only after a retried create).
+fn adopt_alias(alias: &str, key_id: &str, target: Option<&str>) -> Result<(), String> {
+    match target {
+        Some(target) if target == key_id => Ok(()),
+        _ => Err(format!(
+            "alias {alias} already exists in this account and region and does not belong to this key; \
+             choose another aliasName, or delete the alias if nothing uses it"
         )),
     }
 }
@@ -771,7 +794,7 @@ async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), Reso
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const ARNS: Arns<'static> = Arns {
@@ -780,7 +803,7 @@ mod tests {
         region: "eu-west-1",
     };
 
-    fn inputs() -> KeyInputs {
+    pub(crate) fn inputs() -> KeyInputs {
         KeyInputs {
             name_prefix: "app-key".into(),
             alias_name: None,
@@ -985,6 +1008,15 @@ mod tests {
         assert!(problems[1].contains("aws:SourceAccount"));
         assert!(problems[2].contains("may only use the key"));
         assert!(problems[3].contains("999999999999"));
+    }
+
+    #[test]
+    fn an_existing_alias_is_ours_only_when_it_names_our_key() {
+        assert!(adopt_alias("alias/app-key-1", "k1", Some("k1")).is_ok());
+        for target in [Some("k2"), None] {
+            let err = adopt_alias("alias/app-key-1", "k1", target).unwrap_err();
+            assert!(err.contains("alias/app-key-1 already exists"), "{err}");
+        }
     }
 
     #[test]

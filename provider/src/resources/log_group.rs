@@ -350,10 +350,10 @@ async fn find(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn inputs() -> LogGroupInputs {
+    pub(crate) fn inputs() -> LogGroupInputs {
         LogGroupInputs {
             name_prefix: "app-build".into(),
             log_group_name: None,

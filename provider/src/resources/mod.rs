@@ -35,3 +35,99 @@ pub fn registry() -> HashMap<&'static str, Box<dyn ResourceHandler>> {
         entry::<connection::Connection>(),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::value::tests::{any_map, fuzz_config, near};
+    use crate::protocol::value::PropertyMap;
+    use crate::resource::{from_typed, to_json, CheckContext};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// A valid input of every kind, as the engine would send it.
+    fn valid_inputs() -> Vec<(&'static str, PropertyMap)> {
+        fn map<T: serde::Serialize>(inputs: &T) -> PropertyMap {
+            from_typed(&to_json(inputs), &BTreeSet::new())
+        }
+        vec![
+            (log_group::LogGroup::TYPE, map(&log_group::tests::inputs())),
+            (key::Key::TYPE, map(&key::tests::inputs())),
+            (
+                artifact_bucket::ArtifactBucket::TYPE,
+                map(&artifact_bucket::tests::inputs()),
+            ),
+            (
+                build_project::BuildProject::TYPE,
+                map(&build_project::tests::inputs()),
+            ),
+            (pipeline::Pipeline::TYPE, map(&pipeline::tests::inputs())),
+            (
+                event_rule::EventRule::TYPE,
+                map(&event_rule::tests::notify()),
+            ),
+            (
+                event_rule::EventRule::TYPE,
+                map(&event_rule::tests::schedule()),
+            ),
+            (topic::Topic::TYPE, map(&topic::tests::inputs())),
+            (role::Role::TYPE, map(&role::tests::inputs())),
+            (
+                connection::Connection::TYPE,
+                map(&connection::tests::inputs()),
+            ),
+        ]
+    }
+
+    /// A kind, a valid input of it, and an input to throw at it: arbitrary,
+    /// or one change away from valid.
+    fn cases() -> impl Strategy<Value = (&'static str, PropertyMap, PropertyMap)> {
+        let kinds = valid_inputs();
+        (0..kinds.len()).prop_flat_map(move |index| {
+            let (kind, valid) = kinds[index].clone();
+            let names = valid.keys().cloned().collect();
+            let news = prop_oneof![1 => any_map(names), 3 => near(valid.clone())];
+            (Just(kind), Just(valid), news)
+        })
+    }
+
+    #[test]
+    fn every_valid_input_checks() {
+        let registry = registry();
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: b"seed",
+            aws: None,
+        };
+        for (kind, valid) in valid_inputs() {
+            assert!(registry[kind].check(&ctx, None, &valid).is_ok(), "{kind}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Whatever the engine sends, check and diff answer without
+        /// panicking, and every rejection names the property at fault.
+        #[test]
+        fn bad_inputs_are_rejected_by_name((kind, valid, news) in cases()) {
+            let registry = registry();
+            let handler = &registry[kind];
+            let aws = event_rule::tests::aws();
+            // Before Configure, and after it (which adds account checks).
+            for aws in [None, Some(&aws)] {
+                let ctx = CheckContext { name: "app", random_seed: b"seed", aws };
+                for olds in [None, Some(&valid), Some(&news)] {
+                    if let Err(failures) = handler.check(&ctx, olds, &news) {
+                        prop_assert!(!failures.is_empty());
+                        for failure in failures {
+                            prop_assert!(!failure.property.is_empty(), "{kind}: {failure:?}");
+                        }
+                    }
+                }
+            }
+            handler.diff(&valid, &news);
+            handler.diff(&news, &valid);
+        }
+    }
+}

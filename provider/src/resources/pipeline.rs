@@ -1153,7 +1153,7 @@ impl CustomResource for Pipeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
 
@@ -1224,7 +1224,7 @@ mod tests {
         }
     }
 
-    fn inputs() -> PipelineInputs {
+    pub(crate) fn inputs() -> PipelineInputs {
         PipelineInputs {
             name_prefix: "app-pipeline".into(),
             pipeline_name: None,

@@ -788,7 +788,7 @@ async fn attached_policy_arns(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::Endpoints;
     use crate::iam::policy::{Conditions, Effect, Statement};
@@ -813,7 +813,7 @@ mod tests {
         )
     }
 
-    fn inputs() -> RoleInputs {
+    pub(crate) fn inputs() -> RoleInputs {
         RoleInputs {
             name_prefix: "app-x1y2-build".into(),
             role_name: None,

@@ -793,7 +793,7 @@ fn warn_pending(ctx: &OpContext<'_>, topic_name: &str, subscriptions: &[Subscrip
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::aws::Endpoints;
     use crate::iam::lint;
@@ -802,7 +802,7 @@ mod tests {
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const RULES: &str = "arn:aws:events:eu-west-1:123456789012:rule/app-notify-k3j9a0qz";
 
-    fn inputs() -> TopicInputs {
+    pub(crate) fn inputs() -> TopicInputs {
         TopicInputs {
             name_prefix: "app-notify".into(),
             topic_name: None,
