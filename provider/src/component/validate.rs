@@ -2,7 +2,7 @@
 //! is registered. All failures are collected so that one preview shows
 //! every problem, each with its property path and what to do instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{
     Build, Deployment, EnvironmentVariable, Notifications, PulumiDeployment, SecurePipelineArgs,
@@ -975,31 +975,46 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
         .map(|p| (p.backend_url.as_deref(), p.stack.as_str()))
         .collect();
     // Parameters are per region: the same name elsewhere is another one.
-    let production_parameter = |region: &str, variable: &super::args::EnvironmentVariable| {
+    let production_parameter = |region: &str, variable: &EnvironmentVariable| {
         variable.parameter_name.as_ref().is_some_and(|name| {
             protected
                 .parameters
                 .contains(&arns.in_region(region).ssm_parameter(name))
         })
     };
-    for (name, variable) in args.build.environment.iter().flatten() {
-        if production_parameter("", variable) {
-            failures.push(
-                format!("build.environment.{name}.parameterName"),
-                "is a production stage's parameter, which the build is denied; give the build its own parameter",
-            );
+    // `denied` says who is denied production's secrets and parameters,
+    // `owner` who should have its own.
+    let shared_environment = |path: &str,
+                              environment: Option<&BTreeMap<String, EnvironmentVariable>>,
+                              region: &str,
+                              (denied, owner): (&str, &str),
+                              failures: &mut Failures| {
+        for (name, variable) in environment.into_iter().flatten() {
+            if variable
+                .secret_arn
+                .as_ref()
+                .is_some_and(|a| protected.secrets.contains(a))
+            {
+                failures.push(
+                    format!("{path}.environment.{name}.secretArn"),
+                    format!("is a production stage's secret, which {denied} denied; give {owner} its own secret"),
+                );
+            }
+            if production_parameter(region, variable) {
+                failures.push(
+                    format!("{path}.environment.{name}.parameterName"),
+                    format!("is a production stage's parameter, which {denied} denied; give {owner} its own parameter"),
+                );
+            }
         }
-        if variable
-            .secret_arn
-            .as_ref()
-            .is_some_and(|a| protected.secrets.contains(a))
-        {
-            failures.push(
-                format!("build.environment.{name}.secretArn"),
-                "is a production stage's secret, which the build is denied; give the build its own secret",
-            );
-        }
-    }
+    };
+    shared_environment(
+        "build",
+        args.build.environment.as_ref(),
+        "",
+        ("the build is", "the build"),
+        failures,
+    );
     for (index, deployment) in deployments.iter().enumerate() {
         if deploy::is_production(deployment) {
             continue;
@@ -1033,24 +1048,13 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
                 }
             }
         }
-        for (name, variable) in deployment.environment.iter().flatten() {
-            if variable
-                .secret_arn
-                .as_ref()
-                .is_some_and(|a| protected.secrets.contains(a))
-            {
-                failures.push(
-                    format!("{path}.environment.{name}.secretArn"),
-                    "is a production stage's secret, which non-production stages are denied; give this stage its own secret",
-                );
-            }
-            if production_parameter(deploy::region(deployment, ""), variable) {
-                failures.push(
-                    format!("{path}.environment.{name}.parameterName"),
-                    "is a production stage's parameter, which non-production stages are denied; give this stage its own parameter",
-                );
-            }
-        }
+        shared_environment(
+            &path,
+            deployment.environment.as_ref(),
+            deploy::region(deployment, ""),
+            ("non-production stages are", "this stage"),
+            failures,
+        );
         if deployment
             .preview_role_arn
             .as_ref()
