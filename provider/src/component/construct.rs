@@ -10,7 +10,10 @@ use std::sync::Arc;
 use futures::future::try_join_all;
 use tonic::Status;
 
-use super::args::{self, SecurePipelineArgs, SecurePipelineOutputs, SourceProvider};
+use super::args::{
+    self, Deployment, EnvironmentVariable, SecurePipelineArgs, SecurePipelineOutputs,
+    SourceProvider,
+};
 use super::deploy::{self, Store};
 use super::plan::{self, Names};
 use super::validate;
@@ -679,29 +682,46 @@ async fn assemble(
         environment_variables: plan::project_variables(args.build.environment.as_ref()),
         tags: tags.clone(),
     };
-    let deploy_project_inputs: Vec<BuildProjectInputs> = deployments
-        .iter()
-        .zip(&deploy_roles)
-        .zip(&deploy_log_groups)
-        .map(|((d, role), log_group)| {
+    // A stage's project: in the stage's region, under its own role and log
+    // group, with the build's image and compute type.
+    let stage_project =
+        |d: &Deployment,
+         role: &Registered,
+         log_group: &String,
+         purpose: String,
+         description: String,
+         buildspec: String,
+         environment: Option<&BTreeMap<String, EnvironmentVariable>>| {
             let r = deploy::region(d, &region);
             BuildProjectInputs {
-                name_prefix: names.prefix(&deploy::purpose(d)),
-                project_name: Some(project_name_of(&deploy::purpose(d))),
+                name_prefix: names.prefix(&purpose),
+                project_name: Some(project_name_of(&purpose)),
                 region: region_input(r),
-                description: project_description(format!(
-                    "Deployment stage {} of pipeline {}",
-                    d.name, children.name
-                )),
+                description: project_description(description),
                 service_role_arn: output(role, "arn"),
                 kms_key_arn: key_arn_in(r),
                 log_group_name: log_group.clone(),
                 privileged_mode: false,
                 timeout_in_minutes: d.timeout_minutes.unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
-                buildspec: deploy::buildspec(d),
-                environment_variables: plan::project_variables(d.environment.as_ref()),
+                buildspec,
+                environment_variables: plan::project_variables(environment),
                 ..project_inputs.clone()
             }
+        };
+    let deploy_project_inputs: Vec<BuildProjectInputs> = deployments
+        .iter()
+        .zip(&deploy_roles)
+        .zip(&deploy_log_groups)
+        .map(|((d, role), log_group)| {
+            stage_project(
+                d,
+                role,
+                log_group,
+                deploy::purpose(d),
+                format!("Deployment stage {} of pipeline {}", d.name, children.name),
+                deploy::buildspec(d),
+                d.environment.as_ref(),
+            )
         })
         .collect();
     let preview_project_inputs: Vec<BuildProjectInputs> = previews
@@ -709,25 +729,18 @@ async fn assemble(
         .zip(&preview_roles)
         .zip(&preview_log_groups)
         .map(|((d, role), log_group)| {
-            let r = deploy::region(d, &region);
-            let environment = deploy::preview_environment(d);
-            BuildProjectInputs {
-                name_prefix: names.prefix(&deploy::preview_purpose(d)),
-                project_name: Some(project_name_of(&deploy::preview_purpose(d))),
-                region: region_input(r),
-                description: project_description(format!(
+            stage_project(
+                d,
+                role,
+                log_group,
+                deploy::preview_purpose(d),
+                format!(
                     "Preview before approval of stage {} of pipeline {} (read-only)",
                     d.name, children.name
-                )),
-                service_role_arn: output(role, "arn"),
-                kms_key_arn: key_arn_in(r),
-                log_group_name: log_group.clone(),
-                privileged_mode: false,
-                timeout_in_minutes: d.timeout_minutes.unwrap_or(plan::DEFAULT_TIMEOUT_MINUTES),
-                buildspec: deploy::preview_buildspec(d).unwrap_or_default(),
-                environment_variables: plan::project_variables(Some(&environment)),
-                ..project_inputs.clone()
-            }
+                ),
+                deploy::preview_buildspec(d).unwrap_or_default(),
+                Some(&deploy::preview_environment(d)),
+            )
         })
         .collect();
     let mut project_deps = key_deps.clone();
