@@ -4,7 +4,7 @@
 //! Nothing is kept in memory between calls: destroy and refresh never call
 //! Construct.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::try_join_all;
@@ -21,9 +21,13 @@ use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::iam::PolicyDocument;
 use crate::naming;
-use crate::proto::pulumirpc::{ConstructRequest, ConstructResponse};
+use crate::proto::pulumirpc::{alias, Alias, ConstructRequest, ConstructResponse};
 use crate::protocol::json::UNKNOWN;
-use crate::protocol::monitor::{ChildDefaults, Monitor, Registered, Registration};
+use crate::protocol::monitor::{
+    ChildDefaults, CustomTimeouts, Monitor, Registered, Registration, ResourceOptions,
+};
+use crate::protocol::secrets::SecretValues;
+use crate::protocol::server::parse_urn;
 use crate::protocol::value::{decode_struct, encode_struct, PropertyMap, PropertyValue};
 use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
@@ -38,8 +42,9 @@ use crate::resources::topic::{Topic, TopicInputs};
 use crate::schema::{COMPONENT_TYPE, PACKAGE, PLUGIN_DOWNLOAD_URL};
 use crate::tags::{Tags, PIPELINE_KEY};
 
-/// All check failures as one error the engine shows at preview.
-fn invalid(name: &str, failures: Vec<CheckFailure>) -> Status {
+/// All check failures as one error the engine shows at preview, with no
+/// secret echoed.
+fn invalid(name: &str, failures: Vec<CheckFailure>, secrets: &SecretValues) -> Status {
     let lines: Vec<String> = failures
         .iter()
         .map(|f| {
@@ -50,10 +55,10 @@ fn invalid(name: &str, failures: Vec<CheckFailure>) -> Status {
             }
         })
         .collect();
-    Status::invalid_argument(format!(
+    Status::invalid_argument(secrets.redact(&format!(
         "SecurePipeline `{name}` has invalid inputs:\n{}",
         lines.join("\n")
-    ))
+    )))
 }
 
 /// A string output of a registered child, or the unknown sentinel while it
@@ -74,12 +79,17 @@ struct Children<'a> {
     monitor: &'a Monitor,
     defaults: &'a ChildDefaults,
     parent: String,
+    /// The component's name: children are named `<name>-<purpose>`.
     name: &'a str,
-    /// Child input keys to store as secrets (because the component input
-    /// they came from was secret).
-    secret_inputs: BTreeMap<&'static str, BTreeSet<String>>,
-    /// Child outputs derived from those inputs, stored as secrets too.
-    secret_outputs: BTreeMap<&'static str, Vec<String>>,
+    /// The name physical names, tags and descriptions derive from: the
+    /// component's first name, so that renaming it with an alias keeps
+    /// every child as it is.
+    identity: &'a str,
+    /// Every secret the component was given: a child input holding one is
+    /// stored as a secret, and so are the outputs derived from it.
+    secrets: SecretValues,
+    /// Options set on the component that its children follow.
+    options: ResourceOptions,
 }
 
 impl Children<'_> {
@@ -90,7 +100,11 @@ impl Children<'_> {
         depends_on: &[&Registered],
     ) -> Result<Registered, Status> {
         let json = to_json(inputs);
-        let secret_keys = self.secret_inputs.get(R::TYPE).cloned().unwrap_or_default();
+        let secret_keys = self.secrets.tainted_keys(&json);
+        let additional_secret_outputs = secret_keys
+            .iter()
+            .flat_map(|key| derived_outputs(R::TYPE, key))
+            .collect();
         let registration = Registration {
             type_token: R::TYPE.to_string(),
             name: format!("{}-{purpose}", self.name),
@@ -98,15 +112,74 @@ impl Children<'_> {
             custom: true,
             inputs: from_typed(&json, &secret_keys),
             dependencies: depends_on.iter().map(|c| c.urn.clone()).collect(),
-            additional_secret_outputs: self
-                .secret_outputs
-                .get(R::TYPE)
-                .cloned()
-                .unwrap_or_default(),
+            additional_secret_outputs,
+            options: child_options(&self.options, &json),
             ..Default::default()
         };
         self.monitor.register(registration, self.defaults).await
     }
+}
+
+/// The outputs of a child that repeat an input: stored as secrets when
+/// the input is.
+fn derived_outputs(type_token: &str, input: &str) -> Vec<String> {
+    let mut outputs = vec![input.to_string()];
+    // Subscriptions name the addresses in `emails`.
+    if type_token == Topic::TYPE && input == "emails" {
+        outputs.push("subscriptions".into());
+    }
+    outputs
+}
+
+/// The component's options as one child takes them. Aliases are not
+/// passed: the engine derives each child's from the component's.
+/// `ignoreChanges` names component inputs; a child ignores those that are
+/// also its own inputs (such as `tags`).
+fn child_options(component: &ResourceOptions, child_inputs: &serde_json::Value) -> ResourceOptions {
+    let has_input = |path: &str| {
+        let top = path.split(['.', '[']).next().unwrap_or_default();
+        child_inputs.get(top).is_some()
+    };
+    ResourceOptions {
+        ignore_changes: component
+            .ignore_changes
+            .iter()
+            .filter(|path| has_input(path))
+            .cloned()
+            .collect(),
+        aliases: Vec::new(),
+        ..component.clone()
+    }
+}
+
+/// The resource options the engine passed with the Construct call.
+fn component_options(request: &ConstructRequest) -> ResourceOptions {
+    ResourceOptions {
+        protect: request.protect,
+        retain_on_delete: request.retain_on_delete,
+        deleted_with: request.deleted_with.clone(),
+        custom_timeouts: request.custom_timeouts.as_ref().map(|t| CustomTimeouts {
+            create: t.create.clone(),
+            update: t.update.clone(),
+            delete: t.delete.clone(),
+        }),
+        ignore_changes: request.ignore_changes.clone(),
+        aliases: request.aliases.clone(),
+    }
+}
+
+/// The name the component's children derive their physical names from:
+/// the name in its first alias (an earlier URN, or a spec naming the
+/// earlier name) when it has one.
+fn identity_name<'a>(name: &'a str, aliases: &'a [Alias]) -> &'a str {
+    let earlier = aliases.first().and_then(|alias| match &alias.alias {
+        Some(alias::Alias::Urn(urn)) => Some(parse_urn(urn).1),
+        Some(alias::Alias::Spec(spec)) => Some(spec.name.as_str()),
+        None => None,
+    });
+    earlier
+        .filter(|earlier| !earlier.is_empty())
+        .unwrap_or(name)
 }
 
 pub async fn construct(
@@ -127,8 +200,9 @@ pub async fn construct(
         random_seed: &[],
         aws: aws.as_deref(),
     };
-    let (args, typed) =
-        validate::check(&check, &inputs).map_err(|failures| invalid(&name, failures))?;
+    let secrets = SecretValues::of(&inputs);
+    let (args, _) =
+        validate::check(&check, &inputs).map_err(|failures| invalid(&name, failures, &secrets))?;
     let aws = aws.ok_or_else(|| {
         Status::failed_precondition(
             "the securepipeline provider must be configured before a SecurePipeline is constructed",
@@ -143,6 +217,7 @@ pub async fn construct(
         provider: providers.get(PACKAGE).cloned(),
         providers,
     };
+    let options = component_options(&request);
     let component = monitor
         .register(
             Registration {
@@ -151,6 +226,7 @@ pub async fn construct(
                 parent: request.parent.clone(),
                 custom: false,
                 dependencies: request.dependencies.iter().cloned().collect(),
+                options: options.clone(),
                 ..Default::default()
             },
             &defaults,
@@ -161,29 +237,14 @@ pub async fn construct(
         log.info(&component.urn, &note);
     }
 
-    let mut secret_inputs: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
-    if typed.secret_keys.contains("build") || typed.secret_keys.contains("deployments") {
-        secret_inputs
-            .entry(BuildProject::TYPE)
-            .or_default()
-            .insert("environmentVariables".into());
-    }
-    let mut secret_outputs: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    if typed.secret_keys.contains("notifications") {
-        secret_inputs
-            .entry(Topic::TYPE)
-            .or_default()
-            .insert("emails".into());
-        // Subscriptions name the same addresses.
-        secret_outputs.insert(Topic::TYPE, vec!["subscriptions".into()]);
-    }
     let children = Children {
         monitor: &monitor,
         defaults: &defaults,
         parent: component.urn.clone(),
         name: &name,
-        secret_inputs,
-        secret_outputs,
+        identity: identity_name(&name, &request.aliases),
+        secrets,
+        options,
     };
     let outputs = assemble(
         &children,
@@ -195,7 +256,8 @@ pub async fn construct(
     )
     .await?;
 
-    let output_map = from_typed(&to_json(&outputs), &BTreeSet::new());
+    let outputs = to_json(&outputs);
+    let output_map = from_typed(&outputs, &children.secrets.tainted_keys(&outputs));
     monitor
         .register_outputs(&component.urn, &output_map)
         .await?;
@@ -235,14 +297,14 @@ async fn assemble(
     stack: &str,
     log: &EngineLog,
 ) -> Result<SecurePipelineOutputs, Status> {
-    let names = Names::new(project, stack, children.name);
+    let names = Names::new(project, stack, children.identity);
     // Names policies refer to are chosen now, so that every trust and
     // resource policy names exact ARNs.
     let pipeline_name = names.name("pipeline", &naming::PIPELINE);
     let project_name_of = |purpose: &str| names.name(purpose, &naming::CODEBUILD_PROJECT);
     let notify_rule_name = names.name("notify", &naming::EVENT_RULE);
     let arns = aws.arns();
-    let tags = with_pipeline_tag(args, children.name);
+    let tags = with_pipeline_tag(args, children.identity);
     let region = aws.region.clone();
     let deployments = args.deployments.as_deref().unwrap_or_default();
     // Stages whose Preview action runs in its own project, role and log
@@ -288,7 +350,7 @@ async fn assemble(
         alias_name: None,
         description: format!(
             "Encrypts the artifacts, logs and notifications of pipeline {}",
-            children.name
+            children.identity
         ),
         region: None,
         enable_key_rotation: true,
@@ -317,7 +379,7 @@ async fn assemble(
             alias_name: None,
             description: format!(
                 "Encrypts the {r} artifacts and logs of pipeline {}",
-                children.name
+                children.identity
             ),
             region: Some(r.clone()),
             enable_key_rotation: true,
@@ -554,7 +616,7 @@ async fn assemble(
     let build_role_inputs = codebuild_role(
         "build",
         &region,
-        format!("CodeBuild role of pipeline {}", children.name),
+        format!("CodeBuild role of pipeline {}", children.identity),
         (
             "build",
             plan::build_role_policy(
@@ -577,7 +639,7 @@ async fn assemble(
                 r,
                 format!(
                     "CodeBuild role of stage {} of pipeline {}",
-                    d.name, children.name
+                    d.name, children.identity
                 ),
                 (
                     "deploy",
@@ -602,7 +664,7 @@ async fn assemble(
                 r,
                 format!(
                     "CodeBuild role of the pre-approval preview of stage {} of pipeline {}",
-                    d.name, children.name
+                    d.name, children.identity
                 ),
                 (
                     "preview",
@@ -663,7 +725,7 @@ async fn assemble(
         name_prefix: names.prefix("build"),
         project_name: Some(project_name_of("build")),
         region: None,
-        description: project_description(format!("Build stage of pipeline {}", children.name)),
+        description: project_description(format!("Build stage of pipeline {}", children.identity)),
         service_role_arn: output(&build_role, "arn"),
         kms_key_arn: key_arn.clone(),
         log_group_name: build_log_group.clone(),
@@ -718,7 +780,10 @@ async fn assemble(
                 role,
                 log_group,
                 deploy::purpose(d),
-                format!("Deployment stage {} of pipeline {}", d.name, children.name),
+                format!(
+                    "Deployment stage {} of pipeline {}",
+                    d.name, children.identity
+                ),
                 deploy::buildspec(d),
                 d.environment.as_ref(),
             )
@@ -736,7 +801,7 @@ async fn assemble(
                 deploy::preview_purpose(d),
                 format!(
                     "Preview before approval of stage {} of pipeline {} (read-only)",
-                    d.name, children.name
+                    d.name, children.identity
                 ),
                 deploy::preview_buildspec(d).unwrap_or_default(),
                 Some(&deploy::preview_environment(d)),
@@ -795,7 +860,7 @@ async fn assemble(
     let pipeline_role_inputs = RoleInputs {
         name_prefix: names.prefix("pipeline"),
         role_name: None,
-        description: format!("CodePipeline role of pipeline {}", children.name),
+        description: format!("CodePipeline role of pipeline {}", children.identity),
         service: "codepipeline.amazonaws.com".into(),
         source_arn: Some(arns.codepipeline(&pipeline_name)),
         trust_policy: None,
@@ -899,7 +964,7 @@ async fn assemble(
     let notify_inputs = EventRuleInputs {
         name_prefix: names.prefix("notify"),
         rule_name: Some(notify_rule_name.clone()),
-        description: format!("Notifies on executions of pipeline {}", children.name),
+        description: format!("Notifies on executions of pipeline {}", children.identity),
         schedule_expression: None,
         pipeline_state_change: Some(PipelineStateChange {
             pipeline_name: pipeline_name.clone(),
@@ -922,7 +987,7 @@ async fn assemble(
         let events_role_inputs = RoleInputs {
             name_prefix: names.prefix("events"),
             role_name: None,
-            description: format!("Lets EventBridge start pipeline {}", children.name),
+            description: format!("Lets EventBridge start pipeline {}", children.identity),
             service: "events.amazonaws.com".into(),
             source_arn: Some(arns.events_rule(&schedule_rule_name)),
             trust_policy: None,
@@ -939,7 +1004,7 @@ async fn assemble(
         let schedule_inputs = EventRuleInputs {
             name_prefix: names.prefix("schedule"),
             rule_name: Some(schedule_rule_name.clone()),
-            description: format!("Starts pipeline {} on a schedule", children.name),
+            description: format!("Starts pipeline {} on a schedule", children.identity),
             schedule_expression: Some(expression.clone()),
             pipeline_state_change: None,
             event_pattern: None,
@@ -996,4 +1061,60 @@ async fn assemble(
             .collect(),
         role_arns,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn urn_alias(urn: &str) -> Alias {
+        Alias {
+            alias: Some(alias::Alias::Urn(urn.into())),
+        }
+    }
+
+    #[test]
+    fn children_keep_the_name_of_the_first_alias() {
+        let earlier = "urn:pulumi:dev::app::securepipeline:index:SecurePipeline::web";
+        assert_eq!(identity_name("site", &[urn_alias(earlier)]), "web");
+        let spec = Alias {
+            alias: Some(alias::Alias::Spec(spec_named("old"))),
+        };
+        assert_eq!(identity_name("site", &[spec]), "old");
+        assert_eq!(identity_name("site", &[]), "site");
+    }
+
+    fn spec_named(name: &str) -> alias::Spec {
+        alias::Spec {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn children_take_every_option_but_aliases_and_foreign_ignore_changes() {
+        let component = ResourceOptions {
+            protect: Some(true),
+            retain_on_delete: Some(true),
+            deleted_with: "urn:pulumi:dev::app::aws:s3:Bucket::b".into(),
+            custom_timeouts: Some(CustomTimeouts {
+                create: "7m".into(),
+                ..Default::default()
+            }),
+            ignore_changes: vec!["tags".into(), "notifications.emails[0]".into()],
+            aliases: vec![urn_alias(
+                "urn:pulumi:dev::app::securepipeline:index:SecurePipeline::web",
+            )],
+        };
+        let child = child_options(&component, &json!({"tags": {}, "name": "x"}));
+        assert_eq!(
+            child,
+            ResourceOptions {
+                ignore_changes: vec!["tags".into()],
+                aliases: vec![],
+                ..component
+            }
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The Pulumi provider protocol: wire types, value codec and the gRPC layer.
 pub mod json;
 pub mod monitor;
+pub mod secrets;
 pub mod server;
 pub mod value;
 

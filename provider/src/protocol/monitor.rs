@@ -48,6 +48,31 @@ pub struct Registration {
     /// Delete the old resource before creating its replacement (names that
     /// must stay unique, such as aliases).
     pub delete_before_replace: bool,
+    /// The options a user set on the component that its children follow.
+    pub options: ResourceOptions,
+}
+
+/// Resource options as the engine takes them; `None` leaves the engine's
+/// default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceOptions {
+    pub protect: Option<bool>,
+    pub retain_on_delete: Option<bool>,
+    /// The URN of a resource whose deletion deletes this one.
+    pub deleted_with: String,
+    pub custom_timeouts: Option<CustomTimeouts>,
+    /// Input paths whose changes the engine ignores.
+    pub ignore_changes: Vec<String>,
+    /// Earlier identities of this resource.
+    pub aliases: Vec<pulumirpc::Alias>,
+}
+
+/// Per-operation time limits, as duration strings (`5m`, `1h30m`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomTimeouts {
+    pub create: String,
+    pub update: String,
+    pub delete: String,
 }
 
 /// The engine's answer: the resource's URN, id and current outputs.
@@ -96,6 +121,7 @@ impl Monitor {
             })
             .collect();
         let custom = registration.custom;
+        let options = registration.options;
         let request = pulumirpc::RegisterResourceRequest {
             r#type: registration.type_token,
             name: registration.name,
@@ -130,6 +156,19 @@ impl Monitor {
             } else {
                 defaults.providers.clone().into_iter().collect()
             },
+            protect: options.protect,
+            retain_on_delete: options.retain_on_delete,
+            deleted_with: options.deleted_with,
+            custom_timeouts: options.custom_timeouts.map(|t| {
+                pulumirpc::register_resource_request::CustomTimeouts {
+                    create: t.create,
+                    update: t.update,
+                    delete: t.delete,
+                }
+            }),
+            ignore_changes: options.ignore_changes,
+            aliases: options.aliases,
+            alias_specs: true,
             ..Default::default()
         };
         let response = self

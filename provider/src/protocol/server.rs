@@ -10,6 +10,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::secrets::SecretValues;
 use super::value::{decode_struct, encode_struct, PropertyMap};
 use crate::aws::{AwsContext, ProviderConfig};
 use crate::component;
@@ -118,12 +119,16 @@ fn decode(value: Option<&prost_types::Struct>) -> Result<PropertyMap, Status> {
     }
 }
 
-fn failures_to_proto(failures: Vec<CheckFailure>) -> Vec<pulumirpc::CheckFailure> {
+/// Check failures for the engine; a reason never echoes a secret input.
+fn failures_to_proto(
+    failures: Vec<CheckFailure>,
+    secrets: &SecretValues,
+) -> Vec<pulumirpc::CheckFailure> {
     failures
         .into_iter()
         .map(|f| pulumirpc::CheckFailure {
             property: f.property,
-            reason: f.reason,
+            reason: secrets.redact(&f.reason),
         })
         .collect()
 }
@@ -167,10 +172,14 @@ fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
 /// Encodes a resource error; a partial failure carries the state the
 /// engine must record so that nothing is orphaned.
 fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
+    let secrets = SecretValues::of(inputs);
     match err {
         ResourceError::Partial { id, state, message } => {
-            // The state holds the inputs: what was secret there stays secret.
-            let secret_keys = crate::resource::to_typed(inputs).secret_keys;
+            let message = secrets.redact(&message);
+            // The state holds the inputs: what was secret there stays
+            // secret, and so does anything derived from it.
+            let mut secret_keys = crate::resource::to_typed(inputs).secret_keys;
+            secret_keys.extend(secrets.tainted_keys(&state));
             let properties = crate::resource::from_typed(&state, &secret_keys);
             let details = pulumirpc::ErrorResourceInitFailed {
                 id,
@@ -188,7 +197,7 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
             };
             Status::with_details(tonic::Code::Unknown, message, status.encode_to_vec().into())
         }
-        ResourceError::Failed(message) => Status::unknown(message),
+        ResourceError::Failed(message) => Status::unknown(secrets.redact(&message)),
     }
 }
 
@@ -270,13 +279,14 @@ impl ResourceProvider for Provider {
     ) -> Result<Response<pulumirpc::CheckResponse>, Status> {
         let request = request.into_inner();
         let news = request.news.clone();
-        let failures = match ProviderConfig::from_json(&to_typed(&decode(news.as_ref())?).json) {
+        let config = decode(news.as_ref())?;
+        let failures = match ProviderConfig::from_json(&to_typed(&config).json) {
             Ok(_) => Vec::new(),
             Err(failures) => failures,
         };
         Ok(Response::new(pulumirpc::CheckResponse {
             inputs: news,
-            failures: failures_to_proto(failures),
+            failures: failures_to_proto(failures, &SecretValues::of(&config)),
         }))
     }
 
@@ -340,7 +350,7 @@ impl ResourceProvider for Provider {
             },
             Err(failures) => pulumirpc::CheckResponse {
                 inputs: request.news,
-                failures: failures_to_proto(failures),
+                failures: failures_to_proto(failures, &SecretValues::of(&news)),
             },
         };
         Ok(Response::new(response))
