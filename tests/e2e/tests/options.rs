@@ -2,10 +2,12 @@
 //! the real engine against the emulator: protect, retainOnDelete and
 //! customTimeouts are recorded on every child; renaming the component with
 //! an alias keeps every child as it is; ignoreChanges on `tags` leaves the
-//! children's tags alone; a retained pipeline outlives `destroy`.
+//! children's tags alone; a retained pipeline outlives `destroy`;
+//! transforms on the component reach its children, and a transform that
+//! weakens a child is rejected by that child's own check.
 
-use securepipeline_e2e::readback::leftovers;
-use securepipeline_e2e::{Emulator, Stack};
+use securepipeline_e2e::readback::{leftovers, text};
+use securepipeline_e2e::{repo_root, Emulator, Stack, REGION};
 use serde_json::Value as Json;
 
 const PROJECT: &str = "pipeline-options";
@@ -119,5 +121,44 @@ fn renaming_the_component_with_an_alias_keeps_its_children() {
     let writes: Vec<_> = emulator.calls().into_iter().filter(|c| c.write).collect();
     assert!(writes.is_empty(), "renaming wrote to AWS: {writes:?}");
 
+    stack.destroy().success();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transforms_reach_children_and_cannot_weaken_them() {
+    let emulator = Emulator::start();
+    let program = repo_root().join("tests/e2e/programs/transforms-typescript");
+    let stack = Stack::project(&emulator, &program, "test");
+    stack
+        .pulumi(&["config", "set", "securepipeline:region", REGION])
+        .success();
+    stack.up().success();
+
+    let outputs = stack.outputs();
+    let pipeline_arn = text(&outputs, "pipelineArn");
+    let sdk = emulator.sdk().await;
+    let tags = aws_sdk_codepipeline::Client::new(&sdk)
+        .list_tags_for_resource()
+        .resource_arn(&pipeline_arn)
+        .send()
+        .await
+        .expect("ListTagsForResource");
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "transformed" && t.value() == "yes"),
+        "the transform's tag did not reach the pipeline: {tags:?}"
+    );
+
+    stack.pulumi(&["config", "set", "weaken", "true"]).success();
+    let rejected = stack.preview().failure();
+    assert!(
+        rejected.text().contains("retentionInDays")
+            && rejected.text().contains("0 is not a retention"),
+        "{}",
+        rejected.text()
+    );
+
+    stack.pulumi(&["config", "set", "weaken", "false"]).success();
     stack.destroy().success();
 }
