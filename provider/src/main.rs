@@ -16,6 +16,10 @@ use securepipeline::protocol::MAX_MESSAGE_SIZE;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long cancelled calls get to answer before the process exits.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest the process waits, once cancelled, for operations that
+/// change AWS to finish; each is bounded by its own retry deadlines well
+/// within this.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[tokio::main]
 async fn main() {
@@ -42,6 +46,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let cancel = CancellationToken::new();
     let provider = Provider::new(VERSION, Arc::clone(&log), cancel.clone());
+    let in_flight = provider.in_flight();
     let service = ResourceProviderServer::new(provider)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
@@ -70,10 +75,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let server = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, cancel.clone().cancelled_owned());
-    // Once cancelled, in-flight operations report themselves as cancelled;
-    // a client that keeps its connection open must not keep us alive.
+    // Once cancelled, reads report themselves as cancelled and operations
+    // that change AWS finish and report what they did; then a client that
+    // keeps its connection open must not keep us alive.
     let grace = async {
         cancel.cancelled().await;
+        if tokio::time::timeout(DRAIN_LIMIT, in_flight.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!("{} operations still running at exit", in_flight.count());
+        }
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {

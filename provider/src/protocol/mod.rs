@@ -1,4 +1,5 @@
 //! The Pulumi provider protocol: wire types, value codec and the gRPC layer.
+pub mod in_flight;
 pub mod json;
 pub mod monitor;
 pub mod secrets;

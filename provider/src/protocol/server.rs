@@ -10,6 +10,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::in_flight::InFlight;
 use super::secrets::SecretValues;
 use super::value::{decode_struct, encode_struct, PropertyMap};
 use crate::aws::{AwsContext, ProviderConfig};
@@ -35,6 +36,7 @@ pub struct Provider {
     aws: RwLock<Option<Arc<AwsContext>>>,
     log: Arc<EngineLog>,
     cancel: CancellationToken,
+    in_flight: Arc<InFlight>,
 }
 
 impl Provider {
@@ -45,7 +47,30 @@ impl Provider {
             aws: RwLock::new(None),
             log,
             cancel,
+            in_flight: Arc::default(),
         }
+    }
+
+    /// The operations changing AWS right now; the process waits for them
+    /// before it exits.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        Arc::clone(&self.in_flight)
+    }
+
+    /// Runs an operation that changes AWS to its end, cancellation or not:
+    /// dropping it midway would leave what it created unknown to the
+    /// engine. Once cancelled, no new one starts.
+    async fn to_completion<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let _running = self.in_flight.enter();
+        if self.cancel.is_cancelled() {
+            return Err(Status::cancelled(
+                "the update was cancelled before this operation started",
+            ));
+        }
+        operation.await
     }
 
     fn aws(&self) -> Option<Arc<AwsContext>> {
@@ -70,8 +95,8 @@ impl Provider {
             })
     }
 
-    /// Runs an operation unless the engine cancels first; a cancelled
-    /// operation is reported as failed, never as done.
+    /// Runs an operation that only reads unless the engine cancels first;
+    /// a cancelled operation is reported as failed, never as done.
     async fn cancellable<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, Status>>,
@@ -383,7 +408,7 @@ impl ResourceProvider for Provider {
             log: &self.log,
         };
         let (id, state) = self
-            .cancellable(async {
+            .to_completion(async {
                 handler
                     .create(&ctx, &inputs, request.preview)
                     .await
@@ -452,7 +477,7 @@ impl ResourceProvider for Provider {
             log: &self.log,
         };
         let properties = self
-            .cancellable(async {
+            .to_completion(async {
                 handler
                     .update(
                         &ctx,
@@ -486,7 +511,7 @@ impl ResourceProvider for Provider {
             urn: &request.urn,
             log: &self.log,
         };
-        self.cancellable(async {
+        self.to_completion(async {
             handler
                 .delete(&ctx, &request.id, &inputs, &state)
                 .await

@@ -111,6 +111,29 @@ impl Emulator {
         self.http("POST", "/_emulator/calls/reset", "");
     }
 
+    /// Holds every `service` `operation` call open, received but not
+    /// answered, until [`Emulator::release`].
+    pub fn hold(&self, service: &str, operation: &str) {
+        self.http(
+            "POST",
+            "/_emulator/hold",
+            &serde_json::json!({"service": service, "operation": operation}).to_string(),
+        );
+    }
+
+    pub fn release(&self) {
+        self.http("POST", "/_emulator/release", "");
+    }
+
+    /// How many held calls are waiting.
+    pub fn held(&self) -> u64 {
+        let body = self.http("GET", "/_emulator/held", "");
+        serde_json::from_str::<Json>(&body)
+            .ok()
+            .and_then(|held| held["waiting"].as_u64())
+            .unwrap_or_else(|| panic!("bad held answer {body:?}"))
+    }
+
     /// Simulates a person activating a connection in the console.
     pub fn activate_connection(&self, arn: &str) {
         let encoded: String = arn
@@ -280,6 +303,24 @@ impl Stack {
             output,
             log_file,
         }
+    }
+
+    /// Starts `pulumi` without waiting, in a process group of its own so
+    /// that the whole group (CLI, language host, provider) can be signalled
+    /// the way a terminal's Ctrl-C signals it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        let mut command = Command::new(tools_bin().join("pulumi"));
+        command
+            .args(args)
+            .args(["--non-interactive", "--color=never"]);
+        self.engine_env(&mut command);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pulumi")
     }
 
     /// What every process of this project runs with: the project-local

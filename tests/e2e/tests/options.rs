@@ -159,6 +159,8 @@ async fn transforms_reach_children_and_cannot_weaken_them() {
         rejected.text()
     );
 
-    stack.pulumi(&["config", "set", "weaken", "false"]).success();
+    stack
+        .pulumi(&["config", "set", "weaken", "false"])
+        .success();
     stack.destroy().success();
 }

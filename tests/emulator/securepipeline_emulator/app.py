@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from . import fixes
 from .connections import ConnectionsApi, ConnectionStore
+from .gate import Gate
 from .recorder import CallRecorder
 from .wire import AwsError, AwsRequest, buffer_body
 
@@ -34,6 +35,7 @@ class EmulatorApp:
         fixes.apply_patches()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.recorder = CallRecorder()
+        self.gate = Gate()
         self.connections = ConnectionStore()
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
@@ -52,6 +54,7 @@ class EmulatorApp:
             return self.admin(environ)(environ, start_response)
         request = AwsRequest.from_environ(environ)
         self.recorder.record(request.service, request.operation, request.region)
+        self.gate.pass_through(request.service, request.operation)
         handler = self.services.get(request.service) or self.operations.get(
             (request.service, request.operation)
         )
@@ -75,11 +78,34 @@ class EmulatorApp:
             if path == "calls/reset" and method == "POST":
                 self.recorder.reset()
                 return _json({"reset": True})
+            if path == "hold" and method == "POST":
+                return self._hold(environ)
+            if path == "release" and method == "POST":
+                self.gate.release()
+                return _json({"released": True})
+            if path == "held" and method == "GET":
+                return _json({"waiting": self.gate.waiting()})
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
         except AwsError as error:
             return _json({"error": error.code, "message": error.message}, error.status)
         return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)
+
+    def _hold(self, environ: dict[str, Any]) -> Response:
+        try:
+            body = json.loads(buffer_body(environ) or b"{}")
+        except ValueError:
+            body = None
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("service"), str)
+            and isinstance(body.get("operation"), str)
+        ):
+            raise AwsError(
+                "ValidationException", 'body must be {"service": "codebuild", "operation": "CreateProject"}'
+            )
+        self.gate.hold(body["service"], body["operation"])
+        return _json({"held": [body["service"], body["operation"]]})
 
     def _set_connection_status(self, environ: dict[str, Any], path: str) -> Response:
         # The ARN contains '/', so it may arrive encoded or not; either way it

@@ -1,0 +1,110 @@
+//! Interrupting `pulumi up` loses nothing: with a create under way at AWS
+//! when Ctrl-C reaches the CLI, the language host and the provider, the
+//! create finishes and the engine records it; the next `up` converges
+//! without a duplicate or an "already exists", and `destroy` leaves
+//! nothing behind.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use securepipeline_e2e::readback::leftovers;
+use securepipeline_e2e::{Emulator, Stack};
+use serde_json::Value as Json;
+
+const PROGRAM: &str = r#"
+resources:
+  web:
+    type: securepipeline:index:SecurePipeline
+    properties:
+      source:
+        repository: example-org/web
+      build:
+        commands: ["npm test"]
+"#;
+
+const BUILD_PROJECT: &str = "securepipeline:aws:BuildProject";
+
+/// Polls until `done` or the deadline; the test's own waiting, bounded.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ctrl-C as a terminal sends it: SIGINT to the whole process group.
+fn interrupt(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+}
+
+fn resources_of_type(checkpoint: &Json, type_token: &str) -> Vec<Json> {
+    checkpoint["deployment"]["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["type"] == type_token)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_up_records_the_create_in_flight_and_converges() {
+    let emulator = Emulator::start();
+    let stack = Stack::yaml(&emulator, "interrupted", PROGRAM);
+
+    // The build project's CreateProject is received by "AWS" and held
+    // there while the whole process group is interrupted.
+    emulator.hold("codebuild", "CreateProject");
+    let mut up = stack.spawn(&["up", "--yes", "--skip-preview"]);
+    wait_until("CreateProject in flight", Duration::from_secs(180), || {
+        emulator.held() > 0
+    });
+    interrupt(&up);
+    // Give the cancellation time to reach the provider before AWS answers.
+    std::thread::sleep(Duration::from_secs(3));
+    emulator.release();
+    wait_until(
+        "the interrupted up to exit",
+        Duration::from_secs(180),
+        || up.try_wait().expect("poll pulumi").is_some(),
+    );
+    let output = up.wait_with_output().expect("pulumi output");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The project AWS created is in the state, and nothing is left pending.
+    let checkpoint: Json = serde_json::from_str(&stack.export()).expect("checkpoint JSON");
+    let pending = checkpoint["deployment"]["pending_operations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(pending.is_empty(), "pending operations: {pending:?}\n{log}");
+    let recorded = resources_of_type(&checkpoint, BUILD_PROJECT);
+    assert_eq!(
+        recorded.len(),
+        1,
+        "the build project created during the interrupt is not in the state\n{log}"
+    );
+
+    // The next up converges: one project, no "already exists".
+    stack.up().success();
+    let sdk = emulator.sdk().await;
+    let projects = aws_sdk_codebuild::Client::new(&sdk)
+        .list_projects()
+        .send()
+        .await
+        .expect("ListProjects");
+    assert_eq!(projects.projects().len(), 1, "{:?}", projects.projects());
+
+    stack.destroy().success();
+    let left = leftovers(&sdk).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
