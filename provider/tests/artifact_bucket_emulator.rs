@@ -7,7 +7,8 @@ mod support;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
-    ServerSideEncryption, VersioningConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, VersioningConfiguration,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use securepipeline::aws::AwsContext;
@@ -44,6 +45,7 @@ fn program_inputs(key_arn: &str) -> ArtifactBucketInputs {
         block_public_access: true,
         bucket_owner_enforced: true,
         secure_transport_policy: true,
+        bucket_key_enabled: true,
         tags: Tags::from([("team".to_string(), "platform".to_string())]),
     }
 }
@@ -252,6 +254,7 @@ async fn bucket_is_created_read_back_restored_and_kept_until_forced() {
             block_public_access: false,
             bucket_owner_enforced: false,
             secure_transport_policy: false,
+            bucket_key_enabled: false,
             tags: Tags::new(),
             ..inputs.clone()
         }
@@ -289,6 +292,44 @@ async fn bucket_is_created_read_back_restored_and_kept_until_forced() {
         .unwrap()
         .unwrap();
     assert_eq!(restored, inputs);
+    // The same key without a bucket key is drift too.
+    s3.put_bucket_encryption()
+        .bucket(&name)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(&key_arn)
+                                .build()
+                                .unwrap(),
+                        )
+                        .bucket_key_enabled(false)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (drifted, _) = ArtifactBucket::read(&ctx, &id, &inputs)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        drifted,
+        ArtifactBucketInputs {
+            bucket_key_enabled: false,
+            ..inputs.clone()
+        }
+    );
+    ArtifactBucket::update(&ctx, &id, &drifted, &inputs, &outputs)
+        .await
+        .unwrap();
+    assert_guarantees(&ctx, s3, &inputs).await;
 
     // Expiry and tags change in place.
     let mut changed = inputs.clone();

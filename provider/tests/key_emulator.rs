@@ -19,6 +19,7 @@ fn program_inputs() -> KeyInputs {
         description: "Encrypts the artifacts, logs and notifications of pipeline app".into(),
         region: None,
         enable_key_rotation: true,
+        enabled: true,
         service_principals: vec![
             format!("logs.{}.amazonaws.com", support::REGION),
             "events.amazonaws.com".into(),
@@ -124,9 +125,10 @@ async fn key_is_created_read_back_restored_and_deleted() {
     assert_eq!(live, inputs);
     assert_eq!(live_outputs, outputs);
 
-    // Drift: rotation off, the policy widened to everyone, a tag removed,
-    // the description rewritten.
+    // Drift: rotation off, the key disabled, the policy widened to
+    // everyone, a tag removed, the description rewritten.
     kms.disable_key_rotation().key_id(&id).send().await.unwrap();
+    kms.disable_key().key_id(&id).send().await.unwrap();
     let mut widened = inputs.policy.clone().unwrap();
     let mut everyone = widened.statements[1].clone();
     everyone.sid = Some("Everyone".into());
@@ -155,6 +157,7 @@ async fn key_is_created_read_back_restored_and_deleted() {
 
     let (drifted, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
     assert!(!drifted.enable_key_rotation);
+    assert!(!drifted.enabled);
     assert_eq!(drifted.policy, Some(widened));
     assert!(!drifted.tags.contains_key("team"));
     assert_eq!(drifted.description, "changed by hand");
@@ -169,6 +172,7 @@ async fn key_is_created_read_back_restored_and_deleted() {
     )
     .unwrap_err();
     assert_eq!(failures[0].property, "enableKeyRotation");
+    assert_eq!(failures[1].property, "enabled");
 
     // The next update restores everything.
     let restored_outputs = Key::update(&ctx, &id, &drifted, &inputs, &outputs)

@@ -8,8 +8,10 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_sdk_codepipeline::types::{
-    ArtifactStoreType, EncryptionKeyType, ExecutionMode, FailureConditions, PipelineDeclaration,
-    PipelineTriggerProviderType, PipelineType, Result as FailureResult,
+    ArtifactStoreType, EncryptionKeyType, ExecutionMode, FailureConditions,
+    GitBranchFilterCriteria, GitPullRequestEventType, GitPullRequestFilter, PipelineDeclaration,
+    PipelineTriggerProviderType, PipelineType, PipelineVariableDeclaration,
+    Result as FailureResult,
 };
 use aws_sdk_codestarconnections::types::ProviderType;
 use securepipeline::aws::AwsContext;
@@ -161,6 +163,8 @@ fn program_inputs(pre: &Prerequisites) -> PipelineInputs {
             include_paths: vec!["src/**".into()],
             exclude_paths: vec!["docs/**".into()],
         }],
+        pull_request_triggers: Vec::new(),
+        variables: Vec::new(),
         execution_mode: "QUEUED".into(),
         tags: Tags::from([("team".to_string(), "platform".to_string())]),
     }
@@ -327,6 +331,48 @@ async fn pipeline_is_created_read_back_restored_and_deleted() {
     let (restored, _) = Pipeline::read(&ctx, &id, &inputs).await.unwrap().unwrap();
     assert_eq!(restored, inputs);
     assert_eq!(live_pipeline(&aws, &name).await.version(), Some(3));
+
+    // Drift no input declares: a pipeline variable, and a pull-request
+    // filter next to the push filter.
+    let mut drifted_declaration = live_pipeline(&aws, &name).await;
+    drifted_declaration.variables = Some(vec![PipelineVariableDeclaration::builder()
+        .name("TARGET")
+        .default_value("prod")
+        .build()
+        .unwrap()]);
+    drifted_declaration.triggers.as_mut().unwrap()[0]
+        .git_configuration
+        .as_mut()
+        .unwrap()
+        .pull_request = Some(vec![GitPullRequestFilter::builder()
+        .events(GitPullRequestEventType::Open)
+        .branches(GitBranchFilterCriteria::builder().includes("*").build())
+        .build()]);
+    codepipeline
+        .update_pipeline()
+        .pipeline(drifted_declaration)
+        .send()
+        .await
+        .unwrap();
+    let (drifted, _) = Pipeline::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(drifted.variables, vec!["TARGET"]);
+    assert_eq!(drifted.triggers, inputs.triggers);
+    assert_eq!(drifted.pull_request_triggers[0].branches, vec!["*"]);
+    let refused = Pipeline::check(&check_ctx, Some(&inputs), drifted.clone()).unwrap_err();
+    let properties: Vec<_> = refused.iter().map(|f| f.property.as_str()).collect();
+    assert_eq!(properties, vec!["pullRequestTriggers", "variables"]);
+    Pipeline::update(&ctx, &id, &drifted, &inputs, &outputs)
+        .await
+        .unwrap();
+    let (restored, _) = Pipeline::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(restored, inputs);
+    let live = live_pipeline(&aws, &name).await;
+    assert!(live.variables().is_empty());
+    assert!(live.triggers()[0]
+        .git_configuration()
+        .unwrap()
+        .pull_request()
+        .is_empty());
 
     Pipeline::delete(&ctx, &id, &inputs, &outputs)
         .await

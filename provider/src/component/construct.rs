@@ -354,6 +354,7 @@ async fn assemble(
         ),
         region: None,
         enable_key_rotation: true,
+        enabled: true,
         service_principals: vec![
             format!("logs.{region}.amazonaws.com"),
             "events.amazonaws.com".into(),
@@ -383,6 +384,7 @@ async fn assemble(
             ),
             region: Some(r.clone()),
             enable_key_rotation: true,
+            enabled: true,
             service_principals: vec![format!("logs.{r}.amazonaws.com")],
             service_scopes: BTreeMap::from([(
                 format!("logs.{r}.amazonaws.com"),
@@ -465,6 +467,7 @@ async fn assemble(
         block_public_access: true,
         bucket_owner_enforced: true,
         secure_transport_policy: true,
+        bucket_key_enabled: true,
         tags: tags.clone(),
     };
     let home_bucket_inputs = bucket_inputs(&region);
@@ -942,6 +945,8 @@ async fn assemble(
             .collect(),
         stages,
         triggers: vec![plan::trigger(args)],
+        pull_request_triggers: Vec::new(),
+        variables: Vec::new(),
         execution_mode: plan::wire_name(
             &args.execution_mode.unwrap_or(args::ExecutionMode::Queued),
         ),

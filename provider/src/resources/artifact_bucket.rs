@@ -16,7 +16,9 @@ use aws_sdk_s3::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{
+    check_kms_key_arn, effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT,
+};
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::iam::policy::Conditions;
@@ -54,12 +56,11 @@ pub struct ArtifactBucketInputs {
     pub bucket_owner_enforced: bool,
     #[serde(default = "enabled")]
     pub secure_transport_policy: bool,
+    /// S3 Bucket Keys on the default encryption.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub bucket_key_enabled: bool,
     #[serde(default)]
     pub tags: Tags,
-}
-
-fn enabled() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -207,17 +208,27 @@ fn encryption(key_arn: &str) -> Result<ServerSideEncryptionConfiguration, BuildE
         .build()
 }
 
+/// The bucket's SSE-KMS default encryption rule, if it has one.
+fn kms_rule(config: &ServerSideEncryptionConfiguration) -> Option<&ServerSideEncryptionRule> {
+    config.rules().iter().find(|rule| {
+        rule.apply_server_side_encryption_by_default()
+            .is_some_and(|default| default.sse_algorithm() == &ServerSideEncryption::AwsKms)
+    })
+}
+
 /// The key the bucket encrypts with by default; empty when it is not
 /// SSE-KMS.
 fn encryption_key(config: &ServerSideEncryptionConfiguration) -> String {
-    config
-        .rules()
-        .iter()
-        .filter_map(|rule| rule.apply_server_side_encryption_by_default())
-        .find(|default| default.sse_algorithm() == &ServerSideEncryption::AwsKms)
+    kms_rule(config)
+        .and_then(|rule| rule.apply_server_side_encryption_by_default())
         .and_then(|default| default.kms_master_key_id())
         .unwrap_or_default()
         .to_string()
+}
+
+/// True when SSE-KMS encryption uses a bucket key.
+fn bucket_key_enabled(config: &ServerSideEncryptionConfiguration) -> bool {
+    kms_rule(config).is_some_and(|rule| rule.bucket_key_enabled() == Some(true))
 }
 
 fn lifecycle(days: u32) -> Result<BucketLifecycleConfiguration, BuildError> {
@@ -370,7 +381,10 @@ fn changed_settings(olds: &ArtifactBucketInputs, news: &ArtifactBucketInputs) ->
             Setting::PublicAccessBlock => olds.block_public_access != news.block_public_access,
             Setting::Ownership => olds.bucket_owner_enforced != news.bucket_owner_enforced,
             Setting::Versioning => olds.versioning != news.versioning,
-            Setting::Encryption => olds.kms_key_arn != news.kms_key_arn,
+            Setting::Encryption => {
+                olds.kms_key_arn != news.kms_key_arn
+                    || olds.bucket_key_enabled != news.bucket_key_enabled
+            }
             // The policy names the key, so a new key needs a new policy.
             Setting::Policy => {
                 olds.secure_transport_policy != news.secure_transport_policy
@@ -579,7 +593,7 @@ fn check_bucket_name(property: &str, name: &str) -> Vec<CheckFailure> {
 }
 
 /// Each invariant input, the property that names it, and why it stays on.
-fn invariants(inputs: &ArtifactBucketInputs) -> [(&'static str, bool, &'static str); 4] {
+fn invariants(inputs: &ArtifactBucketInputs) -> [(&'static str, bool, &'static str); 5] {
     [
         (
             "versioning",
@@ -600,6 +614,11 @@ fn invariants(inputs: &ArtifactBucketInputs) -> [(&'static str, bool, &'static s
             "secureTransportPolicy",
             inputs.secure_transport_policy,
             "the policy denying plain HTTP and unencrypted uploads cannot be removed",
+        ),
+        (
+            "bucketKeyEnabled",
+            inputs.bucket_key_enabled,
+            "the bucket key cannot be turned off: without it every artifact read and write is a KMS request, and builds fail on KMS's request quota",
         ),
     ]
 }
@@ -842,11 +861,11 @@ impl CustomResource for ArtifactBucket {
                     }) && !controls.rules().is_empty()
                 });
         live.versioning = versioning.status() == Some(&BucketVersioningStatus::Enabled);
-        live.kms_key_arn = encryption
+        let encryption = encryption
             .as_ref()
-            .and_then(|out| out.server_side_encryption_configuration())
-            .map(encryption_key)
-            .unwrap_or_default();
+            .and_then(|out| out.server_side_encryption_configuration());
+        live.kms_key_arn = encryption.map(encryption_key).unwrap_or_default();
+        live.bucket_key_enabled = encryption.is_some_and(bucket_key_enabled);
         // Anything but exactly the policy this kind writes is drift.
         live.secure_transport_policy = policy
             .as_ref()
@@ -1075,6 +1094,7 @@ pub(crate) mod tests {
             block_public_access: true,
             bucket_owner_enforced: true,
             secure_transport_policy: true,
+            bucket_key_enabled: true,
             tags: Tags::new(),
         }
     }
@@ -1168,6 +1188,7 @@ pub(crate) mod tests {
                 block_public_access: false,
                 bucket_owner_enforced: false,
                 secure_transport_policy: false,
+                bucket_key_enabled: false,
                 ..inputs()
             },
         )
@@ -1178,12 +1199,16 @@ pub(crate) mod tests {
                 "versioning",
                 "blockPublicAccess",
                 "bucketOwnerEnforced",
-                "secureTransportPolicy"
+                "secureTransportPolicy",
+                "bucketKeyEnabled"
             ]
         );
         assert!(failures
             .iter()
             .all(|f| f.reason.contains("remove the setting")));
+        // Held, the bucket key is left out of the inputs, so state written
+        // before it was an input has no diff.
+        assert!(to_json(&inputs()).get("bucketKeyEnabled").is_none());
     }
 
     #[test]
@@ -1326,6 +1351,23 @@ pub(crate) mod tests {
         let config = encryption(KEY).unwrap();
         assert_eq!(config.rules()[0].bucket_key_enabled(), Some(true));
         assert_eq!(encryption_key(&config), KEY);
+        assert!(bucket_key_enabled(&config));
+        let without_bucket_key = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(
+                        config.rules()[0]
+                            .apply_server_side_encryption_by_default()
+                            .unwrap()
+                            .clone(),
+                    )
+                    .bucket_key_enabled(false)
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(encryption_key(&without_bucket_key), KEY);
+        assert!(!bucket_key_enabled(&without_bucket_key));
         let sse_s3 = ServerSideEncryptionConfiguration::builder()
             .rules(
                 ServerSideEncryptionRule::builder()
@@ -1340,6 +1382,7 @@ pub(crate) mod tests {
             .build()
             .unwrap();
         assert_eq!(encryption_key(&sse_s3), "");
+        assert!(!bucket_key_enabled(&sse_s3));
     }
 
     #[test]
@@ -1380,6 +1423,14 @@ pub(crate) mod tests {
         assert_eq!(
             changed_settings(&rekeyed, &inputs()),
             vec![Setting::Encryption, Setting::Policy]
+        );
+        let bucket_key_off = ArtifactBucketInputs {
+            bucket_key_enabled: false,
+            ..inputs()
+        };
+        assert_eq!(
+            changed_settings(&bucket_key_off, &inputs()),
+            vec![Setting::Encryption]
         );
     }
 }

@@ -8,6 +8,18 @@ use crate::tags::{self, Tags};
 /// Errors every AWS call may wait out.
 pub const AWS_TRANSIENT: [Transient; 2] = [Transient::Throttling, Transient::ServerError];
 
+/// The default of an invariant input that is always true.
+pub fn enabled() -> bool {
+    true
+}
+
+/// Leaves an invariant that holds out of the serialized inputs, so that
+/// state written before the invariant was an input has no diff; only a
+/// live resource that breaks it shows (as `false`) after refresh.
+pub fn is_enabled(value: &bool) -> bool {
+    *value
+}
+
 pub fn progress<'a>(ctx: &'a OpContext<'_>) -> Progress<'a> {
     Progress {
         log: ctx.log,

@@ -18,7 +18,7 @@ use aws_smithy_types::body::SdkBody;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use super::common::{check_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{check_arn, effective_tags, enabled, progress, AWS_TRANSIENT};
 use crate::aws::arn::Arn;
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::component::validate::check_schedule;
@@ -93,10 +93,6 @@ pub struct EventRuleInputs {
     pub enabled: bool,
     #[serde(default)]
     pub tags: Tags,
-}
-
-fn enabled() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

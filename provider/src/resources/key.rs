@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
 
-use super::common::{effective_tags, progress, AWS_TRANSIENT};
+use super::common::{effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT};
 use crate::aws::arn::{is_region, Arns};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::iam::policy::Conditions;
@@ -36,6 +36,10 @@ pub struct KeyInputs {
     /// Always true; an input so that refresh shows rotation turned off.
     #[serde(default = "enabled")]
     pub enable_key_rotation: bool,
+    /// Always true; an input so that refresh shows a key disabled outside
+    /// Pulumi (nothing can encrypt or decrypt with it then).
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub enabled: bool,
     /// Services (e.g. `logs.eu-west-1.amazonaws.com`, `events.amazonaws.com`)
     /// allowed to use the key, each only on behalf of this account.
     #[serde(default)]
@@ -51,10 +55,6 @@ pub struct KeyInputs {
     pub policy: Option<PolicyDocument>,
     #[serde(default)]
     pub tags: Tags,
-}
-
-fn enabled() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -346,6 +346,12 @@ impl CustomResource for Key {
                 "rotation cannot be turned off; remove the setting (it is always true)",
             );
         }
+        if !news.enabled {
+            failures.push(
+                "enabled",
+                "the key cannot be disabled: the pipeline, its builds and its logs encrypt with it; remove the setting (it is always true)",
+            );
+        }
         let mut principal_failures = Vec::new();
         for (index, service) in news.service_principals.iter().enumerate() {
             let property = format!("servicePrincipals[{index}]");
@@ -547,6 +553,7 @@ impl CustomResource for Key {
         live_inputs.alias_name = live_alias;
         live_inputs.description = metadata.description().unwrap_or_default().to_string();
         live_inputs.enable_key_rotation = rotation;
+        live_inputs.enabled = metadata.enabled();
         live_inputs.policy = policy;
         live_inputs.tags = tags;
         Ok(Some((live_inputs, outputs)))
@@ -572,6 +579,20 @@ impl CustomResource for Key {
                 .map_err(|err| {
                     ResourceError::failed(format!("describing KMS key {id}"), describe(&err))
                 })?;
+        }
+        // Before rotation: KMS refuses to change rotation of a disabled key.
+        if news.enabled && !olds.enabled {
+            retry(
+                progress(ctx),
+                "enabling key",
+                &AWS_TRANSIENT,
+                Backoff::default(),
+                || kms.enable_key().key_id(id).send(),
+            )
+            .await
+            .map_err(|err| {
+                ResourceError::failed(format!("enabling KMS key {id}"), describe(&err))
+            })?;
         }
         if news.enable_key_rotation && !olds.enable_key_rotation {
             enable_rotation(ctx, kms, id)
@@ -810,6 +831,7 @@ pub(crate) mod tests {
             description: "Encrypts the artifacts of pipeline app".into(),
             region: None,
             enable_key_rotation: true,
+            enabled: true,
             service_principals: vec![
                 "logs.eu-west-1.amazonaws.com".into(),
                 "events.amazonaws.com".into(),
@@ -866,6 +888,33 @@ pub(crate) mod tests {
         .unwrap_err();
         assert_eq!(properties(&failures), vec!["enableKeyRotation"]);
         assert!(failures[0].reason.contains("cannot be turned off"));
+    }
+
+    #[test]
+    fn the_key_cannot_be_disabled() {
+        let failures = check(
+            None,
+            KeyInputs {
+                enabled: false,
+                ..inputs()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(properties(&failures), vec!["enabled"]);
+        assert!(failures[0].reason.contains("cannot be disabled"));
+        // An enabled key has no `enabled` in its inputs, so state written
+        // before the input existed has no diff; a disabled one has.
+        let enabled = to_json(&inputs());
+        assert!(enabled.get("enabled").is_none());
+        let old: KeyInputs = serde_json::from_value(enabled.clone()).unwrap();
+        assert!(old.enabled);
+        let disabled = to_json(&KeyInputs {
+            enabled: false,
+            ..inputs()
+        });
+        let diff = crate::resource::diff_inputs(&disabled, &enabled, Key::REPLACE_KEYS);
+        assert_eq!(diff.changed, vec!["enabled"]);
+        assert!(diff.replaces.is_empty());
     }
 
     #[test]

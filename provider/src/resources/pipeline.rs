@@ -99,6 +99,13 @@ pub struct PipelineInputs {
     pub artifact_stores: BTreeMap<String, ArtifactStore>,
     pub stages: Vec<Stage>,
     pub triggers: Vec<Trigger>,
+    /// Always empty: inputs so that refresh shows pull-request triggers and
+    /// pipeline variables added outside Pulumi, which no input declares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_request_triggers: Vec<Trigger>,
+    /// Pipeline variable names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<String>,
     /// QUEUED, SUPERSEDED or PARALLEL.
     pub execution_mode: String,
     #[serde(default)]
@@ -805,6 +812,24 @@ fn action_inputs(action: &ActionDeclaration, home_region: &str) -> Action {
     }
 }
 
+/// A live push or pull-request filter as a trigger input.
+fn trigger_inputs(
+    source_action_name: &str,
+    branches: Option<&GitBranchFilterCriteria>,
+    file_paths: Option<&GitFilePathFilterCriteria>,
+) -> Trigger {
+    Trigger {
+        source_action_name: source_action_name.to_string(),
+        branches: branches.map(|b| b.includes().to_vec()).unwrap_or_default(),
+        include_paths: file_paths
+            .map(|f| f.includes().to_vec())
+            .unwrap_or_default(),
+        exclude_paths: file_paths
+            .map(|f| f.excludes().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
 /// The inputs a live pipeline corresponds to: the inverse of
 /// [`declaration`], so drift in any part of it shows on refresh.
 pub fn live_inputs(
@@ -837,25 +862,23 @@ pub fn live_inputs(
                 .is_some_and(|r| *r == FailureResult::Rollback),
         })
         .collect();
-    let triggers = pipeline
-        .triggers()
-        .iter()
-        .filter_map(PipelineTriggerDeclaration::git_configuration)
+    let git = || {
+        pipeline
+            .triggers()
+            .iter()
+            .filter_map(PipelineTriggerDeclaration::git_configuration)
+    };
+    let triggers = git()
         .flat_map(|git| {
-            git.push().iter().map(|push| Trigger {
-                source_action_name: git.source_action_name().to_string(),
-                branches: push
-                    .branches()
-                    .map(|b| b.includes().to_vec())
-                    .unwrap_or_default(),
-                include_paths: push
-                    .file_paths()
-                    .map(|f| f.includes().to_vec())
-                    .unwrap_or_default(),
-                exclude_paths: push
-                    .file_paths()
-                    .map(|f| f.excludes().to_vec())
-                    .unwrap_or_default(),
+            git.push().iter().map(|push| {
+                trigger_inputs(git.source_action_name(), push.branches(), push.file_paths())
+            })
+        })
+        .collect();
+    let pull_request_triggers = git()
+        .flat_map(|git| {
+            git.pull_request().iter().map(|pull| {
+                trigger_inputs(git.source_action_name(), pull.branches(), pull.file_paths())
             })
         })
         .collect();
@@ -866,6 +889,12 @@ pub fn live_inputs(
         artifact_stores,
         stages,
         triggers,
+        pull_request_triggers,
+        variables: pipeline
+            .variables()
+            .iter()
+            .map(|v| v.name().to_string())
+            .collect(),
         // CodePipeline runs executions SUPERSEDED when no mode is declared.
         execution_mode: pipeline
             .execution_mode()
@@ -970,6 +999,18 @@ impl CustomResource for Pipeline {
             &mut failures,
         );
         check_triggers(&news.stages, &news.triggers, &mut failures);
+        if !news.pull_request_triggers.is_empty() {
+            failures.push(
+                "pullRequestTriggers",
+                "pull requests cannot start the pipeline: their code would run with the build's role and secrets before anyone reviewed it; remove the setting (the pipeline starts on push)",
+            );
+        }
+        if !news.variables.is_empty() {
+            failures.push(
+                "variables",
+                "the pipeline declares no variables: its actions take no values from whoever starts an execution; remove the setting",
+            );
+        }
         let mode = &news.execution_mode;
         if !is_unknown(mode) && !EXECUTION_MODES.contains(&mode.as_str()) {
             failures.push(
@@ -1156,6 +1197,9 @@ impl CustomResource for Pipeline {
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use aws_sdk_codepipeline::types::{
+        GitPullRequestEventType, GitPullRequestFilter, PipelineVariableDeclaration,
+    };
 
     const HOME: &str = "eu-west-1";
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -1240,6 +1284,8 @@ pub(crate) mod tests {
                 include_paths: Vec::new(),
                 exclude_paths: Vec::new(),
             }],
+            pull_request_triggers: Vec::new(),
+            variables: Vec::new(),
             execution_mode: "QUEUED".into(),
             tags: Tags::new(),
         }
@@ -1429,6 +1475,50 @@ pub(crate) mod tests {
         assert!(live.triggers.is_empty());
         assert_eq!(live.execution_mode, "SUPERSEDED");
         assert!(live.stages[1].rollback_on_failure);
+    }
+
+    #[test]
+    fn pull_request_triggers_and_variables_added_outside_read_as_drift() {
+        let desired = check_with_aws(inputs()).unwrap();
+        let mut declaration = declaration("p", HOME, &desired, Some(2)).unwrap();
+        declaration.variables = Some(vec![PipelineVariableDeclaration::builder()
+            .name("TARGET")
+            .default_value("prod")
+            .build()
+            .unwrap()]);
+        let git = declaration.triggers.as_mut().unwrap()[0]
+            .git_configuration
+            .as_mut()
+            .unwrap();
+        git.pull_request = Some(vec![GitPullRequestFilter::builder()
+            .events(GitPullRequestEventType::Open)
+            .branches(
+                GitBranchFilterCriteria::builder()
+                    .includes("feature/*")
+                    .build(),
+            )
+            .build()]);
+        let live = live_inputs(&declaration, HOME, &desired, desired.tags.clone());
+        assert_eq!(live.variables, vec!["TARGET"]);
+        assert_eq!(live.triggers, desired.triggers);
+        assert_eq!(live.pull_request_triggers.len(), 1);
+        assert_eq!(live.pull_request_triggers[0].branches, vec!["feature/*"]);
+        // The declaration written back has neither.
+        let restored = super::declaration("p", HOME, &desired, Some(3)).unwrap();
+        assert!(restored.variables().is_empty());
+        assert!(restored.triggers()[0]
+            .git_configuration()
+            .unwrap()
+            .pull_request()
+            .is_empty());
+    }
+
+    #[test]
+    fn pull_request_triggers_and_variables_are_rejected() {
+        let mut news = inputs();
+        news.pull_request_triggers = news.triggers.clone();
+        news.variables = vec!["TARGET".into()];
+        assert_eq!(properties(news), vec!["pullRequestTriggers", "variables"]);
     }
 
     #[test]
