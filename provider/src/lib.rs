@@ -1,5 +1,6 @@
 //! The SecurePipeline Pulumi resource provider.
 pub mod aws;
+pub mod buildspec;
 pub mod component;
 pub mod credentials;
 pub mod engine_log;

@@ -7,6 +7,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Closed choices the children take as they are.
+pub use crate::resources::build_project::{BuildImage, ComputeType};
+pub use crate::resources::connection::SourceProvider;
+
 /// A CI/CD pipeline on AWS CodePipeline (V2) and CodeBuild that is secure by
 /// construction: every ARN is built from the caller identity, every role is
 /// least-privilege, artifacts and logs are encrypted with a rotating KMS
@@ -81,16 +85,6 @@ pub struct Source {
     pub exclude_paths: Option<Vec<String>>,
 }
 
-/// Repository hosts a connection can reach.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum SourceProvider {
-    GitHub,
-    GitHubEnterpriseServer,
-    Bitbucket,
-    GitLab,
-    GitLabSelfManaged,
-}
-
 /// The build stage: one CodeBuild project with its own role and log group.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -151,48 +145,6 @@ pub struct EnvironmentVariable {
     /// A Parameter Store parameter name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_name: Option<String>,
-}
-
-/// CodeBuild curated images.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-pub enum BuildImage {
-    /// Ubuntu standard image 7.0.
-    #[serde(rename = "aws/codebuild/standard:7.0")]
-    #[schemars(title = "Standard7")]
-    Standard7,
-    /// Ubuntu standard image 6.0.
-    #[serde(rename = "aws/codebuild/standard:6.0")]
-    #[schemars(title = "Standard6")]
-    Standard6,
-    /// Amazon Linux 2023 standard image 5.0.
-    #[serde(rename = "aws/codebuild/amazonlinux-x86_64-standard:5.0")]
-    #[schemars(title = "AmazonLinuxStandard5")]
-    AmazonLinuxStandard5,
-    /// Amazon Linux 2 standard image 5.0.
-    #[serde(rename = "aws/codebuild/amazonlinux2-x86_64-standard:5.0")]
-    #[schemars(title = "AmazonLinux2Standard5")]
-    AmazonLinux2Standard5,
-}
-
-/// CodeBuild compute types for Linux containers.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)]
-pub enum ComputeType {
-    /// 3 GB memory, 2 vCPUs.
-    #[serde(rename = "BUILD_GENERAL1_SMALL")]
-    BuildGeneral1Small,
-    /// 7 GB memory, 4 vCPUs.
-    #[serde(rename = "BUILD_GENERAL1_MEDIUM")]
-    BuildGeneral1Medium,
-    /// 15 GB memory, 8 vCPUs.
-    #[serde(rename = "BUILD_GENERAL1_LARGE")]
-    BuildGeneral1Large,
-    /// 70 GB memory, 36 vCPUs.
-    #[serde(rename = "BUILD_GENERAL1_XLARGE")]
-    BuildGeneral1XLarge,
-    /// 145 GB memory, 72 vCPUs.
-    #[serde(rename = "BUILD_GENERAL1_2XLARGE")]
-    BuildGeneral12XLarge,
 }
 
 /// A deployment stage after the build. Exactly one of `pulumiStack` and

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
-use super::buildspec::{shell_quote, Spec};
 use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT};
 use crate::aws::arn::Arns;
+use crate::buildspec::{shell_quote, Spec};
 use crate::iam::grants::{document, Grant};
 use crate::iam::PolicyDocument;
 use crate::resources::pipeline::{Action, Stage};
@@ -949,7 +949,7 @@ mod tests {
     }
 
     fn parse(spec: &str) -> Yaml {
-        crate::component::buildspec::validate(spec).unwrap();
+        crate::buildspec::validate(spec).unwrap();
         serde_yaml_ng::from_str(spec).unwrap()
     }
 

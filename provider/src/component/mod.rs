@@ -1,6 +1,5 @@
 //! `securepipeline:index:SecurePipeline`: the component users declare.
 pub mod args;
-pub mod buildspec;
 mod construct;
 pub mod deploy;
 pub mod plan;

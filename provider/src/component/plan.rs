@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use super::args::{
     Build, BuildImage, ComputeType, EnvironmentVariable, NotificationEvent, SecurePipelineArgs,
 };
-use super::buildspec;
 use super::deploy::{Protected, Store};
 use crate::aws::arn::Arns;
+use crate::buildspec;
 use crate::iam::grants::{document, Grant};
 use crate::iam::PolicyDocument;
 use crate::naming;

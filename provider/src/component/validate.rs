@@ -8,22 +8,22 @@ use super::args::{
     Build, Deployment, EnvironmentVariable, Notifications, PulumiDeployment, SecurePipelineArgs,
     Source, SourceProvider,
 };
-use super::buildspec;
 use super::deploy;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
+use crate::buildspec;
 use crate::credentials;
 use crate::protocol::value::PropertyMap;
 use crate::resource::{
     is_unknown, parse, to_typed, CheckContext, CheckFailure, Failures, TypedInputs,
 };
+use crate::resources::build_project::{BUILD_TIMEOUT, QUEUED_TIMEOUT};
 use crate::resources::common::{check_exact_arn, check_kms_key_arn, check_secret_arn};
+use crate::resources::event_rule::check_schedule;
 use crate::resources::log_group::check_retention;
+use crate::resources::pipeline::{check_branch, APPROVAL_TIMEOUT};
 use crate::resources::topic;
 use crate::tags;
 
-pub const BUILD_TIMEOUT: (u32, u32) = (5, 2160);
-pub const QUEUED_TIMEOUT: (u32, u32) = (5, 480);
-pub const APPROVAL_TIMEOUT: (u32, u32) = (5, 10080);
 pub const ARTIFACT_RETENTION: (u32, u32) = (1, 3650);
 
 /// SecurePipeline's input check, as Construct runs it: types the engine's
@@ -183,37 +183,6 @@ fn source(ctx: &CheckContext<'_>, source: &Source, failures: &mut Failures) {
                 "CodePipeline triggers accept at most 8 file path patterns",
             );
         }
-    }
-}
-
-/// Git branch names a push trigger can match.
-pub fn check_branch(branch: &str) -> Result<(), String> {
-    if is_unknown(branch) {
-        return Ok(());
-    }
-    let bad = branch.is_empty()
-        || branch.starts_with('/')
-        || branch.ends_with('/')
-        || branch.ends_with(".lock")
-        || branch.contains("..")
-        || branch.contains("//")
-        || branch
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
-    if let Some(name) = branch.strip_prefix("refs/heads/") {
-        return Err(format!(
-            "`{branch}` is a ref, and pipeline triggers match branch names only, so it would never start; use `{name}`"
-        ));
-    }
-    if branch.starts_with("refs/") {
-        return Err(format!(
-            "`{branch}` is a ref, not a branch; pipeline triggers match branch names such as `main`"
-        ));
-    }
-    if bad {
-        Err(format!("`{branch}` is not a valid git branch name"))
-    } else {
-        Ok(())
     }
 }
 
@@ -1094,60 +1063,6 @@ fn notify(notifications: &Notifications, failures: &mut Failures) {
             failures.push("notifications.events", "an event is listed twice");
         }
     }
-}
-
-/// EventBridge schedule expressions: `rate(N unit)` or `cron(6 fields)`.
-pub fn check_schedule(expression: &str) -> Result<(), String> {
-    if is_unknown(expression) {
-        return Ok(());
-    }
-    let help =
-        "use rate(N minutes|hours|days) or cron(minutes hours day-of-month month day-of-week year)";
-    if let Some(body) = expression
-        .strip_prefix("rate(")
-        .and_then(|s| s.strip_suffix(')'))
-    {
-        let mut parts = body.split_whitespace();
-        let (Some(value), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("`{expression}` is not a valid rate; {help}"));
-        };
-        let Ok(n) = value.parse::<u32>() else {
-            return Err(format!("`{expression}` needs a whole number; {help}"));
-        };
-        let unit_ok = match n {
-            0 => false,
-            1 => ["minute", "hour", "day"].contains(&unit),
-            _ => ["minutes", "hours", "days"].contains(&unit),
-        };
-        return if unit_ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{expression}` has unit `{unit}`; {help} (singular for 1)"
-            ))
-        };
-    }
-    if let Some(body) = expression
-        .strip_prefix("cron(")
-        .and_then(|s| s.strip_suffix(')'))
-    {
-        let fields: Vec<&str> = body.split_whitespace().collect();
-        let [_, _, day_of_month, _, day_of_week, _] = fields.as_slice() else {
-            return Err(format!(
-                "`{expression}` has {} fields; EventBridge cron takes 6: {help}",
-                fields.len()
-            ));
-        };
-        if *day_of_month != "?" && *day_of_week != "?" {
-            return Err(format!(
-                "`{expression}`: one of day-of-month and day-of-week must be `?`"
-            ));
-        }
-        return Ok(());
-    }
-    Err(format!(
-        "`{expression}` is not a schedule expression; {help}"
-    ))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use aws_sdk_codebuild::types::{
     S3LogsConfig, SourceType, Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -18,15 +19,59 @@ use super::common::{
 };
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
-use crate::component::args::{BuildImage, ComputeType};
-use crate::component::buildspec;
-use crate::component::validate::{BUILD_TIMEOUT, QUEUED_TIMEOUT};
+use crate::buildspec;
 use crate::credentials;
 use crate::naming;
 use crate::resource::{
     is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
 };
 use crate::tags::{self, Tags};
+
+/// CodeBuild's limits on build and queue timeouts, in minutes.
+pub const BUILD_TIMEOUT: (u32, u32) = (5, 2160);
+pub const QUEUED_TIMEOUT: (u32, u32) = (5, 480);
+
+/// CodeBuild curated images.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum BuildImage {
+    /// Ubuntu standard image 7.0.
+    #[serde(rename = "aws/codebuild/standard:7.0")]
+    #[schemars(title = "Standard7")]
+    Standard7,
+    /// Ubuntu standard image 6.0.
+    #[serde(rename = "aws/codebuild/standard:6.0")]
+    #[schemars(title = "Standard6")]
+    Standard6,
+    /// Amazon Linux 2023 standard image 5.0.
+    #[serde(rename = "aws/codebuild/amazonlinux-x86_64-standard:5.0")]
+    #[schemars(title = "AmazonLinuxStandard5")]
+    AmazonLinuxStandard5,
+    /// Amazon Linux 2 standard image 5.0.
+    #[serde(rename = "aws/codebuild/amazonlinux2-x86_64-standard:5.0")]
+    #[schemars(title = "AmazonLinux2Standard5")]
+    AmazonLinux2Standard5,
+}
+
+/// CodeBuild compute types for Linux containers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
+pub enum ComputeType {
+    /// 3 GB memory, 2 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_SMALL")]
+    BuildGeneral1Small,
+    /// 7 GB memory, 4 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_MEDIUM")]
+    BuildGeneral1Medium,
+    /// 15 GB memory, 8 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_LARGE")]
+    BuildGeneral1Large,
+    /// 70 GB memory, 36 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_XLARGE")]
+    BuildGeneral1XLarge,
+    /// 145 GB memory, 72 vCPUs.
+    #[serde(rename = "BUILD_GENERAL1_2XLARGE")]
+    BuildGeneral12XLarge,
+}
 
 pub struct BuildProject;
 

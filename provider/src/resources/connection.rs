@@ -8,16 +8,26 @@
 
 use async_trait::async_trait;
 use aws_sdk_codestarconnections::types::{Connection as AwsConnection, ProviderType, Tag};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_exact_arn, effective_tags, progress, AWS_TRANSIENT};
 use crate::aws::retry::{describe, is_code, retry, Backoff};
-use crate::component::args::SourceProvider;
 use crate::naming;
 use crate::resource::{
     to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
 };
 use crate::tags::{self, Tags};
+
+/// Repository hosts a connection can reach.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum SourceProvider {
+    GitHub,
+    GitHubEnterpriseServer,
+    Bitbucket,
+    GitLab,
+    GitLabSelfManaged,
+}
 
 const CONNECTION_SERVICES: &[&str] = &["codestar-connections", "codeconnections"];
 const CONNECTION_EXAMPLE: &str =

@@ -21,13 +21,66 @@ use serde_json::{json, Value as Json};
 use super::common::{check_arn, effective_tags, enabled, progress, AWS_TRANSIENT};
 use crate::aws::arn::Arn;
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
-use crate::component::validate::check_schedule;
 use crate::naming;
 use crate::resource::{
     is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
     ResourceError,
 };
 use crate::tags::{self, Tags};
+
+/// EventBridge schedule expressions: `rate(N unit)` or `cron(6 fields)`.
+pub fn check_schedule(expression: &str) -> Result<(), String> {
+    if is_unknown(expression) {
+        return Ok(());
+    }
+    let help =
+        "use rate(N minutes|hours|days) or cron(minutes hours day-of-month month day-of-week year)";
+    if let Some(body) = expression
+        .strip_prefix("rate(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
+        let mut parts = body.split_whitespace();
+        let (Some(value), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("`{expression}` is not a valid rate; {help}"));
+        };
+        let Ok(n) = value.parse::<u32>() else {
+            return Err(format!("`{expression}` needs a whole number; {help}"));
+        };
+        let unit_ok = match n {
+            0 => false,
+            1 => ["minute", "hour", "day"].contains(&unit),
+            _ => ["minutes", "hours", "days"].contains(&unit),
+        };
+        return if unit_ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{expression}` has unit `{unit}`; {help} (singular for 1)"
+            ))
+        };
+    }
+    if let Some(body) = expression
+        .strip_prefix("cron(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
+        let fields: Vec<&str> = body.split_whitespace().collect();
+        let [_, _, day_of_month, _, day_of_week, _] = fields.as_slice() else {
+            return Err(format!(
+                "`{expression}` has {} fields; EventBridge cron takes 6: {help}",
+                fields.len()
+            ));
+        };
+        if *day_of_month != "?" && *day_of_week != "?" {
+            return Err(format!(
+                "`{expression}`: one of day-of-month and day-of-week must be `?`"
+            ));
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "`{expression}` is not a schedule expression; {help}"
+    ))
+}
 
 /// Pipeline execution states EventBridge reports.
 pub const PIPELINE_STATES: &[&str] = &[

@@ -19,12 +19,45 @@ use super::common::{
 };
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
-use crate::component::validate::{check_branch, APPROVAL_TIMEOUT};
 use crate::naming;
 use crate::resource::{
     is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
 };
 use crate::tags::{self, Tags};
+
+/// CodePipeline's limits on a manual approval's timeout, in minutes.
+pub const APPROVAL_TIMEOUT: (u32, u32) = (5, 10080);
+
+/// Git branch names a push trigger can match.
+pub fn check_branch(branch: &str) -> Result<(), String> {
+    if is_unknown(branch) {
+        return Ok(());
+    }
+    let bad = branch.is_empty()
+        || branch.starts_with('/')
+        || branch.ends_with('/')
+        || branch.ends_with(".lock")
+        || branch.contains("..")
+        || branch.contains("//")
+        || branch
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if let Some(name) = branch.strip_prefix("refs/heads/") {
+        return Err(format!(
+            "`{branch}` is a ref, and pipeline triggers match branch names only, so it would never start; use `{name}`"
+        ));
+    }
+    if branch.starts_with("refs/") {
+        return Err(format!(
+            "`{branch}` is a ref, not a branch; pipeline triggers match branch names such as `main`"
+        ));
+    }
+    if bad {
+        Err(format!("`{branch}` is not a valid git branch name"))
+    } else {
+        Ok(())
+    }
+}
 
 pub struct Pipeline;
 
