@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::deploy::{self, Store};
 use super::plan::{self, Names};
-use super::validate;
+use super::{brought, validate};
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::iam::PolicyDocument;
@@ -25,7 +25,7 @@ use crate::proto::pulumirpc::{ConstructRequest, ConstructResponse};
 use crate::protocol::json::UNKNOWN;
 use crate::protocol::monitor::{ChildDefaults, Monitor, Registered, Registration};
 use crate::protocol::value::{decode_struct, encode_struct, PropertyMap, PropertyValue};
-use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource};
+use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource, OpContext};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
@@ -134,6 +134,17 @@ pub async fn construct(
             "the securepipeline provider must be configured before a SecurePipeline is constructed",
         )
     })?;
+    // A key or connection the user brings is checked before anything is
+    // registered, so that a preview already fails on it.
+    let early = OpContext {
+        aws: &aws,
+        urn: "",
+        log,
+    };
+    let failures = brought::check(&early, &args).await;
+    if !failures.is_empty() {
+        return Err(invalid(&name, failures));
+    }
 
     let monitor = Monitor::connect(&request.monitor_endpoint).await?;
     let providers: BTreeMap<String, String> = request.providers.clone().into_iter().collect();
@@ -290,6 +301,7 @@ async fn assemble(
             "Encrypts the artifacts, logs and notifications of pipeline {}",
             children.name
         ),
+        existing_arn: args.kms_key_arn.clone(),
         region: None,
         enable_key_rotation: true,
         service_principals: vec![
@@ -319,6 +331,7 @@ async fn assemble(
                 "Encrypts the {r} artifacts and logs of pipeline {}",
                 children.name
             ),
+            existing_arn: None,
             region: Some(r.clone()),
             enable_key_rotation: true,
             service_principals: vec![format!("logs.{r}.amazonaws.com")],
@@ -338,24 +351,20 @@ async fn assemble(
         existing_arn: args.source.connection_arn.clone(),
         tags: tags.clone(),
     };
+    // A key the user brings is a child too: it carries the pipeline's
+    // statements into the key's policy, and takes them out again on destroy.
     let (key, regional_keys, connection) = tokio::try_join!(
-        async {
-            match &args.kms_key_arn {
-                Some(_) => Ok(None),
-                None => children.add::<Key>("key", &key_inputs, &[]).await.map(Some),
-            }
-        },
+        children.add::<Key>("key", &key_inputs, &[]),
         try_join_all(extra_regions.iter().zip(&regional_key_inputs).map(
             |(r, inputs)| async move { children.add::<Key>(&format!("key-{r}"), inputs, &[]).await }
         )),
         children.add::<Connection>("source", &connection_inputs, &[]),
     )?;
-    let key_arn = match (&args.kms_key_arn, &key) {
-        (Some(existing), _) => existing.clone(),
-        (None, Some(created)) => output(created, "arn"),
-        (None, None) => UNKNOWN.to_string(),
-    };
-    let key_deps: Vec<&Registered> = key.iter().collect();
+    let key_arn = args
+        .kms_key_arn
+        .clone()
+        .unwrap_or_else(|| output(&key, "arn"));
+    let key_deps: Vec<&Registered> = vec![&key];
     // Per region: the key's ARN and what depends on it.
     let mut key_arns = BTreeMap::from([(region.clone(), key_arn.clone())]);
     let mut keys_by_region: BTreeMap<String, Vec<&Registered>> =

@@ -1,5 +1,6 @@
 //! `securepipeline:index:SecurePipeline`: the component users declare.
 pub mod args;
+mod brought;
 pub mod buildspec;
 mod construct;
 pub mod deploy;
