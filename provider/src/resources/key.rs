@@ -142,7 +142,7 @@ pub fn key_policy(
 /// account and, where `scopes` names them, only for those exact resources.
 /// Each Sid is `sid_prefix` followed by the service's own part, so that
 /// statements merged into a user's key policy carry this pipeline's name.
-pub fn service_statements(
+fn service_statements(
     arns: &Arns<'_>,
     service_principals: &[String],
     scopes: &BTreeMap<String, Vec<String>>,
@@ -221,7 +221,7 @@ fn camel(text: &str) -> String {
 /// user brings, e.g. `SecurePipelineAppX1y2Key`: its name prefix carries the
 /// component and a tag of its project and stack, so two pipelines sharing
 /// a key never touch each other's statements.
-pub fn user_key_sid_prefix(name_prefix: &str) -> String {
+fn user_key_sid_prefix(name_prefix: &str) -> String {
     format!("SecurePipeline{}", camel(name_prefix))
 }
 

@@ -87,22 +87,27 @@ pub async fn inspect(kms: &aws_sdk_kms::Client, arn: &str) -> Result<KeyFacts, S
     let metadata = described
         .key_metadata()
         .ok_or_else(|| format!("reading `{arn}`: KMS returned no key metadata"))?;
+    // What KMS leaves out is not assumed to be fine.
+    let reported = |field: &str| format!("reading `{arn}`: KMS did not report the key's {field}");
     let mut facts = KeyFacts {
         key_id: metadata.key_id().to_string(),
         arn: metadata.arn().unwrap_or(arn).to_string(),
         manager: metadata
             .key_manager()
             .cloned()
-            .unwrap_or(KeyManagerType::Customer),
-        state: metadata.key_state().cloned().unwrap_or(KeyState::Enabled),
+            .ok_or_else(|| reported("KeyManager"))?,
+        state: metadata
+            .key_state()
+            .cloned()
+            .ok_or_else(|| reported("KeyState"))?,
         spec: metadata
             .key_spec()
             .cloned()
-            .unwrap_or(KeySpec::SymmetricDefault),
+            .ok_or_else(|| reported("KeySpec"))?,
         usage: metadata
             .key_usage()
             .cloned()
-            .unwrap_or(KeyUsageType::EncryptDecrypt),
+            .ok_or_else(|| reported("KeyUsage"))?,
         rotation: None,
     };
     if facts.manager == KeyManagerType::Customer && facts.state == KeyState::Enabled {

@@ -130,3 +130,11 @@ def test_keys_behind_aws_aliases_are_aws_managed(emulator: Emulator) -> None:
     assert kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["KeyManager"] == "AWS"
     created = kms.create_key()["KeyMetadata"]
     assert created["KeyManager"] == "CUSTOMER"
+
+
+def test_key_usage_defaults_to_encrypt_decrypt(emulator: Emulator) -> None:
+    kms = emulator.client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyUsage"] == "ENCRYPT_DECRYPT"
+    signing = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+    assert signing["KeyUsage"] == "SIGN_VERIFY"

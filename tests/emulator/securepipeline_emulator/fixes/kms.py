@@ -12,6 +12,9 @@ let the provider add its statements, so PutKeyPolicy honours such a Deny
 
 moto creates the keys behind `alias/aws/<service>` on first use but labels
 them CUSTOMER; on AWS they are AWS managed, which the provider must refuse.
+
+CreateKey without KeyUsage leaves moto's key with none (DescribeKey answers
+null); AWS defaults it to ENCRYPT_DECRYPT, which the provider checks.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def default_policy_name(request: AwsRequest, forward: Any) -> Response:
     params = request.json
     if not params.get("PolicyName"):
         request.replace_json({**params, "PolicyName": "default"})
+    return forward(request)
+
+
+def default_key_usage(request: AwsRequest, forward: Any) -> Response:
+    params = request.json
+    if not params.get("KeyUsage"):
+        request.replace_json({**params, "KeyUsage": "ENCRYPT_DECRYPT"})
     return forward(request)
 
 
@@ -93,6 +103,7 @@ def patch() -> None:
 
 
 HANDLERS = {
+    ("kms", "CreateKey"): default_key_usage,
     ("kms", "GetKeyPolicy"): default_policy_name,
     ("kms", "PutKeyPolicy"): put_key_policy,
 }
