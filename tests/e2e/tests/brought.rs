@@ -153,6 +153,13 @@ async fn a_good_key_gets_exactly_the_pipelines_statements_and_loses_them_on_dest
     stack.up().success();
     let out = stack.outputs();
     assert_eq!(text(&out, "kmsKeyArn"), arn);
+    let s3 = securepipeline_e2e::readback::s3(&emulator.sdk().await);
+    securepipeline_e2e::readback::assert_bucket_encrypted_and_private(
+        &s3,
+        &text(&out, "artifactBucketName"),
+        &arn,
+    )
+    .await;
 
     let live = home
         .get_key_policy()
@@ -308,6 +315,54 @@ async fn a_key_whose_policy_cannot_be_written_fails_up_naming_the_statements() {
         .map(|c| format!("{} {}", c.service, c.operation))
         .collect();
     assert!(created.is_empty(), "created before failing: {created:?}");
+
+    // Added by hand as printed, the statements are only checked.
+    let printed = printed_statements(&run.text());
+    let frozen_with_ours = key(
+        &home,
+        &users_policy(&format!(
+            "{DENY_PUT_KEY_POLICY},{}",
+            printed.trim().trim_start_matches('[').trim_end_matches(']')
+        )),
+        true,
+    )
+    .await;
+    stack.set_program(
+        "brought",
+        &program(&format!("kmsKeyArn: {frozen_with_ours}")),
+    );
+    emulator.reset_calls();
+    stack.up().success();
+    assert!(
+        !emulator
+            .calls()
+            .iter()
+            .any(|c| c.operation == "PutKeyPolicy"),
+        "the provider rewrote a policy that already held its statements"
+    );
+}
+
+/// The JSON list of statements an `up` error prints, as printed.
+fn printed_statements(text: &str) -> String {
+    let marker = "(the provider then only checks them):";
+    let after = &text[text.rfind(marker).expect("no statements printed") + marker.len()..];
+    let start = after.find('[').expect("no statement list printed");
+    let mut depth = 0;
+    let mut end = start;
+    for (index, c) in after[start..].char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            end = start + index + 1;
+            break;
+        }
+    }
+    let printed = &after[start..end];
+    serde_json::from_str::<Vec<Statement>>(printed).expect("the printed statements parse");
+    printed.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
