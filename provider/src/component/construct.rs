@@ -141,7 +141,7 @@ pub async fn construct(
         urn: "",
         log,
     };
-    let failures = brought::check(&early, &args).await;
+    let failures = brought::check(&early, &args, &typed.secret_paths).await;
     if !failures.is_empty() {
         return Err(invalid(&name, failures));
     }

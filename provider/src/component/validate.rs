@@ -365,7 +365,7 @@ const CREDENTIAL_FIX: &str = "never write a credential into a command or buildsp
 
 /// True when the engine marked the value at `path`, or anything containing
 /// it, as secret.
-fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
+pub(super) fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
     secret_paths.iter().any(|secret| {
         path == secret
             || path

@@ -121,6 +121,22 @@ async fn a_key_the_pipeline_cannot_use_is_rejected_at_preview() {
             &["kmsKeyArn", arn, reason],
         );
     }
+    // Given as a secret, the key is checked all the same but not echoed.
+    let secret = program(&format!("kmsKeyArn: {disabled}")).replace(
+        &format!("kmsKeyArn: \"{disabled}\""),
+        &format!("kmsKeyArn: {{fn::secret: \"{disabled}\"}}"),
+    );
+    assert!(secret.contains("fn::secret"), "{secret}");
+    let run = Stack::yaml(&emulator, "brought", &secret)
+        .preview()
+        .failure();
+    assert!(
+        run.text().contains("kmsKeyArn: the secret ARN is Disabled"),
+        "{}",
+        run.text()
+    );
+    assert!(!run.text().contains(disabled_id), "{}", run.text());
+
     // Fixed, the same key passes.
     home.enable_key_rotation()
         .key_id(&not_rotating)
