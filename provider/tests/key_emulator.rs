@@ -17,6 +17,7 @@ fn program_inputs() -> KeyInputs {
         name_prefix: "app-test-key".into(),
         alias_name: None,
         description: "Encrypts the artifacts, logs and notifications of pipeline app".into(),
+        existing_arn: None,
         region: None,
         enable_key_rotation: true,
         enabled: true,
@@ -391,4 +392,100 @@ async fn an_existing_alias_is_neither_moved_nor_adopted() {
         "{message}"
     );
     assert_eq!(aliases_of(kms, &their_key).await, vec![alias]);
+}
+
+#[tokio::test]
+async fn a_users_key_is_checked_given_the_pipelines_statements_and_kept() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let kms = &aws.clients().kms;
+    let users = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
+        aws.account_id
+    );
+    let metadata = kms
+        .create_key()
+        .policy(&users)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let arn = metadata.arn().unwrap().to_string();
+    let check_ctx = CheckContext {
+        name: "key",
+        random_seed: b"key-emulator",
+        aws: Some(&aws),
+    };
+    let inputs = Key::check(
+        &check_ctx,
+        None,
+        KeyInputs {
+            existing_arn: Some(arn.clone()),
+            ..program_inputs()
+        },
+    )
+    .unwrap();
+
+    // Rotation off: refused, and the policy is left alone.
+    let refused = Key::create(&ctx, &inputs).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("kmsKeyArn") && refused.contains("rotation off"),
+        "{refused}"
+    );
+    let policy_of = || async {
+        kms.get_key_policy()
+            .key_id(&arn)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap()
+    };
+    assert_eq!(policy_of().await, users);
+
+    kms.enable_key_rotation().key_id(&arn).send().await.unwrap();
+    let (id, outputs) = Key::create(&ctx, &inputs).await.unwrap();
+    assert_eq!(
+        (outputs.arn.as_str(), outputs.key_id.as_str()),
+        (arn.as_str(), id.as_str())
+    );
+    let merged = PolicyDocument::parse_aws(&policy_of().await).unwrap();
+    let ours = inputs.policy.clone().unwrap().statements;
+    assert_eq!(merged.statements[1..], ours[..]);
+    let (live, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(live, inputs);
+
+    // Someone puts the user's policy back: read shows it, update restores.
+    kms.put_key_policy()
+        .key_id(&id)
+        .policy(&users)
+        .send()
+        .await
+        .unwrap();
+    let (drifted, _) = Key::read(&ctx, &id, &inputs).await.unwrap().unwrap();
+    assert_eq!(drifted.policy, None);
+    Key::update(&ctx, &id, &drifted, &inputs, &outputs)
+        .await
+        .unwrap();
+    assert_eq!(
+        PolicyDocument::parse_aws(&policy_of().await)
+            .unwrap()
+            .statements[1..],
+        ours[..]
+    );
+
+    // Delete takes only the pipeline's statements and keeps the key.
+    Key::delete(&ctx, &id, &inputs, &outputs).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&policy_of().await).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&users).unwrap()
+    );
+    let state = kms.describe_key().key_id(&id).send().await.unwrap();
+    assert_eq!(
+        state.key_metadata().unwrap().key_state(),
+        Some(&KeyState::Enabled)
+    );
 }

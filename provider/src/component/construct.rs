@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::deploy::{self, Store};
 use super::plan::{self, Names};
-use super::validate;
+use super::{brought, validate};
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::iam::PolicyDocument;
@@ -29,7 +29,7 @@ use crate::protocol::monitor::{
 use crate::protocol::secrets::SecretValues;
 use crate::protocol::server::parse_urn;
 use crate::protocol::value::{decode_struct, encode_struct, PropertyMap, PropertyValue};
-use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource};
+use crate::resource::{from_typed, to_json, CheckContext, CheckFailure, CustomResource, OpContext};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
@@ -201,13 +201,24 @@ pub async fn construct(
         aws: aws.as_deref(),
     };
     let secrets = SecretValues::of(&inputs);
-    let (args, _) =
+    let (args, typed) =
         validate::check(&check, &inputs).map_err(|failures| invalid(&name, failures, &secrets))?;
     let aws = aws.ok_or_else(|| {
         Status::failed_precondition(
             "the securepipeline provider must be configured before a SecurePipeline is constructed",
         )
     })?;
+    // A key or connection the user brings is checked before anything is
+    // registered, so that a preview already fails on it.
+    let early = OpContext {
+        aws: &aws,
+        urn: "",
+        log,
+    };
+    let failures = brought::check(&early, &args, &typed.secret_paths).await;
+    if !failures.is_empty() {
+        return Err(invalid(&name, failures, &secrets));
+    }
 
     let monitor = Monitor::connect(&request.monitor_endpoint).await?;
     let providers: BTreeMap<String, String> = request.providers.clone().into_iter().collect();
@@ -352,6 +363,7 @@ async fn assemble(
             "Encrypts the artifacts, logs and notifications of pipeline {}",
             children.identity
         ),
+        existing_arn: args.kms_key_arn.clone(),
         region: None,
         enable_key_rotation: true,
         enabled: true,
@@ -382,6 +394,7 @@ async fn assemble(
                 "Encrypts the {r} artifacts and logs of pipeline {}",
                 children.identity
             ),
+            existing_arn: None,
             region: Some(r.clone()),
             enable_key_rotation: true,
             enabled: true,
@@ -402,24 +415,20 @@ async fn assemble(
         existing_arn: args.source.connection_arn.clone(),
         tags: tags.clone(),
     };
+    // A key the user brings is a child too: it carries the pipeline's
+    // statements into the key's policy, and takes them out again on destroy.
     let (key, regional_keys, connection) = tokio::try_join!(
-        async {
-            match &args.kms_key_arn {
-                Some(_) => Ok(None),
-                None => children.add::<Key>("key", &key_inputs, &[]).await.map(Some),
-            }
-        },
+        children.add::<Key>("key", &key_inputs, &[]),
         try_join_all(extra_regions.iter().zip(&regional_key_inputs).map(
             |(r, inputs)| async move { children.add::<Key>(&format!("key-{r}"), inputs, &[]).await }
         )),
         children.add::<Connection>("source", &connection_inputs, &[]),
     )?;
-    let key_arn = match (&args.kms_key_arn, &key) {
-        (Some(existing), _) => existing.clone(),
-        (None, Some(created)) => output(created, "arn"),
-        (None, None) => UNKNOWN.to_string(),
-    };
-    let key_deps: Vec<&Registered> = key.iter().collect();
+    let key_arn = args
+        .kms_key_arn
+        .clone()
+        .unwrap_or_else(|| output(&key, "arn"));
+    let key_deps: Vec<&Registered> = vec![&key];
     // Per region: the key's ARN and what depends on it.
     let mut key_arns = BTreeMap::from([(region.clone(), key_arn.clone())]);
     let mut keys_by_region: BTreeMap<String, Vec<&Registered>> =

@@ -1,5 +1,6 @@
 //! `securepipeline:index:SecurePipeline`: the component users declare.
 pub mod args;
+mod brought;
 mod construct;
 pub mod deploy;
 pub mod plan;

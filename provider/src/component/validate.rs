@@ -85,12 +85,29 @@ pub fn validate(
         );
     }
     if let Some(key) = &args.kms_key_arn {
-        failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", key));
+        failures
+            .extend(check_kms_key_arn(ctx, "kmsKeyArn", key).or_else(|| key_in_region(ctx, key)));
     }
     if let Some(own) = &args.tags {
         failures.extend(tags::validate("tags", own));
     }
     failures
+}
+
+/// The user's key encrypts everything in the pipeline's region (stages in
+/// other regions get keys of their own), so it must live there.
+fn key_in_region(ctx: &CheckContext<'_>, key: &str) -> Option<CheckFailure> {
+    let region = &ctx.aws?.region;
+    let arn = key.parse::<Arn>().ok()?;
+    (arn.region != *region).then(|| {
+        CheckFailure::new(
+            "kmsKeyArn",
+            format!(
+                "`{key}` is in region {}, but the pipeline runs in {region}; give a key in {region} (stages in other regions get keys of their own)",
+                arn.region
+            ),
+        )
+    })
 }
 
 fn range(failures: &mut Failures, property: &str, value: u32, (min, max): (u32, u32), unit: &str) {
@@ -317,7 +334,7 @@ const CREDENTIAL_FIX: &str = "never write a credential into a command or buildsp
 
 /// True when the engine marked the value at `path`, or anything containing
 /// it, as secret.
-fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
+pub(super) fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
     secret_paths.iter().any(|secret| {
         path == secret
             || path
@@ -1359,6 +1376,45 @@ mod tests {
             .into_result(())
             .err()
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_users_key_must_be_in_the_pipelines_region() {
+        let aws = crate::resources::event_rule::tests::aws();
+        let ctx = CheckContext {
+            name: "app",
+            random_seed: &[],
+            aws: Some(&aws),
+        };
+        let with_key = |key: &str| {
+            args(json!({"source": {"repository": "org/app"}, "build": {}, "kmsKeyArn": key}))
+        };
+        let region = &aws.region;
+        let elsewhere = if region == "eu-west-1" {
+            "us-west-2"
+        } else {
+            "eu-west-1"
+        };
+        let here = format!("arn:aws:kms:{region}:{}:key/k-1", aws.account_id);
+        assert!(validate(&ctx, &with_key(&here), &BTreeSet::new())
+            .into_result(())
+            .is_ok());
+        let failures = validate(
+            &ctx,
+            &with_key(&here.replace(region.as_str(), elsewhere)),
+            &BTreeSet::new(),
+        )
+        .into_result(())
+        .unwrap_err();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].property, "kmsKeyArn");
+        assert!(
+            failures[0].reason.contains(&format!(
+                "is in region {elsewhere}, but the pipeline runs in {region}"
+            )),
+            "{}",
+            failures[0].reason
+        );
     }
 
     #[test]

@@ -218,12 +218,9 @@ impl CustomResource for Connection {
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
         if let Some(existing) = &inputs.existing_arn {
-            let live = get(ctx, existing).await?.ok_or_else(|| {
-                ResourceError::Failed(format!(
-                    "connection {existing} does not exist in account {}/region {}; create it or remove connectionArn",
-                    ctx.aws.account_id, ctx.aws.region
-                ))
-            })?;
+            let live = get(ctx, existing)
+                .await?
+                .ok_or_else(|| ResourceError::Failed(missing(ctx, existing)))?;
             let outputs = live_outputs(ctx, existing, &live);
             return Ok((existing.clone(), outputs));
         }
@@ -391,6 +388,23 @@ impl CustomResource for Connection {
             )),
         }
     }
+}
+
+/// Checks that a connection the user brings exists where the pipeline runs;
+/// the error says what to do.
+pub async fn verify_existing(ctx: &OpContext<'_>, arn: &str) -> Result<(), String> {
+    match get(ctx, arn).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(missing(ctx, arn)),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn missing(ctx: &OpContext<'_>, arn: &str) -> String {
+    format!(
+        "connection `{arn}` does not exist in account {}, region {}; create it there (and activate it in the console), or remove connectionArn to have one created",
+        ctx.aws.account_id, ctx.aws.region
+    )
 }
 
 /// The live connection; `None` when it does not exist.

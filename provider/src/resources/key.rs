@@ -1,13 +1,19 @@
 //! `securepipeline:aws:Key`: a customer-managed KMS key with rotation and
-//! an alias, encrypting artifacts, build output, logs and notifications.
+//! an alias, encrypting artifacts, build output, logs and notifications;
+//! or a key the user brings (`existingArn`), checked and given the
+//! pipeline's statements in its policy, but never otherwise changed or
+//! deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
 
-use super::common::{effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT};
+use super::common::{
+    check_exact_arn, effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT,
+};
+use super::user_key;
 use crate::aws::arn::{is_region, Arns};
 use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
 use crate::iam::policy::Conditions;
@@ -29,6 +35,10 @@ pub struct KeyInputs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_name: Option<String>,
     pub description: String,
+    /// Use this key instead of creating one: it is checked, the services'
+    /// statements are merged into its policy, and it is never deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_arn: Option<String>,
     /// The region the key lives in (cross-region pipelines need a key in
     /// each region); absent means the provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +61,7 @@ pub struct KeyInputs {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub service_scopes: BTreeMap<String, Vec<String>>,
     /// The key policy; set by `check` from the account and the services.
+    /// For an existing key, only the statements merged into its policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDocument>,
     #[serde(default)]
@@ -75,6 +86,8 @@ const MAX_POLICY_BYTES: usize = 32 * 1024;
 const DELETION_WINDOW_DAYS: i32 = 7;
 const SERVICE_SUFFIX: &str = ".amazonaws.com";
 const ADMIN_SID: &str = "AccountAdministers";
+const EXISTING_EXAMPLE: &str =
+    "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 /// What a service principal may do with the key: encrypt and decrypt on
 /// this account's behalf, never manage it.
@@ -123,6 +136,21 @@ pub fn key_policy(
         resources: vec!["*".into()],
         conditions: Conditions::new(),
     }];
+    statements.extend(service_statements(arns, service_principals, scopes, ""));
+    PolicyDocument::new(statements)
+}
+
+/// One statement per service: it may use the key only on behalf of this
+/// account and, where `scopes` names them, only for those exact resources.
+/// Each Sid is `sid_prefix` followed by the service's own part, so that
+/// statements merged into a user's key policy carry this pipeline's name.
+fn service_statements(
+    arns: &Arns<'_>,
+    service_principals: &[String],
+    scopes: &BTreeMap<String, Vec<String>>,
+    sid_prefix: &str,
+) -> Vec<Statement> {
+    let mut statements = Vec::new();
     for service in service_principals {
         let mut conditions: Conditions = [(
             "StringEquals".to_string(),
@@ -147,7 +175,7 @@ pub fn key_policy(
             );
         }
         statements.push(Statement {
-            sid: Some(service_sid(service)),
+            sid: Some(format!("{sid_prefix}{}", service_sid(service))),
             effect: Effect::Allow,
             principal: Some([("Service".to_string(), vec![service.clone()])].into()),
             actions: SERVICE_ACTIONS.iter().map(|a| (*a).to_string()).collect(),
@@ -155,14 +183,31 @@ pub fn key_policy(
             conditions,
         });
     }
-    PolicyDocument::new(statements)
+    statements
+}
+
+/// What the key's policy must hold: for a created key the whole policy,
+/// for a user's key the statements merged into it.
+fn desired_policy(arns: &Arns<'_>, inputs: &KeyInputs) -> PolicyDocument {
+    match &inputs.existing_arn {
+        None => key_policy(arns, &inputs.service_principals, &inputs.service_scopes),
+        Some(_) => PolicyDocument::new(service_statements(
+            arns,
+            &inputs.service_principals,
+            &inputs.service_scopes,
+            &user_key_sid_prefix(&inputs.name_prefix),
+        )),
+    }
 }
 
 /// `logs.eu-west-1.amazonaws.com` -> `ServiceLogsEuWest1`.
 fn service_sid(service: &str) -> String {
-    let name: String = service
-        .trim_end_matches(SERVICE_SUFFIX)
-        .split(|c: char| !c.is_ascii_alphanumeric())
+    format!("Service{}", camel(service.trim_end_matches(SERVICE_SUFFIX)))
+}
+
+/// `app-x1y2-key` -> `AppX1y2Key`: a name as Sid characters.
+fn camel(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
         .flat_map(|part| {
             let mut chars = part.chars();
             chars
@@ -171,8 +216,15 @@ fn service_sid(service: &str) -> String {
                 .into_iter()
                 .chain(chars)
         })
-        .collect();
-    format!("Service{name}")
+        .collect()
+}
+
+/// The Sid prefix of the statements one pipeline merges into a key the
+/// user brings, e.g. `SecurePipelineAppX1y2Key`: its name prefix carries the
+/// component and a tag of its project and stack, so two pipelines sharing
+/// a key never touch each other's statements.
+fn user_key_sid_prefix(name_prefix: &str) -> String {
+    format!("SecurePipeline{}", camel(name_prefix))
 }
 
 /// Problems with a key policy. The IAM linter does not apply (in a key
@@ -298,10 +350,10 @@ impl CustomResource for Key {
     type Inputs = KeyInputs;
     type Outputs = KeyOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["keyId", "arn", "aliasArn"];
-    // Everything but the region (which replaces every kind), the alias
-    // included, changes in place: replacing a key would strand whatever it
-    // encrypted.
-    const REPLACE_KEYS: &'static [&'static str] = &[];
+    // Everything but the region (which replaces every kind) and a switch
+    // to or from a user's key, the alias included, changes in place:
+    // replacing a key would strand whatever it encrypted.
+    const REPLACE_KEYS: &'static [&'static str] = &["existingArn"];
 
     fn check(
         ctx: &CheckContext<'_>,
@@ -309,20 +361,46 @@ impl CustomResource for Key {
         mut news: Self::Inputs,
     ) -> Result<Self::Inputs, Vec<CheckFailure>> {
         let mut failures = Failures::default();
-        let old_name = olds
-            .and_then(|o| o.alias_name.as_deref())
-            .map(|a| a.strip_prefix(ALIAS_PREFIX).unwrap_or(a));
-        let chosen = news.alias_name.clone().unwrap_or_else(|| {
-            let name = naming::choose(
-                old_name,
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::KMS_ALIAS,
-                ctx.random_seed,
-            );
-            format!("{ALIAS_PREFIX}{name}")
-        });
-        failures.extend(check_alias_name("aliasName", &chosen));
+        if let Some(existing) = &news.existing_arn {
+            // The user's key keeps its own aliases; it is used where it is.
+            failures.extend(check_exact_arn(
+                ctx,
+                "existingArn",
+                existing,
+                &["kms"],
+                "key/",
+                EXISTING_EXAMPLE,
+                true,
+            ));
+            if news.alias_name.is_some() {
+                failures.push(
+                    "aliasName",
+                    "an existing key keeps its own aliases; remove aliasName or existingArn",
+                );
+            }
+            if news.region.is_some() {
+                failures.push(
+                    "region",
+                    "an existing key is used in the provider's region, where it must live; remove region",
+                );
+            }
+        } else {
+            let old_name = olds
+                .and_then(|o| o.alias_name.as_deref())
+                .map(|a| a.strip_prefix(ALIAS_PREFIX).unwrap_or(a));
+            let chosen = news.alias_name.clone().unwrap_or_else(|| {
+                let name = naming::choose(
+                    old_name,
+                    olds.map(|o| o.name_prefix.as_str()),
+                    &news.name_prefix,
+                    &naming::KMS_ALIAS,
+                    ctx.random_seed,
+                );
+                format!("{ALIAS_PREFIX}{name}")
+            });
+            failures.extend(check_alias_name("aliasName", &chosen));
+            news.alias_name = Some(chosen);
+        }
         if let Some(region) = news
             .region
             .as_deref()
@@ -333,7 +411,6 @@ impl CustomResource for Key {
                 format!("`{region}` is not an AWS region; for example eu-west-1"),
             );
         }
-        news.alias_name = Some(chosen);
         if news.description.chars().count() > MAX_DESCRIPTION {
             failures.push(
                 "description",
@@ -365,9 +442,7 @@ impl CustomResource for Key {
         }
         // The policy is derived, never taken from the program. Before the
         // provider knows the account it stays unset; create derives it then.
-        news.policy = ctx
-            .aws
-            .map(|aws| key_policy(&aws.arns(), &news.service_principals, &news.service_scopes));
+        news.policy = ctx.aws.map(|aws| desired_policy(&aws.arns(), &news));
         if let (Some(aws), Some(policy), true) =
             (ctx.aws, &news.policy, principal_failures.is_empty())
         {
@@ -391,6 +466,9 @@ impl CustomResource for Key {
         ctx: &OpContext<'_>,
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
+        if let Some(existing) = &inputs.existing_arn {
+            return use_existing(ctx, existing, inputs, None).await;
+        }
         let clients = ctx.aws.clients_in(region(ctx, inputs));
         let kms = &clients.kms;
         let alias = alias(inputs)?;
@@ -449,6 +527,9 @@ impl CustomResource for Key {
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
+        if inputs.existing_arn.is_some() {
+            return read_existing(ctx, id, inputs).await;
+        }
         let clients = ctx.aws.clients_in(region(ctx, inputs));
         let kms = &clients.kms;
         let described = match kms.describe_key().key_id(id).send().await {
@@ -566,6 +647,11 @@ impl CustomResource for Key {
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
+        if let Some(existing) = &news.existing_arn {
+            return use_existing(ctx, existing, news, olds.policy.as_ref())
+                .await
+                .map(|(_, outputs)| outputs);
+        }
         let clients = ctx.aws.clients_in(region(ctx, news));
         let kms = &clients.kms;
         let home = ctx.aws.arns();
@@ -599,7 +685,7 @@ impl CustomResource for Key {
                 .await
                 .map_err(ResourceError::Failed)?;
         }
-        let policy = key_policy(&arns, &news.service_principals, &news.service_scopes);
+        let policy = desired_policy(&arns, news);
         if olds.policy.as_ref() != Some(&policy) {
             let json = policy.to_compact_json();
             retry(
@@ -665,6 +751,10 @@ impl CustomResource for Key {
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
+        // A user's key is theirs: only the pipeline's statements go.
+        if inputs.existing_arn.is_some() {
+            return withdraw_from_existing(ctx, id, inputs).await;
+        }
         let clients = ctx.aws.clients_in(region(ctx, inputs));
         let kms = &clients.kms;
         if let Some(alias) = &inputs.alias_name {
@@ -693,6 +783,189 @@ impl CustomResource for Key {
             )),
         }
     }
+}
+
+/// Checks the user's key and merges the pipeline's statements into its
+/// policy, replacing those it merged before (`previous`).
+async fn use_existing(
+    ctx: &OpContext<'_>,
+    arn: &str,
+    inputs: &KeyInputs,
+    previous: Option<&PolicyDocument>,
+) -> Result<(String, KeyOutputs), ResourceError> {
+    let kms = &ctx.aws.clients().kms;
+    let facts = user_key::verify(kms, arn, &ctx.aws.region)
+        .await
+        .map_err(|problems| ResourceError::Failed(format!("kmsKeyArn: {}", problems.join("; "))))?;
+    let ours = desired_policy(&ctx.aws.arns(), inputs).statements;
+    let stale: BTreeSet<String> = previous
+        .iter()
+        .flat_map(|p| &p.statements)
+        .filter_map(|s| s.sid.clone())
+        .collect();
+    let cannot_write = |why: String| {
+        ResourceError::Failed(format!(
+            "kmsKeyArn: the provider cannot write the policy of `{arn}` ({why}). Allow it kms:GetKeyPolicy and kms:PutKeyPolicy on the key, or add exactly these statements to the key policy's Statement list yourself (the provider then only checks them):\n{}",
+            user_key::required_statements(&ours)
+        ))
+    };
+    let live = kms
+        .get_key_policy()
+        .key_id(&facts.key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|err| cannot_write(describe(&err)))?
+        .policy
+        .unwrap_or_default();
+    let merged = user_key::merge(&live, &ours, &stale).map_err(cannot_write)?;
+    if let Some(policy) = merged {
+        retry(
+            progress(ctx),
+            "adding the pipeline's statements to the key policy",
+            &AWS_TRANSIENT,
+            Backoff::default(),
+            || {
+                kms.put_key_policy()
+                    .key_id(&facts.key_id)
+                    .policy_name("default")
+                    .policy(&policy)
+                    .send()
+            },
+        )
+        .await
+        .map_err(|err| cannot_write(describe(&err)))?;
+    }
+    Ok((
+        facts.key_id.clone(),
+        KeyOutputs {
+            key_id: facts.key_id,
+            arn: facts.arn,
+            alias_arn: String::new(),
+        },
+    ))
+}
+
+/// The user's key as it is: gone when it no longer exists or waits for
+/// deletion; rotation and the pipeline's statements as they are now, so
+/// that drift shows and the next update checks or restores them.
+async fn read_existing(
+    ctx: &OpContext<'_>,
+    id: &str,
+    inputs: &KeyInputs,
+) -> Result<Option<(KeyInputs, KeyOutputs)>, ResourceError> {
+    let kms = &ctx.aws.clients().kms;
+    let facts = match user_key::inspect(kms, id).await {
+        Ok(facts) => facts,
+        Err(_) if !key_exists(kms, id).await => return Ok(None),
+        Err(reason) => return Err(ResourceError::Failed(reason)),
+    };
+    if matches!(
+        facts.state,
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+    ) {
+        return Ok(None);
+    }
+    let live = kms
+        .get_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|err| {
+            ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
+        })?
+        .policy
+        .unwrap_or_default();
+    let mut live_inputs = inputs.clone();
+    live_inputs.enable_key_rotation = facts.rotation.unwrap_or(false);
+    live_inputs.policy = inputs
+        .policy
+        .clone()
+        .filter(|ours| user_key::holds(&live, &ours.statements, &BTreeSet::new()));
+    let outputs = KeyOutputs {
+        key_id: facts.key_id,
+        arn: facts.arn,
+        alias_arn: String::new(),
+    };
+    Ok(Some((live_inputs, outputs)))
+}
+
+async fn key_exists(kms: &aws_sdk_kms::Client, id: &str) -> bool {
+    !matches!(
+        kms.describe_key().key_id(id).send().await,
+        Err(err) if is_code(&err, &["NotFoundException"])
+    )
+}
+
+/// Takes the pipeline's statements out of the user's key policy. A key
+/// that is gone needs nothing; a policy the provider may not change is
+/// reported with the Sids to remove by hand, without failing the destroy.
+async fn withdraw_from_existing(
+    ctx: &OpContext<'_>,
+    id: &str,
+    inputs: &KeyInputs,
+) -> Result<(), ResourceError> {
+    let kms = &ctx.aws.clients().kms;
+    let sids: BTreeSet<String> = desired_policy(&ctx.aws.arns(), inputs)
+        .statements
+        .into_iter()
+        .chain(inputs.policy.iter().flat_map(|p| p.statements.clone()))
+        .filter_map(|s| s.sid)
+        .collect();
+    let live = match kms
+        .get_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .send()
+        .await
+    {
+        Ok(found) => found.policy.unwrap_or_default(),
+        Err(err) if is_code(&err, &["NotFoundException", "KMSInvalidStateException"]) => {
+            return Ok(())
+        }
+        Err(err) if is_code(&err, &["AccessDeniedException"]) => {
+            leave_to_user(ctx, id, &sids, &describe(&err));
+            return Ok(());
+        }
+        Err(err) => {
+            return Err(ResourceError::failed(
+                format!("reading policy of KMS key {id}"),
+                describe(&err),
+            ))
+        }
+    };
+    let Some(policy) = user_key::withdraw(&live, &sids).map_err(ResourceError::Failed)? else {
+        return Ok(());
+    };
+    match kms
+        .put_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .policy(policy)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if is_code(&err, &["AccessDeniedException"]) => {
+            leave_to_user(ctx, id, &sids, &describe(&err));
+            Ok(())
+        }
+        Err(err) => Err(ResourceError::failed(
+            format!("removing the pipeline's statements from the policy of KMS key {id}"),
+            describe(&err),
+        )),
+    }
+}
+
+fn leave_to_user(ctx: &OpContext<'_>, id: &str, sids: &BTreeSet<String>, why: &str) {
+    ctx.log.warn(
+        ctx.urn,
+        &format!(
+            "the provider may not change the policy of KMS key {id} ({why}); remove the statements {} from it by hand",
+            sids.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    );
 }
 
 async fn pending_deletion(kms: &aws_sdk_kms::Client, id: &str) -> bool {
@@ -829,6 +1102,7 @@ pub(crate) mod tests {
             name_prefix: "app-key".into(),
             alias_name: None,
             description: "Encrypts the artifacts of pipeline app".into(),
+            existing_arn: None,
             region: None,
             enable_key_rotation: true,
             enabled: true,
@@ -1057,6 +1331,96 @@ pub(crate) mod tests {
         assert!(problems[1].contains("aws:SourceAccount"));
         assert!(problems[2].contains("may only use the key"));
         assert!(problems[3].contains("999999999999"));
+    }
+
+    const USER_KEY: &str =
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn user_key() -> KeyInputs {
+        KeyInputs {
+            existing_arn: Some(USER_KEY.into()),
+            service_scopes: BTreeMap::from([(
+                "logs.eu-west-1.amazonaws.com".to_string(),
+                vec![
+                    "arn:aws:logs:eu-west-1:123456789012:log-group:/securepipeline/app-build"
+                        .to_string(),
+                ],
+            )]),
+            ..inputs()
+        }
+    }
+
+    #[test]
+    fn a_users_key_gets_only_the_services_statements_under_this_pipelines_sids() {
+        let aws = crate::resources::event_rule::tests::aws();
+        let ctx = CheckContext {
+            name: "key",
+            random_seed: b"seed",
+            aws: Some(&aws),
+        };
+        let checked = Key::check(&ctx, None, user_key()).unwrap();
+        assert_eq!(checked.alias_name, None, "a user's key gets no alias");
+        let ours = checked.policy.unwrap().statements;
+        let sids: Vec<&str> = ours.iter().filter_map(|s| s.sid.as_deref()).collect();
+        assert_eq!(
+            sids,
+            [
+                "SecurePipelineAppKeyServiceLogsEuWest1",
+                "SecurePipelineAppKeyServiceEvents"
+            ]
+        );
+        // The same statements the provider writes into a key of its own.
+        let own = key_policy(
+            &ARNS,
+            &user_key().service_principals,
+            &user_key().service_scopes,
+        );
+        for (merged, created) in ours.iter().zip(&own.statements[1..]) {
+            assert_eq!(
+                Statement {
+                    sid: None,
+                    ..merged.clone()
+                },
+                Statement {
+                    sid: None,
+                    ..created.clone()
+                }
+            );
+        }
+        assert_eq!(
+            ours[0].conditions["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"],
+            ["arn:aws:logs:eu-west-1:123456789012:log-group:/securepipeline/app-build"]
+        );
+    }
+
+    #[test]
+    fn a_users_key_is_used_where_it_lives_and_keeps_its_aliases() {
+        let aws = crate::resources::event_rule::tests::aws();
+        let ctx = CheckContext {
+            name: "key",
+            random_seed: b"seed",
+            aws: Some(&aws),
+        };
+        let failures = Key::check(
+            &ctx,
+            None,
+            KeyInputs {
+                existing_arn: Some(USER_KEY.replace("eu-west-1", "us-east-1")),
+                alias_name: Some("alias/mine".into()),
+                region: Some("eu-west-1".into()),
+                ..user_key()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            properties(&failures),
+            vec!["existingArn", "aliasName", "region"]
+        );
+        assert!(
+            failures[0].reason.contains("region us-east-1"),
+            "{}",
+            failures[0].reason
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod log_group;
 pub mod pipeline;
 pub mod role;
 pub mod topic;
+pub mod user_key;
 
 use std::collections::HashMap;
 

@@ -84,3 +84,57 @@ def test_json_responses_carry_the_protocol_content_type(emulator: Emulator) -> N
     assert response.json()["__type"] == "NotFoundException"
     with pytest.raises(ClientError):
         emulator.client("kms").describe_key(KeyId="alias/none")
+
+
+def deny_put_key_policy(action: str = "kms:PutKeyPolicy") -> str:
+    document = json.loads(key_policy("root"))
+    document["Statement"].append(
+        {
+            "Sid": "NobodyRewritesThisPolicy",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": action,
+            "Resource": "*",
+        }
+    )
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize("action", ["kms:PutKeyPolicy", "kms:Put*", "kms:*"])
+def test_put_key_policy_honours_an_explicit_deny(emulator: Emulator, action: str) -> None:
+    kms = emulator.client("kms")
+    metadata = kms.create_key(Policy=deny_put_key_policy(action))["KeyMetadata"]
+
+    with pytest.raises(ClientError) as denied:
+        kms.put_key_policy(KeyId=metadata["Arn"], Policy=key_policy("root"))
+    error = denied.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException"
+    assert "kms:PutKeyPolicy" in error["Message"] and metadata["Arn"] in error["Message"]
+    assert kms.get_key_policy(KeyId=metadata["KeyId"])["Policy"] == deny_put_key_policy(action)
+
+
+def test_a_deny_of_other_actions_or_with_a_condition_leaves_put_key_policy_alone(
+    emulator: Emulator,
+) -> None:
+    kms = emulator.client("kms")
+    conditional = json.loads(deny_put_key_policy())
+    conditional["Statement"][1]["Condition"] = {"Bool": {"aws:ViaAWSService": "true"}}
+    for policy in (deny_put_key_policy("kms:ScheduleKeyDeletion"), json.dumps(conditional)):
+        key_id = kms.create_key(Policy=policy)["KeyMetadata"]["KeyId"]
+        kms.put_key_policy(KeyId=key_id, Policy=key_policy("role/admin"))
+        assert kms.get_key_policy(KeyId=key_id)["Policy"] == key_policy("role/admin")
+
+
+def test_keys_behind_aws_aliases_are_aws_managed(emulator: Emulator) -> None:
+    kms = emulator.client("kms", region="eu-west-1")
+    assert kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["KeyManager"] == "AWS"
+    created = kms.create_key()["KeyMetadata"]
+    assert created["KeyManager"] == "CUSTOMER"
+
+
+def test_key_usage_defaults_to_encrypt_decrypt(emulator: Emulator) -> None:
+    kms = emulator.client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyUsage"] == "ENCRYPT_DECRYPT"
+    signing = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+    assert signing["KeyUsage"] == "SIGN_VERIFY"

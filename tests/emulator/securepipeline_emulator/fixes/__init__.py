@@ -14,7 +14,7 @@ HANDLERS = {
     **sns.HANDLERS,
 }
 
-_PATCHES = (codepipeline.patch, iam.patch, s3.patch, sns.patch)
+_PATCHES = (codepipeline.patch, iam.patch, kms.patch, s3.patch, sns.patch)
 _applied = False
 
 
