@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
+use aws_sdk_kms::error::SdkError;
+use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyError;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
 
@@ -563,17 +565,9 @@ impl CustomResource for Key {
                 ResourceError::failed(format!("reading rotation of KMS key {id}"), describe(&err))
             })?
             .key_rotation_enabled();
-        let policy_text = kms
-            .get_key_policy()
-            .key_id(id)
-            .policy_name("default")
-            .send()
-            .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
-            })?
-            .policy
-            .unwrap_or_default();
+        let policy_text = default_policy(kms, id).await.map_err(|err| {
+            ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
+        })?;
         let policy = match PolicyDocument::parse_aws(&policy_text) {
             Ok(policy) => Some(policy),
             // Not a shape this provider can read (e.g. `NotAction`):
@@ -809,15 +803,9 @@ async fn use_existing(
             user_key::required_statements(&ours)
         ))
     };
-    let live = kms
-        .get_key_policy()
-        .key_id(&facts.key_id)
-        .policy_name("default")
-        .send()
+    let live = default_policy(kms, &facts.key_id)
         .await
-        .map_err(|err| cannot_write(describe(&err)))?
-        .policy
-        .unwrap_or_default();
+        .map_err(|err| cannot_write(describe(&err)))?;
     let merged = user_key::merge(&live, &ours, &stale).map_err(cannot_write)?;
     if let Some(policy) = merged {
         retry(
@@ -866,17 +854,9 @@ async fn read_existing(
     ) {
         return Ok(None);
     }
-    let live = kms
-        .get_key_policy()
-        .key_id(id)
-        .policy_name("default")
-        .send()
-        .await
-        .map_err(|err| {
-            ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
-        })?
-        .policy
-        .unwrap_or_default();
+    let live = default_policy(kms, id).await.map_err(|err| {
+        ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
+    })?;
     let mut live_inputs = inputs.clone();
     live_inputs.enable_key_rotation = facts.rotation.unwrap_or(false);
     live_inputs.policy = inputs
@@ -913,14 +893,8 @@ async fn withdraw_from_existing(
         .chain(inputs.policy.iter().flat_map(|p| p.statements.clone()))
         .filter_map(|s| s.sid)
         .collect();
-    let live = match kms
-        .get_key_policy()
-        .key_id(id)
-        .policy_name("default")
-        .send()
-        .await
-    {
-        Ok(found) => found.policy.unwrap_or_default(),
+    let live = match default_policy(kms, id).await {
+        Ok(found) => found,
         Err(err) if is_code(&err, &["NotFoundException", "KMSInvalidStateException"]) => {
             return Ok(())
         }
@@ -1085,6 +1059,20 @@ async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), Reso
             describe(&err),
         )),
     }
+}
+
+/// The key's policy (KMS keys have one, named `default`).
+async fn default_policy(
+    kms: &aws_sdk_kms::Client,
+    id: &str,
+) -> Result<String, SdkError<GetKeyPolicyError>> {
+    let found = kms
+        .get_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .send()
+        .await?;
+    Ok(found.policy.unwrap_or_default())
 }
 
 #[cfg(test)]
