@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
 use super::buildspec::{shell_quote, Spec};
 use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT, DEFAULT_TIMEOUT_MINUTES};
+use super::pulumi_cli::{
+    install_commands, oidc_audience, oidc_login_commands, secrets_provider_url,
+    IDENTITY_TOKEN_SECONDS,
+};
 use crate::aws::arn::Arns;
 use crate::iam::grants::{document, Grant};
 use crate::iam::PolicyDocument;
@@ -79,61 +83,12 @@ fn preview_team(pulumi: &PulumiDeployment) -> Option<&str> {
         .and_then(|o| o.preview_team.as_deref())
 }
 
-/// The first Pulumi CLI release whose `pulumi login` exchanges OIDC tokens
-/// (`--oidc-token`, `--oidc-org`, `--oidc-team`, `--oidc-user`,
-/// `--oidc-expiration`).
-pub const OIDC_MIN_PULUMI_VERSION: (u32, u32, u32) = (3, 209, 0);
-/// How long the AWS identity token lives: it is exchanged at once.
-pub const IDENTITY_TOKEN_SECONDS: u32 = 300;
-/// Where the buildspec downloads Pulumi CLI releases and, from a separate
-/// origin, their checksums, unless the build's environment names others in
-/// [`RELEASES_URL_VARIABLE`] and [`CHECKSUMS_URL_VARIABLE`].
-pub const PULUMI_RELEASES_URL: &str = "https://get.pulumi.com/releases/sdk";
-pub const PULUMI_CHECKSUMS_URL: &str = "https://github.com/pulumi/pulumi/releases/download";
-/// Build environment variables that move the download origins (for a
-/// pipeline run without internet access). No input sets them: users'
-/// environments may not name them (see `credentials::RESERVED_VARIABLES`).
-pub const RELEASES_URL_VARIABLE: &str = "SECUREPIPELINE_PULUMI_RELEASES_URL";
-pub const CHECKSUMS_URL_VARIABLE: &str = "SECUREPIPELINE_PULUMI_CHECKSUMS_URL";
-
 /// The Pulumi CLI version a stage installs.
 pub fn pulumi_version(pulumi: &PulumiDeployment) -> &str {
     pulumi
         .pulumi_version
         .as_deref()
         .unwrap_or(PULUMI_SDK_VERSION)
-}
-
-/// `3.x.y` as numbers.
-pub fn parse_version(version: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = version.split('.').map(|p| {
-        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| p.parse::<u32>().ok())
-            .flatten()
-    });
-    let parsed = (parts.next()??, parts.next()??, parts.next()??);
-    parts.next().is_none().then_some(parsed)
-}
-
-/// The audience of the identity token a stage exchanges with Pulumi Cloud.
-pub fn oidc_audience(organization: &str) -> String {
-    format!("urn:pulumi:org:{organization}")
-}
-
-/// The region of a key ARN (`arn:P:kms:<region>:A:key/<id>`).
-fn key_region(key_arn: &str) -> &str {
-    key_arn.split(':').nth(3).unwrap_or_default()
-}
-
-/// The stack's secrets provider: the key by its ARN, so that it resolves in
-/// the key's account whatever credentials call it; with `profile`, the
-/// stage's own role uses it even while the deployment runs under another.
-pub fn secrets_provider_url(key_arn: &str, profile: Option<&str>) -> String {
-    let mut url = format!("awskms:///{key_arn}?region={}", key_region(key_arn));
-    if let Some(profile) = profile {
-        url.push_str(&format!("&profile={profile}"));
-    }
-    url
 }
 
 /// The region the stage's project runs in.
@@ -797,76 +752,6 @@ fn login_for(pulumi: &PulumiDeployment, run: Run) -> Login<'_> {
     }
 }
 
-/// Logs in with an identity token STS issues to the run's own role (run
-/// these before `AWS_PROFILE` points at another role). The token goes
-/// through a private file, never the command line or the log, and lives
-/// [`IDENTITY_TOKEN_SECONDS`]; the Pulumi token lives as long as the build
-/// may run.
-fn oidc_login_commands(
-    pulumi: &PulumiDeployment,
-    (organization, team, user): (&str, Option<&str>, Option<&str>),
-    expiration_minutes: u32,
-) -> Vec<String> {
-    let mut login = match &pulumi.backend_url {
-        Some(url) => format!("pulumi login {}", shell_quote(url)),
-        None => "pulumi login".to_string(),
-    };
-    login.push_str(&format!(
-        " --oidc-token \"file://$PULUMI_OIDC_TOKEN_FILE\" --oidc-org {}",
-        shell_quote(organization)
-    ));
-    if let Some(team) = team {
-        login.push_str(&format!(" --oidc-team {}", shell_quote(team)));
-    }
-    if let Some(user) = user {
-        login.push_str(&format!(" --oidc-user {}", shell_quote(user)));
-    }
-    login.push_str(&format!(" --oidc-expiration {expiration_minutes}m"));
-    vec![
-        "PULUMI_OIDC_TOKEN_FILE=\"$(mktemp)\"".to_string(),
-        // GetWebIdentityToken is served by regional STS endpoints only.
-        format!(
-            "AWS_STS_REGIONAL_ENDPOINTS=regional aws sts get-web-identity-token --audience {} --signing-algorithm RS256 --duration-seconds {IDENTITY_TOKEN_SECONDS} --query WebIdentityToken --output text > \"$PULUMI_OIDC_TOKEN_FILE\"",
-            shell_quote(&oidc_audience(organization))
-        ),
-        login,
-        "rm -f \"$PULUMI_OIDC_TOKEN_FILE\"".to_string(),
-    ]
-}
-
-/// Installs exactly the pinned Pulumi CLI release for the build's
-/// architecture, checked against `pulumiCliSha256` or the release's
-/// checksums (fetched from a second origin), before anything runs it.
-fn install_commands(pulumi: &PulumiDeployment) -> Vec<String> {
-    let version = pulumi_version(pulumi);
-    let mut commands = vec![
-        "case \"$(uname -m)\" in x86_64) PULUMI_ARCH=x64 ;; aarch64) PULUMI_ARCH=arm64 ;; *) echo \"no Pulumi CLI release for $(uname -m)\" >&2; exit 1 ;; esac".to_string(),
-        "PULUMI_DOWNLOAD=\"$(mktemp -d)\"".to_string(),
-        format!("PULUMI_TARBALL=\"pulumi-v{version}-linux-$PULUMI_ARCH.tar.gz\""),
-        format!("curl -fsSL -o \"$PULUMI_DOWNLOAD/$PULUMI_TARBALL\" \"${{{RELEASES_URL_VARIABLE}:-{PULUMI_RELEASES_URL}}}/$PULUMI_TARBALL\""),
-    ];
-    match &pulumi.pulumi_cli_sha256 {
-        Some(hash) => commands.push(format!(
-            "echo \"{}  $PULUMI_TARBALL\" > \"$PULUMI_DOWNLOAD/pulumi.sha256\"",
-            hash.to_ascii_lowercase()
-        )),
-        None => commands.extend([
-            format!("curl -fsSL -o \"$PULUMI_DOWNLOAD/checksums.txt\" \"${{{CHECKSUMS_URL_VARIABLE}:-{PULUMI_CHECKSUMS_URL}}}/v{version}/pulumi-{version}-checksums.txt\""),
-            // Exactly the tarball's line; none leaves the file empty, which
-            // sha256sum rejects.
-            "awk -v tarball=\"$PULUMI_TARBALL\" '$2 == tarball' \"$PULUMI_DOWNLOAD/checksums.txt\" > \"$PULUMI_DOWNLOAD/pulumi.sha256\"".to_string(),
-        ]),
-    }
-    commands.extend([
-        "(cd \"$PULUMI_DOWNLOAD\" && sha256sum --check --strict pulumi.sha256)".to_string(),
-        "mkdir -p \"$HOME/.pulumi/bin\"".to_string(),
-        "tar -xzf \"$PULUMI_DOWNLOAD/$PULUMI_TARBALL\" --strip-components=1 -C \"$HOME/.pulumi/bin\"".to_string(),
-        "export PATH=\"$HOME/.pulumi/bin:$PATH\"".to_string(),
-        format!("test \"$(pulumi version)\" = v{version}"),
-    ]);
-    commands
-}
-
 fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> Spec {
     let preview_only = run == Run::Preview || pulumi.preview_only.unwrap_or(false);
     let refresh = pulumi.refresh.unwrap_or(true);
@@ -895,7 +780,7 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> 
         secrets.push(("PULUMI_CONFIG_PASSPHRASE".to_string(), arn.clone()));
     }
 
-    let install = install_commands(pulumi);
+    let install = install_commands(pulumi_version(pulumi), pulumi.pulumi_cli_sha256.as_deref());
     let mut pre_build = Vec::new();
     if let Login::Oidc {
         organization,
@@ -907,7 +792,7 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> 
             .timeout_minutes
             .unwrap_or(DEFAULT_TIMEOUT_MINUTES);
         pre_build.extend(oidc_login_commands(
-            pulumi,
+            pulumi.backend_url.as_deref(),
             (organization, team, user),
             minutes,
         ));

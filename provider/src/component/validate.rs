@@ -10,6 +10,7 @@ use super::args::{
 };
 use super::buildspec;
 use super::deploy;
+use super::pulumi_cli;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::credentials;
 use crate::protocol::value::PropertyMap;
@@ -497,8 +498,8 @@ fn env_var(
         );
     }
     if [
-        deploy::RELEASES_URL_VARIABLE,
-        deploy::CHECKSUMS_URL_VARIABLE,
+        pulumi_cli::RELEASES_URL_VARIABLE,
+        pulumi_cli::CHECKSUMS_URL_VARIABLE,
     ]
     .iter()
     .any(|v| v.eq_ignore_ascii_case(name))
@@ -1042,8 +1043,8 @@ fn pulumi_cloud_oidc(
         }
     }
     let version = deploy::pulumi_version(pulumi);
-    let (major, minor, patch) = deploy::OIDC_MIN_PULUMI_VERSION;
-    if deploy::parse_version(version).is_some_and(|v| v < deploy::OIDC_MIN_PULUMI_VERSION) {
+    let (major, minor, patch) = pulumi_cli::OIDC_MIN_PULUMI_VERSION;
+    if pulumi_cli::parse_version(version).is_some_and(|v| v < pulumi_cli::OIDC_MIN_PULUMI_VERSION) {
         failures.push(
             format!("{path}.pulumiVersion"),
             format!("`{version}` cannot log in with pulumiCloudOidc: `pulumi login --oidc-token` came in {major}.{minor}.{patch}; use that version or later"),
