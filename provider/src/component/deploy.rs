@@ -958,7 +958,7 @@ fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_ord
             pulumi.stack, deployment.name, preview.project_name, preview.log_group_name
         ),
         (Some(pulumi), None) => format!(
-            "Approve deploying stack {} to {}. No preview ran: a Pulumi Cloud stack previews only with a read-only previewAccessTokenSecretArn. CodeBuild project {} (logs: {}) deploys after approval.",
+            "Approve deploying stack {} to {}. No preview ran: a Pulumi Cloud stack previews only with read-only credentials (previewAccessTokenSecretArn or pulumiCloudOidc.previewTeam). CodeBuild project {} (logs: {}) deploys after approval.",
             pulumi.stack, deployment.name, children.deploy.project_name, children.deploy.log_group_name
         ),
         (None, _) => format!(

@@ -659,7 +659,7 @@ fn deploy(
         if !deploy::has_preview(deployment) {
             failures.push(
                 property,
-                "has no effect: only a Pulumi stage with an approval previews (a Pulumi Cloud stack also needs pulumiStack.previewAccessTokenSecretArn)",
+                "has no effect: only a Pulumi stage with an approval previews (a Pulumi Cloud stack also needs read-only credentials: pulumiStack.previewAccessTokenSecretArn or pulumiStack.pulumiCloudOidc.previewTeam)",
             );
         }
     }

@@ -1245,6 +1245,7 @@ async fn keyless_stages_log_in_through_oidc_and_keep_secrets_with_their_key() {
     let dev_policy = policy("deploy-dev").await;
     let prod_policy = policy("deploy-prod").await;
     let preview_policy = policy("preview-prod").await;
+    let build_policy = policy("build").await;
     let allowed = |doc: &PolicyDocument, action: &str| -> Vec<String> {
         doc.statements
             .iter()
@@ -1265,11 +1266,21 @@ async fn keyless_stages_log_in_through_oidc_and_keep_secrets_with_their_key() {
             .actions,
         vec!["kms:Decrypt", "kms:Encrypt"]
     );
-    let denied = statement(&dev_policy, "DenyProductionKeys").unwrap();
-    assert_eq!(
-        (denied.effect, denied.resources.clone()),
-        (Effect::Deny, vec![PROD_KEY.to_string()])
-    );
+    for doc in [&dev_policy, &build_policy] {
+        let denied = statement(doc, "DenyProductionKeys").unwrap();
+        assert_eq!(
+            (
+                denied.effect,
+                denied.actions.clone(),
+                denied.resources.clone()
+            ),
+            (
+                Effect::Deny,
+                vec!["kms:*".to_string()],
+                vec![PROD_KEY.to_string()]
+            )
+        );
+    }
     assert!(allowed(&dev_policy, "sts:GetWebIdentityToken").is_empty());
     assert_eq!(
         statement(&prod_policy, "UseSecretsProviderKey")
@@ -1307,7 +1318,7 @@ async fn keyless_stages_log_in_through_oidc_and_keep_secrets_with_their_key() {
     assert!(allowed(&preview_policy, "kms:Encrypt")
         .iter()
         .all(|r| r != PROD_KEY));
-    for doc in [&dev_policy, &prod_policy, &preview_policy] {
+    for doc in [&dev_policy, &prod_policy, &preview_policy, &build_policy] {
         assert!(
             lint::permissions(doc).is_empty(),
             "{:?}",
