@@ -396,8 +396,9 @@ pub struct Store<'a> {
 
 /// What a stage's role may do: write its own log group, use its region's
 /// artifacts and key, read exactly its secrets and parameters, assume its
-/// one deploy role, read and write its own stack's state; and, unless the
-/// stage is production, nothing of production's.
+/// one deploy role, read and write its own stack's state, use its stack's
+/// secrets key, get identity tokens for its Pulumi organization only; and,
+/// unless the stage is production, nothing of production's.
 /// `arns` are in the stage's region.
 pub fn role_policy(
     arns: &Arns<'_>,
@@ -484,7 +485,8 @@ fn without(all: impl IntoIterator<Item = String>, except: &[String]) -> Vec<Stri
 /// the build's artifact with the key, read its stack's state and the
 /// backend's metadata without writing (`pulumi preview` takes no lock in a
 /// self-managed backend and saves no checkpoint or history), read the
-/// passphrase or read-only token, and assume the read-only
+/// passphrase or read-only token, decrypt with its stack's secrets key, get
+/// identity tokens (for its read-only team) and assume the read-only
 /// `previewRoleArn`. It is explicitly denied the stage's deploy role and
 /// write secrets, writing its state, and everything production owns that
 /// it does not read.
