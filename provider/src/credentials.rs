@@ -25,6 +25,9 @@ pub const RESERVED_VARIABLES: &[&str] = &[
     "PULUMI_CONFIG_PASSPHRASE",
     "PULUMI_CONFIG_PASSPHRASE_FILE",
     "PULUMI_BACKEND_URL",
+    // Where the deployment's Pulumi CLI and its checksums come from.
+    "SECUREPIPELINE_PULUMI_RELEASES_URL",
+    "SECUREPIPELINE_PULUMI_CHECKSUMS_URL",
 ];
 
 pub fn is_reserved_variable(name: &str) -> bool {

@@ -229,18 +229,64 @@ pub struct PulumiDeployment {
     /// without it gets no preview, because its deploy token can write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_access_token_secret_arn: Option<String>,
+    /// Pulumi Cloud login without a stored token: the build asks AWS STS
+    /// for a short-lived identity token of the stage's role
+    /// (`GetWebIdentityToken`, IAM outbound identity federation) and
+    /// exchanges it with `pulumi login --oidc-token`. Instead of
+    /// `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulumi_cloud_oidc: Option<PulumiCloudOidc>,
     /// The stack's config passphrase, as a Secrets Manager secret ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase_secret_arn: Option<String>,
+    /// A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+    /// as the stack's secrets provider (`awskms://`), instead of
+    /// `passphraseSecretArn`: no passphrase exists, and only this stage's
+    /// roles may use the key (Encrypt and Decrypt for the deployment,
+    /// Decrypt for its preview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_kms_key_arn: Option<String>,
     /// The Pulumi CLI version the buildspec installs, `3.x.y`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulumi_version: Option<String>,
+    /// The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+    /// the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+    /// The buildspec then checks the download against this hash instead of
+    /// the release's published checksums. Needs `pulumiVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulumi_cli_sha256: Option<String>,
     /// Refresh before deploying. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<bool>,
     /// Only preview, never update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview_only: Option<bool>,
+}
+
+/// Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+/// exchange. Register the account's outbound identity federation issuer in
+/// the Pulumi organization and allow the stage's role (output `roleArns`)
+/// in the issuer's policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PulumiCloudOidc {
+    /// The Pulumi organization: the token's audience is
+    /// `urn:pulumi:org:<organization>`.
+    pub organization: String,
+    /// Exchange for a team token of this team (`--oidc-team`). At most one
+    /// of `team` and `user`; neither means an organization token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Exchange for a personal token of this user (`--oidc-user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The team the pre-approval Preview action's token is exchanged for:
+    /// a team that can only read the stack. The Preview action runs under
+    /// its own role, which Pulumi Cloud's issuer policy must map to this
+    /// team only. Without it (and without
+    /// `previewAccessTokenSecretArn`) the stage gets no preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_team: Option<String>,
 }
 
 /// Notifications through an encrypted SNS topic.

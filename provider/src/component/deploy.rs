@@ -6,7 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
-use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT};
+use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT, DEFAULT_TIMEOUT_MINUTES};
+use super::pulumi_cli::{
+    install_commands, oidc_audience, oidc_login_commands, secrets_provider_url,
+    IDENTITY_TOKEN_SECONDS,
+};
 use crate::aws::arn::Arns;
 use crate::buildspec::{shell_quote, Spec};
 use crate::iam::grants::{document, Grant};
@@ -59,14 +63,32 @@ pub fn pulumi_cloud(pulumi: &PulumiDeployment) -> bool {
 
 /// Whether a Pulumi stage previews in its own project before its approval:
 /// a self-managed backend previews with read-only state grants; a Pulumi
-/// Cloud stack only with a token that cannot write
-/// (`previewAccessTokenSecretArn`), since the deploy token can.
+/// Cloud stack only with credentials that cannot write (a read-only
+/// `previewAccessTokenSecretArn`, or an OIDC `previewTeam`), since the
+/// deploy credentials can.
 pub fn has_preview(deployment: &Deployment) -> bool {
     requires_approval(deployment)
-        && deployment
-            .pulumi
-            .as_ref()
-            .is_some_and(|p| !pulumi_cloud(p) || p.preview_access_token_secret_arn.is_some())
+        && deployment.pulumi.as_ref().is_some_and(|p| {
+            !pulumi_cloud(p)
+                || p.preview_access_token_secret_arn.is_some()
+                || preview_team(p).is_some()
+        })
+}
+
+/// The read-only team an OIDC stage's preview logs in as.
+fn preview_team(pulumi: &PulumiDeployment) -> Option<&str> {
+    pulumi
+        .pulumi_cloud_oidc
+        .as_ref()
+        .and_then(|o| o.preview_team.as_deref())
+}
+
+/// The Pulumi CLI version a stage installs.
+pub fn pulumi_version(pulumi: &PulumiDeployment) -> &str {
+    pulumi
+        .pulumi_version
+        .as_deref()
+        .unwrap_or(PULUMI_SDK_VERSION)
 }
 
 /// The region the stage's project runs in.
@@ -210,6 +232,8 @@ pub struct Protected {
     pub artifacts: Vec<String>,
     /// Parameter Store parameters production stages read.
     pub parameters: Vec<String>,
+    /// KMS keys production stacks keep their secrets with.
+    pub keys: Vec<String>,
     /// Per state bucket, the keys of production stacks, whose names a
     /// listing would show.
     pub listings: BTreeMap<String, Vec<String>>,
@@ -256,6 +280,12 @@ impl Protected {
             ));
             protected.secrets.extend(secret_arns(deployment));
             protected.secrets.extend(preview_secret_arns(deployment));
+            protected.keys.extend(
+                deployment
+                    .pulumi
+                    .as_ref()
+                    .and_then(|p| p.secrets_kms_key_arn.clone()),
+            );
             protected.roles.extend(deployment.assume_role_arn.clone());
             protected.roles.extend(deployment.preview_role_arn.clone());
         }
@@ -265,6 +295,7 @@ impl Protected {
             &mut protected.roles,
             &mut protected.artifacts,
             &mut protected.parameters,
+            &mut protected.keys,
         ] {
             list.sort();
             list.dedup();
@@ -297,6 +328,13 @@ impl Protected {
                 "DenyProductionParameters",
                 &["ssm:*"],
                 self.parameters.clone(),
+            ));
+        }
+        if !self.keys.is_empty() {
+            grants.push(Grant::deny_all(
+                "DenyProductionKeys",
+                &["kms:*"],
+                self.keys.clone(),
             ));
         }
         if !self.roles.is_empty() {
@@ -358,8 +396,9 @@ pub struct Store<'a> {
 
 /// What a stage's role may do: write its own log group, use its region's
 /// artifacts and key, read exactly its secrets and parameters, assume its
-/// one deploy role, read and write its own stack's state; and, unless the
-/// stage is production, nothing of production's.
+/// one deploy role, read and write its own stack's state, use its stack's
+/// secrets key, get identity tokens for its Pulumi organization only; and,
+/// unless the stage is production, nothing of production's.
 /// `arns` are in the stage's region.
 pub fn role_policy(
     arns: &Arns<'_>,
@@ -395,6 +434,18 @@ pub fn role_policy(
     ));
     if let Some(role) = &deployment.assume_role_arn {
         grants.push(Grant::assume_role("AssumeDeployRole", role));
+    }
+    if let Some(pulumi) = &deployment.pulumi {
+        if let Some(key) = &pulumi.secrets_kms_key_arn {
+            grants.push(Grant::secrets_provider_key("UseSecretsProviderKey", key));
+        }
+        if let Some(oidc) = &pulumi.pulumi_cloud_oidc {
+            grants.push(Grant::web_identity_token(
+                "GetPulumiCloudIdentityToken",
+                &oidc_audience(&oidc.organization),
+                IDENTITY_TOKEN_SECONDS,
+            ));
+        }
     }
     if let Some(state) = deployment
         .pulumi
@@ -434,7 +485,8 @@ fn without(all: impl IntoIterator<Item = String>, except: &[String]) -> Vec<Stri
 /// the build's artifact with the key, read its stack's state and the
 /// backend's metadata without writing (`pulumi preview` takes no lock in a
 /// self-managed backend and saves no checkpoint or history), read the
-/// passphrase or read-only token, and assume the read-only
+/// passphrase or read-only token, decrypt with its stack's secrets key, get
+/// identity tokens (for its read-only team) and assume the read-only
 /// `previewRoleArn`. It is explicitly denied the stage's deploy role and
 /// write secrets, writing its state, and everything production owns that
 /// it does not read.
@@ -462,6 +514,27 @@ pub fn preview_role_policy(
     let own_role: Vec<String> = deployment.preview_role_arn.iter().cloned().collect();
     if let Some(role) = &deployment.preview_role_arn {
         grants.push(Grant::assume_role("AssumePreviewRole", role));
+    }
+    let pulumi = deployment.pulumi.as_ref();
+    let own_key: Vec<String> = pulumi
+        .and_then(|p| p.secrets_kms_key_arn.clone())
+        .into_iter()
+        .collect();
+    if let Some(key) = own_key.first() {
+        grants.push(Grant::secrets_provider_key_decrypt(
+            "DecryptSecretsProviderKey",
+            key,
+        ));
+    }
+    if let Some(oidc) = pulumi
+        .and_then(|p| p.pulumi_cloud_oidc.as_ref())
+        .filter(|o| o.preview_team.is_some())
+    {
+        grants.push(Grant::web_identity_token(
+            "GetPulumiCloudIdentityToken",
+            &oidc_audience(&oidc.organization),
+            IDENTITY_TOKEN_SECONDS,
+        ));
     }
     let state = deployment
         .pulumi
@@ -534,6 +607,10 @@ pub fn preview_role_policy(
             &["ssm:*"],
             parameters,
         ));
+    }
+    let keys = without(protected.keys.iter().cloned(), &own_key);
+    if !keys.is_empty() {
+        grants.push(Grant::deny_all("DenyProductionKeys", &["kms:*"], keys));
     }
     grants.extend(protected.artifact_denies(store));
     if !is_production(deployment) {
@@ -642,55 +719,113 @@ enum Run {
     Deploy,
 }
 
+/// How a run logs in to Pulumi Cloud (or to a self-managed backend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Login<'a> {
+    /// `pulumi login [url]`, with this token secret loaded, if any.
+    Token(Option<&'a str>),
+    /// Exchange an AWS identity token of the run's own role.
+    Oidc {
+        organization: &'a str,
+        team: Option<&'a str>,
+        user: Option<&'a str>,
+    },
+}
+
+fn login_for(pulumi: &PulumiDeployment, run: Run) -> Login<'_> {
+    let oidc = pulumi.pulumi_cloud_oidc.as_ref();
+    match run {
+        Run::Preview => match (&pulumi.preview_access_token_secret_arn, oidc) {
+            (None, Some(o)) if o.preview_team.is_some() => Login::Oidc {
+                organization: &o.organization,
+                team: o.preview_team.as_deref(),
+                user: None,
+            },
+            (token, _) => Login::Token(token.as_deref()),
+        },
+        Run::Deploy => match oidc {
+            Some(o) => Login::Oidc {
+                organization: &o.organization,
+                team: o.team.as_deref(),
+                user: o.user.as_deref(),
+            },
+            None => Login::Token(pulumi.access_token_secret_arn.as_deref()),
+        },
+    }
+}
+
 fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> Spec {
-    let version = pulumi
-        .pulumi_version
-        .as_deref()
-        .unwrap_or(PULUMI_SDK_VERSION);
     let preview_only = run == Run::Preview || pulumi.preview_only.unwrap_or(false);
     let refresh = pulumi.refresh.unwrap_or(true);
-    let (role, session, token) = match run {
+    let (role, session) = match run {
         Run::Preview => (
             deployment.preview_role_arn.as_deref(),
             format!("securepipeline-preview-{}", deployment.name),
-            &pulumi.preview_access_token_secret_arn,
         ),
         Run::Deploy => (
             deployment.assume_role_arn.as_deref(),
             format!("securepipeline-{}", deployment.name),
-            &pulumi.access_token_secret_arn,
         ),
     };
-    let state_profile = role.is_some() && !pulumi_cloud(pulumi);
+    let login = login_for(pulumi, run);
+    let key = pulumi.secrets_kms_key_arn.as_deref();
+    // The stage's own role keeps the state and the secrets key, which its
+    // grants cover, while the deployment runs under the assumed role.
+    let state_profile = role.is_some() && (!pulumi_cloud(pulumi) || key.is_some());
 
     let variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
     let mut secrets = Vec::new();
-    if let Some(arn) = token {
-        secrets.push(("PULUMI_ACCESS_TOKEN".to_string(), arn.clone()));
+    if let Login::Token(Some(arn)) = login {
+        secrets.push(("PULUMI_ACCESS_TOKEN".to_string(), arn.to_string()));
     }
     if let Some(arn) = &pulumi.passphrase_secret_arn {
         secrets.push(("PULUMI_CONFIG_PASSPHRASE".to_string(), arn.clone()));
     }
 
-    let install = vec![
-        format!(
-            "curl -fsSL https://get.pulumi.com | sh -s -- --version {}",
-            shell_quote(version)
-        ),
-        "export PATH=\"$HOME/.pulumi/bin:$PATH\"".to_string(),
-        "pulumi version".to_string(),
-    ];
-    let mut pre_build = role
-        .map(|r| assume_role_commands(&session, r, state_profile))
-        .unwrap_or_default();
-    pre_build.push(login_command(pulumi, role.is_some()));
+    let install = install_commands(pulumi_version(pulumi), pulumi.pulumi_cli_sha256.as_deref());
+    let mut pre_build = Vec::new();
+    if let Login::Oidc {
+        organization,
+        team,
+        user,
+    } = login
+    {
+        let minutes = deployment
+            .timeout_minutes
+            .unwrap_or(DEFAULT_TIMEOUT_MINUTES);
+        pre_build.extend(oidc_login_commands(
+            pulumi.backend_url.as_deref(),
+            (organization, team, user),
+            minutes,
+        ));
+    }
+    if let Some(role) = role {
+        pre_build.extend(assume_role_commands(&session, role, state_profile));
+    }
+    if let Login::Token(_) = login {
+        pre_build.push(login_command(pulumi, role.is_some()));
+    }
     if let Some(dir) = work_dir(pulumi) {
         pre_build.push(format!("cd \"$CODEBUILD_SRC_DIR\"/{}", shell_quote(dir)));
     }
-    pre_build.push(format!(
-        "pulumi stack select {}",
-        shell_quote(&pulumi.stack)
-    ));
+    if key.is_some() {
+        // A stack whose committed config names no secrets provider keeps
+        // the one its state records (the key) instead of Pulumi's default.
+        pre_build.push("export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true".to_string());
+    }
+    pre_build.push(match (run, key) {
+        // A new stack gets the key as its secrets provider; the preview
+        // never creates a stack.
+        (Run::Deploy, Some(key)) => format!(
+            "pulumi stack select --create --secrets-provider {} {}",
+            shell_quote(&secrets_provider_url(
+                key,
+                state_profile.then_some(STAGE_PROFILE)
+            )),
+            shell_quote(&pulumi.stack)
+        ),
+        _ => format!("pulumi stack select {}", shell_quote(&pulumi.stack)),
+    });
 
     let mut build = Vec::new();
     if refresh && !preview_only {
@@ -825,7 +960,7 @@ fn approval_action(deployment: &Deployment, children: StageChildren<'_>, run_ord
             pulumi.stack, deployment.name, preview.project_name, preview.log_group_name
         ),
         (Some(pulumi), None) => format!(
-            "Approve deploying stack {} to {}. No preview ran: a Pulumi Cloud stack previews only with a read-only previewAccessTokenSecretArn. CodeBuild project {} (logs: {}) deploys after approval.",
+            "Approve deploying stack {} to {}. No preview ran: a Pulumi Cloud stack previews only with read-only credentials (previewAccessTokenSecretArn or pulumiCloudOidc.previewTeam). CodeBuild project {} (logs: {}) deploys after approval.",
             pulumi.stack, deployment.name, children.deploy.project_name, children.deploy.log_group_name
         ),
         (None, _) => format!(
@@ -979,7 +1114,7 @@ mod tests {
         let doc = parse(&buildspec(&dev()));
         let all = all_commands(&doc);
         let steps = [
-            "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.248.0",
+            "sha256sum --check --strict pulumi.sha256",
             "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
             "pulumi login s3://state-bucket/pulumi",
             "cd \"$CODEBUILD_SRC_DIR\"/infra",
@@ -1006,6 +1141,315 @@ mod tests {
         // The Deploy project always deploys: the preview before an
         // approval has a project of its own.
         assert!(doc["env"]["variables"].get("PREVIEW_ONLY").is_none());
+    }
+
+    /// The install phase as the buildspec writes it for release 3.248.0.
+    fn verified_install(check: &[&str]) -> Vec<String> {
+        let mut install = vec![
+            r#"case "$(uname -m)" in x86_64) PULUMI_ARCH=x64 ;; aarch64) PULUMI_ARCH=arm64 ;; *) echo "no Pulumi CLI release for $(uname -m)" >&2; exit 1 ;; esac"#,
+            r#"PULUMI_DOWNLOAD="$(mktemp -d)""#,
+            r#"PULUMI_TARBALL="pulumi-v3.248.0-linux-$PULUMI_ARCH.tar.gz""#,
+            r#"curl -fsSL -o "$PULUMI_DOWNLOAD/$PULUMI_TARBALL" "${SECUREPIPELINE_PULUMI_RELEASES_URL:-https://get.pulumi.com/releases/sdk}/$PULUMI_TARBALL""#,
+        ];
+        install.extend(check);
+        install.extend([
+            r#"(cd "$PULUMI_DOWNLOAD" && sha256sum --check --strict pulumi.sha256)"#,
+            r#"mkdir -p "$HOME/.pulumi/bin""#,
+            r#"tar -xzf "$PULUMI_DOWNLOAD/$PULUMI_TARBALL" --strip-components=1 -C "$HOME/.pulumi/bin""#,
+            r#"export PATH="$HOME/.pulumi/bin:$PATH""#,
+            r#"test "$(pulumi version)" = v3.248.0"#,
+        ]);
+        install.into_iter().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_cli_is_installed_only_after_its_checksum_matches() {
+        let doc = parse(&buildspec(&dev()));
+        assert_eq!(
+            commands(&doc, "install"),
+            verified_install(&[
+                r#"curl -fsSL -o "$PULUMI_DOWNLOAD/checksums.txt" "${SECUREPIPELINE_PULUMI_CHECKSUMS_URL:-https://github.com/pulumi/pulumi/releases/download}/v3.248.0/pulumi-3.248.0-checksums.txt""#,
+                r#"awk -v tarball="$PULUMI_TARBALL" '$2 == tarball' "$PULUMI_DOWNLOAD/checksums.txt" > "$PULUMI_DOWNLOAD/pulumi.sha256""#,
+            ])
+        );
+        // Nothing is piped into a shell, in any buildspec.
+        for spec in [
+            buildspec(&dev()),
+            buildspec(&prod()),
+            preview_buildspec(&prod_s3()).unwrap(),
+        ] {
+            assert!(
+                all_commands(&parse(&spec))
+                    .iter()
+                    .all(|c| !c.contains("| sh")),
+                "{spec}"
+            );
+        }
+
+        // A pinned hash replaces the published checksums.
+        let hash = "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef";
+        let pinned = deployment(json!({"name": "dev", "pulumiStack": {
+            "stack": "web-infra/dev", "backendUrl": "s3://state-bucket/pulumi",
+            "passphraseSecretArn": PASSPHRASE, "pulumiVersion": "3.248.0", "pulumiCliSha256": hash
+        }}));
+        assert_eq!(
+            commands(&parse(&buildspec(&pinned)), "install"),
+            verified_install(&[
+                r#"echo "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  $PULUMI_TARBALL" > "$PULUMI_DOWNLOAD/pulumi.sha256""#
+            ])
+        );
+    }
+
+    /// Runs the install phase in `sh` (each command stops it on failure,
+    /// as CodeBuild does) with releases and checksums served from `site`.
+    fn run_install(install: &[String], site: &std::path::Path, home: &std::path::Path) -> bool {
+        let script = format!("set -e\n{}", install.join("\n"));
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("HOME", home)
+            .env(
+                "SECUREPIPELINE_PULUMI_RELEASES_URL",
+                format!("file://{}/releases", site.display()),
+            )
+            .env(
+                "SECUREPIPELINE_PULUMI_CHECKSUMS_URL",
+                format!("file://{}/checksums", site.display()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("sh runs")
+            .success()
+    }
+
+    #[test]
+    fn the_install_phase_refuses_a_tarball_its_checksums_do_not_name() {
+        let install = commands(&parse(&buildspec(&dev())), "install");
+        assert!(install.iter().all(|c| !c.contains("| sh")), "{install:#?}");
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            _ => "x64",
+        };
+        let tarball = format!("pulumi-v3.248.0-linux-{arch}.tar.gz");
+        let site = std::env::temp_dir().join(format!("sp-install-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&site);
+        let releases = site.join("releases");
+        let checksums = site.join("checksums/v3.248.0");
+        let cli = site.join("cli/pulumi");
+        for dir in [&releases, &checksums, &cli] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let pack = |version: &str| {
+            std::fs::write(cli.join("pulumi"), format!("#!/bin/sh\necho v{version}\n")).unwrap();
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "chmod +x pulumi/pulumi && tar -czf '{}' pulumi",
+                    releases.join(&tarball).display()
+                ))
+                .current_dir(site.join("cli"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        let sha256 = || {
+            let out = std::process::Command::new("sha256sum")
+                .arg(releases.join(&tarball))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()[..64].to_string()
+        };
+        let publish = |lines: &str| {
+            std::fs::write(checksums.join("pulumi-3.248.0-checksums.txt"), lines).unwrap();
+        };
+        let fresh_home = |name: &str| {
+            let home = site.join(name);
+            std::fs::create_dir_all(&home).unwrap();
+            home
+        };
+
+        pack("3.248.0");
+        let good = sha256();
+        let other = if arch == "x64" { "arm64" } else { "x64" };
+        publish(&format!(
+            "{}  pulumi-v3.248.0-linux-{other}.tar.gz\n{good}  {tarball}\n",
+            "0".repeat(64)
+        ));
+        let home = fresh_home("home-good");
+        assert!(run_install(&install, &site, &home));
+        assert!(home.join(".pulumi/bin/pulumi").exists());
+
+        // Another tarball under the same name: refused, nothing installed.
+        pack("3.248.1");
+        let home = fresh_home("home-tampered");
+        assert!(!run_install(&install, &site, &home));
+        assert!(!home.join(".pulumi/bin/pulumi").exists());
+
+        // Checksums without the tarball's line: refused.
+        let tampered = sha256();
+        publish(&format!(
+            "{tampered}  pulumi-v3.248.0-linux-{other}.tar.gz\n"
+        ));
+        let home = fresh_home("home-unlisted");
+        assert!(!run_install(&install, &site, &home));
+
+        // The right checksum of a binary that is another version: refused.
+        publish(&format!("{tampered}  {tarball}\n"));
+        let home = fresh_home("home-wrong-version");
+        assert!(!run_install(&install, &site, &home));
+        let _ = std::fs::remove_dir_all(&site);
+    }
+
+    const SECRETS_KEY: &str =
+        "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    /// Production on Pulumi Cloud without stored credentials: OIDC login,
+    /// secrets with a KMS key, a read-only team for its preview.
+    fn prod_keyless() -> Deployment {
+        deployment(
+            json!({"name": "prod", "production": true, "assumeRoleArn": DEPLOYER,
+            "previewRoleArn": "arn:aws:iam::210987654321:role/previewer",
+            "timeoutMinutes": 90,
+            "pulumiStack": {
+                "stack": "acme/web-infra/prod", "secretsKmsKeyArn": SECRETS_KEY,
+                "pulumiCloudOidc": {"organization": "acme", "team": "deployers", "previewTeam": "readers"}
+            }}),
+        )
+    }
+
+    #[test]
+    fn a_keyless_stage_logs_in_with_an_identity_token_and_keeps_secrets_with_its_key() {
+        let spec = buildspec(&prod_keyless());
+        let doc = parse(&spec);
+        let pre_build = commands(&doc, "pre_build");
+        assert_eq!(
+            pre_build[..4],
+            [
+                r#"PULUMI_OIDC_TOKEN_FILE="$(mktemp)""#,
+                r#"AWS_STS_REGIONAL_ENDPOINTS=regional aws sts get-web-identity-token --audience urn:pulumi:org:acme --signing-algorithm RS256 --duration-seconds 300 --query WebIdentityToken --output text > "$PULUMI_OIDC_TOKEN_FILE""#,
+                r#"pulumi login --oidc-token "file://$PULUMI_OIDC_TOKEN_FILE" --oidc-org acme --oidc-team deployers --oidc-expiration 90m"#,
+                r#"rm -f "$PULUMI_OIDC_TOKEN_FILE""#,
+            ]
+        );
+        // The identity token is the stage role's: it is fetched before the
+        // deployment's profile is in force.
+        assert_eq!(pre_build[4], "mkdir -p \"$HOME/.aws\"");
+        assert!(
+            pre_build[5].contains("'[profile securepipeline-stage]'"),
+            "{}",
+            pre_build[5]
+        );
+        assert_eq!(
+            pre_build.last().unwrap(),
+            &format!("pulumi stack select --create --secrets-provider 'awskms:///{SECRETS_KEY}?region=eu-central-1&profile=securepipeline-stage' acme/web-infra/prod")
+        );
+        assert!(!spec.contains("PULUMI_ACCESS_TOKEN"), "{spec}");
+        assert!(!spec.contains("PULUMI_CONFIG_PASSPHRASE"), "{spec}");
+        assert_eq!(
+            pre_build[pre_build.len() - 2],
+            "export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true"
+        );
+        assert!(doc["env"].get("secrets-manager").is_none(), "{spec}");
+
+        // The preview logs in as the read-only team and creates nothing.
+        assert!(has_preview(&prod_keyless()));
+        let preview = parse(&preview_buildspec(&prod_keyless()).unwrap());
+        let pre_build = commands(&preview, "pre_build");
+        assert_eq!(
+            pre_build[2],
+            r#"pulumi login --oidc-token "file://$PULUMI_OIDC_TOKEN_FILE" --oidc-org acme --oidc-team readers --oidc-expiration 90m"#
+        );
+        assert_eq!(
+            pre_build.last().unwrap(),
+            "pulumi stack select acme/web-infra/prod"
+        );
+
+        // Without a role, the key is used by the stage's role directly.
+        let mut own_role = prod_keyless();
+        own_role.assume_role_arn = None;
+        let doc = parse(&buildspec(&own_role));
+        assert_eq!(
+            commands(&doc, "pre_build").last().unwrap(),
+            &format!("pulumi stack select --create --secrets-provider 'awskms:///{SECRETS_KEY}?region=eu-central-1' acme/web-infra/prod")
+        );
+    }
+
+    #[test]
+    fn keyless_stages_are_granted_their_key_and_one_token_audience_only() {
+        let production = prod_keyless();
+        let deployments = vec![dev(), production.clone()];
+        let protected = Protected::of(&ARNS, &deployments);
+        let store = Store {
+            bucket_arn: "arn:aws:s3:::artifacts",
+            key_arn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+            pipeline_name: "web-x1y2-pipeline-k3j9a0qz",
+        };
+        let policy = role_policy(&ARNS, store, "/l", (1, &production), &protected);
+        let key = statement(&policy, "UseSecretsProviderKey").unwrap();
+        assert_eq!(
+            (key.effect, key.actions.clone(), key.resources.clone()),
+            (
+                Effect::Allow,
+                vec!["kms:Decrypt".to_string(), "kms:Encrypt".to_string()],
+                vec![SECRETS_KEY.to_string()]
+            )
+        );
+        let token = statement(&policy, "GetPulumiCloudIdentityToken").unwrap();
+        assert_eq!(token.actions, vec!["sts:GetWebIdentityToken"]);
+        assert_eq!(token.resources, vec!["*"]);
+        assert_eq!(
+            token.conditions["ForAllValues:StringEquals"]["sts:IdentityTokenAudience"],
+            vec!["urn:pulumi:org:acme"]
+        );
+        assert_eq!(
+            token.conditions["NumericLessThanEquals"]["sts:DurationSeconds"],
+            vec!["300"]
+        );
+        assert!(
+            policy
+                .statements
+                .iter()
+                .all(|s| !s.actions.iter().any(|a| a.starts_with("secretsmanager:"))),
+            "no stored secret is read: {policy:#?}"
+        );
+
+        // The preview only decrypts.
+        let preview = preview_role_policy(&ARNS, store, "/l", &production, &protected);
+        let decrypt = statement(&preview, "DecryptSecretsProviderKey").unwrap();
+        assert_eq!(
+            (decrypt.actions.clone(), decrypt.resources.clone()),
+            (
+                vec!["kms:Decrypt".to_string()],
+                vec![SECRETS_KEY.to_string()]
+            )
+        );
+        assert!(statement(&preview, "GetPulumiCloudIdentityToken").is_some());
+        assert!(statement(&preview, "DenyProductionKeys").is_none());
+
+        // Every other role is denied production's key.
+        let dev_policy = role_policy(&ARNS, store, "/l", (0, &dev()), &protected);
+        let denied = statement(&dev_policy, "DenyProductionKeys").unwrap();
+        assert_eq!(
+            (
+                denied.effect,
+                denied.actions.clone(),
+                denied.resources.clone()
+            ),
+            (
+                Effect::Deny,
+                vec!["kms:*".to_string()],
+                vec![SECRETS_KEY.to_string()]
+            )
+        );
+        assert!(statement(&dev_policy, "GetPulumiCloudIdentityToken").is_none());
+        for doc in [&policy, &preview, &dev_policy] {
+            assert!(
+                lint::permissions(doc).is_empty(),
+                "{:?}",
+                lint::permissions(doc)
+            );
+        }
     }
 
     #[test]
@@ -1035,9 +1479,9 @@ mod tests {
     fn pinned_version_and_pulumi_cloud_login() {
         let doc = parse(&buildspec(&prod()));
         let all = all_commands(&doc);
-        assert!(all.contains(
-            &"curl -fsSL https://get.pulumi.com | sh -s -- --version 3.200.0".to_string()
-        ));
+        assert!(all
+            .contains(&"PULUMI_TARBALL=\"pulumi-v3.200.0-linux-$PULUMI_ARCH.tar.gz\"".to_string()));
+        assert!(all.contains(&"test \"$(pulumi version)\" = v3.200.0".to_string()));
         assert!(all.contains(&"pulumi login".to_string()));
         assert!(all.contains(&"pulumi stack select acme/web-infra/prod".to_string()));
         assert!(doc["artifacts"].get("base-directory").is_none());

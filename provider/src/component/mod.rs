@@ -4,6 +4,7 @@ mod brought;
 mod construct;
 pub mod deploy;
 pub mod plan;
+pub mod pulumi_cli;
 pub mod validate;
 
 pub use construct::construct;

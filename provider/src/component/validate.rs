@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{
-    Build, Deployment, EnvironmentVariable, Notifications, PulumiDeployment, SecurePipelineArgs,
-    Source, SourceProvider,
+    Build, Deployment, EnvironmentVariable, Notifications, PulumiCloudOidc, PulumiDeployment,
+    SecurePipelineArgs, Source, SourceProvider,
 };
 use super::deploy;
+use super::pulumi_cli;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::buildspec;
 use crate::credentials;
@@ -482,7 +483,18 @@ fn env_var(
             "secretJsonKey reads a key of secretArn; set secretArn too",
         );
     }
-    if credentials::is_reserved_variable(name) {
+    if [
+        pulumi_cli::RELEASES_URL_VARIABLE,
+        pulumi_cli::CHECKSUMS_URL_VARIABLE,
+    ]
+    .iter()
+    .any(|v| v.eq_ignore_ascii_case(name))
+    {
+        failures.push(
+            path,
+            format!("`{name}` would move where deployments download the Pulumi CLI and its checksums; no input may, so remove it (pin a release with pulumiStack.pulumiVersion and pulumiCliSha256)"),
+        );
+    } else if credentials::is_reserved_variable(name) {
         failures.push(
             path,
             format!("`{name}` would replace the credentials the stage runs with; the build runs as the role the pipeline creates (use assumeRoleArn to deploy as another role, pulumiStack.accessTokenSecretArn / passphraseSecretArn for Pulumi)"),
@@ -610,6 +622,17 @@ fn deploy(
             "has no effect without an approval (only the pre-approval Preview action uses it); remove it, or set requireApproval",
         );
     }
+    let preview_team = deployment
+        .pulumi
+        .as_ref()
+        .and_then(|p| p.pulumi_cloud_oidc.as_ref())
+        .is_some_and(|o| o.preview_team.is_some());
+    if preview_team && !deploy::requires_approval(deployment) {
+        failures.push(
+            format!("{path}.pulumiStack.pulumiCloudOidc.previewTeam"),
+            "has no effect without an approval (only the pre-approval Preview action uses it); remove it, or set requireApproval",
+        );
+    }
     if let Some(role) = &deployment.preview_role_arn {
         let property = format!("{path}.previewRoleArn");
         role_arn(&property, role, failures);
@@ -622,7 +645,7 @@ fn deploy(
         if !deploy::has_preview(deployment) {
             failures.push(
                 property,
-                "has no effect: only a Pulumi stage with an approval previews (a Pulumi Cloud stack also needs pulumiStack.previewAccessTokenSecretArn)",
+                "has no effect: only a Pulumi stage with an approval previews (a Pulumi Cloud stack also needs read-only credentials: pulumiStack.previewAccessTokenSecretArn or pulumiStack.pulumiCloudOidc.previewTeam)",
             );
         }
     }
@@ -826,17 +849,43 @@ fn pulumi_stage(
         }
         None => false,
     };
-    if !self_managed && pulumi.access_token_secret_arn.is_none() {
+    if !self_managed
+        && pulumi.access_token_secret_arn.is_none()
+        && pulumi.pulumi_cloud_oidc.is_none()
+    {
         failures.push(
             format!("{path}.accessTokenSecretArn"),
-            "Pulumi Cloud needs an access token; store it in Secrets Manager and set accessTokenSecretArn (or use an s3:// backendUrl)",
+            "Pulumi Cloud needs a login; set pulumiCloudOidc to log in without a stored token, or store a token in Secrets Manager and set accessTokenSecretArn (or use an s3:// backendUrl)",
         );
     }
-    if self_managed && pulumi.passphrase_secret_arn.is_none() {
+    if self_managed
+        && pulumi.passphrase_secret_arn.is_none()
+        && pulumi.secrets_kms_key_arn.is_none()
+    {
         failures.push(
             format!("{path}.passphraseSecretArn"),
-            "a self-managed backend needs the stack's config passphrase; store it in Secrets Manager and set passphraseSecretArn",
+            "a self-managed backend needs a secrets provider; set secretsKmsKeyArn to keep the stack's secrets with a KMS key, or store the config passphrase in Secrets Manager and set passphraseSecretArn",
         );
+    }
+    secrets_provider(ctx, path, pulumi, failures);
+    if let Some(oidc) = &pulumi.pulumi_cloud_oidc {
+        pulumi_cloud_oidc(path, pulumi, oidc, self_managed, failures);
+    }
+    if let Some(hash) = &pulumi.pulumi_cli_sha256 {
+        let property = format!("{path}.pulumiCliSha256");
+        let is_sha256 = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_unknown(hash) && !is_sha256 {
+            failures.push(
+                property.clone(),
+                "is not a SHA-256; give the 64 hex digits `sha256sum pulumi-v<version>-linux-x64.tar.gz` prints",
+            );
+        }
+        if pulumi.pulumi_version.is_none() {
+            failures.push(
+                property,
+                "pins one release's tarball, so set pulumiVersion to that release too (the default version changes with the provider)",
+            );
+        }
     }
     if let Some(preview) = &pulumi.preview_access_token_secret_arn {
         let property = format!("{path}.previewAccessTokenSecretArn");
@@ -883,6 +932,109 @@ fn pulumi_stage(
                 format!("`{version}` is not a Pulumi 3 version; use one like 3.248.0"),
             );
         }
+    }
+}
+
+/// `secretsKmsKeyArn`: one exact key, instead of a passphrase.
+fn secrets_provider(
+    ctx: &CheckContext<'_>,
+    path: &str,
+    pulumi: &PulumiDeployment,
+    failures: &mut Failures,
+) {
+    let Some(key) = &pulumi.secrets_kms_key_arn else {
+        return;
+    };
+    let property = format!("{path}.secretsKmsKeyArn");
+    if pulumi.passphrase_secret_arn.is_some() {
+        failures.push(
+            property.clone(),
+            "give either secretsKmsKeyArn or passphraseSecretArn, not both: the stack has one secrets provider; remove passphraseSecretArn to keep its secrets with the key",
+        );
+    }
+    failures.extend(check_exact_arn(
+        ctx,
+        &property,
+        key,
+        &["kms"],
+        "key/",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        false,
+    ));
+}
+
+/// Pulumi Cloud names: organizations, teams and users.
+fn is_pulumi_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// `pulumiCloudOidc`: Pulumi Cloud only, instead of a stored token, with a
+/// CLI that can exchange tokens.
+fn pulumi_cloud_oidc(
+    path: &str,
+    pulumi: &PulumiDeployment,
+    oidc: &PulumiCloudOidc,
+    self_managed: bool,
+    failures: &mut Failures,
+) {
+    let property = format!("{path}.pulumiCloudOidc");
+    if pulumi.access_token_secret_arn.is_some() {
+        failures.push(
+            property.clone(),
+            "give either pulumiCloudOidc or accessTokenSecretArn, not both; remove accessTokenSecretArn to log in without a stored token",
+        );
+    }
+    if self_managed {
+        failures.push(
+            property.clone(),
+            "logs in to Pulumi Cloud, but backendUrl is a self-managed backend; remove pulumiCloudOidc, or remove backendUrl to use Pulumi Cloud",
+        );
+    }
+    for (key, name) in [
+        ("organization", Some(&oidc.organization)),
+        ("team", oidc.team.as_ref()),
+        ("user", oidc.user.as_ref()),
+        ("previewTeam", oidc.preview_team.as_ref()),
+    ] {
+        if let Some(name) = name.filter(|n| !is_unknown(n) && !is_pulumi_name(n)) {
+            failures.push(
+                format!("{property}.{key}"),
+                format!("`{name}` is not a Pulumi Cloud name (letters, digits, - _ .)"),
+            );
+        }
+    }
+    if oidc.team.is_some() && oidc.user.is_some() {
+        failures.push(
+            format!("{property}.user"),
+            "give at most one of team and user: the token is a team token or a personal token",
+        );
+    }
+    if let Some(preview_team) = &oidc.preview_team {
+        let at = format!("{property}.previewTeam");
+        if oidc.team.as_ref() == Some(preview_team) && !is_unknown(preview_team) {
+            failures.push(
+                at.clone(),
+                "is the deploy team, which can write the stack; name a team that can only read it",
+            );
+        }
+        if pulumi.preview_access_token_secret_arn.is_some() {
+            failures.push(
+                at,
+                "give either previewTeam or previewAccessTokenSecretArn, not both",
+            );
+        }
+    }
+    let version = deploy::pulumi_version(pulumi);
+    let (major, minor, patch) = pulumi_cli::OIDC_MIN_PULUMI_VERSION;
+    if pulumi_cli::parse_version(version).is_some_and(|v| v < pulumi_cli::OIDC_MIN_PULUMI_VERSION) {
+        failures.push(
+            format!("{path}.pulumiVersion"),
+            format!("`{version}` cannot log in with pulumiCloudOidc: `pulumi login --oidc-token` came in {major}.{minor}.{patch}; use that version or later"),
+        );
     }
 }
 
@@ -994,6 +1146,16 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
             }
         }
     };
+    if args
+        .kms_key_arn
+        .as_ref()
+        .is_some_and(|k| protected.keys.contains(k))
+    {
+        failures.push(
+            "kmsKeyArn",
+            "is a production stack's secrets key (pulumiStack.secretsKmsKeyArn), which every non-production role is denied, yet every role uses the pipeline's key; give the pipeline or the stack another key",
+        );
+    }
     shared_environment(
         "build",
         args.build.environment.as_ref(),
@@ -1022,6 +1184,16 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
             );
         }
         if let Some(pulumi) = &deployment.pulumi {
+            if pulumi
+                .secrets_kms_key_arn
+                .as_ref()
+                .is_some_and(|k| protected.keys.contains(k))
+            {
+                failures.push(
+                    format!("{path}.pulumiStack.secretsKmsKeyArn"),
+                    "is a production stack's secrets key, which non-production stages are denied; give this stage its own key",
+                );
+            }
             for (key, arn) in [
                 ("accessTokenSecretArn", &pulumi.access_token_secret_arn),
                 ("passphraseSecretArn", &pulumi.passphrase_secret_arn),
@@ -1376,6 +1548,203 @@ mod tests {
             .into_result(())
             .err()
             .unwrap_or_default()
+    }
+
+    const SECRETS_KEY: &str =
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    /// A pipeline with one Pulumi stage `stage`, and failures as
+    /// (property, reason).
+    fn stage_failures(stage: serde_json::Value) -> Vec<(String, String)> {
+        failures(json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [stage]}))
+            .into_iter()
+            .map(|f| (f.property, f.reason))
+            .collect()
+    }
+
+    fn only_property(found: &[(String, String)], property: &str, mentions: &[&str]) {
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].0, property, "{found:#?}");
+        for word in mentions {
+            assert!(found[0].1.contains(word), "`{word}` not in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn a_stack_keeps_its_secrets_with_one_kms_key_or_a_passphrase() {
+        let s3 = |extra: serde_json::Value| {
+            let mut stack = json!({"stack": "app/dev", "backendUrl": "s3://state"});
+            stack
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            stage_failures(json!({"name": "dev", "pulumiStack": stack}))
+        };
+        assert_eq!(s3(json!({"secretsKmsKeyArn": SECRETS_KEY})), vec![]);
+        only_property(
+            &s3(json!({"secretsKmsKeyArn": SECRETS_KEY, "passphraseSecretArn": PASSPHRASE})),
+            "deployments[0].pulumiStack.secretsKmsKeyArn",
+            &["secretsKmsKeyArn", "passphraseSecretArn", "not both"],
+        );
+        only_property(
+            &s3(json!({})),
+            "deployments[0].pulumiStack.passphraseSecretArn",
+            &["secretsKmsKeyArn", "passphraseSecretArn"],
+        );
+        only_property(
+            &s3(json!({"secretsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/*"})),
+            "deployments[0].pulumiStack.secretsKmsKeyArn",
+            &["wildcard"],
+        );
+        only_property(
+            &s3(json!({"secretsKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:alias/pulumi"})),
+            "deployments[0].pulumiStack.secretsKmsKeyArn",
+            &["key/"],
+        );
+    }
+
+    #[test]
+    fn production_secrets_keys_are_not_shared() {
+        let prod = json!({"name": "prod", "production": true, "pulumiStack": {
+            "stack": "app/prod", "backendUrl": "s3://state", "secretsKmsKeyArn": SECRETS_KEY}});
+        let found = failures(json!({"source": {"repository": "org/app"}, "build": {},
+        "kmsKeyArn": SECRETS_KEY,
+        "deployments": [
+            {"name": "dev", "pulumiStack": {"stack": "app/dev", "backendUrl": "s3://state", "secretsKmsKeyArn": SECRETS_KEY}},
+            prod
+        ]}));
+        let properties: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            properties,
+            vec!["kmsKeyArn", "deployments[0].pulumiStack.secretsKmsKeyArn"]
+        );
+        assert!(
+            found[1].reason.contains("production stack's secrets key"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn oidc_logs_in_to_pulumi_cloud_only_with_a_cli_that_can() {
+        let cloud = |stack: serde_json::Value| {
+            let mut pulumi = json!({"stack": "acme/app/dev", "pulumiCloudOidc": {"organization": "acme", "team": "deployers"}});
+            pulumi
+                .as_object_mut()
+                .unwrap()
+                .extend(stack.as_object().unwrap().clone());
+            stage_failures(json!({"name": "dev", "pulumiStack": pulumi}))
+        };
+        assert_eq!(cloud(json!({})), vec![]);
+        assert_eq!(cloud(json!({"pulumiVersion": "3.209.0"})), vec![]);
+        only_property(
+            &cloud(json!({"pulumiVersion": "3.208.0"})),
+            "deployments[0].pulumiStack.pulumiVersion",
+            &["3.208.0", "3.209.0", "pulumiCloudOidc"],
+        );
+        only_property(
+            &cloud(json!({"accessTokenSecretArn": TOKEN})),
+            "deployments[0].pulumiStack.pulumiCloudOidc",
+            &["accessTokenSecretArn", "not both"],
+        );
+        only_property(
+            &cloud(
+                json!({"backendUrl": "s3://state", "stack": "app/dev", "passphraseSecretArn": PASSPHRASE}),
+            ),
+            "deployments[0].pulumiStack.pulumiCloudOidc",
+            &["backendUrl", "Pulumi Cloud"],
+        );
+        only_property(
+            &cloud(
+                json!({"pulumiCloudOidc": {"organization": "acme", "team": "deployers", "user": "alice"}}),
+            ),
+            "deployments[0].pulumiStack.pulumiCloudOidc.user",
+            &["team and user"],
+        );
+        only_property(
+            &cloud(json!({"pulumiCloudOidc": {"organization": "acme corp"}})),
+            "deployments[0].pulumiStack.pulumiCloudOidc.organization",
+            &["acme corp"],
+        );
+        // The preview's team has no effect without an approval.
+        only_property(
+            &cloud(json!({"pulumiCloudOidc": {"organization": "acme", "previewTeam": "readers"}})),
+            "deployments[0].pulumiStack.pulumiCloudOidc.previewTeam",
+            &["approval"],
+        );
+        let prod = |oidc: serde_json::Value, extra: serde_json::Value| {
+            let mut pulumi = json!({"stack": "acme/app/prod", "pulumiCloudOidc": oidc});
+            pulumi
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            stage_failures(json!({"name": "prod", "production": true, "pulumiStack": pulumi}))
+        };
+        assert_eq!(
+            prod(
+                json!({"organization": "acme", "team": "deployers", "previewTeam": "readers"}),
+                json!({})
+            ),
+            vec![]
+        );
+        only_property(
+            &prod(
+                json!({"organization": "acme", "team": "deployers", "previewTeam": "deployers"}),
+                json!({}),
+            ),
+            "deployments[0].pulumiStack.pulumiCloudOidc.previewTeam",
+            &["deploy team"],
+        );
+        only_property(
+            &prod(
+                json!({"organization": "acme", "previewTeam": "readers"}),
+                json!({"previewAccessTokenSecretArn": TOKEN}),
+            ),
+            "deployments[0].pulumiStack.pulumiCloudOidc.previewTeam",
+            &["previewAccessTokenSecretArn"],
+        );
+    }
+
+    #[test]
+    fn a_pinned_cli_hash_is_a_sha256_of_a_pinned_release() {
+        let hash = "a".repeat(64);
+        let pinned = |extra: serde_json::Value| {
+            let mut stack = json!({"stack": "app/dev", "backendUrl": "s3://state", "passphraseSecretArn": PASSPHRASE});
+            stack
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            stage_failures(json!({"name": "dev", "pulumiStack": stack}))
+        };
+        assert_eq!(
+            pinned(json!({"pulumiCliSha256": hash, "pulumiVersion": "3.248.0"})),
+            vec![]
+        );
+        only_property(
+            &pinned(json!({"pulumiCliSha256": "abc", "pulumiVersion": "3.248.0"})),
+            "deployments[0].pulumiStack.pulumiCliSha256",
+            &["SHA-256"],
+        );
+        only_property(
+            &pinned(json!({"pulumiCliSha256": hash})),
+            "deployments[0].pulumiStack.pulumiCliSha256",
+            &["pulumiVersion"],
+        );
+        // Where the CLI comes from is no input.
+        let found = properties(
+            json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+                {"name": "dev", "commands": ["x"], "environment": {
+                    "SECUREPIPELINE_PULUMI_RELEASES_URL": {"value": "https://mirror.example.com"},
+                    "SECUREPIPELINE_PULUMI_CHECKSUMS_URL": {"value": "https://mirror.example.com"}
+                }}
+            ]}),
+        );
+        assert_eq!(
+            found,
+            vec![
+                "deployments[0].environment.SECUREPIPELINE_PULUMI_CHECKSUMS_URL",
+                "deployments[0].environment.SECUREPIPELINE_PULUMI_RELEASES_URL"
+            ]
+        );
     }
 
     #[test]

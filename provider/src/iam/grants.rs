@@ -117,6 +117,53 @@ impl Grant {
         )
     }
 
+    /// A Pulumi stack's secrets provider key (`awskms://`): Pulumi encrypts
+    /// the stack's random data key with it once (Encrypt) and decrypts it on
+    /// every run (Decrypt). No GenerateDataKey: the data key is made
+    /// locally.
+    pub fn secrets_provider_key(sid: &str, key_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt", "kms:Encrypt"],
+            vec![key_arn.to_string()],
+        )
+    }
+
+    /// Decrypt with a Pulumi stack's secrets provider key only: what a
+    /// preview needs to read the stack's secrets.
+    pub fn secrets_provider_key_decrypt(sid: &str, key_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt"],
+            vec![key_arn.to_string()],
+        )
+    }
+
+    /// Obtain a web identity token (IAM outbound identity federation) for
+    /// exactly one audience, living at most `max_seconds`. STS authorizes
+    /// `sts:GetWebIdentityToken` on `*` only; the audience condition is what
+    /// scopes it.
+    pub fn web_identity_token(sid: &str, audience: &str, max_seconds: u32) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["sts:GetWebIdentityToken"],
+            vec!["*".into()],
+        )
+        .when(
+            "ForAllValues:StringEquals",
+            "sts:IdentityTokenAudience",
+            vec![audience.to_string()],
+        )
+        .when(
+            "NumericLessThanEquals",
+            "sts:DurationSeconds",
+            vec![max_seconds.to_string()],
+        )
+    }
+
     /// Write to the streams of one log group.
     pub fn logs_write(sid: &str, log_group_arn: &str) -> Grant {
         Grant::new(
@@ -333,6 +380,44 @@ mod tests {
                 "Sid": "PassBuildRole", "Effect": "Allow", "Action": ["iam:PassRole"],
                 "Resource": ["arn:aws:iam::123456789012:role/b"],
                 "Condition": {"StringEquals": {"iam:PassedToService": ["codebuild.amazonaws.com"]}}
+            }]})
+        );
+    }
+
+    #[test]
+    fn secrets_provider_keys_are_used_for_exactly_what_pulumi_calls() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let doc = document(&[
+            Grant::secrets_provider_key("UseSecretsProviderKey", key),
+            Grant::secrets_provider_key_decrypt("DecryptSecretsProviderKey", key),
+        ]);
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "UseSecretsProviderKey", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:Encrypt"], "Resource": [key]},
+                {"Sid": "DecryptSecretsProviderKey", "Effect": "Allow",
+                 "Action": ["kms:Decrypt"], "Resource": [key]}
+            ]})
+        );
+    }
+
+    #[test]
+    fn web_identity_tokens_are_limited_to_one_audience_and_lifetime() {
+        let doc = document(&[Grant::web_identity_token(
+            "GetPulumiCloudIdentityToken",
+            "urn:pulumi:org:acme",
+            300,
+        )]);
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Sid": "GetPulumiCloudIdentityToken", "Effect": "Allow",
+                "Action": ["sts:GetWebIdentityToken"], "Resource": ["*"],
+                "Condition": {
+                    "ForAllValues:StringEquals": {"sts:IdentityTokenAudience": ["urn:pulumi:org:acme"]},
+                    "NumericLessThanEquals": {"sts:DurationSeconds": ["300"]}
+                }
             }]})
         );
     }

@@ -1,7 +1,8 @@
 //! Checks every policy document the provider writes, so that a child role
 //! registered directly (or rewritten by a transform) cannot widen access.
 
-use super::policy::{Effect, PolicyDocument};
+use super::policy::{Effect, PolicyDocument, Statement};
+use crate::aws::arn::has_wildcard;
 use crate::resource::has_unknown;
 
 /// Actions AWS only authorizes on `Resource: "*"` (no resource-level
@@ -16,6 +17,44 @@ pub const STAR_ONLY_ACTIONS: &[(&str, &str)] = &[
         "Docker builds log in to ECR; the token is not resource-scoped",
     ),
 ];
+
+/// Actions AWS only authorizes on `Resource: "*"` that a condition scopes
+/// instead: each with the condition key that must name exact values.
+/// `sts:GetWebIdentityToken` mints a token any service could accept; only
+/// the audience condition limits it to the one service the stage logs in
+/// to.
+pub const CONDITION_SCOPED_STAR_ACTIONS: &[(&str, &str, &str)] = &[(
+    "sts:GetWebIdentityToken",
+    "ForAllValues:StringEquals",
+    "sts:IdentityTokenAudience",
+)];
+
+/// Why a `*` resource is wrong for `action` in `statement`, if it is.
+fn star_problem(action: &str, statement: &Statement) -> Option<String> {
+    if STAR_ONLY_ACTIONS.iter().any(|(star, _)| *star == action) {
+        return None;
+    }
+    let Some((_, operator, key)) = CONDITION_SCOPED_STAR_ACTIONS
+        .iter()
+        .find(|(scoped, _, _)| *scoped == action)
+    else {
+        return Some(format!(
+            "`{action}` is allowed on every resource; scope it to exact ARNs"
+        ));
+    };
+    let values = statement
+        .conditions
+        .get(*operator)
+        .and_then(|k| k.get(*key));
+    let exact = values.is_some_and(|v| {
+        !v.is_empty()
+            && v.iter()
+                .all(|value| !value.is_empty() && !has_wildcard(value))
+    });
+    (!exact).then(|| {
+        format!("`{action}` must be conditioned with {operator} on {key}, naming exact values")
+    })
+}
 
 /// IAM's limit on the aggregate size of a role's inline policies.
 pub const INLINE_POLICY_LIMIT: usize = 10_240;
@@ -55,14 +94,12 @@ pub fn permissions(doc: &PolicyDocument) -> Vec<String> {
                 continue;
             }
             if resource == "*" {
-                if let Some(action) = statement
+                if let Some(problem) = statement
                     .actions
                     .iter()
-                    .find(|a| !STAR_ONLY_ACTIONS.iter().any(|(star, _)| star == a))
+                    .find_map(|a| star_problem(a, statement))
                 {
-                    problems.push(format!(
-                        "{at}: `{action}` is allowed on every resource; scope it to exact ARNs"
-                    ));
+                    problems.push(format!("{at}: {problem}"));
                 }
             } else if let Some(problem) = wildcard_problem(resource) {
                 problems.push(format!(
@@ -259,6 +296,33 @@ mod tests {
                 "{exact_parent}"
             );
         }
+    }
+
+    #[test]
+    fn identity_tokens_need_an_exact_audience() {
+        let scoped = document(&[Grant::web_identity_token(
+            "Token",
+            "urn:pulumi:org:acme",
+            300,
+        )]);
+        assert_eq!(permissions(&scoped), Vec::<String>::new());
+        let unconditioned = permissions(&allow(&["sts:GetWebIdentityToken"], &["*"]));
+        assert_eq!(
+            unconditioned,
+            vec!["S: `sts:GetWebIdentityToken` must be conditioned with ForAllValues:StringEquals on sts:IdentityTokenAudience, naming exact values"]
+        );
+        let wide = document(&[Grant::web_identity_token("Token", "urn:pulumi:org:*", 300)]);
+        assert_eq!(permissions(&wide).len(), 1, "{:?}", permissions(&wide));
+        // The audience condition scopes only the token: it does not make
+        // other actions acceptable on `*`.
+        let mut smuggled = scoped.clone();
+        smuggled.statements[0]
+            .actions
+            .push("secretsmanager:GetSecretValue".into());
+        assert_eq!(
+            permissions(&smuggled),
+            vec!["Token: `secretsmanager:GetSecretValue` is allowed on every resource; scope it to exact ARNs"]
+        );
     }
 
     #[test]

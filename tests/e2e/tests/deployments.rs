@@ -506,9 +506,10 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         &dev_steps,
         &[
             &format!(
-                "curl -fsSL https://get.pulumi.com | sh -s -- --version {}",
+                "PULUMI_TARBALL=\"pulumi-v{}-linux-$PULUMI_ARCH.tar.gz\"",
                 securepipeline::schema::PULUMI_SDK_VERSION
             ),
+            "sha256sum --check --strict pulumi.sha256",
             "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
             "pulumi login s3://web-state/pulumi",
             "cd \"$CODEBUILD_SRC_DIR\"/infra",
@@ -539,7 +540,8 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     assert_steps(
         &prod_steps,
         &[
-            "curl -fsSL https://get.pulumi.com | sh -s -- --version 3.200.0",
+            "/v3.200.0/pulumi-3.200.0-checksums.txt",
+            "sha256sum --check --strict pulumi.sha256",
             &format!("'role_arn = {DEPLOYER}' 'credential_source = EcsContainer'"),
             "export AWS_PROFILE=securepipeline-deploy",
             "pulumi login",
@@ -1130,6 +1132,202 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     }
 }
 
+const DEV_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+const PROD_KEY: &str =
+    "arn:aws:kms:us-east-1:123456789012:key/66666666-7777-8888-9999-000000000000";
+
+/// Stages with no stored deployment secret: dev keeps its S3 stack's
+/// secrets with a KMS key; production logs in to Pulumi Cloud through OIDC
+/// (its preview as a read-only team) and keeps its secrets with its own
+/// key, with a pinned CLI hash.
+fn keyless_deployments() -> Json {
+    json!([
+        {"name": "dev", "pulumiStack": {
+            "stack": "web-infra/dev", "backendUrl": "s3://web-state/pulumi", "secretsKmsKeyArn": DEV_KEY}},
+        {"name": "prod", "production": true, "assumeRoleArn": DEPLOYER, "previewRoleArn": PREVIEWER,
+         "pulumiStack": {
+            "stack": "example-org/web-infra/prod", "secretsKmsKeyArn": PROD_KEY,
+            "pulumiVersion": "3.248.0", "pulumiCliSha256": "ab".repeat(32),
+            "pulumiCloudOidc": {"organization": "example-org", "team": "deployers", "previewTeam": "readers"}}}
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_stages_log_in_through_oidc_and_keep_secrets_with_their_key() {
+    let emulator = Emulator::start();
+    let deployments = keyless_deployments();
+    let stack = Stack::yaml(&emulator, "web-keyless", &program(&deployments));
+    stack.up().success();
+    let out = stack.outputs();
+    let aws = Aws::new(&emulator).await;
+    let projects = strings(&out, "buildProjectNames");
+    assert_eq!(projects.len(), 4, "{projects:?}");
+    let spec = |project: aws_sdk_codebuild::types::Project| {
+        project.source().unwrap().buildspec().unwrap().to_string()
+    };
+
+    // Dev: the key is the stack's secrets provider; no passphrase exists.
+    let dev_spec = spec(aws.home.project(&projects[1]).await);
+    let (dev_doc, dev_steps) = commands(&dev_spec);
+    assert_steps(
+        &dev_steps,
+        &[
+            "sha256sum --check --strict pulumi.sha256",
+            "pulumi login s3://web-state/pulumi",
+            "export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true",
+            &format!("pulumi stack select --create --secrets-provider 'awskms:///{DEV_KEY}?region=us-east-1' web-infra/dev"),
+            "pulumi up --yes --skip-preview",
+        ],
+    );
+    assert!(
+        dev_doc["env"].get("secrets-manager").is_none(),
+        "{dev_spec}"
+    );
+
+    // Prod: an identity token of the stage's role, exchanged before the
+    // deploy role's profile is in force; the pinned hash is checked; no
+    // token or passphrase is loaded.
+    let prod_spec = spec(aws.home.project(&projects[2]).await);
+    let (prod_doc, prod_steps) = commands(&prod_spec);
+    let hash = "ab".repeat(32);
+    assert_steps(
+        &prod_steps,
+        &[
+            &format!("echo \"{hash}  $PULUMI_TARBALL\" > \"$PULUMI_DOWNLOAD/pulumi.sha256\""),
+            "sha256sum --check --strict pulumi.sha256",
+            "aws sts get-web-identity-token --audience urn:pulumi:org:example-org --signing-algorithm RS256 --duration-seconds 300",
+            "pulumi login --oidc-token \"file://$PULUMI_OIDC_TOKEN_FILE\" --oidc-org example-org --oidc-team deployers --oidc-expiration 60m",
+            "rm -f \"$PULUMI_OIDC_TOKEN_FILE\"",
+            "export AWS_PROFILE=securepipeline-deploy",
+            &format!("pulumi stack select --create --secrets-provider 'awskms:///{PROD_KEY}?region=us-east-1&profile=securepipeline-stage' example-org/web-infra/prod"),
+            "pulumi up --yes --skip-preview",
+        ],
+    );
+    assert!(
+        !prod_steps.iter().any(|c| c.contains("checksums.txt")),
+        "{prod_steps:#?}"
+    );
+    assert!(
+        prod_doc["env"].get("secrets-manager").is_none(),
+        "{prod_spec}"
+    );
+    let preview_spec = spec(aws.home.project(&projects[3]).await);
+    let (_, preview_steps) = commands(&preview_spec);
+    assert_steps(
+        &preview_steps,
+        &[
+            "pulumi login --oidc-token \"file://$PULUMI_OIDC_TOKEN_FILE\" --oidc-org example-org --oidc-team readers",
+            &format!("'role_arn = {PREVIEWER}'"),
+            "pulumi stack select example-org/web-infra/prod",
+            "pulumi preview --diff --refresh",
+        ],
+    );
+    assert!(
+        !preview_spec.contains("deployers") && !preview_spec.contains("--create"),
+        "{preview_spec}"
+    );
+    for spec in [&dev_spec, &prod_spec, &preview_spec] {
+        assert!(!spec.contains("| sh"), "{spec}");
+    }
+
+    // The roles as AWS holds them: each key for its own stage only, the
+    // identity token for one audience, lint-clean.
+    let roles = out["roleArns"].as_object().unwrap();
+    let aws = &aws;
+    let policy = |purpose: &str| {
+        let arn = roles[purpose].as_str().unwrap().to_string();
+        async move {
+            let (_, policies) = aws.role(&arn).await;
+            assert_eq!(policies.len(), 1, "{arn}: {policies:?}");
+            policies.into_values().next().unwrap()
+        }
+    };
+    let dev_policy = policy("deploy-dev").await;
+    let prod_policy = policy("deploy-prod").await;
+    let preview_policy = policy("preview-prod").await;
+    let build_policy = policy("build").await;
+    let allowed = |doc: &PolicyDocument, action: &str| -> Vec<String> {
+        doc.statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| a == action))
+            .flat_map(|s| s.resources.clone())
+            .collect()
+    };
+    assert_eq!(
+        allowed(&dev_policy, "kms:Encrypt")
+            .iter()
+            .filter(|r| r.as_str() == DEV_KEY)
+            .count(),
+        1
+    );
+    assert_eq!(
+        statement(&dev_policy, "UseSecretsProviderKey")
+            .unwrap()
+            .actions,
+        vec!["kms:Decrypt", "kms:Encrypt"]
+    );
+    for doc in [&dev_policy, &build_policy] {
+        let denied = statement(doc, "DenyProductionKeys").unwrap();
+        assert_eq!(
+            (
+                denied.effect,
+                denied.actions.clone(),
+                denied.resources.clone()
+            ),
+            (
+                Effect::Deny,
+                vec!["kms:*".to_string()],
+                vec![PROD_KEY.to_string()]
+            )
+        );
+    }
+    assert!(allowed(&dev_policy, "sts:GetWebIdentityToken").is_empty());
+    assert_eq!(
+        statement(&prod_policy, "UseSecretsProviderKey")
+            .unwrap()
+            .resources,
+        vec![PROD_KEY]
+    );
+    for doc in [&prod_policy, &preview_policy] {
+        let token = statement(doc, "GetPulumiCloudIdentityToken").unwrap();
+        assert_eq!(
+            (token.actions.clone(), token.resources.clone()),
+            (
+                vec!["sts:GetWebIdentityToken".to_string()],
+                vec!["*".to_string()]
+            )
+        );
+        assert_eq!(
+            token.conditions["ForAllValues:StringEquals"]["sts:IdentityTokenAudience"],
+            vec!["urn:pulumi:org:example-org"]
+        );
+        assert_eq!(
+            token.conditions["NumericLessThanEquals"]["sts:DurationSeconds"],
+            vec!["300"]
+        );
+        assert!(
+            allowed(doc, "secretsmanager:GetSecretValue").is_empty(),
+            "{doc:#?}"
+        );
+    }
+    let decrypt = statement(&preview_policy, "DecryptSecretsProviderKey").unwrap();
+    assert_eq!(
+        (decrypt.actions.clone(), decrypt.resources.clone()),
+        (vec!["kms:Decrypt".to_string()], vec![PROD_KEY.to_string()])
+    );
+    assert!(allowed(&preview_policy, "kms:Encrypt")
+        .iter()
+        .all(|r| r != PROD_KEY));
+    for doc in [&dev_policy, &prod_policy, &preview_policy, &build_policy] {
+        assert!(
+            lint::permissions(doc).is_empty(),
+            "{:?}",
+            lint::permissions(doc)
+        );
+    }
+    stack.destroy().success();
+}
+
 /// One deployment (or two) and the property its failure must name.
 fn bad_deployments() -> Vec<(&'static str, Json, &'static str, &'static str)> {
     vec![
@@ -1182,6 +1380,36 @@ fn bad_deployments() -> Vec<(&'static str, Json, &'static str, &'static str)> {
                     "previewAccessTokenSecretArn": PROD_READ_TOKEN}}]),
             "deployments[0].previewRoleArn",
             "is the deploy role",
+        ),
+        (
+            "a KMS secrets provider next to a passphrase",
+            json!([{"name": "dev", "pulumiStack": {"stack": "web-infra/dev", "backendUrl": "s3://web-state/pulumi",
+                "secretsKmsKeyArn": DEV_KEY, "passphraseSecretArn": DEV_PASSPHRASE}}]),
+            "deployments[0].pulumiStack.secretsKmsKeyArn",
+            "not both",
+        ),
+        (
+            "a non-production stage using production's secrets key",
+            json!([{"name": "dev", "pulumiStack": {"stack": "web-infra/dev", "backendUrl": "s3://web-state/pulumi",
+                    "secretsKmsKeyArn": PROD_KEY}},
+                   {"name": "prod", "production": true, "pulumiStack": {"stack": "example-org/web-infra/prod",
+                    "secretsKmsKeyArn": PROD_KEY, "accessTokenSecretArn": PROD_TOKEN}}]),
+            "deployments[0].pulumiStack.secretsKmsKeyArn",
+            "production stack's secrets key",
+        ),
+        (
+            "OIDC login to a self-managed backend",
+            json!([{"name": "dev", "pulumiStack": {"stack": "web-infra/dev", "backendUrl": "s3://web-state/pulumi",
+                "passphraseSecretArn": DEV_PASSPHRASE, "pulumiCloudOidc": {"organization": "example-org"}}}]),
+            "deployments[0].pulumiStack.pulumiCloudOidc",
+            "self-managed backend",
+        ),
+        (
+            "OIDC login with a CLI that cannot exchange tokens",
+            json!([{"name": "dev", "pulumiStack": {"stack": "example-org/web-infra/dev", "pulumiVersion": "3.200.0",
+                "pulumiCloudOidc": {"organization": "example-org"}}}]),
+            "deployments[0].pulumiStack.pulumiVersion",
+            "3.209.0",
         ),
         (
             "secret that is not a Secrets Manager ARN",
