@@ -881,6 +881,236 @@ func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 	}).(NotificationEventArrayOutput)
 }
 
+// Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+// exchange. Register the account's outbound identity federation issuer in
+// the Pulumi organization and allow the stage's role (output `roleArns`)
+// in the issuer's policy.
+type PulumiCloudOidc struct {
+	// The Pulumi organization: the token's audience is
+	// `urn:pulumi:org:<organization>`.
+	Organization string `pulumi:"organization"`
+	// The team the pre-approval Preview action's token is exchanged for:
+	// a team that can only read the stack. The Preview action runs under
+	// its own role, which Pulumi Cloud's issuer policy must map to this
+	// team only. Without it (and without
+	// `previewAccessTokenSecretArn`) the stage gets no preview.
+	PreviewTeam *string `pulumi:"previewTeam"`
+	// Exchange for a team token of this team (`--oidc-team`). At most one
+	// of `team` and `user`; neither means an organization token.
+	Team *string `pulumi:"team"`
+	// Exchange for a personal token of this user (`--oidc-user`).
+	User *string `pulumi:"user"`
+}
+
+// PulumiCloudOidcInput is an input type that accepts PulumiCloudOidcArgs and PulumiCloudOidcOutput values.
+// You can construct a concrete instance of `PulumiCloudOidcInput` via:
+//
+//	PulumiCloudOidcArgs{...}
+type PulumiCloudOidcInput interface {
+	pulumi.Input
+
+	ToPulumiCloudOidcOutput() PulumiCloudOidcOutput
+	ToPulumiCloudOidcOutputWithContext(context.Context) PulumiCloudOidcOutput
+}
+
+// Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+// exchange. Register the account's outbound identity federation issuer in
+// the Pulumi organization and allow the stage's role (output `roleArns`)
+// in the issuer's policy.
+type PulumiCloudOidcArgs struct {
+	// The Pulumi organization: the token's audience is
+	// `urn:pulumi:org:<organization>`.
+	Organization pulumi.StringInput `pulumi:"organization"`
+	// The team the pre-approval Preview action's token is exchanged for:
+	// a team that can only read the stack. The Preview action runs under
+	// its own role, which Pulumi Cloud's issuer policy must map to this
+	// team only. Without it (and without
+	// `previewAccessTokenSecretArn`) the stage gets no preview.
+	PreviewTeam pulumi.StringPtrInput `pulumi:"previewTeam"`
+	// Exchange for a team token of this team (`--oidc-team`). At most one
+	// of `team` and `user`; neither means an organization token.
+	Team pulumi.StringPtrInput `pulumi:"team"`
+	// Exchange for a personal token of this user (`--oidc-user`).
+	User pulumi.StringPtrInput `pulumi:"user"`
+}
+
+func (PulumiCloudOidcArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*PulumiCloudOidc)(nil)).Elem()
+}
+
+func (i PulumiCloudOidcArgs) ToPulumiCloudOidcOutput() PulumiCloudOidcOutput {
+	return i.ToPulumiCloudOidcOutputWithContext(context.Background())
+}
+
+func (i PulumiCloudOidcArgs) ToPulumiCloudOidcOutputWithContext(ctx context.Context) PulumiCloudOidcOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PulumiCloudOidcOutput)
+}
+
+func (i PulumiCloudOidcArgs) ToPulumiCloudOidcPtrOutput() PulumiCloudOidcPtrOutput {
+	return i.ToPulumiCloudOidcPtrOutputWithContext(context.Background())
+}
+
+func (i PulumiCloudOidcArgs) ToPulumiCloudOidcPtrOutputWithContext(ctx context.Context) PulumiCloudOidcPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PulumiCloudOidcOutput).ToPulumiCloudOidcPtrOutputWithContext(ctx)
+}
+
+// PulumiCloudOidcPtrInput is an input type that accepts PulumiCloudOidcArgs, PulumiCloudOidcPtr and PulumiCloudOidcPtrOutput values.
+// You can construct a concrete instance of `PulumiCloudOidcPtrInput` via:
+//
+//	        PulumiCloudOidcArgs{...}
+//
+//	or:
+//
+//	        nil
+type PulumiCloudOidcPtrInput interface {
+	pulumi.Input
+
+	ToPulumiCloudOidcPtrOutput() PulumiCloudOidcPtrOutput
+	ToPulumiCloudOidcPtrOutputWithContext(context.Context) PulumiCloudOidcPtrOutput
+}
+
+type pulumiCloudOidcPtrType PulumiCloudOidcArgs
+
+func PulumiCloudOidcPtr(v *PulumiCloudOidcArgs) PulumiCloudOidcPtrInput {
+	return (*pulumiCloudOidcPtrType)(v)
+}
+
+func (*pulumiCloudOidcPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**PulumiCloudOidc)(nil)).Elem()
+}
+
+func (i *pulumiCloudOidcPtrType) ToPulumiCloudOidcPtrOutput() PulumiCloudOidcPtrOutput {
+	return i.ToPulumiCloudOidcPtrOutputWithContext(context.Background())
+}
+
+func (i *pulumiCloudOidcPtrType) ToPulumiCloudOidcPtrOutputWithContext(ctx context.Context) PulumiCloudOidcPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PulumiCloudOidcPtrOutput)
+}
+
+// Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+// exchange. Register the account's outbound identity federation issuer in
+// the Pulumi organization and allow the stage's role (output `roleArns`)
+// in the issuer's policy.
+type PulumiCloudOidcOutput struct{ *pulumi.OutputState }
+
+func (PulumiCloudOidcOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*PulumiCloudOidc)(nil)).Elem()
+}
+
+func (o PulumiCloudOidcOutput) ToPulumiCloudOidcOutput() PulumiCloudOidcOutput {
+	return o
+}
+
+func (o PulumiCloudOidcOutput) ToPulumiCloudOidcOutputWithContext(ctx context.Context) PulumiCloudOidcOutput {
+	return o
+}
+
+func (o PulumiCloudOidcOutput) ToPulumiCloudOidcPtrOutput() PulumiCloudOidcPtrOutput {
+	return o.ToPulumiCloudOidcPtrOutputWithContext(context.Background())
+}
+
+func (o PulumiCloudOidcOutput) ToPulumiCloudOidcPtrOutputWithContext(ctx context.Context) PulumiCloudOidcPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v PulumiCloudOidc) *PulumiCloudOidc {
+		return &v
+	}).(PulumiCloudOidcPtrOutput)
+}
+
+// The Pulumi organization: the token's audience is
+// `urn:pulumi:org:<organization>`.
+func (o PulumiCloudOidcOutput) Organization() pulumi.StringOutput {
+	return o.ApplyT(func(v PulumiCloudOidc) string { return v.Organization }).(pulumi.StringOutput)
+}
+
+// The team the pre-approval Preview action's token is exchanged for:
+// a team that can only read the stack. The Preview action runs under
+// its own role, which Pulumi Cloud's issuer policy must map to this
+// team only. Without it (and without
+// `previewAccessTokenSecretArn`) the stage gets no preview.
+func (o PulumiCloudOidcOutput) PreviewTeam() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiCloudOidc) *string { return v.PreviewTeam }).(pulumi.StringPtrOutput)
+}
+
+// Exchange for a team token of this team (`--oidc-team`). At most one
+// of `team` and `user`; neither means an organization token.
+func (o PulumiCloudOidcOutput) Team() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiCloudOidc) *string { return v.Team }).(pulumi.StringPtrOutput)
+}
+
+// Exchange for a personal token of this user (`--oidc-user`).
+func (o PulumiCloudOidcOutput) User() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiCloudOidc) *string { return v.User }).(pulumi.StringPtrOutput)
+}
+
+type PulumiCloudOidcPtrOutput struct{ *pulumi.OutputState }
+
+func (PulumiCloudOidcPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**PulumiCloudOidc)(nil)).Elem()
+}
+
+func (o PulumiCloudOidcPtrOutput) ToPulumiCloudOidcPtrOutput() PulumiCloudOidcPtrOutput {
+	return o
+}
+
+func (o PulumiCloudOidcPtrOutput) ToPulumiCloudOidcPtrOutputWithContext(ctx context.Context) PulumiCloudOidcPtrOutput {
+	return o
+}
+
+func (o PulumiCloudOidcPtrOutput) Elem() PulumiCloudOidcOutput {
+	return o.ApplyT(func(v *PulumiCloudOidc) PulumiCloudOidc {
+		if v != nil {
+			return *v
+		}
+		var ret PulumiCloudOidc
+		return ret
+	}).(PulumiCloudOidcOutput)
+}
+
+// The Pulumi organization: the token's audience is
+// `urn:pulumi:org:<organization>`.
+func (o PulumiCloudOidcPtrOutput) Organization() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiCloudOidc) *string {
+		if v == nil {
+			return nil
+		}
+		return &v.Organization
+	}).(pulumi.StringPtrOutput)
+}
+
+// The team the pre-approval Preview action's token is exchanged for:
+// a team that can only read the stack. The Preview action runs under
+// its own role, which Pulumi Cloud's issuer policy must map to this
+// team only. Without it (and without
+// `previewAccessTokenSecretArn`) the stage gets no preview.
+func (o PulumiCloudOidcPtrOutput) PreviewTeam() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiCloudOidc) *string {
+		if v == nil {
+			return nil
+		}
+		return v.PreviewTeam
+	}).(pulumi.StringPtrOutput)
+}
+
+// Exchange for a team token of this team (`--oidc-team`). At most one
+// of `team` and `user`; neither means an organization token.
+func (o PulumiCloudOidcPtrOutput) Team() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiCloudOidc) *string {
+		if v == nil {
+			return nil
+		}
+		return v.Team
+	}).(pulumi.StringPtrOutput)
+}
+
+// Exchange for a personal token of this user (`--oidc-user`).
+func (o PulumiCloudOidcPtrOutput) User() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiCloudOidc) *string {
+		if v == nil {
+			return nil
+		}
+		return v.User
+	}).(pulumi.StringPtrOutput)
+}
+
 // A Pulumi stack the stage deploys.
 type PulumiDeployment struct {
 	// The Pulumi Cloud access token, as a Secrets Manager secret ARN. Only
@@ -897,10 +1127,27 @@ type PulumiDeployment struct {
 	PreviewAccessTokenSecretArn *string `pulumi:"previewAccessTokenSecretArn"`
 	// Only preview, never update.
 	PreviewOnly *bool `pulumi:"previewOnly"`
+	// The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+	// the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+	// The buildspec then checks the download against this hash instead of
+	// the release's published checksums. Needs `pulumiVersion`.
+	PulumiCliSha256 *string `pulumi:"pulumiCliSha256"`
+	// Pulumi Cloud login without a stored token: the build asks AWS STS
+	// for a short-lived identity token of the stage's role
+	// (`GetWebIdentityToken`, IAM outbound identity federation) and
+	// exchanges it with `pulumi login --oidc-token`. Instead of
+	// `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+	PulumiCloudOidc *PulumiCloudOidc `pulumi:"pulumiCloudOidc"`
 	// The Pulumi CLI version the buildspec installs, `3.x.y`.
 	PulumiVersion *string `pulumi:"pulumiVersion"`
 	// Refresh before deploying. Default true.
 	Refresh *bool `pulumi:"refresh"`
+	// A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+	// as the stack's secrets provider (`awskms://`), instead of
+	// `passphraseSecretArn`: no passphrase exists, and only this stage's
+	// roles may use the key (Encrypt and Decrypt for the deployment,
+	// Decrypt for its preview).
+	SecretsKmsKeyArn *string `pulumi:"secretsKmsKeyArn"`
 	// The stack, `org/project/stack` (or `stack` for self-managed backends).
 	Stack string `pulumi:"stack"`
 	// The directory of the Pulumi project in the repository. Default `.`.
@@ -934,10 +1181,27 @@ type PulumiDeploymentArgs struct {
 	PreviewAccessTokenSecretArn pulumi.StringPtrInput `pulumi:"previewAccessTokenSecretArn"`
 	// Only preview, never update.
 	PreviewOnly pulumi.BoolPtrInput `pulumi:"previewOnly"`
+	// The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+	// the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+	// The buildspec then checks the download against this hash instead of
+	// the release's published checksums. Needs `pulumiVersion`.
+	PulumiCliSha256 pulumi.StringPtrInput `pulumi:"pulumiCliSha256"`
+	// Pulumi Cloud login without a stored token: the build asks AWS STS
+	// for a short-lived identity token of the stage's role
+	// (`GetWebIdentityToken`, IAM outbound identity federation) and
+	// exchanges it with `pulumi login --oidc-token`. Instead of
+	// `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+	PulumiCloudOidc PulumiCloudOidcPtrInput `pulumi:"pulumiCloudOidc"`
 	// The Pulumi CLI version the buildspec installs, `3.x.y`.
 	PulumiVersion pulumi.StringPtrInput `pulumi:"pulumiVersion"`
 	// Refresh before deploying. Default true.
 	Refresh pulumi.BoolPtrInput `pulumi:"refresh"`
+	// A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+	// as the stack's secrets provider (`awskms://`), instead of
+	// `passphraseSecretArn`: no passphrase exists, and only this stage's
+	// roles may use the key (Encrypt and Decrypt for the deployment,
+	// Decrypt for its preview).
+	SecretsKmsKeyArn pulumi.StringPtrInput `pulumi:"secretsKmsKeyArn"`
 	// The stack, `org/project/stack` (or `stack` for self-managed backends).
 	Stack pulumi.StringInput `pulumi:"stack"`
 	// The directory of the Pulumi project in the repository. Default `.`.
@@ -1051,6 +1315,23 @@ func (o PulumiDeploymentOutput) PreviewOnly() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v PulumiDeployment) *bool { return v.PreviewOnly }).(pulumi.BoolPtrOutput)
 }
 
+// The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+// the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+// The buildspec then checks the download against this hash instead of
+// the release's published checksums. Needs `pulumiVersion`.
+func (o PulumiDeploymentOutput) PulumiCliSha256() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiDeployment) *string { return v.PulumiCliSha256 }).(pulumi.StringPtrOutput)
+}
+
+// Pulumi Cloud login without a stored token: the build asks AWS STS
+// for a short-lived identity token of the stage's role
+// (`GetWebIdentityToken`, IAM outbound identity federation) and
+// exchanges it with `pulumi login --oidc-token`. Instead of
+// `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+func (o PulumiDeploymentOutput) PulumiCloudOidc() PulumiCloudOidcPtrOutput {
+	return o.ApplyT(func(v PulumiDeployment) *PulumiCloudOidc { return v.PulumiCloudOidc }).(PulumiCloudOidcPtrOutput)
+}
+
 // The Pulumi CLI version the buildspec installs, `3.x.y`.
 func (o PulumiDeploymentOutput) PulumiVersion() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v PulumiDeployment) *string { return v.PulumiVersion }).(pulumi.StringPtrOutput)
@@ -1059,6 +1340,15 @@ func (o PulumiDeploymentOutput) PulumiVersion() pulumi.StringPtrOutput {
 // Refresh before deploying. Default true.
 func (o PulumiDeploymentOutput) Refresh() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v PulumiDeployment) *bool { return v.Refresh }).(pulumi.BoolPtrOutput)
+}
+
+// A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+// as the stack's secrets provider (`awskms://`), instead of
+// `passphraseSecretArn`: no passphrase exists, and only this stage's
+// roles may use the key (Encrypt and Decrypt for the deployment,
+// Decrypt for its preview).
+func (o PulumiDeploymentOutput) SecretsKmsKeyArn() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PulumiDeployment) *string { return v.SecretsKmsKeyArn }).(pulumi.StringPtrOutput)
 }
 
 // The stack, `org/project/stack` (or `stack` for self-managed backends).
@@ -1149,6 +1439,33 @@ func (o PulumiDeploymentPtrOutput) PreviewOnly() pulumi.BoolPtrOutput {
 	}).(pulumi.BoolPtrOutput)
 }
 
+// The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+// the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+// The buildspec then checks the download against this hash instead of
+// the release's published checksums. Needs `pulumiVersion`.
+func (o PulumiDeploymentPtrOutput) PulumiCliSha256() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiDeployment) *string {
+		if v == nil {
+			return nil
+		}
+		return v.PulumiCliSha256
+	}).(pulumi.StringPtrOutput)
+}
+
+// Pulumi Cloud login without a stored token: the build asks AWS STS
+// for a short-lived identity token of the stage's role
+// (`GetWebIdentityToken`, IAM outbound identity federation) and
+// exchanges it with `pulumi login --oidc-token`. Instead of
+// `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+func (o PulumiDeploymentPtrOutput) PulumiCloudOidc() PulumiCloudOidcPtrOutput {
+	return o.ApplyT(func(v *PulumiDeployment) *PulumiCloudOidc {
+		if v == nil {
+			return nil
+		}
+		return v.PulumiCloudOidc
+	}).(PulumiCloudOidcPtrOutput)
+}
+
 // The Pulumi CLI version the buildspec installs, `3.x.y`.
 func (o PulumiDeploymentPtrOutput) PulumiVersion() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v *PulumiDeployment) *string {
@@ -1167,6 +1484,20 @@ func (o PulumiDeploymentPtrOutput) Refresh() pulumi.BoolPtrOutput {
 		}
 		return v.Refresh
 	}).(pulumi.BoolPtrOutput)
+}
+
+// A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+// as the stack's secrets provider (`awskms://`), instead of
+// `passphraseSecretArn`: no passphrase exists, and only this stage's
+// roles may use the key (Encrypt and Decrypt for the deployment,
+// Decrypt for its preview).
+func (o PulumiDeploymentPtrOutput) SecretsKmsKeyArn() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *PulumiDeployment) *string {
+		if v == nil {
+			return nil
+		}
+		return v.SecretsKmsKeyArn
+	}).(pulumi.StringPtrOutput)
 }
 
 // The stack, `org/project/stack` (or `stack` for self-managed backends).
@@ -1311,6 +1642,8 @@ func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*EnvironmentVariableMapInput)(nil)).Elem(), EnvironmentVariableMap{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsInput)(nil)).Elem(), NotificationsArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsPtrInput)(nil)).Elem(), NotificationsArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcInput)(nil)).Elem(), PulumiCloudOidcArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcPtrInput)(nil)).Elem(), PulumiCloudOidcArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiDeploymentInput)(nil)).Elem(), PulumiDeploymentArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiDeploymentPtrInput)(nil)).Elem(), PulumiDeploymentArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*SourceInput)(nil)).Elem(), SourceArgs{})
@@ -1323,6 +1656,8 @@ func init() {
 	pulumi.RegisterOutputType(EnvironmentVariableMapOutput{})
 	pulumi.RegisterOutputType(NotificationsOutput{})
 	pulumi.RegisterOutputType(NotificationsPtrOutput{})
+	pulumi.RegisterOutputType(PulumiCloudOidcOutput{})
+	pulumi.RegisterOutputType(PulumiCloudOidcPtrOutput{})
 	pulumi.RegisterOutputType(PulumiDeploymentOutput{})
 	pulumi.RegisterOutputType(PulumiDeploymentPtrOutput{})
 	pulumi.RegisterOutputType(SourceOutput{})

@@ -185,6 +185,37 @@ export interface NotificationsArgs {
 }
 
 /**
+ * Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+ * exchange. Register the account's outbound identity federation issuer in
+ * the Pulumi organization and allow the stage's role (output `roleArns`)
+ * in the issuer's policy.
+ */
+export interface PulumiCloudOidcArgs {
+    /**
+     * The Pulumi organization: the token's audience is
+     * `urn:pulumi:org:<organization>`.
+     */
+    organization: pulumi.Input<string>;
+    /**
+     * The team the pre-approval Preview action's token is exchanged for:
+     * a team that can only read the stack. The Preview action runs under
+     * its own role, which Pulumi Cloud's issuer policy must map to this
+     * team only. Without it (and without
+     * `previewAccessTokenSecretArn`) the stage gets no preview.
+     */
+    previewTeam?: pulumi.Input<string | undefined>;
+    /**
+     * Exchange for a team token of this team (`--oidc-team`). At most one
+     * of `team` and `user`; neither means an organization token.
+     */
+    team?: pulumi.Input<string | undefined>;
+    /**
+     * Exchange for a personal token of this user (`--oidc-user`).
+     */
+    user?: pulumi.Input<string | undefined>;
+}
+
+/**
  * A Pulumi stack the stage deploys.
  */
 export interface PulumiDeploymentArgs {
@@ -213,6 +244,21 @@ export interface PulumiDeploymentArgs {
      */
     previewOnly?: pulumi.Input<boolean | undefined>;
     /**
+     * The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+     * the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+     * The buildspec then checks the download against this hash instead of
+     * the release's published checksums. Needs `pulumiVersion`.
+     */
+    pulumiCliSha256?: pulumi.Input<string | undefined>;
+    /**
+     * Pulumi Cloud login without a stored token: the build asks AWS STS
+     * for a short-lived identity token of the stage's role
+     * (`GetWebIdentityToken`, IAM outbound identity federation) and
+     * exchanges it with `pulumi login --oidc-token`. Instead of
+     * `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+     */
+    pulumiCloudOidc?: pulumi.Input<inputs.PulumiCloudOidcArgs | undefined>;
+    /**
      * The Pulumi CLI version the buildspec installs, `3.x.y`.
      */
     pulumiVersion?: pulumi.Input<string | undefined>;
@@ -220,6 +266,14 @@ export interface PulumiDeploymentArgs {
      * Refresh before deploying. Default true.
      */
     refresh?: pulumi.Input<boolean | undefined>;
+    /**
+     * A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+     * as the stack's secrets provider (`awskms://`), instead of
+     * `passphraseSecretArn`: no passphrase exists, and only this stage's
+     * roles may use the key (Encrypt and Decrypt for the deployment,
+     * Decrypt for its preview).
+     */
+    secretsKmsKeyArn?: pulumi.Input<string | undefined>;
     /**
      * The stack, `org/project/stack` (or `stack` for self-managed backends).
      */

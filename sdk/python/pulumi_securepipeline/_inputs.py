@@ -26,6 +26,8 @@ __all__ = [
     'EnvironmentVariableArgsDict',
     'NotificationsArgs',
     'NotificationsArgsDict',
+    'PulumiCloudOidcArgs',
+    'PulumiCloudOidcArgsDict',
     'PulumiDeploymentArgs',
     'PulumiDeploymentArgsDict',
     'SourceArgs',
@@ -798,6 +800,123 @@ class NotificationsArgs:
         pulumi.set(self, "events", value)
 
 
+class PulumiCloudOidcArgsDict(TypedDict):
+    """
+    Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+    exchange. Register the account's outbound identity federation issuer in
+    the Pulumi organization and allow the stage's role (output `roleArns`)
+    in the issuer's policy.
+    """
+    organization: pulumi.Input[_builtins.str]
+    """
+    The Pulumi organization: the token's audience is
+    `urn:pulumi:org:<organization>`.
+    """
+    preview_team: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The team the pre-approval Preview action's token is exchanged for:
+    a team that can only read the stack. The Preview action runs under
+    its own role, which Pulumi Cloud's issuer policy must map to this
+    team only. Without it (and without
+    `previewAccessTokenSecretArn`) the stage gets no preview.
+    """
+    team: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Exchange for a team token of this team (`--oidc-team`). At most one
+    of `team` and `user`; neither means an organization token.
+    """
+    user: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Exchange for a personal token of this user (`--oidc-user`).
+    """
+
+@pulumi.input_type
+class PulumiCloudOidcArgs:
+    def __init__(__self__, *,
+                 organization: pulumi.Input[_builtins.str],
+                 preview_team: pulumi.Input[Optional[_builtins.str]] = None,
+                 team: pulumi.Input[Optional[_builtins.str]] = None,
+                 user: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
+        exchange. Register the account's outbound identity federation issuer in
+        the Pulumi organization and allow the stage's role (output `roleArns`)
+        in the issuer's policy.
+
+        :param pulumi.Input[_builtins.str] organization: The Pulumi organization: the token's audience is
+               `urn:pulumi:org:<organization>`.
+        :param pulumi.Input[_builtins.str] preview_team: The team the pre-approval Preview action's token is exchanged for:
+               a team that can only read the stack. The Preview action runs under
+               its own role, which Pulumi Cloud's issuer policy must map to this
+               team only. Without it (and without
+               `previewAccessTokenSecretArn`) the stage gets no preview.
+        :param pulumi.Input[_builtins.str] team: Exchange for a team token of this team (`--oidc-team`). At most one
+               of `team` and `user`; neither means an organization token.
+        :param pulumi.Input[_builtins.str] user: Exchange for a personal token of this user (`--oidc-user`).
+        """
+        pulumi.set(__self__, "organization", organization)
+        if preview_team is not None:
+            pulumi.set(__self__, "preview_team", preview_team)
+        if team is not None:
+            pulumi.set(__self__, "team", team)
+        if user is not None:
+            pulumi.set(__self__, "user", user)
+
+    @_builtins.property
+    @pulumi.getter
+    def organization(self) -> pulumi.Input[_builtins.str]:
+        """
+        The Pulumi organization: the token's audience is
+        `urn:pulumi:org:<organization>`.
+        """
+        return pulumi.get(self, "organization")
+
+    @organization.setter
+    def organization(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "organization", value)
+
+    @_builtins.property
+    @pulumi.getter(name="previewTeam")
+    def preview_team(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The team the pre-approval Preview action's token is exchanged for:
+        a team that can only read the stack. The Preview action runs under
+        its own role, which Pulumi Cloud's issuer policy must map to this
+        team only. Without it (and without
+        `previewAccessTokenSecretArn`) the stage gets no preview.
+        """
+        return pulumi.get(self, "preview_team")
+
+    @preview_team.setter
+    def preview_team(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "preview_team", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def team(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Exchange for a team token of this team (`--oidc-team`). At most one
+        of `team` and `user`; neither means an organization token.
+        """
+        return pulumi.get(self, "team")
+
+    @team.setter
+    def team(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "team", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Exchange for a personal token of this user (`--oidc-user`).
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "user", value)
+
+
 class PulumiDeploymentArgsDict(TypedDict):
     """
     A Pulumi stack the stage deploys.
@@ -830,6 +949,21 @@ class PulumiDeploymentArgsDict(TypedDict):
     """
     Only preview, never update.
     """
+    pulumi_cli_sha256: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+    the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+    The buildspec then checks the download against this hash instead of
+    the release's published checksums. Needs `pulumiVersion`.
+    """
+    pulumi_cloud_oidc: NotRequired[pulumi.Input[Optional['PulumiCloudOidcArgsDict']]]
+    """
+    Pulumi Cloud login without a stored token: the build asks AWS STS
+    for a short-lived identity token of the stage's role
+    (`GetWebIdentityToken`, IAM outbound identity federation) and
+    exchanges it with `pulumi login --oidc-token`. Instead of
+    `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+    """
     pulumi_version: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     The Pulumi CLI version the buildspec installs, `3.x.y`.
@@ -837,6 +971,14 @@ class PulumiDeploymentArgsDict(TypedDict):
     refresh: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
     """
     Refresh before deploying. Default true.
+    """
+    secrets_kms_key_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+    as the stack's secrets provider (`awskms://`), instead of
+    `passphraseSecretArn`: no passphrase exists, and only this stage's
+    roles may use the key (Encrypt and Decrypt for the deployment,
+    Decrypt for its preview).
     """
     work_dir: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -852,8 +994,11 @@ class PulumiDeploymentArgs:
                  passphrase_secret_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  preview_access_token_secret_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  preview_only: pulumi.Input[Optional[_builtins.bool]] = None,
+                 pulumi_cli_sha256: pulumi.Input[Optional[_builtins.str]] = None,
+                 pulumi_cloud_oidc: pulumi.Input[Optional['PulumiCloudOidcArgs']] = None,
                  pulumi_version: pulumi.Input[Optional[_builtins.str]] = None,
                  refresh: pulumi.Input[Optional[_builtins.bool]] = None,
+                 secrets_kms_key_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  work_dir: pulumi.Input[Optional[_builtins.str]] = None):
         """
         A Pulumi stack the stage deploys.
@@ -868,8 +1013,22 @@ class PulumiDeploymentArgs:
                Preview action before an approval uses it; a Pulumi Cloud stage
                without it gets no preview, because its deploy token can write.
         :param pulumi.Input[_builtins.bool] preview_only: Only preview, never update.
+        :param pulumi.Input[_builtins.str] pulumi_cli_sha256: The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+               the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+               The buildspec then checks the download against this hash instead of
+               the release's published checksums. Needs `pulumiVersion`.
+        :param pulumi.Input['PulumiCloudOidcArgs'] pulumi_cloud_oidc: Pulumi Cloud login without a stored token: the build asks AWS STS
+               for a short-lived identity token of the stage's role
+               (`GetWebIdentityToken`, IAM outbound identity federation) and
+               exchanges it with `pulumi login --oidc-token`. Instead of
+               `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
         :param pulumi.Input[_builtins.str] pulumi_version: The Pulumi CLI version the buildspec installs, `3.x.y`.
         :param pulumi.Input[_builtins.bool] refresh: Refresh before deploying. Default true.
+        :param pulumi.Input[_builtins.str] secrets_kms_key_arn: A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+               as the stack's secrets provider (`awskms://`), instead of
+               `passphraseSecretArn`: no passphrase exists, and only this stage's
+               roles may use the key (Encrypt and Decrypt for the deployment,
+               Decrypt for its preview).
         :param pulumi.Input[_builtins.str] work_dir: The directory of the Pulumi project in the repository. Default `.`.
         """
         pulumi.set(__self__, "stack", stack)
@@ -883,10 +1042,16 @@ class PulumiDeploymentArgs:
             pulumi.set(__self__, "preview_access_token_secret_arn", preview_access_token_secret_arn)
         if preview_only is not None:
             pulumi.set(__self__, "preview_only", preview_only)
+        if pulumi_cli_sha256 is not None:
+            pulumi.set(__self__, "pulumi_cli_sha256", pulumi_cli_sha256)
+        if pulumi_cloud_oidc is not None:
+            pulumi.set(__self__, "pulumi_cloud_oidc", pulumi_cloud_oidc)
         if pulumi_version is not None:
             pulumi.set(__self__, "pulumi_version", pulumi_version)
         if refresh is not None:
             pulumi.set(__self__, "refresh", refresh)
+        if secrets_kms_key_arn is not None:
+            pulumi.set(__self__, "secrets_kms_key_arn", secrets_kms_key_arn)
         if work_dir is not None:
             pulumi.set(__self__, "work_dir", work_dir)
 
@@ -967,6 +1132,37 @@ class PulumiDeploymentArgs:
         pulumi.set(self, "preview_only", value)
 
     @_builtins.property
+    @pulumi.getter(name="pulumiCliSha256")
+    def pulumi_cli_sha256(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The SHA-256 (64 hex digits) of the Pulumi CLI release tarball for
+        the build's architecture (`pulumi-v<version>-linux-x64.tar.gz`).
+        The buildspec then checks the download against this hash instead of
+        the release's published checksums. Needs `pulumiVersion`.
+        """
+        return pulumi.get(self, "pulumi_cli_sha256")
+
+    @pulumi_cli_sha256.setter
+    def pulumi_cli_sha256(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "pulumi_cli_sha256", value)
+
+    @_builtins.property
+    @pulumi.getter(name="pulumiCloudOidc")
+    def pulumi_cloud_oidc(self) -> pulumi.Input[Optional['PulumiCloudOidcArgs']]:
+        """
+        Pulumi Cloud login without a stored token: the build asks AWS STS
+        for a short-lived identity token of the stage's role
+        (`GetWebIdentityToken`, IAM outbound identity federation) and
+        exchanges it with `pulumi login --oidc-token`. Instead of
+        `accessTokenSecretArn`; needs Pulumi CLI 3.209.0 or later.
+        """
+        return pulumi.get(self, "pulumi_cloud_oidc")
+
+    @pulumi_cloud_oidc.setter
+    def pulumi_cloud_oidc(self, value: pulumi.Input[Optional['PulumiCloudOidcArgs']]):
+        pulumi.set(self, "pulumi_cloud_oidc", value)
+
+    @_builtins.property
     @pulumi.getter(name="pulumiVersion")
     def pulumi_version(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -989,6 +1185,22 @@ class PulumiDeploymentArgs:
     @refresh.setter
     def refresh(self, value: pulumi.Input[Optional[_builtins.bool]]):
         pulumi.set(self, "refresh", value)
+
+    @_builtins.property
+    @pulumi.getter(name="secretsKmsKeyArn")
+    def secrets_kms_key_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        A KMS key (exact key ARN, `arn:aws:kms:<region>:<account>:key/<id>`)
+        as the stack's secrets provider (`awskms://`), instead of
+        `passphraseSecretArn`: no passphrase exists, and only this stage's
+        roles may use the key (Encrypt and Decrypt for the deployment,
+        Decrypt for its preview).
+        """
+        return pulumi.get(self, "secrets_kms_key_arn")
+
+    @secrets_kms_key_arn.setter
+    def secrets_kms_key_arn(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "secrets_kms_key_arn", value)
 
     @_builtins.property
     @pulumi.getter(name="workDir")
