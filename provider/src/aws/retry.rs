@@ -370,3 +370,148 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    type Error = SdkError<GetCallerIdentityError, Response>;
+
+    fn aws_error(status: u16, code: &str) -> Error {
+        let err = GetCallerIdentityError::generic(ErrorMetadata::builder().code(code).build());
+        let status = StatusCode::try_from(status).expect("a valid status");
+        SdkError::service_error(err, Response::new(status, SdkBody::empty()))
+    }
+
+    fn lost() -> Error {
+        SdkError::timeout_error("the answer never came")
+    }
+
+    const PROPAGATION: Transient = Transient::Propagation {
+        code: "InvalidInputException",
+        message_contains: "sts:AssumeRole",
+    };
+    const RETRY_ON: [Transient; 3] = [Transient::Throttling, Transient::ServerError, PROPAGATION];
+
+    /// Runs `create_once` over scripted answers; returns the outcome, how
+    /// often the call was sent and how often the resource was looked for.
+    async fn run(
+        answers: Vec<Result<&'static str, Error>>,
+        found: Option<&'static str>,
+    ) -> (
+        Result<Created<&'static str, &'static str>, CreateError>,
+        usize,
+        usize,
+    ) {
+        let log = EngineLog::default();
+        let progress = Progress {
+            log: &log,
+            urn: "urn",
+        };
+        let answers = std::cell::RefCell::new(answers.into_iter());
+        let (sent, looked) = (Cell::new(0), Cell::new(0));
+        let outcome = create_once(
+            progress,
+            "creating",
+            &RETRY_ON,
+            &["EntityAlreadyExists"],
+            || {
+                sent.set(sent.get() + 1);
+                let answer = answers
+                    .borrow_mut()
+                    .next()
+                    .expect("no more answers scripted");
+                async move { answer }
+            },
+            || {
+                looked.set(looked.get() + 1);
+                async move { Ok(found) }
+            },
+        )
+        .await;
+        (outcome, sent.get(), looked.get())
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_finds_what_it_made_instead_of_making_another() {
+        let (outcome, sent, looked) = run(vec![Err(lost())], Some("mine")).await;
+        assert!(matches!(outcome, Ok(Created::Found("mine"))), "{outcome:?}");
+        assert_eq!((sent, looked), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_answer_a_taken_name_is_ours_only_with_our_marker() {
+        let (outcome, sent, looked) = run(
+            vec![
+                Err(aws_error(503, "ServiceUnavailable")),
+                Err(aws_error(409, "EntityAlreadyExists")),
+            ],
+            None,
+        )
+        .await;
+        assert!(matches!(outcome, Err(CreateError::Taken)), "{outcome:?}");
+        assert_eq!((sent, looked), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn a_name_taken_at_the_first_attempt_is_never_adopted() {
+        let (outcome, sent, looked) =
+            run(vec![Err(aws_error(409, "EntityAlreadyExists"))], Some("x")).await;
+        assert!(matches!(outcome, Err(CreateError::Taken)), "{outcome:?}");
+        assert_eq!((sent, looked), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_sent_again_without_looking() {
+        let (outcome, sent, looked) = run(
+            vec![
+                Err(aws_error(400, "ThrottlingException")),
+                Err(SdkError::service_error(
+                    GetCallerIdentityError::generic(
+                        ErrorMetadata::builder()
+                            .code("InvalidInputException")
+                            .message(
+                                "CodeBuild is not authorized to perform: sts:AssumeRole on arn",
+                            )
+                            .build(),
+                    ),
+                    Response::new(StatusCode::try_from(400).expect("400"), SdkBody::empty()),
+                )),
+                Ok("made"),
+            ],
+            None,
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Created::New("made"))), "{outcome:?}");
+        assert_eq!((sent, looked), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn nothing_found_after_a_lost_answer_sends_again_and_other_errors_are_final() {
+        let (outcome, sent, looked) = run(vec![Err(lost()), Ok("made")], None).await;
+        assert!(matches!(outcome, Ok(Created::New("made"))), "{outcome:?}");
+        assert_eq!((sent, looked), (2, 1));
+
+        let (outcome, sent, _) = run(vec![Err(aws_error(400, "ValidationException"))], None).await;
+        assert!(
+            matches!(&outcome, Err(CreateError::Failed(message)) if message == "ValidationException"),
+            "{outcome:?}"
+        );
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn waits_are_jittered_within_half_to_all_of_the_delay() {
+        let delay = Duration::from_millis(800);
+        let waits: Vec<_> = (0..50).map(|_| jittered(delay)).collect();
+        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay));
+        assert!(waits.iter().any(|w| *w != waits[0]));
+    }
+}
