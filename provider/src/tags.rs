@@ -11,6 +11,31 @@ pub const PIPELINE_KEY: &str = "securepipeline:pipeline";
 
 pub type Tags = BTreeMap<String, String>;
 
+/// The tag a create puts on what it makes, holding a token only that create
+/// knows: after an answer that was lost it recognises its own resource by
+/// it, and never takes another's for its own. Not part of the program's
+/// tags: reads leave it out.
+pub const CREATE_TOKEN_KEY: &str = "securepipeline:create-token";
+
+/// A fresh token for one create.
+pub fn new_create_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// `tags` with this create's token added.
+pub fn with_create_token(tags: &Tags, token: &str) -> Tags {
+    let mut tags = tags.clone();
+    tags.insert(CREATE_TOKEN_KEY.into(), token.into());
+    tags
+}
+
+/// Live tags as the program states them: without a create token.
+pub fn without_create_token(tags: impl IntoIterator<Item = (String, String)>) -> Tags {
+    tags.into_iter()
+        .filter(|(key, _)| key != CREATE_TOKEN_KEY)
+        .collect()
+}
+
 /// The provider's defaults, overridden by the resource's own tags, plus
 /// `ManagedBy`, which nothing overrides.
 pub fn effective(defaults: &Tags, own: &Tags) -> Tags {

@@ -199,11 +199,12 @@ async fn build_project_is_created_read_back_restored_and_deleted() {
         *logs.s3_logs().unwrap().status(),
         LogsConfigStatusType::Disabled
     );
-    // G18: the user's tags and ManagedBy.
+    // G18: the user's tags and ManagedBy, and the create's ownership token.
     let tags = live_tags(&project);
     assert_eq!(tags["team"], "platform");
     assert_eq!(tags[tags::MANAGED_BY_KEY], tags::MANAGED_BY_VALUE);
-    assert_eq!(tags, inputs.tags);
+    assert!(tags.contains_key(tags::CREATE_TOKEN_KEY), "{tags:?}");
+    assert_eq!(tags::without_create_token(tags), inputs.tags);
 
     let (live, read_outputs) = BuildProject::read(&ctx, &id, &inputs)
         .await

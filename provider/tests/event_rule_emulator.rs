@@ -316,3 +316,38 @@ async fn schedule_starts_the_pipeline_through_its_role() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_rule_that_already_exists_is_never_taken_over() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let inputs = check(
+        &aws,
+        b"taken-rule",
+        notify_inputs("arn:aws:sns:us-east-1:123456789012:app-test-notify"),
+    );
+    let name = inputs.rule_name.clone().unwrap();
+    let events = &aws.clients().events;
+    events
+        .put_rule()
+        .name(&name)
+        .schedule_expression("rate(1 hour)")
+        .description("someone else's")
+        .send()
+        .await
+        .unwrap();
+
+    let err = EventRule::create(&ctx, &inputs)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("event rule {name} already exists")),
+        "{err}"
+    );
+    let rule = events.describe_rule().name(&name).send().await.unwrap();
+    assert_eq!(rule.description(), Some("someone else's"));
+    assert_eq!(rule.schedule_expression(), Some("rate(1 hour)"));
+}

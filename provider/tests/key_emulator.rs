@@ -31,6 +31,7 @@ fn program_inputs() -> KeyInputs {
     }
 }
 
+/// Live tags as the program states them: the create's ownership token aside.
 async fn live_tags(kms: &aws_sdk_kms::Client, id: &str) -> Tags {
     kms.list_resource_tags()
         .key_id(id)
@@ -40,6 +41,7 @@ async fn live_tags(kms: &aws_sdk_kms::Client, id: &str) -> Tags {
         .tags()
         .iter()
         .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+        .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
         .collect()
 }
 

@@ -182,6 +182,7 @@ async fn live_pipeline(aws: &AwsContext, name: &str) -> PipelineDeclaration {
     found.pipeline.expect("the pipeline exists")
 }
 
+/// Live tags as the program states them: the create's ownership token aside.
 async fn live_tags(aws: &AwsContext, arn: &str) -> Tags {
     let listed = aws
         .clients()
@@ -195,6 +196,7 @@ async fn live_tags(aws: &AwsContext, arn: &str) -> Tags {
         .tags()
         .iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
+        .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
         .collect()
 }
 

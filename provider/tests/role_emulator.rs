@@ -87,6 +87,7 @@ async fn live_policy_names(iam: &aws_sdk_iam::Client, name: &str) -> Vec<String>
         .to_vec()
 }
 
+/// Live tags as the program states them: the create's ownership token aside.
 async fn live_tags(iam: &aws_sdk_iam::Client, name: &str) -> Tags {
     iam.list_role_tags()
         .role_name(name)
@@ -96,6 +97,7 @@ async fn live_tags(iam: &aws_sdk_iam::Client, name: &str) -> Tags {
         .tags()
         .iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
+        .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
         .collect()
 }
 

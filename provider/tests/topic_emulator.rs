@@ -293,3 +293,39 @@ async fn email_subscriptions_are_pending_until_confirmed() {
     assert_eq!(live_outputs.subscriptions, pending);
     Topic::delete(&ctx, &id, &inputs, &outputs).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_topic_that_already_exists_is_never_taken_over() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let key_arn = key(&aws).await;
+    let check_ctx = CheckContext {
+        name: "notifications",
+        random_seed: b"taken-topic",
+        aws: Some(&aws),
+    };
+    let inputs = Topic::check(&check_ctx, None, program_inputs(&aws, &key_arn)).unwrap();
+    let name = inputs.topic_name.clone().unwrap();
+    let sns = &aws.clients().sns;
+    let existing = sns.create_topic().name(&name).send().await.unwrap();
+    let arn = existing.topic_arn().unwrap();
+
+    let err = Topic::create(&ctx, &inputs).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("topic {name} already exists")),
+        "{err}"
+    );
+    // Left as it was: no policy, key or subscriptions of ours.
+    let attributes = sns
+        .get_topic_attributes()
+        .topic_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    assert!(!attributes.contains_key("KmsMasterKeyId"), "{attributes:?}");
+    assert!(live_subscriptions(&aws, arn).await.is_empty());
+}

@@ -108,7 +108,9 @@ impl ProviderConfig {
     /// `sts:GetCallerIdentity`.
     pub async fn connect(&self) -> Result<AwsContext, String> {
         let endpoints = Endpoints(self.endpoints.clone());
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(super::retry::sdk_retry_config())
+            .timeout_config(super::retry::sdk_timeouts());
         if let Some(profile) = &self.profile {
             loader = loader.profile_name(profile);
         }

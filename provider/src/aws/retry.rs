@@ -1,13 +1,56 @@
-//! Retries for AWS calls: only on named transient errors, with exponential
-//! backoff bounded in total time, reporting progress to the engine.
+//! Retry policy for every AWS call, in one place.
+//!
+//! Two layers. The SDK clients retry throttling, 5xx answers, timeouts and
+//! resets of every call themselves ([`sdk_retry_config`]), bounded by
+//! attempt and operation timeouts ([`sdk_timeouts`]): that is safe for reads,
+//! puts, tags and deletes, which do the same thing when repeated. Creates
+//! that are not idempotent opt out ([`once`]) and go through
+//! [`create_once`], which sends them again only when AWS said it did nothing,
+//! and after an answer that leaves it open (a timeout, a reset, a 5xx) first
+//! looks for the resource by the ownership marker the create tagged it with.
+//! [`retry`] waits out errors that are not transient to the SDK but are to
+//! us (a just-created role or key not yet visible), with a deadline and
+//! jitter.
 
 use std::time::Duration;
 
 use aws_sdk_sts::error::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use rand::Rng;
 use tokio::time::Instant;
 
 use crate::engine_log::EngineLog;
+
+/// Attempts per call the SDK makes on throttling and transient failures.
+const SDK_MAX_ATTEMPTS: u32 = 10;
+
+/// The SDK's own retries of calls that are safe to repeat: exponential
+/// backoff with full jitter, capped at 20 s a wait.
+pub fn sdk_retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(SDK_MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+/// No call waits forever: connecting, each attempt, and the whole operation
+/// with its retries are bounded.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .operation_timeout(Duration::from_secs(300))
+        .build()
+}
+
+/// For one call that must not be repeated blindly: the SDK sends it once and
+/// [`create_once`] decides what happens after a failure. Used as
+/// `.customize().config_override(Builder::default().retry_config(once()))`.
+pub fn once() -> RetryConfig {
+    RetryConfig::disabled()
+}
 
 /// An error worth waiting out.
 #[derive(Debug, Clone, Copy)]
@@ -179,11 +222,296 @@ where
                         describe(&err)
                     ),
                 );
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(jittered(delay)).await;
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
             }
             Err(err) => return Err(err),
         }
+    }
+}
+
+/// Between half the delay and all of it, so that calls failing together do
+/// not all come back at once.
+fn jittered(delay: Duration) -> Duration {
+    let half = delay / 2;
+    half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+/// A create that did not fail: it made the resource, or found the one an
+/// earlier attempt of this same create made.
+#[derive(Debug)]
+pub enum Created<T, F> {
+    New(T),
+    Found(F),
+}
+
+/// Why a create failed.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The name is taken by a resource this create did not make (it lacks
+    /// this create's ownership marker). Never adopted.
+    Taken,
+    /// AWS refused, or kept failing until the deadline; `code: message`.
+    Failed(String),
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Taken => f.write_str("the name is taken by a resource this create did not make"),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What AWS answered, as far as a repeat of the call is concerned.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// AWS said it did nothing (throttling, a role still propagating): send
+    /// the call again.
+    Refused,
+    /// No answer, or a 5xx: the call may or may not have taken effect.
+    Unknown,
+    /// The name is taken (by this create's earlier attempt, or by another).
+    NameTaken,
+    /// Any other error: final.
+    Failed,
+}
+
+fn answer<E, R>(err: &SdkError<E, R>, retry_on: &[Transient], name_taken: &[&str]) -> Answer
+where
+    E: ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    let refusals: Vec<Transient> = retry_on
+        .iter()
+        .copied()
+        .filter(|rule| !matches!(rule, Transient::ServerError))
+        .collect();
+    if is_transient(err, &refusals) {
+        Answer::Refused
+    } else if is_code(err, name_taken) {
+        Answer::NameTaken
+    } else if is_transient(err, &[Transient::ServerError]) {
+        Answer::Unknown
+    } else {
+        Answer::Failed
+    }
+}
+
+/// Runs a create that AWS does not make idempotent, so that one create
+/// makes at most one resource and never adopts another's.
+///
+/// `op` must carry this create's ownership marker (a tag with a token only
+/// this create knows) and be sent without SDK retries ([`once`]);
+/// `find_own` looks the resource up by that marker. Errors in `retry_on`
+/// other than [`Transient::ServerError`] are refusals and are waited out;
+/// after a timeout, reset or 5xx the resource is looked for before the call
+/// is sent again; `name_taken` codes (e.g. `EntityAlreadyExists`) after
+/// such an unknown answer mean our own earlier attempt if `find_own` finds
+/// it, and [`CreateError::Taken`] otherwise.
+pub async fn create_once<T, E, R, F, Fut, Found, L, LFut>(
+    progress: Progress<'_>,
+    action: &str,
+    retry_on: &[Transient],
+    name_taken: &[&str],
+    mut op: F,
+    mut find_own: L,
+) -> Result<Created<T, Found>, CreateError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    L: FnMut() -> LFut,
+    LFut: std::future::Future<Output = Result<Option<Found>, String>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    let backoff = Backoff::default();
+    let deadline = Instant::now() + backoff.give_up_after;
+    let mut delay = backoff.first_delay;
+    let mut attempt = 1u32;
+    // Whether an earlier attempt may have made the resource.
+    let mut maybe_made = false;
+    loop {
+        let err = match op().await {
+            Ok(value) => return Ok(Created::New(value)),
+            Err(err) => err,
+        };
+        let answer = answer(&err, retry_on, name_taken);
+        if answer == Answer::Unknown {
+            maybe_made = true;
+        }
+        if matches!(answer, Answer::Unknown | Answer::NameTaken) && maybe_made {
+            if let Some(found) = find_own().await.map_err(CreateError::Failed)? {
+                progress.log.status(
+                    progress.urn,
+                    &format!("{action}: found what the attempt whose answer was lost created"),
+                );
+                return Ok(Created::Found(found));
+            }
+        }
+        match answer {
+            Answer::NameTaken => return Err(CreateError::Taken),
+            Answer::Failed => return Err(CreateError::Failed(describe(&err))),
+            Answer::Refused | Answer::Unknown if Instant::now() + delay < deadline => {
+                progress.log.status(
+                    progress.urn,
+                    &format!(
+                        "{action}: waiting for AWS (attempt {attempt}): {}",
+                        describe(&err)
+                    ),
+                );
+                tokio::time::sleep(jittered(delay)).await;
+                delay = (delay * 2).min(backoff.max_delay);
+                attempt += 1;
+            }
+            Answer::Refused | Answer::Unknown => return Err(CreateError::Failed(describe(&err))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    type Error = SdkError<GetCallerIdentityError, Response>;
+
+    fn aws_error(status: u16, code: &str) -> Error {
+        let err = GetCallerIdentityError::generic(ErrorMetadata::builder().code(code).build());
+        let status = StatusCode::try_from(status).expect("a valid status");
+        SdkError::service_error(err, Response::new(status, SdkBody::empty()))
+    }
+
+    fn lost() -> Error {
+        SdkError::timeout_error("the answer never came")
+    }
+
+    const PROPAGATION: Transient = Transient::Propagation {
+        code: "InvalidInputException",
+        message_contains: "sts:AssumeRole",
+    };
+    const RETRY_ON: [Transient; 3] = [Transient::Throttling, Transient::ServerError, PROPAGATION];
+
+    /// Runs `create_once` over scripted answers; returns the outcome, how
+    /// often the call was sent and how often the resource was looked for.
+    async fn run(
+        answers: Vec<Result<&'static str, Error>>,
+        found: Option<&'static str>,
+    ) -> (
+        Result<Created<&'static str, &'static str>, CreateError>,
+        usize,
+        usize,
+    ) {
+        let log = EngineLog::default();
+        let progress = Progress {
+            log: &log,
+            urn: "urn",
+        };
+        let answers = std::cell::RefCell::new(answers.into_iter());
+        let (sent, looked) = (Cell::new(0), Cell::new(0));
+        let outcome = create_once(
+            progress,
+            "creating",
+            &RETRY_ON,
+            &["EntityAlreadyExists"],
+            || {
+                sent.set(sent.get() + 1);
+                let answer = answers
+                    .borrow_mut()
+                    .next()
+                    .expect("no more answers scripted");
+                async move { answer }
+            },
+            || {
+                looked.set(looked.get() + 1);
+                async move { Ok(found) }
+            },
+        )
+        .await;
+        (outcome, sent.get(), looked.get())
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_finds_what_it_made_instead_of_making_another() {
+        let (outcome, sent, looked) = run(vec![Err(lost())], Some("mine")).await;
+        assert!(matches!(outcome, Ok(Created::Found("mine"))), "{outcome:?}");
+        assert_eq!((sent, looked), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_answer_a_taken_name_is_ours_only_with_our_marker() {
+        let (outcome, sent, looked) = run(
+            vec![
+                Err(aws_error(503, "ServiceUnavailable")),
+                Err(aws_error(409, "EntityAlreadyExists")),
+            ],
+            None,
+        )
+        .await;
+        assert!(matches!(outcome, Err(CreateError::Taken)), "{outcome:?}");
+        assert_eq!((sent, looked), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn a_name_taken_at_the_first_attempt_is_never_adopted() {
+        let (outcome, sent, looked) =
+            run(vec![Err(aws_error(409, "EntityAlreadyExists"))], Some("x")).await;
+        assert!(matches!(outcome, Err(CreateError::Taken)), "{outcome:?}");
+        assert_eq!((sent, looked), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_sent_again_without_looking() {
+        let (outcome, sent, looked) = run(
+            vec![
+                Err(aws_error(400, "ThrottlingException")),
+                Err(SdkError::service_error(
+                    GetCallerIdentityError::generic(
+                        ErrorMetadata::builder()
+                            .code("InvalidInputException")
+                            .message(
+                                "CodeBuild is not authorized to perform: sts:AssumeRole on arn",
+                            )
+                            .build(),
+                    ),
+                    Response::new(StatusCode::try_from(400).expect("400"), SdkBody::empty()),
+                )),
+                Ok("made"),
+            ],
+            None,
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Created::New("made"))), "{outcome:?}");
+        assert_eq!((sent, looked), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn nothing_found_after_a_lost_answer_sends_again_and_other_errors_are_final() {
+        let (outcome, sent, looked) = run(vec![Err(lost()), Ok("made")], None).await;
+        assert!(matches!(outcome, Ok(Created::New("made"))), "{outcome:?}");
+        assert_eq!((sent, looked), (2, 1));
+
+        let (outcome, sent, _) = run(vec![Err(aws_error(400, "ValidationException"))], None).await;
+        assert!(
+            matches!(&outcome, Err(CreateError::Failed(message)) if message == "ValidationException"),
+            "{outcome:?}"
+        );
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn waits_are_jittered_within_half_to_all_of_the_delay() {
+        let delay = Duration::from_millis(800);
+        let waits: Vec<_> = (0..50).map(|_| jittered(delay)).collect();
+        assert!(waits.iter().all(|w| *w >= delay / 2 && *w <= delay));
+        assert!(waits.iter().any(|w| *w != waits[0]));
     }
 }

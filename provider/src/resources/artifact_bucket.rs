@@ -20,7 +20,9 @@ use super::common::{
     check_kms_key_arn, effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT,
 };
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
+};
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
 use crate::naming;
@@ -294,9 +296,6 @@ fn legacy_prefix(rule: &LifecycleRule) -> &str {
     rule.prefix().unwrap_or_default()
 }
 
-/// The tag that marks a bucket with the create operation that made it.
-const CREATE_TOKEN_KEY: &str = "securepipeline:create-token";
-
 fn already_exists(name: &str) -> String {
     format!(
         "bucket {name} already exists in this account and is not adopted; \
@@ -315,31 +314,29 @@ async fn bucket_exists(s3: &aws_sdk_s3::Client, name: &str, account_id: &str) ->
         .is_ok()
 }
 
-/// The create token a bucket was tagged with, if any.
+/// The create token a bucket was tagged with, if any; None too when there
+/// is no such bucket.
 async fn create_token_of(
     s3: &aws_sdk_s3::Client,
     name: &str,
 ) -> Result<Option<String>, ResourceError> {
     let tagging = unless_missing(
         s3.get_bucket_tagging().bucket(name).send().await,
-        &["NoSuchTagSet"],
+        &["NoSuchTagSet", "NoSuchBucket"],
         &format!("reading tags of bucket {name}"),
     )?;
     Ok(tagging.and_then(|out| {
         out.tag_set()
             .iter()
-            .find(|tag| tag.key() == CREATE_TOKEN_KEY)
+            .find(|tag| tag.key() == tags::CREATE_TOKEN_KEY)
             .map(|tag| tag.value().to_string())
     }))
 }
 
-/// Decides about a bucket the account already owns: ours only when it
-/// carries this create's token (`live_token` is read only on a retry).
-fn adopt_bucket(name: &str, token: &str, live_token: Option<&str>) -> Result<(), ResourceError> {
-    match live_token {
-        Some(live) if live == token => Ok(()),
-        _ => Err(ResourceError::Failed(already_exists(name))),
-    }
+/// A bucket the account already owns is ours only when it carries this
+/// create's token.
+fn is_our_bucket(token: &str, live_token: Option<&str>) -> bool {
+    live_token == Some(token)
 }
 
 fn tagging(tags: &Tags) -> Result<Tagging, BuildError> {
@@ -717,9 +714,9 @@ impl CustomResource for ArtifactBucket {
         // Tags given to CreateBucket exist from the first moment, so a create
         // retried after a lost response can recognise its own bucket. The
         // later tagging step replaces the token with the bucket's tags.
-        let token = format!("{:016x}", rand::random::<u64>());
+        let token = tags::new_create_token();
         let marker = Tag::builder()
-            .key(CREATE_TOKEN_KEY)
+            .key(tags::CREATE_TOKEN_KEY)
             .value(&token)
             .build()
             .map_err(|err| ResourceError::failed(format!("creating bucket {name}"), err))?;
@@ -729,39 +726,33 @@ impl CustomResource for ArtifactBucket {
             )
             .tags(marker)
             .build();
-        let mut attempts = 0u32;
-        let created = retry(
+        create_once(
             progress(ctx),
             "creating bucket",
             &AWS_TRANSIENT,
-            Backoff::default(),
+            &["BucketAlreadyOwnedByYou"],
             || {
-                attempts += 1;
                 s3.create_bucket()
                     .bucket(name)
                     .create_bucket_configuration(configuration.clone())
+                    .customize()
+                    .config_override(aws_sdk_s3::config::Builder::default().retry_config(once()))
                     .send()
             },
+            || async {
+                let live = create_token_of(s3, name)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                Ok(is_our_bucket(&token, live.as_deref()).then_some(()))
+            },
         )
-        .await;
-        match created {
-            Ok(_) => {}
-            Err(err) if is_code(&err, &["BucketAlreadyOwnedByYou"]) => {
-                // Only a retry can have met our own bucket.
-                let live_token = if attempts > 1 {
-                    create_token_of(s3, name).await?
-                } else {
-                    None
-                };
-                adopt_bucket(name, &token, live_token.as_deref())?;
+        .await
+        .map_err(|err| match err {
+            CreateError::Taken => ResourceError::Failed(already_exists(name)),
+            CreateError::Failed(message) => {
+                ResourceError::failed(format!("creating bucket {name}"), message)
             }
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("creating bucket {name}"),
-                    describe(&err),
-                ))
-            }
-        }
+        })?;
         let outputs = ArtifactBucketOutputs {
             arn: ctx.aws.arns().s3_bucket(name),
         };
@@ -1387,15 +1378,9 @@ pub(crate) mod tests {
 
     #[test]
     fn an_owned_bucket_is_ours_only_with_this_creates_token() {
-        assert!(adopt_bucket("app-artifacts", "t1", Some("t1")).is_ok());
-        for live in [Some("t2"), None] {
-            let err = adopt_bucket("app-artifacts", "t1", live).unwrap_err();
-            assert!(
-                err.to_string()
-                    .contains("bucket app-artifacts already exists in this account"),
-                "{err}"
-            );
-        }
+        assert!(is_our_bucket("t1", Some("t1")));
+        assert!(!is_our_bucket("t1", Some("t2")));
+        assert!(!is_our_bucket("t1", None));
     }
 
     #[test]

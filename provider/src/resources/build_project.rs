@@ -18,7 +18,9 @@ use super::common::{
     check_arn, check_kms_key_arn, check_secret_arn, effective_tags, progress, AWS_TRANSIENT,
 };
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Created, Transient,
+};
 use crate::buildspec;
 use crate::credentials;
 use crate::naming;
@@ -378,6 +380,30 @@ fn spec(inputs: &BuildProjectInputs) -> Result<ProjectSpec, BuildError> {
     })
 }
 
+/// The project `name` when it carries this create's `token`.
+async fn project_with_token(
+    codebuild: &aws_sdk_codebuild::Client,
+    name: &str,
+    token: &str,
+) -> Result<Option<Project>, String> {
+    let found = codebuild
+        .batch_get_projects()
+        .names(name)
+        .send()
+        .await
+        .map_err(|err| format!("reading build project {name}: {}", describe(&err)))?;
+    Ok(found
+        .projects
+        .unwrap_or_default()
+        .into_iter()
+        .find(|project| {
+            project.name() == Some(name)
+                && project.tags().iter().any(|tag| {
+                    tag.key() == Some(tags::CREATE_TOKEN_KEY) && tag.value() == Some(token)
+                })
+        }))
+}
+
 fn project_variable(variable: &AwsVariable) -> ProjectVariable {
     let kind = match variable.r#type() {
         Some(EnvironmentVariableType::SecretsManager) => VariableType::SecretsManager,
@@ -438,6 +464,7 @@ fn live_inputs(project: &Project, inputs: &BuildProjectInputs) -> BuildProjectIn
         tags: project
             .tags()
             .iter()
+            .filter(|tag| tag.key() != Some(tags::CREATE_TOKEN_KEY))
             .filter_map(|tag| {
                 Some((
                     tag.key()?.to_string(),
@@ -558,11 +585,19 @@ impl CustomResource for BuildProject {
         let name = name(inputs)?;
         let spec = spec(inputs)
             .map_err(|err| ResourceError::failed(format!("describing project {name}"), err))?;
-        let created = retry(
+        let token = tags::new_create_token();
+        let mut tags = spec.tags.clone();
+        tags.push(
+            Tag::builder()
+                .key(tags::CREATE_TOKEN_KEY)
+                .value(&token)
+                .build(),
+        );
+        let created = create_once(
             progress(ctx),
             "creating build project",
             &ROLE_PROPAGATION,
-            Backoff::default(),
+            &["ResourceAlreadyExistsException"],
             || {
                 codebuild
                     .create_project()
@@ -576,15 +611,30 @@ impl CustomResource for BuildProject {
                     .queued_timeout_in_minutes(inputs.queued_timeout_in_minutes as i32)
                     .encryption_key(&inputs.kms_key_arn)
                     .logs_config(spec.logs.clone())
-                    .set_tags(Some(spec.tags.clone()))
+                    .set_tags(Some(tags.clone()))
+                    .customize()
+                    .config_override(
+                        aws_sdk_codebuild::config::Builder::default().retry_config(once()),
+                    )
                     .send()
             },
+            || project_with_token(codebuild, name, &token),
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("creating build project {name}"), describe(&err))
+        .map_err(|err| match err {
+            CreateError::Taken => ResourceError::Failed(format!(
+                "build project {name} already exists in this account and region and was not created by this resource, \
+                 so it is not adopted; choose another projectName, or delete the project if nothing uses it"
+            )),
+            CreateError::Failed(message) => {
+                ResourceError::failed(format!("creating build project {name}"), message)
+            }
         })?;
-        let arn = created.project().and_then(Project::arn).map_or_else(
+        let project = match &created {
+            Created::New(output) => output.project(),
+            Created::Found(project) => Some(project),
+        };
+        let arn = project.and_then(Project::arn).map_or_else(
             || {
                 ctx.aws
                     .arns()

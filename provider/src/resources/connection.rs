@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_exact_arn, effective_tags, progress, AWS_TRANSIENT};
-use crate::aws::retry::{describe, is_code, retry, Backoff};
+use crate::aws::retry::{create_once, describe, is_code, once, retry, Backoff, Created};
 use crate::naming;
 use crate::resource::{
     to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
@@ -238,11 +238,13 @@ impl CustomResource for Connection {
                     .host_arn
                     .is_none()
                     .then(|| provider_type(inputs.provider_type));
-                retry(
+                // Connections are not idempotent: after a lost answer the
+                // name (with this resource's random suffix) finds ours.
+                let created = create_once(
                     progress(ctx),
                     "creating connection",
                     &AWS_TRANSIENT,
-                    Backoff::default(),
+                    &[],
                     || {
                         connections
                             .create_connection()
@@ -250,15 +252,21 @@ impl CustomResource for Connection {
                             .set_provider_type(provider.clone())
                             .set_host_arn(inputs.host_arn.clone())
                             .set_tags(Some(tags.clone()))
+                            .customize()
+                            .config_override(
+                                aws_sdk_codestarconnections::config::Builder::default()
+                                    .retry_config(once()),
+                            )
                             .send()
                     },
+                    || async { find(ctx, inputs, name).await.map_err(|err| err.to_string()) },
                 )
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("creating connection {name}"), describe(&err))
-                })?
-                .connection_arn()
-                .to_string()
+                .map_err(|err| ResourceError::failed(format!("creating connection {name}"), err))?;
+                match created {
+                    Created::New(output) => output.connection_arn().to_string(),
+                    Created::Found(arn) => arn,
+                }
             }
         };
         // From here on the connection exists: a failure must hand it to the engine.

@@ -379,6 +379,15 @@ impl CustomResource for EventRule {
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
         let name = name(inputs)?;
+        // PutRule overwrites a rule of the same name: one that exists before
+        // this create belongs to something else and is never taken over.
+        // (Repeating PutRule after a lost answer is safe: it writes the same.)
+        if rule_exists(ctx, name).await? {
+            return Err(ResourceError::Failed(format!(
+                "event rule {name} already exists in this account and region and was not created by this resource, \
+                 so it is not adopted; choose another ruleName, or delete the rule if nothing uses it"
+            )));
+        }
         put_rule(ctx, name, inputs, Some(aws_tags(&inputs.tags)?))
             .await
             .map_err(ResourceError::Failed)?;
@@ -589,6 +598,25 @@ fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
 
 /// Creates or replaces the rule's definition (PutRule upserts). Tags are
 /// given only when creating; later changes go through TagResource.
+async fn rule_exists(ctx: &OpContext<'_>, name: &str) -> Result<bool, ResourceError> {
+    match ctx
+        .aws
+        .clients()
+        .events
+        .describe_rule()
+        .name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(false),
+        Err(err) => Err(ResourceError::failed(
+            format!("looking for event rule {name}"),
+            describe(&err),
+        )),
+    }
+}
+
 async fn put_rule(
     ctx: &OpContext<'_>,
     name: &str,

@@ -17,7 +17,9 @@ use super::common::{
 };
 use super::user_key;
 use crate::aws::arn::{is_region, Arns};
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Created, Transient,
+};
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
 use crate::naming;
@@ -478,12 +480,13 @@ impl CustomResource for Key {
         let arns = home.in_region(region(ctx, inputs));
         let policy =
             key_policy(&arns, &inputs.service_principals, &inputs.service_scopes).to_compact_json();
-        let tags = kms_tags(&inputs.tags)?;
-        let created = retry(
+        let token = tags::new_create_token();
+        let tags = kms_tags(&tags::with_create_token(&inputs.tags, &token))?;
+        let created = create_once(
             progress(ctx),
             "creating KMS key",
             &AWS_TRANSIENT,
-            Backoff::default(),
+            &[],
             || {
                 kms.create_key()
                     .description(&inputs.description)
@@ -491,14 +494,19 @@ impl CustomResource for Key {
                     .key_usage(KeyUsageType::EncryptDecrypt)
                     .key_spec(KeySpec::SymmetricDefault)
                     .set_tags(Some(tags.clone()))
+                    .customize()
+                    .config_override(aws_sdk_kms::config::Builder::default().retry_config(once()))
                     .send()
             },
+            || key_with_token(kms, &token),
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("creating KMS key {alias}"), describe(&err))
-        })?;
-        let metadata = created.key_metadata().ok_or_else(|| {
+        .map_err(|err| ResourceError::failed(format!("creating KMS key {alias}"), err))?;
+        let metadata = match &created {
+            Created::New(output) => output.key_metadata(),
+            Created::Found(described) => described.key_metadata(),
+        }
+        .ok_or_else(|| {
             ResourceError::Failed(format!(
                 "creating KMS key {alias}: AWS returned no key metadata"
             ))
@@ -611,6 +619,7 @@ impl CustomResource for Key {
             .unwrap_or_default()
             .into_iter()
             .map(|tag| (tag.tag_key, tag.tag_value))
+            .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
             .collect();
         let home = ctx.aws.arns();
         let arns = home.in_region(region(ctx, inputs));
@@ -993,61 +1002,85 @@ async fn point_alias(
             message_contains: "does not exist",
         },
     ];
-    let mut attempts = 0u32;
-    let created = retry(
+    let created = create_once(
         progress(ctx),
         "creating key alias",
         &retry_on,
-        Backoff::default(),
+        &["AlreadyExistsException"],
         || {
-            attempts += 1;
             kms.create_alias()
                 .alias_name(alias)
                 .target_key_id(key_id)
+                .customize()
+                .config_override(aws_sdk_kms::config::Builder::default().retry_config(once()))
                 .send()
+        },
+        || async {
+            let target = alias_target(kms, alias).await?;
+            Ok(is_our_alias(key_id, target.as_deref()).then_some(()))
         },
     )
     .await;
     match created {
         Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["AlreadyExistsException"]) => {
-            let target = if attempts > 1 {
-                alias_target(kms, alias).await?
-            } else {
-                None
-            };
-            adopt_alias(alias, key_id, target.as_deref())
-        }
-        Err(err) => Err(format!(
-            "creating alias {alias} for KMS key {key_id}: {}",
-            describe(&err)
-        )),
-    }
-}
-
-/// The key an existing alias points at.
-async fn alias_target(kms: &aws_sdk_kms::Client, alias: &str) -> Result<Option<String>, String> {
-    let described = kms
-        .describe_key()
-        .key_id(alias)
-        .send()
-        .await
-        .map_err(|err| format!("reading alias {alias}: {}", describe(&err)))?;
-    Ok(described
-        .key_metadata()
-        .map(|metadata| metadata.key_id().to_string()))
-}
-
-/// Decides about an alias that already exists: ours only when it already
-/// points at our key (`target` is known only after a retried create).
-fn adopt_alias(alias: &str, key_id: &str, target: Option<&str>) -> Result<(), String> {
-    match target {
-        Some(target) if target == key_id => Ok(()),
-        _ => Err(format!(
+        Err(CreateError::Taken) => Err(format!(
             "alias {alias} already exists in this account and region and does not belong to this key; \
              choose another aliasName, or delete the alias if nothing uses it"
         )),
+        Err(CreateError::Failed(message)) => Err(format!(
+            "creating alias {alias} for KMS key {key_id}: {message}"
+        )),
     }
+}
+
+/// The key of this region that carries `token`, found after a create whose
+/// answer was lost.
+async fn key_with_token(
+    kms: &aws_sdk_kms::Client,
+    token: &str,
+) -> Result<Option<aws_sdk_kms::operation::describe_key::DescribeKeyOutput>, String> {
+    let mut keys = kms.list_keys().into_paginator().items().send();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|err| format!("listing KMS keys: {}", describe(&err)))?;
+        let Some(id) = key.key_id() else { continue };
+        let tags = kms
+            .list_resource_tags()
+            .key_id(id)
+            .send()
+            .await
+            .map_err(|err| format!("reading tags of KMS key {id}: {}", describe(&err)))?;
+        let ours = tags
+            .tags()
+            .iter()
+            .any(|tag| tag.tag_key() == tags::CREATE_TOKEN_KEY && tag.tag_value() == token);
+        if ours {
+            let described = kms
+                .describe_key()
+                .key_id(id)
+                .send()
+                .await
+                .map_err(|err| format!("reading KMS key {id}: {}", describe(&err)))?;
+            return Ok(Some(described));
+        }
+    }
+    Ok(None)
+}
+
+/// The key an alias points at; None when there is no such alias.
+async fn alias_target(kms: &aws_sdk_kms::Client, alias: &str) -> Result<Option<String>, String> {
+    match kms.describe_key().key_id(alias).send().await {
+        Ok(described) => Ok(described
+            .key_metadata()
+            .map(|metadata| metadata.key_id().to_string())),
+        Err(err) if is_code(&err, &["NotFoundException"]) => Ok(None),
+        Err(err) => Err(format!("reading alias {alias}: {}", describe(&err))),
+    }
+}
+
+/// An alias that already exists is ours only when it points at our key
+/// (the create whose answer was lost made it).
+fn is_our_alias(key_id: &str, target: Option<&str>) -> bool {
+    target == Some(key_id)
 }
 
 async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), ResourceError> {
@@ -1413,11 +1446,9 @@ pub(crate) mod tests {
 
     #[test]
     fn an_existing_alias_is_ours_only_when_it_names_our_key() {
-        assert!(adopt_alias("alias/app-key-1", "k1", Some("k1")).is_ok());
-        for target in [Some("k2"), None] {
-            let err = adopt_alias("alias/app-key-1", "k1", target).unwrap_err();
-            assert!(err.contains("alias/app-key-1 already exists"), "{err}");
-        }
+        assert!(is_our_alias("k1", Some("k1")));
+        assert!(!is_our_alias("k1", Some("k2")));
+        assert!(!is_our_alias("k1", None));
     }
 
     #[test]

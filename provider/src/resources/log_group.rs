@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
+};
 use crate::naming;
 use crate::resource::{
     is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
@@ -167,30 +169,43 @@ impl CustomResource for LogGroup {
                 message_contains: "KMS",
             },
         ];
-        retry(
-            progress(ctx),
-            "creating log group",
-            &retry_on,
-            Backoff::default(),
-            || {
-                logs.create_log_group()
-                    .log_group_name(name)
-                    .kms_key_id(&inputs.kms_key_arn)
-                    .set_tags(Some(inputs.tags.clone().into_iter().collect()))
-                    .send()
-            },
-        )
-        .await
-        .map_err(|err| {
-            ResourceError::failed(format!("creating log group {name}"), describe(&err))
-        })?;
-
         let arn = ctx
             .aws
             .arns()
             .in_region(region(ctx, inputs))
             .log_group(name);
-        let outputs = LogGroupOutputs { arn: arn.clone() };
+        let token = tags::new_create_token();
+        let tags = tags::with_create_token(&inputs.tags, &token);
+        create_once(
+            progress(ctx),
+            "creating log group",
+            &retry_on,
+            &["ResourceAlreadyExistsException"],
+            || {
+                logs.create_log_group()
+                    .log_group_name(name)
+                    .kms_key_id(&inputs.kms_key_arn)
+                    .set_tags(Some(tags.clone().into_iter().collect()))
+                    .customize()
+                    .config_override(
+                        aws_sdk_cloudwatchlogs::config::Builder::default().retry_config(once()),
+                    )
+                    .send()
+            },
+            || group_with_token(logs, &arn, &token),
+        )
+        .await
+        .map_err(|err| match err {
+            CreateError::Taken => ResourceError::Failed(format!(
+                "log group {name} already exists in this account and region and was not created by this resource, \
+                 so it is not adopted; choose another logGroupName, or delete the group if nothing uses it"
+            )),
+            CreateError::Failed(message) => {
+                ResourceError::failed(format!("creating log group {name}"), message)
+            }
+        })?;
+
+        let outputs = LogGroupOutputs { arn };
         // From here on the group exists: a failure must hand it to the engine.
         set_retention(ctx, logs, name, inputs.retention_in_days)
             .await
@@ -224,6 +239,7 @@ impl CustomResource for LogGroup {
             .tags
             .unwrap_or_default()
             .into_iter()
+            .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
             .collect();
         let mut live_inputs = inputs.clone();
         live_inputs.log_group_name = Some(id.to_string());
@@ -347,6 +363,26 @@ async fn find(
         .unwrap_or_default()
         .into_iter()
         .find(|group| group.log_group_name() == Some(name)))
+}
+
+/// Whether the group `arn` exists and carries this create's `token`.
+async fn group_with_token(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    arn: &str,
+    token: &str,
+) -> Result<Option<()>, String> {
+    match logs.list_tags_for_resource().resource_arn(arn).send().await {
+        Ok(listed) => Ok(listed
+            .tags()
+            .and_then(|tags| tags.get(tags::CREATE_TOKEN_KEY))
+            .filter(|value| value.as_str() == token)
+            .map(|_| ())),
+        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(None),
+        Err(err) => Err(format!(
+            "reading tags of log group {arn}: {}",
+            describe(&err)
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use super::common::{
     check_arn, check_exact_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT,
 };
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
+};
 use crate::naming;
 use crate::resource::{
     is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
@@ -954,6 +956,44 @@ fn outputs(ctx: &OpContext<'_>, name: &str, arn: Option<&str>) -> PipelineOutput
     }
 }
 
+/// Whether the pipeline `arn` exists and carries this create's `token`.
+async fn pipeline_with_token(
+    codepipeline: &aws_sdk_codepipeline::Client,
+    arn: &str,
+    token: &str,
+) -> Result<Option<()>, String> {
+    let mut pages = codepipeline
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(tag) = pages.next().await {
+        match tag {
+            Ok(tag) if tag.key() == tags::CREATE_TOKEN_KEY => {
+                return Ok((tag.value() == token).then_some(()))
+            }
+            Ok(_) => {}
+            Err(err)
+                if is_code(
+                    &err,
+                    &["ResourceNotFoundException", "PipelineNotFoundException"],
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => {
+                return Err(format!(
+                    "reading tags of pipeline {arn}: {}",
+                    describe(&err)
+                ))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The pipeline's tags as the program states them (without a create token).
 async fn list_tags(ctx: &OpContext<'_>, arn: &str) -> Result<Tags, ResourceError> {
     let mut tags = Tags::new();
     let mut token = None;
@@ -973,6 +1013,7 @@ async fn list_tags(ctx: &OpContext<'_>, arn: &str) -> Result<Tags, ResourceError
         tags.extend(
             page.tags()
                 .iter()
+                .filter(|t| t.key() != tags::CREATE_TOKEN_KEY)
                 .map(|t| (t.key().to_string(), t.value().to_string())),
         );
         match page.next_token() {
@@ -1075,23 +1116,36 @@ impl CustomResource for Pipeline {
         let describing =
             |err: BuildError| ResourceError::failed(format!("describing pipeline {name}"), err);
         let pipeline = declaration(name, &ctx.aws.region, inputs, None).map_err(describing)?;
-        let tags = aws_tags(&inputs.tags).map_err(describing)?;
-        retry(
+        let token = tags::new_create_token();
+        let tags = aws_tags(&tags::with_create_token(&inputs.tags, &token)).map_err(describing)?;
+        let arn = ctx.aws.arns().codepipeline(name);
+        create_once(
             progress(ctx),
             "creating pipeline",
             &ROLE_PROPAGATION,
-            Backoff::default(),
+            &["PipelineNameInUseException"],
             || {
                 codepipeline
                     .create_pipeline()
                     .pipeline(pipeline.clone())
                     .set_tags(Some(tags.clone()))
+                    .customize()
+                    .config_override(
+                        aws_sdk_codepipeline::config::Builder::default().retry_config(once()),
+                    )
                     .send()
             },
+            || pipeline_with_token(codepipeline, &arn, &token),
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("creating pipeline {name}"), describe(&err))
+        .map_err(|err| match err {
+            CreateError::Taken => ResourceError::Failed(format!(
+                "pipeline {name} already exists in this account and region and was not created by this resource, \
+                 so it is not adopted; choose another pipelineName, or delete the pipeline if nothing uses it"
+            )),
+            CreateError::Failed(message) => {
+                ResourceError::failed(format!("creating pipeline {name}"), message)
+            }
         })?;
         Ok((name.to_string(), outputs(ctx, name, None)))
     }

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{check_arn, effective_tags, progress, AWS_TRANSIENT};
 use crate::aws::arn::Arn;
-use crate::aws::retry::{describe, is_code, retry, Backoff};
+use crate::aws::retry::{
+    create_once, describe, is_code, once, retry, Backoff, CreateError, Created,
+};
 use crate::aws::AwsContext;
 use crate::iam::{grants, lint, PolicyDocument};
 use crate::naming;
@@ -332,12 +334,13 @@ impl CustomResource for Role {
         let iam = &ctx.aws.clients().iam;
         let name = name(inputs)?;
         let trust = trust_for(ctx.aws, inputs)?;
-        let tags = iam_tags(&inputs.tags)?;
-        let created = retry(
+        let token = tags::new_create_token();
+        let tags = iam_tags(&tags::with_create_token(&inputs.tags, &token))?;
+        let created = create_once(
             progress(ctx),
             "creating role",
             &AWS_TRANSIENT,
-            Backoff::default(),
+            &["EntityAlreadyExists"],
             || {
                 iam.create_role()
                     .role_name(name)
@@ -345,12 +348,27 @@ impl CustomResource for Role {
                     .description(&inputs.description)
                     .max_session_duration(MAX_SESSION_SECONDS)
                     .set_tags(Some(tags.clone()))
+                    .customize()
+                    .config_override(aws_sdk_iam::config::Builder::default().retry_config(once()))
                     .send()
             },
+            || role_with_token(iam, name, &token),
         )
         .await
-        .map_err(|err| ResourceError::failed(format!("creating role {name}"), describe(&err)))?;
-        let role = created.role().ok_or_else(|| {
+        .map_err(|err| match err {
+            CreateError::Taken => ResourceError::Failed(format!(
+                "role {name} already exists in this account and was not created by this resource, \
+                 so it is not adopted; choose another roleName, or delete the role if nothing uses it"
+            )),
+            CreateError::Failed(message) => {
+                ResourceError::failed(format!("creating role {name}"), message)
+            }
+        })?;
+        let role = match created {
+            Created::New(output) => output.role,
+            Created::Found(role) => Some(role),
+        }
+        .ok_or_else(|| {
             ResourceError::Failed(format!("creating role {name}: IAM returned no role"))
         })?;
         let outputs = RoleOutputs {
@@ -449,6 +467,7 @@ impl CustomResource for Role {
         .map_err(|err| ResourceError::failed(format!("reading tags of role {id}"), describe(&err)))?
         .into_iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+        .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
         .collect();
 
         let Some(managed_policy_arns) = attached_policy_arns(ctx, id).await? else {
@@ -623,6 +642,30 @@ impl CustomResource for Role {
 /// next update replaces or deletes it instead of refresh failing.
 fn parse_live(text: &str) -> PolicyDocument {
     PolicyDocument::parse_aws(text).unwrap_or_else(|_| PolicyDocument::new(Vec::new()))
+}
+
+/// The role `name` when it carries this create's `token`.
+async fn role_with_token(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    token: &str,
+) -> Result<Option<aws_sdk_iam::types::Role>, String> {
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(found) => found.role,
+        Err(err) if is_code(&err, &["NoSuchEntity"]) => return Ok(None),
+        Err(err) => return Err(format!("reading role {name}: {}", describe(&err))),
+    };
+    let tags = iam
+        .list_role_tags()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|err| format!("reading tags of role {name}: {}", describe(&err)))?;
+    let ours = tags
+        .tags()
+        .iter()
+        .any(|tag| tag.key() == tags::CREATE_TOKEN_KEY && tag.value() == token);
+    Ok(role.filter(|_| ours))
 }
 
 fn iam_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {

@@ -339,6 +339,26 @@ impl CustomResource for Topic {
     ) -> Result<(String, Self::Outputs), ResourceError> {
         let sns = &ctx.aws.clients().sns;
         let name = name(inputs)?;
+        // CreateTopic answers with the topic of that name if one exists: one
+        // that exists before this create belongs to something else and is
+        // never taken over. (Repeating CreateTopic after a lost answer is
+        // safe: it names the topic this create made.)
+        let arn = ctx.aws.arns().sns_topic(name);
+        match sns.get_topic_attributes().topic_arn(&arn).send().await {
+            Err(err) if is_code(&err, &["NotFound"]) => {}
+            Ok(_) => {
+                return Err(ResourceError::Failed(format!(
+                    "topic {name} already exists in this account and region and was not created by this resource, \
+                     so it is not adopted; choose another topicName, or delete the topic if nothing uses it"
+                )))
+            }
+            Err(err) => {
+                return Err(ResourceError::failed(
+                    format!("looking for topic {name}"),
+                    describe(&err),
+                ))
+            }
+        }
         let policy = policy_for(ctx.aws, name, inputs)?;
         let tags = aws_tags(&inputs.tags)?;
         let created = retry(
@@ -357,9 +377,7 @@ impl CustomResource for Topic {
         )
         .await
         .map_err(|err| ResourceError::failed(format!("creating topic {name}"), describe(&err)))?;
-        let arn = created
-            .topic_arn()
-            .map_or_else(|| ctx.aws.arns().sns_topic(name), str::to_string);
+        let arn = created.topic_arn().map_or(arn, str::to_string);
         let mut outputs = TopicOutputs {
             arn: arn.clone(),
             subscriptions: Vec::new(),

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -50,6 +51,28 @@ impl Emulator {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
         }
+    }
+
+    /// Replaces the emulator's fault plan (tests/emulator/README.md), e.g.
+    /// `rate=1,kinds=lost,only=kms:CreateKey,limit=1`; "" turns faults off.
+    pub fn set_faults(&self, spec: &str) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let body = format!("{{\"spec\":\"{spec}\"}}");
+        let mut stream = TcpStream::connect(address).expect("connect to the emulator");
+        write!(
+            stream,
+            "POST /_emulator/faults HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send to the emulator");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read from the emulator");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "setting faults {spec}: {response}"
+        );
     }
 
     /// A provider context pointed at the emulator, as Configure builds it.

@@ -134,6 +134,17 @@ impl Emulator {
             .unwrap_or_else(|| panic!("bad held answer {body:?}"))
     }
 
+    /// Replaces the emulator's fault plan (tests/emulator/README.md), e.g.
+    /// `rate=0.2,seed=7`; "" turns faults off.
+    pub fn set_faults(&self, spec: &str) {
+        let body = serde_json::json!({ "spec": spec }).to_string();
+        let answer = self.http("POST", "/_emulator/faults", &body);
+        assert!(
+            answer.contains("\"spec\""),
+            "setting faults {spec}: {answer}"
+        );
+    }
+
     /// Simulates a person activating a connection in the console.
     pub fn activate_connection(&self, arn: &str) {
         let encoded: String = arn
@@ -177,6 +188,14 @@ pub struct Call {
     pub service: String,
     pub operation: String,
     pub write: bool,
+    #[serde(default)]
+    pub region: String,
+    /// The fault the emulator injected into this call, if any.
+    #[serde(default)]
+    pub fault: Option<String>,
+    /// True when this call repeats a request that met a fault.
+    #[serde(default)]
+    pub retry: bool,
 }
 
 /// A Pulumi project and stack in a temporary directory, with its own

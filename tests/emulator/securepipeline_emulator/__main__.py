@@ -1,10 +1,14 @@
-"""python -m securepipeline_emulator --port N"""
+"""python -m securepipeline_emulator --port N [--faults SPEC]"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
+from .faults import FaultPlan, FaultSpecError
 from .server import serve
+
+FAULTS_ENV = "SECUREPIPELINE_EMULATOR_FAULTS"
 
 
 def main() -> None:
@@ -15,8 +19,18 @@ def main() -> None:
     parser.add_argument(
         "--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)"
     )
+    parser.add_argument(
+        "--faults",
+        default=os.environ.get(FAULTS_ENV, ""),
+        metavar="SPEC",
+        help=f"fail calls as AWS does, e.g. rate=0.2,seed=7 (default: ${FAULTS_ENV}; see README)",
+    )
     args = parser.parse_args()
-    serve(args.port)
+    try:
+        plan = FaultPlan.parse(args.faults)
+    except FaultSpecError as error:
+        parser.error(f"--faults: {error}")
+    serve(args.port, plan)
 
 
 if __name__ == "__main__":

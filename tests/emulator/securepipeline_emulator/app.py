@@ -3,6 +3,8 @@
 Every AWS request is recorded, then either handled here (services moto lacks,
 operations it gets wrong) or passed to moto unchanged. Handlers that only need
 to correct moto call it themselves through `forward` and adjust the result.
+When fault injection is on (faults.py), a call may instead fail as AWS calls
+fail, before or after it is carried out.
 
 Admin endpoints live under `/_emulator/`: a leading underscore is not allowed
 in an S3 bucket name, so they can never shadow a path-style bucket request.
@@ -21,8 +23,17 @@ from werkzeug.wrappers import Response
 from . import fixes
 from .connections import ConnectionsApi, ConnectionStore
 from .gate import Gate
+from .faults import (
+    FaultInjector,
+    FaultPlan,
+    FaultSpecError,
+    drop_connection,
+    error_for,
+    error_response,
+    request_digest,
+)
 from .recorder import CallRecorder
-from .wire import AwsError, AwsRequest, buffer_body
+from .wire import AwsError, AwsRequest, buffer_body, json_error
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -31,11 +42,12 @@ Handler = Callable[[AwsRequest, Forward], Response]
 
 
 class EmulatorApp:
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultPlan | None = None) -> None:
         fixes.apply_patches()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.recorder = CallRecorder()
         self.gate = Gate()
+        self.faults = FaultInjector(faults)
         self.connections = ConnectionStore()
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
@@ -53,8 +65,40 @@ class EmulatorApp:
         if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
             return self.admin(environ)(environ, start_response)
         request = AwsRequest.from_environ(environ)
-        self.recorder.record(request.service, request.operation, request.region)
+        decision = self.faults.decide(request)
+        digest = request_digest(request)
+        call = self.recorder.record(
+            request.service,
+            request.operation,
+            request.region,
+            fault=decision.kind if decision else None,
+            request_digest=digest,
+        )
         self.gate.pass_through(request.service, request.operation)
+        if decision is not None and decision.kind in ("throttle", "error"):
+            return error_response(error_for(decision, request), request)(environ, start_response)
+        if decision is not None and decision.kind == "reset":
+            drop_connection(environ)
+            return Response(b"")(environ, start_response)
+        propagation = self.faults.propagation_error(request)
+        if propagation is not None:
+            self.recorder.mark_fault(call, "propagation", digest)
+            return json_error(propagation)(environ, start_response)
+        creates_role = (request.service, request.operation) == ("iam", "CreateRole")
+        if decision is None and not (creates_role and self.faults.tracks_roles):
+            return self.dispatch(request, environ, start_response)
+        # Carried out in full before deciding what the client gets.
+        response = Response.from_app(
+            lambda env, start: self.dispatch(request, env, start), environ, buffered=True
+        )
+        if creates_role and response.status_code == 200:
+            self.faults.role_created(_role_arn(request))
+        if decision is not None:  # "lost": the write happened, the answer never arrives
+            drop_connection(environ)
+            return Response(b"")(environ, start_response)
+        return response(environ, start_response)
+
+    def dispatch(self, request: AwsRequest, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         handler = self.services.get(request.service) or self.operations.get(
             (request.service, request.operation)
         )
@@ -85,6 +129,8 @@ class EmulatorApp:
                 return _json({"released": True})
             if path == "held" and method == "GET":
                 return _json({"waiting": self.gate.waiting()})
+            if path == "faults" and method == "POST":
+                return self._set_faults(environ)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
         except AwsError as error:
@@ -106,6 +152,19 @@ class EmulatorApp:
             )
         self.gate.hold(body["service"], body["operation"])
         return _json({"held": [body["service"], body["operation"]]})
+    def _set_faults(self, environ: dict[str, Any]) -> Response:
+        try:
+            spec = json.loads(buffer_body(environ) or b"{}").get("spec")
+        except (ValueError, AttributeError):
+            spec = None
+        if not isinstance(spec, str):
+            raise AwsError("ValidationException", 'body must be {"spec": "rate=0.2,seed=7"}')
+        try:
+            plan = FaultPlan.parse(spec)
+        except FaultSpecError as error:
+            raise AwsError("ValidationException", f"faults: {error}") from error
+        self.faults.configure(plan)
+        return _json({"spec": spec})
 
     def _set_connection_status(self, environ: dict[str, Any], path: str) -> Response:
         # The ARN contains '/', so it may arrive encoded or not; either way it
@@ -124,6 +183,12 @@ class EmulatorApp:
                 error.status = 404
             raise
         return _json(connection.describe())
+
+
+def _role_arn(request: AwsRequest) -> str:
+    path = (request.form.get("Path") or ["/"])[0]
+    name = (request.form.get("RoleName") or [""])[0]
+    return f"arn:aws:iam::{request.account}:role{path}{name}"
 
 
 def _json_content_type(request: AwsRequest, start_response: Any) -> Any:

@@ -11,15 +11,16 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import EmulatorApp
+from .faults import FaultPlan
 
 HOST = "127.0.0.1"
 
 
-def serve(port: int) -> None:
+def serve(port: int, faults: FaultPlan | None = None) -> None:
     server = make_server(
         HOST,
         port,
-        EmulatorApp(),
+        EmulatorApp(faults),
         threaded=True,
         # moto's handler keeps headers whose names contain underscores, which
         # werkzeug would otherwise drop (S3 metadata may use them).

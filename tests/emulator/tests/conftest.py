@@ -96,6 +96,9 @@ class Emulator:
     def reset_calls(self) -> None:
         requests.post(f"{self.endpoint}/_emulator/calls/reset").raise_for_status()
 
+    def set_faults(self, spec: str) -> None:
+        requests.post(f"{self.endpoint}/_emulator/faults", json={"spec": spec}).raise_for_status()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -110,12 +113,14 @@ class Emulator:
         return self.log_path.read_text(errors="replace")
 
 
-def start_emulator() -> Emulator:
+def start_emulator(*args: str, env_extra: dict[str, str] | None = None) -> Emulator:
     log = tempfile.NamedTemporaryFile(prefix="emulator-", suffix=".log", delete=False)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MOTO_ACCOUNT_ID", None)
+    env.pop("SECUREPIPELINE_EMULATOR_FAULTS", None)  # faults only where a test asks
+    env.update(env_extra or {})
     process = subprocess.Popen(
-        [sys.executable, "-m", "securepipeline_emulator", "--port", "0"],
+        [sys.executable, "-m", "securepipeline_emulator", "--port", "0", *args],
         cwd=EMULATOR_DIR,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -38,7 +38,9 @@ def test_held_call_waits_until_released(fresh_emulator: Emulator) -> None:
     assert not answered.is_set()
     # Other calls are not held, and the held one is already recorded.
     assert sns.list_topics()["Topics"] == []
-    assert {"service": "sns", "operation": "CreateTopic", "write": True, "region": "us-east-1"} in emulator.calls()
+    assert any(
+        (call["service"], call["operation"]) == ("sns", "CreateTopic") for call in emulator.calls()
+    )
 
     requests.post(f"{emulator.endpoint}/_emulator/release").raise_for_status()
     worker.join(10)

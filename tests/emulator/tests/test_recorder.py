@@ -27,15 +27,15 @@ def test_records_service_operation_and_kind(fresh_emulator: Emulator) -> None:
     emulator.json_call("codestar-connections", "CodeStar_connections_20191201.DeleteConnection", {"ConnectionArn": "x"})
 
     assert emulator.calls() == [
-        {"service": "sts", "operation": "GetCallerIdentity", "write": False, "region": "us-east-1"},
-        {"service": "kms", "operation": "CreateKey", "write": True, "region": "eu-west-1"},
-        {"service": "kms", "operation": "DescribeKey", "write": False, "region": "eu-west-1"},
-        {"service": "s3", "operation": "CreateBucket", "write": True, "region": "us-east-1"},
-        {"service": "s3", "operation": "PutBucketPolicy", "write": True, "region": "us-east-1"},
-        {"service": "s3", "operation": "HeadBucket", "write": False, "region": "us-east-1"},
-        {"service": "codestar-connections", "operation": "ListConnections", "write": False, "region": "us-east-1"},
-        {"service": "codebuild", "operation": "BatchGetProjects", "write": False, "region": "us-east-1"},
-        {"service": "codestar-connections", "operation": "DeleteConnection", "write": True, "region": "us-east-1"},
+        {"service": "sts", "operation": "GetCallerIdentity", "write": False, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "kms", "operation": "CreateKey", "write": True, "region": "eu-west-1", "fault": None, "retry": False},
+        {"service": "kms", "operation": "DescribeKey", "write": False, "region": "eu-west-1", "fault": None, "retry": False},
+        {"service": "s3", "operation": "CreateBucket", "write": True, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "s3", "operation": "PutBucketPolicy", "write": True, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "s3", "operation": "HeadBucket", "write": False, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "codestar-connections", "operation": "ListConnections", "write": False, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "codebuild", "operation": "BatchGetProjects", "write": False, "region": "us-east-1", "fault": None, "retry": False},
+        {"service": "codestar-connections", "operation": "DeleteConnection", "write": True, "region": "us-east-1", "fault": None, "retry": False},
     ]
 
 
@@ -54,7 +54,7 @@ def test_failed_calls_are_recorded_too(fresh_emulator: Emulator) -> None:
     with pytest.raises(Exception):
         logs.delete_log_group(logGroupName="/never/created")
     assert fresh_emulator.calls() == [
-        {"service": "logs", "operation": "DeleteLogGroup", "write": True, "region": "us-east-1"}
+        {"service": "logs", "operation": "DeleteLogGroup", "write": True, "region": "us-east-1", "fault": None, "retry": False}
     ]
 
 

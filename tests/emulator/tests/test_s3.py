@@ -189,3 +189,21 @@ def _error_code(call) -> str:
     except Exception as error:  # botocore ClientError
         return error.response["Error"]["Code"]  # type: ignore[attr-defined]
     raise AssertionError("expected an error")
+
+
+def test_tags_given_to_create_bucket_are_kept(emulator: Emulator, unique) -> None:
+    # The provider marks each bucket at creation; without this a create
+    # whose answer was lost could not recognise its own bucket.
+    s3 = emulator.client("s3", region="us-west-2")
+    name = unique("created-tagged")
+    s3.create_bucket(
+        Bucket=name,
+        CreateBucketConfiguration={
+            "LocationConstraint": "us-west-2",
+            "Tags": [{"Key": "securepipeline:create-token", "Value": "t1"}, {"Key": "team", "Value": "a"}],
+        },
+    )
+    assert s3.get_bucket_tagging(Bucket=name)["TagSet"] == [
+        {"Key": "securepipeline:create-token", "Value": "t1"},
+        {"Key": "team", "Value": "a"},
+    ]

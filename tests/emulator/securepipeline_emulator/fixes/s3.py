@@ -1,5 +1,9 @@
-"""S3: bucket policies with conditions, PutBucketPolicy's response, and
-GetBucketVersioning's document root.
+"""S3: bucket policies with conditions, PutBucketPolicy's response,
+GetBucketVersioning's document root, and tags given to CreateBucket.
+
+CreateBucket takes tags in its CreateBucketConfiguration, which moto
+ignores; the provider tags each bucket at creation with a token that lets a
+create whose answer was lost recognise its own bucket, so they are applied.
 
 moto enforces a bucket policy's Deny statements on object operations but
 ignores their Condition blocks, so a conditional Deny applies to every
@@ -14,6 +18,7 @@ faithfully here, so only unconditional statements are enforced.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ElementTree
 from typing import Any
 
 from moto.iam.access_control import IAMPolicy, PermissionResult
@@ -65,7 +70,38 @@ def get_bucket_versioning(request: AwsRequest, forward: Any) -> Response:
     return response
 
 
+def create_bucket(request: AwsRequest, forward: Any) -> Response:
+    tags = _configuration_tags(request.body)
+    response = forward(request)
+    if response.status_code == 200 and tags:
+        from moto.s3.models import s3_backends
+
+        name = request.path.strip("/").split("/", 1)[0]
+        s3_backends[request.account]["aws"].put_bucket_tagging(name, tags)
+    return response
+
+
+def _configuration_tags(body: bytes) -> dict[str, str]:
+    """`CreateBucketConfiguration/Tags/Tag` as a dict; malformed XML is
+    left for moto to reject."""
+    if not body.strip():
+        return {}
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return {}
+    tags = {}
+    for tag in root.iter():
+        if tag.tag.rsplit("}", 1)[-1] != "Tag":
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in tag}
+        if "Key" in fields:
+            tags[fields["Key"]] = fields.get("Value", "")
+    return tags
+
+
 HANDLERS = {
+    ("s3", "CreateBucket"): create_bucket,
     ("s3", "PutBucketPolicy"): put_bucket_policy,
     ("s3", "GetBucketVersioning"): get_bucket_versioning,
 }
