@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from . import fixes
 from .connections import ConnectionsApi, ConnectionStore
+from .enforcement import Enforcer
 from .gate import Gate
 from .recorder import CallRecorder
 from .wire import AwsError, AwsRequest, buffer_body
@@ -31,12 +32,14 @@ Handler = Callable[[AwsRequest, Forward], Response]
 
 
 class EmulatorApp:
-    def __init__(self) -> None:
+    def __init__(self, enforce_iam: bool | None = None) -> None:
         fixes.apply_patches()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.recorder = CallRecorder()
         self.gate = Gate()
         self.connections = ConnectionStore()
+        # IAM enforcement; None reads the SECUREPIPELINE_ENFORCE_IAM switch.
+        self.enforcer = Enforcer(enforce_iam)
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
             "codestar-connections": ConnectionsApi(
@@ -55,6 +58,9 @@ class EmulatorApp:
         request = AwsRequest.from_environ(environ)
         self.recorder.record(request.service, request.operation, request.region)
         self.gate.pass_through(request.service, request.operation)
+        denied = self.enforcer.authorize(request)
+        if denied is not None:
+            return denied(environ, start_response)
         handler = self.services.get(request.service) or self.operations.get(
             (request.service, request.operation)
         )
@@ -85,11 +91,34 @@ class EmulatorApp:
                 return _json({"released": True})
             if path == "held" and method == "GET":
                 return _json({"waiting": self.gate.waiting()})
+            if path.startswith("enforcement") or path.startswith("decisions"):
+                return self._enforcement(environ, method, path)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
         except AwsError as error:
             return _json({"error": error.code, "message": error.message}, error.status)
         return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)
+
+    def _enforcement(self, environ: dict[str, Any], method: str, path: str) -> Response:
+        enforcer = self.enforcer
+        if path == "enforcement" and method == "GET":
+            return _json({"enabled": enforcer.enabled})
+        if path == "enforcement" and method == "POST":
+            enabled = _body(environ).get("enabled")
+            if not isinstance(enabled, bool):
+                raise AwsError("ValidationException", 'body must be {"enabled": true}')
+            enforcer.enabled = enabled
+            return _json({"enabled": enabled})
+        if path == "enforcement/assume-role" and method == "POST":
+            return _json(enforcer.assume_as_service(_body(environ)))
+        if path == "enforcement/authorize" and method == "POST":
+            return _json(enforcer.authorize_on_behalf(_body(environ)))
+        if path == "decisions" and method == "GET":
+            return _json(enforcer.decisions())
+        if path == "decisions/reset" and method == "POST":
+            enforcer.reset()
+            return _json({"reset": True})
+        raise AwsError("NotFound", f"no admin endpoint {method} /{path}", 404)
 
     def _hold(self, environ: dict[str, Any]) -> Response:
         try:
@@ -124,6 +153,16 @@ class EmulatorApp:
                 error.status = 404
             raise
         return _json(connection.describe())
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(buffer_body(environ) or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise AwsError("ValidationException", "body must be a JSON object")
+    return body
 
 
 def _json_content_type(request: AwsRequest, start_response: Any) -> Any:

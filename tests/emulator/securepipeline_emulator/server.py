@@ -15,11 +15,11 @@ from .app import EmulatorApp
 HOST = "127.0.0.1"
 
 
-def serve(port: int) -> None:
+def serve(port: int, enforce_iam: bool | None = None) -> None:
     server = make_server(
         HOST,
         port,
-        EmulatorApp(),
+        EmulatorApp(enforce_iam),
         threaded=True,
         # moto's handler keeps headers whose names contain underscores, which
         # werkzeug would otherwise drop (S3 metadata may use them).

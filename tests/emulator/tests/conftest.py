@@ -110,12 +110,12 @@ class Emulator:
         return self.log_path.read_text(errors="replace")
 
 
-def start_emulator() -> Emulator:
+def start_emulator(*args: str) -> Emulator:
     log = tempfile.NamedTemporaryFile(prefix="emulator-", suffix=".log", delete=False)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MOTO_ACCOUNT_ID", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "securepipeline_emulator", "--port", "0"],
+        [sys.executable, "-m", "securepipeline_emulator", "--port", "0", *args],
         cwd=EMULATOR_DIR,
         stdout=subprocess.PIPE,
         stderr=log,
