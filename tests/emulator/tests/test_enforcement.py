@@ -247,3 +247,26 @@ def test_sns_and_logs_denials_speak_their_protocols(enforcing: Emulator, world: 
         as_role(enforcing, world["creds"], "logs").create_log_stream(logGroupName="/enforced", logStreamName="s")
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "log-group:/enforced:log-stream:s because" in denied.value.response["Error"]["Message"]
+
+
+def test_sse_kms_objects_need_the_key_through_s3(enforcing: Emulator, world: dict[str, Any]) -> None:
+    s3 = enforcing.client("s3")
+    s3.create_bucket(Bucket="enforced-sealed")
+    s3.put_bucket_encryption(Bucket="enforced-sealed", ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": world["open_key"]},
+        "BucketKeyEnabled": True}]})
+    s3.put_object(Bucket="enforced-sealed", Key="a", Body=b"sealed")
+    enforcing.client("iam").put_role_policy(RoleName="build", PolicyName="Sealed", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "Sealed", "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::enforced-sealed/*"}]}))
+    role_s3 = as_role(enforcing, world["creds"], "s3")
+    # The role may decrypt with the key (and the key's policy delegates to IAM) ...
+    assert role_s3.get_object(Bucket="enforced-sealed", Key="a")["Body"].read() == b"sealed"
+    # ... but not generate data keys, so it cannot write there.
+    with pytest.raises(ClientError) as denied:
+        role_s3.put_object(Bucket="enforced-sealed", Key="b", Body=b"x")
+    assert denied.value.response["Error"]["Message"] == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/build/build is not authorized to perform: "
+        f"kms:GenerateDataKey on resource: {world['open_key']} "
+        "because no identity-based policy allows the kms:GenerateDataKey action"
+    )

@@ -103,9 +103,64 @@ def _s3_object(name: str, versioned: str | None = None) -> Callable[[AwsRequest]
             if header in request.headers:
                 context[f"s3:{header}"] = request.headers[header]
         arn = arn_of("s3", "object", "", "", BucketName=bucket, ObjectName=key)
-        return [Check(iam_action("s3", action), arn, context)]
+        return [Check(iam_action("s3", action), arn, context), *_s3_key_use(request, action, bucket, key)]
 
     return checks
+
+
+def _s3_key_use(request: AwsRequest, action: str, bucket_name: str, key: str) -> list[Check]:
+    """S3 encrypts and decrypts SSE-KMS objects by calling KMS with the
+    caller's permissions: writing one needs kms:GenerateDataKey, reading
+    one kms:Decrypt, on the object's key, via S3."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[request.account]["aws"].buckets.get(bucket_name)
+    if bucket is None:
+        return []
+    if action == "PutObject":
+        kms_action, key_id, bucket_key = "GenerateDataKey", *_put_encryption(request, bucket)
+    elif action in ("GetObject", "GetObjectVersion") and request.method == "GET":
+        stored = bucket.keys.get(key)
+        if stored is None or stored.encryption != "aws:kms":
+            return []
+        kms_action, key_id, bucket_key = "Decrypt", stored.kms_key_id, bool(stored.bucket_key_enabled)
+    else:
+        return []
+    if not key_id:  # SSE-S3, or the AWS managed key aws/s3
+        return []
+    # With an S3 Bucket Key the encryption context is the bucket's ARN.
+    context_arn = f"arn:aws:s3:::{bucket_name}" + ("" if bucket_key else f"/{key}")
+    context: dict[str, str | list[str]] = {
+        "kms:ViaService": f"s3.{request.region}.amazonaws.com",
+        "kms:CallerAccount": request.account,
+        "kms:EncryptionContext:aws:s3:arn": context_arn,
+        "kms:EncryptionContextKeys": ["aws:s3:arn"],
+    }
+    key_arn = kms_key_arn(request.region, request.account, key_id)
+    return [Check(iam_action("kms", kms_action), key_arn, context)]
+
+
+def _put_encryption(request: AwsRequest, bucket: Any) -> tuple[str | None, bool]:
+    """The KMS key a PutObject encrypts with (the request's, else the
+    bucket's default) and whether an S3 Bucket Key is used."""
+    rule = (bucket.encryption or {}).get("Rule") or {}
+    if isinstance(rule, list):
+        rule = rule[0] if rule else {}
+    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+    bucket_key_header = request.headers.get("x-amz-server-side-encryption-bucket-key-enabled")
+    bucket_key = (
+        bucket_key_header.lower() == "true"
+        if bucket_key_header is not None
+        else str(rule.get("BucketKeyEnabled", "false")).lower() == "true"
+    )
+    sse = request.headers.get("x-amz-server-side-encryption")
+    if sse is not None:
+        if sse != "aws:kms":
+            return None, False
+        return request.headers.get("x-amz-server-side-encryption-aws-kms-key-id"), bucket_key
+    if default.get("SSEAlgorithm") == "aws:kms":
+        return default.get("KMSMasterKeyID"), bucket_key
+    return None, False
 
 
 def _s3_bucket(name: str) -> Callable[[AwsRequest], list[Check]]:
