@@ -1,7 +1,7 @@
 //! The generated roles, in behaviour: a realistic pipeline (a build with a
 //! secret, a dev stage and a production stage deploying Pulumi stacks from
 //! an S3 backend, production behind a preview and an approval, each with
-//! its own deploy role) is deployed through the engine; then the emulator
+//! its own deploy role, a schedule) is deployed through the engine; then the emulator
 //! enforces IAM, and each role, assumed through the emulator's STS the way
 //! its service assumes it, is probed with the AWS SDK for Rust. Every probe
 //! asserts an allow or AWS's AccessDenied; all outcomes are reported
@@ -18,6 +18,7 @@ use serde_json::{json, Value as Json};
 const STATE_BUCKET: &str = "web-state";
 const CODEBUILD: &str = "codebuild.amazonaws.com";
 const CODEPIPELINE: &str = "codepipeline.amazonaws.com";
+const EVENTS: &str = "events.amazonaws.com";
 
 fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
@@ -133,6 +134,7 @@ resources:
         commands: ["npm ci", "npm test"]
         environment: {build_env}
       deployments: {deployments}
+      schedule: rate(1 day)
 outputs:
   pipelineName: ${{web.pipelineName}}
   pipelineArn: ${{web.pipelineArn}}
@@ -225,6 +227,7 @@ struct As {
     sts: aws_sdk_sts::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     codebuild: aws_sdk_codebuild::Client,
+    codepipeline: aws_sdk_codepipeline::Client,
     sns: aws_sdk_sns::Client,
 }
 
@@ -244,6 +247,7 @@ impl As {
             sts: aws_sdk_sts::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             codebuild: aws_sdk_codebuild::Client::new(&sdk),
+            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
         }
     }
@@ -439,6 +443,24 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
         ),
     );
     probe.denied(
+        "dev reads the build's artifact over plain HTTP (the bucket policy)",
+        "with an explicit deny in a resource-based policy",
+        seen(
+            dev.s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&build_inputs)
+                .customize()
+                .mutate_request(|request| {
+                    request
+                        .headers_mut()
+                        .insert("X-Emulator-Secure-Transport", "false");
+                })
+                .send()
+                .await,
+        ),
+    );
+    probe.denied(
         "dev overwrites production's outputs artifact",
         "with an explicit deny",
         dev.write(&bucket, &prod_outputs, &key).await,
@@ -607,6 +629,45 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
             ),
         );
     }
+
+    // The schedule's role, taken by EventBridge for its rule, starts this
+    // pipeline and nothing else.
+    let events_role = role("events");
+    let rule_arn = readback::role(&aws_sdk_iam::Client::new(&admin), &events_role)
+        .await
+        .trust
+        .statements[0]
+        .conditions["ArnEquals"]["aws:SourceArn"][0]
+        .clone();
+    let schedule = As::service(&emulator, EVENTS, &events_role, &rule_arn).await;
+    probe.allowed(
+        "the schedule starts its pipeline",
+        seen(
+            schedule
+                .codepipeline
+                .start_pipeline_execution()
+                .name(&pipeline)
+                .send()
+                .await,
+        ),
+    );
+    probe.denied(
+        "the schedule starts another pipeline",
+        "because no identity-based policy allows",
+        seen(
+            schedule
+                .codepipeline
+                .start_pipeline_execution()
+                .name("another-pipeline")
+                .send()
+                .await,
+        ),
+    );
+    probe.denied(
+        "the schedule reads the build's secret",
+        "because no identity-based policy allows",
+        schedule.secret(&f.build_token).await,
+    );
 
     let decisions = emulator.decisions();
     assert!(
