@@ -275,6 +275,17 @@ impl As {
         seen(self.s3.get_object().bucket(bucket).key(key).send().await)
     }
 
+    async fn list(&self, bucket: &str, prefix: &str) -> Seen {
+        seen(
+            self.s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await,
+        )
+    }
+
     /// A write as the pipeline's tools make it: SSE-KMS with the bucket's key.
     async fn write(&self, bucket: &str, key: &str, kms_key: &str) -> Seen {
         seen(
@@ -474,6 +485,17 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
         "dev reads production's stack state",
         "with an explicit deny",
         dev.read(STATE_BUCKET, "pulumi/.pulumi/stacks/web-infra/prod.json")
+            .await,
+    );
+    probe.allowed(
+        "dev lists its stack's locks",
+        dev.list(STATE_BUCKET, "pulumi/.pulumi/locks/web-infra/dev/")
+            .await,
+    );
+    probe.denied(
+        "dev lists production's stack's locks",
+        "with an explicit deny",
+        dev.list(STATE_BUCKET, "pulumi/.pulumi/locks/web-infra/prod/")
             .await,
     );
     probe.denied(
