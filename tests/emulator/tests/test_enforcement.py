@@ -131,6 +131,10 @@ def test_kms_needs_the_key_policy_too(enforcing: Emulator, world: dict[str, Any]
     kms = as_role(enforcing, world["creds"], "kms")
     blob = kms.encrypt(KeyId=world["open_key"], Plaintext=b"x")["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"  # key found in the ciphertext
+    enforcing.client("kms").create_alias(AliasName="alias/enforced-open", TargetKeyId=world["open_key"])
+    kms.encrypt(KeyId="alias/enforced-open", Plaintext=b"x")  # authorised on the key behind the alias
+    decided = requests.get(f"{enforcing.endpoint}/_emulator/decisions").json()[-1]
+    assert (decided["action"], decided["resource"], decided["allowed"]) == ("kms:Encrypt", world["open_key"], True)
     with pytest.raises(ClientError) as denied:
         kms.encrypt(KeyId=world["closed_key"], Plaintext=b"x")
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from moto.iam.exceptions import NotFoundException
 from werkzeug.wrappers import Response
 
 from ..wire import DEFAULT_REGION, AwsError, AwsRequest, json_error, request_id
@@ -96,6 +97,8 @@ class Enforcer:
         who = principal or _root(request.account)
         try:
             checks = actions.checks_for(request, request.service)
+        except AwsError as error:  # the request lacks what names its resource
+            return error_response(request, error)
         except Unmapped as unmapped:
             outcome = self._record(
                 Outcome(who.arn, _op(request), "", "", False, "unmapped", None, None, str(unmapped))
@@ -241,7 +244,7 @@ def identity_policies(principal: Principal) -> list[Policy]:
     backend = iam_backends[principal.account]["aws"]
     try:
         role = backend.get_role_by_arn(principal.role_arn)
-    except Exception:  # a deleted role: its sessions have no permissions left
+    except NotFoundException:  # a deleted role: its sessions have no permissions left
         return []
     name = principal.role_arn.split("/")[-1]
     policies = [
@@ -288,7 +291,7 @@ def resource_policies(check: Check, account: str) -> tuple[list[Policy], bool]:
 
         try:
             role = iam_backends[account]["aws"].get_role_by_arn(arn)
-        except Exception:
+        except NotFoundException:  # no such role: nothing trusts anyone
             return [], True
         trust = role.assume_role_policy_document
         return [Policy(f"trust policy of {arn}", _document(trust), True)], True
@@ -331,24 +334,32 @@ def _outcome(principal: Principal, operation: str, request: Request, decision: D
 def denial(request: AwsRequest, message: str) -> Response:
     """AccessDenied in the shape of the request's protocol."""
     if request.target:
+        code = "AccessDeniedException"
+    else:  # S3 and query protocols; SNS names it AuthorizationError
+        code = "AuthorizationError" if request.service == "sns" else "AccessDenied"
+    status = 400 if request.target else 403
+    return error_response(request, AwsError(code, message, status))
+
+
+def error_response(request: AwsRequest, error: AwsError) -> Response:
+    """An error in the shape of the request's protocol: JSON, S3 REST XML
+    or query XML."""
+    if request.target:
         sent = request.headers.get("Content-Type", "")
-        version = "1.0" if sent.endswith("1.0") else "1.1"
-        return json_error(AwsError("AccessDeniedException", message), version)
-    escaped = message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return json_error(error, "1.0" if sent.endswith("1.0") else "1.1")
+    escaped = error.message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     rid = request_id()
     if request.service == "s3":
         # A HEAD answer has no body: the SDKs read the status alone.
         body = "" if request.method == "HEAD" else (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>AccessDenied</Code><Message>{escaped}</Message>"
+            f"<Error><Code>{error.code}</Code><Message>{escaped}</Message>"
             f"<RequestId>{rid}</RequestId></Error>"
         )
         headers = {"x-amz-request-id": rid}
-        return Response(body, status=403, content_type="application/xml", headers=headers)
-    # Query protocol. SNS names the error AuthorizationError.
-    code = "AuthorizationError" if request.service == "sns" else "AccessDenied"
+        return Response(body, status=error.status, content_type="application/xml", headers=headers)
     body = (
-        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{error.code}</Code>"
         f"<Message>{escaped}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
     )
-    return Response(body, status=403, content_type="text/xml", headers={"x-amzn-RequestId": rid})
+    return Response(body, status=error.status, content_type="text/xml", headers={"x-amzn-RequestId": rid})

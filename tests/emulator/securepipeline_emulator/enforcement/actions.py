@@ -183,10 +183,12 @@ def kms_key_arn(region: str, account: str, key_id: str) -> str:
     from moto.kms.models import kms_backends
 
     backend = kms_backends[account][region]
-    try:
-        raw = backend.any_id_to_key_id(key_id)
-    except Exception:  # an alias that names no key
-        raw = None
+    alias = backend.get_alias_name(key_id)
+    if alias.startswith("alias/"):
+        target = backend.get_key_id_from_alias(alias)
+        raw = backend.get_key_id(target) if target else None  # an alias naming no key
+    else:
+        raw = backend.get_key_id(key_id)
     if raw and raw in backend.keys:
         return backend.keys[raw].arn
     if key_id.startswith("arn:"):
