@@ -163,6 +163,90 @@ impl Emulator {
         );
     }
 
+    /// Switches the emulator's IAM enforcement on or off (see
+    /// tests/emulator/README.md).
+    pub fn enforce_iam(&self, enabled: bool) {
+        let body = self.http(
+            "POST",
+            "/_emulator/enforcement",
+            &serde_json::json!({ "enabled": enabled }).to_string(),
+        );
+        assert!(body.contains("enabled"), "enforcement switch: {body}");
+    }
+
+    /// Assumes `role_arn` as `service` does (CodeBuild for a project's
+    /// role), under `source_arn` and this account: the role's trust policy
+    /// decides. The session signs with its credentials, or the emulator's
+    /// refusal comes back.
+    pub async fn assume_as_service(
+        &self,
+        service: &str,
+        role_arn: &str,
+        source_arn: &str,
+    ) -> Result<Session, String> {
+        let body = self.http(
+            "POST",
+            "/_emulator/enforcement/assume-role",
+            &serde_json::json!({
+                "service": service, "roleArn": role_arn, "sourceArn": source_arn,
+                "sourceAccount": ACCOUNT, "sessionName": "probe",
+            })
+            .to_string(),
+        );
+        let answer: Json = serde_json::from_str(&body)
+            .unwrap_or_else(|err| panic!("bad assume-role answer {body:?}: {err}"));
+        let field = |name: &str| answer[name].as_str().map(str::to_string);
+        let (Some(key), Some(secret), Some(token)) = (
+            field("AccessKeyId"),
+            field("SecretAccessKey"),
+            field("SessionToken"),
+        ) else {
+            return Err(field("message").unwrap_or(body));
+        };
+        let credentials =
+            aws_sdk_sts::config::Credentials::new(&key, secret, Some(token), None, "assumed");
+        let sdk = self
+            .sdk()
+            .await
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        Ok(Session {
+            sdk,
+            access_key_id: key,
+        })
+    }
+
+    /// Decides an action a service takes with a session's permissions that
+    /// has no API call of its own (`iam:PassRole`,
+    /// `codeconnections:UseConnection`): the emulator's recorded decision.
+    pub fn authorize(
+        &self,
+        access_key_id: &str,
+        action: &str,
+        resource: &str,
+        context: Json,
+    ) -> Json {
+        let body = self.http(
+            "POST",
+            "/_emulator/enforcement/authorize",
+            &serde_json::json!({
+                "accessKeyId": access_key_id, "action": action, "resource": resource,
+                "context": context,
+            })
+            .to_string(),
+        );
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("bad decision {body:?}: {err}"))
+    }
+
+    /// Every enforcement decision so far.
+    pub fn decisions(&self) -> Vec<Json> {
+        let body = self.http("GET", "/_emulator/decisions", "");
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("bad decisions {body:?}: {err}"))
+    }
+
     /// An SDK config pointed at the emulator, for reading results back.
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -181,6 +265,12 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A role session from the emulator's STS.
+pub struct Session {
+    pub sdk: aws_config::SdkConfig,
+    pub access_key_id: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -1,4 +1,4 @@
-"""python -m securepipeline_emulator --port N [--faults SPEC]"""
+"""python -m securepipeline_emulator --port N [--faults SPEC] [--enforce-iam]"""
 
 from __future__ import annotations
 
@@ -25,12 +25,19 @@ def main() -> None:
         metavar="SPEC",
         help=f"fail calls as AWS does, e.g. rate=0.2,seed=7 (default: ${FAULTS_ENV}; see README)",
     )
+    parser.add_argument(
+        "--enforce-iam",
+        action="store_true",
+        default=None,
+        help="authorise calls made with AssumeRole credentials against IAM policies "
+        "(default: off, or on when SECUREPIPELINE_ENFORCE_IAM=1)",
+    )
     args = parser.parse_args()
     try:
         plan = FaultPlan.parse(args.faults)
     except FaultSpecError as error:
         parser.error(f"--faults: {error}")
-    serve(args.port, plan)
+    serve(args.port, plan, args.enforce_iam)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from . import fixes
 from .connections import ConnectionsApi, ConnectionStore
+from .enforcement import Enforcer
 from .gate import Gate
 from .faults import (
     FaultInjector,
@@ -42,13 +43,15 @@ Handler = Callable[[AwsRequest, Forward], Response]
 
 
 class EmulatorApp:
-    def __init__(self, faults: FaultPlan | None = None) -> None:
+    def __init__(self, faults: FaultPlan | None = None, enforce_iam: bool | None = None) -> None:
         fixes.apply_patches()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.recorder = CallRecorder()
         self.gate = Gate()
         self.faults = FaultInjector(faults)
         self.connections = ConnectionStore()
+        # IAM enforcement; None reads the SECUREPIPELINE_ENFORCE_IAM switch.
+        self.enforcer = Enforcer(enforce_iam)
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
             "codestar-connections": ConnectionsApi(
@@ -99,6 +102,9 @@ class EmulatorApp:
         return response(environ, start_response)
 
     def dispatch(self, request: AwsRequest, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        denied = self.enforcer.authorize(request)
+        if denied is not None:
+            return denied(environ, start_response)
         handler = self.services.get(request.service) or self.operations.get(
             (request.service, request.operation)
         )
@@ -131,11 +137,34 @@ class EmulatorApp:
                 return _json({"waiting": self.gate.waiting()})
             if path == "faults" and method == "POST":
                 return self._set_faults(environ)
+            if path.startswith("enforcement") or path.startswith("decisions"):
+                return self._enforcement(environ, method, path)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
         except AwsError as error:
             return _json({"error": error.code, "message": error.message}, error.status)
         return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)
+
+    def _enforcement(self, environ: dict[str, Any], method: str, path: str) -> Response:
+        enforcer = self.enforcer
+        if path == "enforcement" and method == "GET":
+            return _json({"enabled": enforcer.enabled})
+        if path == "enforcement" and method == "POST":
+            enabled = _body(environ).get("enabled")
+            if not isinstance(enabled, bool):
+                raise AwsError("ValidationException", 'body must be {"enabled": true}')
+            enforcer.enabled = enabled
+            return _json({"enabled": enabled})
+        if path == "enforcement/assume-role" and method == "POST":
+            return _json(enforcer.assume_as_service(_body(environ)))
+        if path == "enforcement/authorize" and method == "POST":
+            return _json(enforcer.authorize_on_behalf(_body(environ)))
+        if path == "decisions" and method == "GET":
+            return _json(enforcer.decisions())
+        if path == "decisions/reset" and method == "POST":
+            enforcer.reset()
+            return _json({"reset": True})
+        raise AwsError("NotFound", f"no admin endpoint {method} /{path}", 404)
 
     def _hold(self, environ: dict[str, Any]) -> Response:
         try:
@@ -189,6 +218,16 @@ def _role_arn(request: AwsRequest) -> str:
     path = (request.form.get("Path") or ["/"])[0]
     name = (request.form.get("RoleName") or [""])[0]
     return f"arn:aws:iam::{request.account}:role{path}{name}"
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(buffer_body(environ) or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise AwsError("ValidationException", "body must be a JSON object")
+    return body
 
 
 def _json_content_type(request: AwsRequest, start_response: Any) -> Any:

@@ -16,11 +16,11 @@ from .faults import FaultPlan
 HOST = "127.0.0.1"
 
 
-def serve(port: int, faults: FaultPlan | None = None) -> None:
+def serve(port: int, faults: FaultPlan | None = None, enforce_iam: bool | None = None) -> None:
     server = make_server(
         HOST,
         port,
-        EmulatorApp(faults),
+        EmulatorApp(faults, enforce_iam),
         threaded=True,
         # moto's handler keeps headers whose names contain underscores, which
         # werkzeug would otherwise drop (S3 metadata may use them).
