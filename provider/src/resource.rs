@@ -12,6 +12,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use aws_sdk_sts::error::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{CreateError, HttpResponse};
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::protocol::json::{json_to_property, property_to_json, secret_paths, UNKNOWN};
@@ -89,6 +94,10 @@ pub enum ResourceError {
         state: Json,
         message: String,
     },
+    /// An AWS call failed; its code and request id travel as values.
+    #[error("{0}")]
+    Aws(AwsFailure),
+    /// Anything else (bad state, a rule of ours, a helper's own text).
     #[error("{0}")]
     Failed(String),
 }
@@ -96,6 +105,24 @@ pub enum ResourceError {
 impl ResourceError {
     pub fn failed(context: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
         Self::Failed(format!("{context}: {err}"))
+    }
+
+    /// An AWS call made while `operation` (e.g. `creating KMS key x`) failed.
+    pub fn aws<E, R>(operation: impl Into<String>, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HttpResponse,
+    {
+        Self::Aws(AwsFailure::of(operation, err))
+    }
+
+    /// A create [`crate::aws::retry::create_once`] gave up on; `operation`
+    /// names what it was making.
+    pub fn create_failed(operation: impl std::fmt::Display, err: CreateError) -> Self {
+        match err {
+            CreateError::Aws(failure) => Self::Aws(failure.during(operation.to_string())),
+            other => Self::failed(operation, other),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod arn;
 pub mod config;
+pub mod failure;
 pub mod retry;
 
 use std::collections::{BTreeMap, HashMap};

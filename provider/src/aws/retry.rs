@@ -21,6 +21,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use rand::Rng;
 use tokio::time::Instant;
 
+use super::failure::AwsFailure;
 use crate::engine_log::EngineLog;
 
 /// Attempts per call the SDK makes on throttling and transient failures.
@@ -67,7 +68,7 @@ pub enum Transient {
     },
 }
 
-const THROTTLING_CODES: &[&str] = &[
+pub(crate) const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -153,7 +154,7 @@ where
 fn is_transient<E, R>(err: &SdkError<E, R>, retry_on: &[Transient]) -> bool
 where
     E: ProvideErrorMetadata,
-    R: HttpStatus,
+    R: HttpResponse,
 {
     retry_on.iter().any(|rule| match (rule, err) {
         (Transient::Throttling, SdkError::ServiceError(service)) => service
@@ -182,14 +183,20 @@ where
     })
 }
 
-/// Responses that carry an HTTP status.
-pub trait HttpStatus {
+/// What an error needs from the raw HTTP response AWS sent.
+pub trait HttpResponse {
     fn status_code(&self) -> u16;
+    /// The request id header, when AWS answered.
+    fn request_id(&self) -> Option<&str>;
 }
 
-impl HttpStatus for aws_smithy_runtime_api::http::Response {
+impl HttpResponse for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        aws_sdk_sts::operation::RequestId::request_id(self)
     }
 }
 
@@ -206,7 +213,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpResponse,
 {
     let deadline = Instant::now() + backoff.give_up_after;
     let mut delay = backoff.first_delay;
@@ -252,7 +259,10 @@ pub enum CreateError {
     /// The name is taken by a resource this create did not make (it lacks
     /// this create's ownership marker). Never adopted.
     Taken,
-    /// AWS refused, or kept failing until the deadline; `code: message`.
+    /// AWS refused, or kept failing until the deadline; the operation is
+    /// the `action` given to [`create_once`].
+    Aws(AwsFailure),
+    /// Looking for what an earlier attempt made failed.
     Failed(String),
 }
 
@@ -260,6 +270,7 @@ impl std::fmt::Display for CreateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Taken => f.write_str("the name is taken by a resource this create did not make"),
+            Self::Aws(failure) => failure.fmt(f),
             Self::Failed(message) => f.write_str(message),
         }
     }
@@ -282,7 +293,7 @@ enum Answer {
 fn answer<E, R>(err: &SdkError<E, R>, retry_on: &[Transient], name_taken: &[&str]) -> Answer
 where
     E: ProvideErrorMetadata,
-    R: HttpStatus,
+    R: HttpResponse,
 {
     let refusals: Vec<Transient> = retry_on
         .iter()
@@ -325,7 +336,7 @@ where
     L: FnMut() -> LFut,
     LFut: std::future::Future<Output = Result<Option<Found>, String>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpResponse,
 {
     let backoff = Backoff::default();
     let deadline = Instant::now() + backoff.give_up_after;
@@ -353,7 +364,7 @@ where
         }
         match answer {
             Answer::NameTaken => return Err(CreateError::Taken),
-            Answer::Failed => return Err(CreateError::Failed(describe(&err))),
+            Answer::Failed => return Err(CreateError::Aws(AwsFailure::of(action, &err))),
             Answer::Refused | Answer::Unknown if Instant::now() + delay < deadline => {
                 progress.log.status(
                     progress.urn,
@@ -366,7 +377,9 @@ where
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
             }
-            Answer::Refused | Answer::Unknown => return Err(CreateError::Failed(describe(&err))),
+            Answer::Refused | Answer::Unknown => {
+                return Err(CreateError::Aws(AwsFailure::of(action, &err)))
+            }
         }
     }
 }
@@ -501,7 +514,7 @@ mod tests {
 
         let (outcome, sent, _) = run(vec![Err(aws_error(400, "ValidationException"))], None).await;
         assert!(
-            matches!(&outcome, Err(CreateError::Failed(message)) if message == "ValidationException"),
+            matches!(&outcome, Err(CreateError::Aws(failure)) if failure.code.as_deref() == Some("ValidationException")),
             "{outcome:?}"
         );
         assert_eq!(sent, 1);

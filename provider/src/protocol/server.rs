@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use super::in_flight::InFlight;
 use super::secrets::SecretValues;
 use super::value::{decode_struct, encode_struct, PropertyMap};
+use crate::aws::failure::FailureKind;
 use crate::aws::{AwsContext, ProviderConfig};
 use crate::component;
 use crate::engine_log::EngineLog;
@@ -222,7 +223,29 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
             };
             Status::with_details(tonic::Code::Unknown, message, status.encode_to_vec().into())
         }
+        ResourceError::Aws(failure) => Status::new(
+            grpc_code(failure.kind),
+            secrets.redact(&failure.to_string()),
+        ),
         ResourceError::Failed(message) => Status::unknown(secrets.redact(&message)),
+    }
+}
+
+/// The gRPC code for a kind of AWS failure. The engine treats `Unknown`
+/// (with `Internal` and `DataLoss`) as "the resource's state is unknown"
+/// and any other code as a well-understood failure; partial failures are
+/// recognised by their details, not by the code.
+fn grpc_code(kind: FailureKind) -> tonic::Code {
+    match kind {
+        FailureKind::AccessDenied => tonic::Code::PermissionDenied,
+        FailureKind::NotFound => tonic::Code::NotFound,
+        FailureKind::AlreadyExists => tonic::Code::AlreadyExists,
+        FailureKind::Conflict => tonic::Code::FailedPrecondition,
+        FailureKind::Throttled => tonic::Code::ResourceExhausted,
+        FailureKind::InvalidInput => tonic::Code::InvalidArgument,
+        FailureKind::Timeout => tonic::Code::DeadlineExceeded,
+        FailureKind::Unavailable => tonic::Code::Unavailable,
+        FailureKind::Other => tonic::Code::Unknown,
     }
 }
 
@@ -562,6 +585,50 @@ mod tests {
         );
     }
 
+    fn aws_failure(kind: FailureKind) -> ResourceError {
+        ResourceError::Aws(crate::aws::failure::AwsFailure {
+            operation: "creating KMS key alias/app".into(),
+            code: Some("SomeCode".into()),
+            message: "AWS said no".into(),
+            request_id: Some("req-1".into()),
+            kind,
+        })
+    }
+
+    #[test]
+    fn aws_failures_reach_the_engine_with_a_fitting_code() {
+        let cases = [
+            (FailureKind::AccessDenied, tonic::Code::PermissionDenied),
+            (FailureKind::NotFound, tonic::Code::NotFound),
+            (FailureKind::AlreadyExists, tonic::Code::AlreadyExists),
+            (FailureKind::Conflict, tonic::Code::FailedPrecondition),
+            (FailureKind::Throttled, tonic::Code::ResourceExhausted),
+            (FailureKind::InvalidInput, tonic::Code::InvalidArgument),
+            (FailureKind::Timeout, tonic::Code::DeadlineExceeded),
+            (FailureKind::Unavailable, tonic::Code::Unavailable),
+            (FailureKind::Other, tonic::Code::Unknown),
+        ];
+        for (kind, code) in cases {
+            let status = error_to_status(aws_failure(kind), &PropertyMap::new());
+            assert_eq!(status.code(), code, "{kind:?}");
+            assert_eq!(
+                status.message(),
+                "creating KMS key alias/app: SomeCode: AWS said no (request id: req-1)"
+            );
+        }
+    }
+
+    #[test]
+    fn aws_failures_never_echo_a_secret_input() {
+        let mut inputs = PropertyMap::new();
+        inputs.insert(
+            "token".into(),
+            PropertyValue::Secret(Box::new(PropertyValue::String("AWS said no".into()))),
+        );
+        let status = error_to_status(aws_failure(FailureKind::InvalidInput), &inputs);
+        assert!(!status.message().contains("AWS said no"), "{status:?}");
+    }
+
     #[test]
     fn partial_failures_carry_init_failed_details() {
         let status = error_to_status(
@@ -582,6 +649,7 @@ mod tests {
                 .unwrap();
         assert_eq!(details.id, "bucket-1");
         assert_eq!(details.reasons, vec!["encryption could not be set"]);
+        assert_eq!(status.code(), tonic::Code::Unknown);
     }
 
     #[test]

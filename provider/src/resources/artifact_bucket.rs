@@ -21,7 +21,7 @@ use super::common::{
 };
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
+    create_once, describe, is_code, once, retry, Backoff, CreateError, HttpResponse, Transient,
 };
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
@@ -549,12 +549,12 @@ fn unless_missing<T, E, R>(
 ) -> Result<Option<T>, ResourceError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + HttpResponse,
 {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(err) if is_code(&err, missing) => Ok(None),
-        Err(err) => Err(ResourceError::failed(what, describe(&err))),
+        Err(err) => Err(ResourceError::aws(what, &err)),
     }
 }
 
@@ -749,9 +749,7 @@ impl CustomResource for ArtifactBucket {
         .await
         .map_err(|err| match err {
             CreateError::Taken => ResourceError::Failed(already_exists(name)),
-            CreateError::Failed(message) => {
-                ResourceError::failed(format!("creating bucket {name}"), message)
-            }
+            other => ResourceError::create_failed(format!("creating bucket {name}"), other),
         })?;
         let outputs = ArtifactBucketOutputs {
             arn: ctx.aws.arns().s3_bucket(name),
@@ -807,7 +805,7 @@ impl CustomResource for ArtifactBucket {
             .send()
             .await
             .map_err(|err| {
-                ResourceError::failed(format!("reading versioning of bucket {id}"), describe(&err))
+                ResourceError::aws(format!("reading versioning of bucket {id}"), &err)
             })?;
         let encryption = unless_missing(
             s3.get_bucket_encryption().bucket(id).send().await,
@@ -925,10 +923,7 @@ impl CustomResource for ArtifactBucket {
         match deleted {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["NoSuchBucket"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
-                format!("deleting bucket {id}"),
-                describe(&err),
-            )),
+            Err(err) => Err(ResourceError::aws(format!("deleting bucket {id}"), &err)),
         }
     }
 }
@@ -1016,9 +1011,7 @@ async fn delete_versions(
             .delete(delete)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("emptying bucket {name}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("emptying bucket {name}"), &err))?;
         if let Some(error) = result.errors().first() {
             return Err(ResourceError::Failed(format!(
                 "emptying bucket {name}: {} deletions failed, the first of `{}`: {}",

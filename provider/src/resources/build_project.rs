@@ -626,9 +626,7 @@ impl CustomResource for BuildProject {
                 "build project {name} already exists in this account and region and was not created by this resource, \
                  so it is not adopted; choose another projectName, or delete the project if nothing uses it"
             )),
-            CreateError::Failed(message) => {
-                ResourceError::failed(format!("creating build project {name}"), message)
-            }
+            other => ResourceError::create_failed(format!("creating build project {name}"), other),
         })?;
         let project = match &created {
             Created::New(output) => output.project(),
@@ -659,9 +657,7 @@ impl CustomResource for BuildProject {
             .names(id)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading build project {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("reading build project {id}"), &err))?;
         let Some(project) = found.projects().iter().find(|p| p.name() == Some(id)) else {
             return Ok(None);
         };
@@ -716,9 +712,7 @@ impl CustomResource for BuildProject {
             },
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("updating build project {id}"), describe(&err))
-        })?;
+        .map_err(|err| ResourceError::aws(format!("updating build project {id}"), &err))?;
         Ok(outputs.clone())
     }
 
@@ -739,9 +733,9 @@ impl CustomResource for BuildProject {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
+            Err(err) => Err(ResourceError::aws(
                 format!("deleting build project {id}"),
-                describe(&err),
+                &err,
             )),
         }
     }

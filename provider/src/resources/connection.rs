@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_exact_arn, effective_tags, progress, AWS_TRANSIENT};
-use crate::aws::retry::{create_once, describe, is_code, once, retry, Backoff, Created};
+use crate::aws::retry::{create_once, is_code, once, retry, Backoff, Created};
 use crate::naming;
 use crate::resource::{
     to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
@@ -262,7 +262,9 @@ impl CustomResource for Connection {
                     || async { find(ctx, inputs, name).await.map_err(|err| err.to_string()) },
                 )
                 .await
-                .map_err(|err| ResourceError::failed(format!("creating connection {name}"), err))?;
+                .map_err(|err| {
+                    ResourceError::create_failed(format!("creating connection {name}"), err)
+                })?;
                 match created {
                     Created::New(output) => output.connection_arn().to_string(),
                     Created::Found(arn) => arn,
@@ -329,9 +331,7 @@ impl CustomResource for Connection {
             },
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("reading tags of connection {id}"), describe(&err))
-        })?
+        .map_err(|err| ResourceError::aws(format!("reading tags of connection {id}"), &err))?
         .tags()
         .iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
@@ -390,9 +390,9 @@ impl CustomResource for Connection {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
+            Err(err) => Err(ResourceError::aws(
                 format!("deleting connection {id}"),
-                describe(&err),
+                &err,
             )),
         }
     }
@@ -429,9 +429,9 @@ async fn get(ctx: &OpContext<'_>, arn: &str) -> Result<Option<AwsConnection>, Re
     {
         Ok(found) => Ok(found.connection),
         Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(None),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("reading connection {arn}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -465,7 +465,7 @@ async fn find(
         },
     )
     .await
-    .map_err(|err| ResourceError::failed("listing connections", describe(&err)))?;
+    .map_err(|err| ResourceError::aws("listing connections", &err))?;
     Ok(pages
         .iter()
         .flat_map(|page| page.connections())
@@ -499,9 +499,7 @@ async fn update_tags(
             },
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("untagging connection {arn}"), describe(&err))
-        })?;
+        .map_err(|err| ResourceError::aws(format!("untagging connection {arn}"), &err))?;
     }
     if !set.is_empty() {
         let set = connection_tags(&set)?;
@@ -519,9 +517,7 @@ async fn update_tags(
             },
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("tagging connection {arn}"), describe(&err))
-        })?;
+        .map_err(|err| ResourceError::aws(format!("tagging connection {arn}"), &err))?;
     }
     Ok(())
 }

@@ -422,12 +422,7 @@ impl CustomResource for EventRule {
         {
             Ok(rule) => rule,
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("reading event rule {id}"),
-                    describe(&err),
-                ))
-            }
+            Err(err) => return Err(ResourceError::aws(format!("reading event rule {id}"), &err)),
         };
         let event_pattern = rule
             .event_pattern()
@@ -449,9 +444,7 @@ impl CustomResource for EventRule {
             || events.list_tags_for_resource().resource_arn(&arn).send(),
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("reading tags of event rule {id}"), describe(&err))
-        })?
+        .map_err(|err| ResourceError::aws(format!("reading tags of event rule {id}"), &err))?
         .tags()
         .iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
@@ -528,9 +521,7 @@ impl CustomResource for EventRule {
                 },
             )
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("untagging event rule {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("untagging event rule {id}"), &err))?;
         }
         if !set.is_empty() {
             let set = aws_tags(&set)?;
@@ -548,9 +539,7 @@ impl CustomResource for EventRule {
                 },
             )
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("tagging event rule {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("tagging event rule {id}"), &err))?;
         }
         Ok(outputs.clone())
     }
@@ -581,9 +570,9 @@ impl CustomResource for EventRule {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
+            Err(err) => Err(ResourceError::aws(
                 format!("deleting event rule {id}"),
-                describe(&err),
+                &err,
             )),
         }
     }
@@ -610,9 +599,9 @@ async fn rule_exists(ctx: &OpContext<'_>, name: &str) -> Result<bool, ResourceEr
     {
         Ok(_) => Ok(true),
         Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(false),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("looking for event rule {name}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -753,9 +742,9 @@ async fn remove_targets(
         Ok(output) => output,
         Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(()),
         Err(err) => {
-            return Err(ResourceError::failed(
+            return Err(ResourceError::aws(
                 format!("removing targets of event rule {rule}"),
-                describe(&err),
+                &err,
             ))
         }
     };
@@ -810,9 +799,9 @@ async fn live_targets(
             Ok(page) => page,
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
             Err(err) => {
-                return Err(ResourceError::failed(
+                return Err(ResourceError::aws(
                     format!("reading targets of event rule {rule}"),
-                    describe(&err),
+                    &err,
                 ))
             }
         };

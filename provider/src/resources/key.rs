@@ -501,7 +501,7 @@ impl CustomResource for Key {
             || key_with_token(kms, &token),
         )
         .await
-        .map_err(|err| ResourceError::failed(format!("creating KMS key {alias}"), err))?;
+        .map_err(|err| ResourceError::create_failed(format!("creating KMS key {alias}"), err))?;
         let metadata = match &created {
             Created::New(output) => output.key_metadata(),
             Created::Found(described) => described.key_metadata(),
@@ -545,12 +545,7 @@ impl CustomResource for Key {
         let described = match kms.describe_key().key_id(id).send().await {
             Ok(described) => described,
             Err(err) if is_code(&err, &["NotFoundException"]) => return Ok(None),
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("reading KMS key {id}"),
-                    describe(&err),
-                ))
-            }
+            Err(err) => return Err(ResourceError::aws(format!("reading KMS key {id}"), &err)),
         };
         let metadata = described.key_metadata().ok_or_else(|| {
             ResourceError::Failed(format!(
@@ -569,13 +564,11 @@ impl CustomResource for Key {
             .key_id(id)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading rotation of KMS key {id}"), describe(&err))
-            })?
+            .map_err(|err| ResourceError::aws(format!("reading rotation of KMS key {id}"), &err))?
             .key_rotation_enabled();
-        let policy_text = default_policy(kms, id).await.map_err(|err| {
-            ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
-        })?;
+        let policy_text = default_policy(kms, id)
+            .await
+            .map_err(|err| ResourceError::aws(format!("reading policy of KMS key {id}"), &err))?;
         let policy = match PolicyDocument::parse_aws(&policy_text) {
             Ok(policy) => Some(policy),
             // Not a shape this provider can read (e.g. `NotAction`):
@@ -594,9 +587,7 @@ impl CustomResource for Key {
             .limit(100)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading aliases of KMS key {id}"), describe(&err))
-            })?
+            .map_err(|err| ResourceError::aws(format!("reading aliases of KMS key {id}"), &err))?
             .aliases
             .unwrap_or_default();
         // Only this resource's alias counts: one deleted by hand reads as
@@ -612,9 +603,7 @@ impl CustomResource for Key {
             .limit(50)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading tags of KMS key {id}"), describe(&err))
-            })?
+            .map_err(|err| ResourceError::aws(format!("reading tags of KMS key {id}"), &err))?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -665,9 +654,7 @@ impl CustomResource for Key {
                 .description(&news.description)
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("describing KMS key {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("describing KMS key {id}"), &err))?;
         }
         // Before rotation: KMS refuses to change rotation of a disabled key.
         if news.enabled && !olds.enabled {
@@ -679,9 +666,7 @@ impl CustomResource for Key {
                 || kms.enable_key().key_id(id).send(),
             )
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("enabling KMS key {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("enabling KMS key {id}"), &err))?;
         }
         if news.enable_key_rotation && !olds.enable_key_rotation {
             enable_rotation(ctx, kms, id)
@@ -706,10 +691,7 @@ impl CustomResource for Key {
             )
             .await
             .map_err(|err| {
-                ResourceError::failed(
-                    format!("setting the policy of KMS key {id}"),
-                    describe(&err),
-                )
+                ResourceError::aws(format!("setting the policy of KMS key {id}"), &err)
             })?;
         }
         let new_alias = alias(news)?;
@@ -728,9 +710,7 @@ impl CustomResource for Key {
                 .set_tag_keys(Some(remove))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("untagging KMS key {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("untagging KMS key {id}"), &err))?;
         }
         if !set.is_empty() {
             kms.tag_resource()
@@ -738,9 +718,7 @@ impl CustomResource for Key {
                 .set_tags(Some(kms_tags(&set)?))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("tagging KMS key {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("tagging KMS key {id}"), &err))?;
         }
         Ok(KeyOutputs {
             alias_arn: alias_arn(&arns, new_alias),
@@ -780,9 +758,9 @@ impl CustomResource for Key {
             {
                 Ok(())
             }
-            Err(err) => Err(ResourceError::failed(
+            Err(err) => Err(ResourceError::aws(
                 format!("scheduling deletion of KMS key {id}"),
-                describe(&err),
+                &err,
             )),
         }
     }
@@ -863,9 +841,9 @@ async fn read_existing(
     ) {
         return Ok(None);
     }
-    let live = default_policy(kms, id).await.map_err(|err| {
-        ResourceError::failed(format!("reading policy of KMS key {id}"), describe(&err))
-    })?;
+    let live = default_policy(kms, id)
+        .await
+        .map_err(|err| ResourceError::aws(format!("reading policy of KMS key {id}"), &err))?;
     let mut live_inputs = inputs.clone();
     live_inputs.enable_key_rotation = facts.rotation.unwrap_or(false);
     live_inputs.policy = inputs
@@ -912,9 +890,9 @@ async fn withdraw_from_existing(
             return Ok(());
         }
         Err(err) => {
-            return Err(ResourceError::failed(
+            return Err(ResourceError::aws(
                 format!("reading policy of KMS key {id}"),
-                describe(&err),
+                &err,
             ))
         }
     };
@@ -934,9 +912,9 @@ async fn withdraw_from_existing(
             leave_to_user(ctx, id, &sids, &describe(&err));
             Ok(())
         }
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("removing the pipeline's statements from the policy of KMS key {id}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -1030,6 +1008,9 @@ async fn point_alias(
         Err(CreateError::Failed(message)) => Err(format!(
             "creating alias {alias} for KMS key {key_id}: {message}"
         )),
+        Err(CreateError::Aws(failure)) => Err(failure
+            .during(format!("creating alias {alias} for KMS key {key_id}"))
+            .to_string()),
     }
 }
 
@@ -1087,10 +1068,7 @@ async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), Reso
     match kms.delete_alias().alias_name(alias).send().await {
         Ok(_) => Ok(()),
         Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
-        Err(err) => Err(ResourceError::failed(
-            format!("deleting alias {alias}"),
-            describe(&err),
-        )),
+        Err(err) => Err(ResourceError::aws(format!("deleting alias {alias}"), &err)),
     }
 }
 

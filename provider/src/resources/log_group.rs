@@ -200,9 +200,7 @@ impl CustomResource for LogGroup {
                 "log group {name} already exists in this account and region and was not created by this resource, \
                  so it is not adopted; choose another logGroupName, or delete the group if nothing uses it"
             )),
-            CreateError::Failed(message) => {
-                ResourceError::failed(format!("creating log group {name}"), message)
-            }
+            other => ResourceError::create_failed(format!("creating log group {name}"), other),
         })?;
 
         let outputs = LogGroupOutputs { arn };
@@ -233,9 +231,7 @@ impl CustomResource for LogGroup {
             .resource_arn(&arn)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading tags of log group {id}"), describe(&err))
-            })?
+            .map_err(|err| ResourceError::aws(format!("reading tags of log group {id}"), &err))?
             .tags
             .unwrap_or_default()
             .into_iter()
@@ -271,9 +267,7 @@ impl CustomResource for LogGroup {
                 .kms_key_id(&news.kms_key_arn)
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("encrypting log group {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("encrypting log group {id}"), &err))?;
         }
         let (set, remove) = tags::changes(&olds.tags, &news.tags);
         if !remove.is_empty() {
@@ -282,9 +276,7 @@ impl CustomResource for LogGroup {
                 .set_tag_keys(Some(remove))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("untagging log group {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("untagging log group {id}"), &err))?;
         }
         if !set.is_empty() {
             logs.tag_resource()
@@ -292,9 +284,7 @@ impl CustomResource for LogGroup {
                 .set_tags(Some(set.into_iter().collect()))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("tagging log group {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("tagging log group {id}"), &err))?;
         }
         Ok(outputs.clone())
     }
@@ -315,10 +305,7 @@ impl CustomResource for LogGroup {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
-                format!("deleting log group {id}"),
-                describe(&err),
-            )),
+            Err(err) => Err(ResourceError::aws(format!("deleting log group {id}"), &err)),
         }
     }
 }
@@ -355,9 +342,7 @@ async fn find(
         .log_group_name_prefix(name)
         .send()
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("reading log group {name}"), describe(&err))
-        })?;
+        .map_err(|err| ResourceError::aws(format!("reading log group {name}"), &err))?;
     Ok(groups
         .log_groups
         .unwrap_or_default()

@@ -1007,9 +1007,7 @@ async fn list_tags(ctx: &OpContext<'_>, arn: &str) -> Result<Tags, ResourceError
             .set_next_token(token)
             .send()
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("reading tags of pipeline {arn}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("reading tags of pipeline {arn}"), &err))?;
         tags.extend(
             page.tags()
                 .iter()
@@ -1143,9 +1141,7 @@ impl CustomResource for Pipeline {
                 "pipeline {name} already exists in this account and region and was not created by this resource, \
                  so it is not adopted; choose another pipelineName, or delete the pipeline if nothing uses it"
             )),
-            CreateError::Failed(message) => {
-                ResourceError::failed(format!("creating pipeline {name}"), message)
-            }
+            other => ResourceError::create_failed(format!("creating pipeline {name}"), other),
         })?;
         Ok((name.to_string(), outputs(ctx, name, None)))
     }
@@ -1166,12 +1162,7 @@ impl CustomResource for Pipeline {
         {
             Ok(found) => found,
             Err(err) if is_code(&err, &["PipelineNotFoundException"]) => return Ok(None),
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("reading pipeline {id}"),
-                    describe(&err),
-                ))
-            }
+            Err(err) => return Err(ResourceError::aws(format!("reading pipeline {id}"), &err)),
         };
         let Some(pipeline) = found.pipeline() else {
             return Ok(None);
@@ -1203,9 +1194,7 @@ impl CustomResource for Pipeline {
                 .name(id)
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("reading pipeline {id}"), describe(&err))
-                })?
+                .map_err(|err| ResourceError::aws(format!("reading pipeline {id}"), &err))?
                 .pipeline()
                 .and_then(PipelineDeclaration::version);
             let pipeline = declaration(id, &ctx.aws.region, news, version)
@@ -1223,9 +1212,7 @@ impl CustomResource for Pipeline {
                 },
             )
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("updating pipeline {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("updating pipeline {id}"), &err))?;
         }
         let (set, remove) = tags::changes(&olds.tags, &news.tags);
         if !remove.is_empty() {
@@ -1235,9 +1222,7 @@ impl CustomResource for Pipeline {
                 .set_tag_keys(Some(remove))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("untagging pipeline {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("untagging pipeline {id}"), &err))?;
         }
         if !set.is_empty() {
             let tags = aws_tags(&set)
@@ -1248,9 +1233,7 @@ impl CustomResource for Pipeline {
                 .set_tags(Some(tags))
                 .send()
                 .await
-                .map_err(|err| {
-                    ResourceError::failed(format!("tagging pipeline {id}"), describe(&err))
-                })?;
+                .map_err(|err| ResourceError::aws(format!("tagging pipeline {id}"), &err))?;
         }
         Ok(outputs.clone())
     }
@@ -1272,10 +1255,7 @@ impl CustomResource for Pipeline {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["PipelineNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
-                format!("deleting pipeline {id}"),
-                describe(&err),
-            )),
+            Err(err) => Err(ResourceError::aws(format!("deleting pipeline {id}"), &err)),
         }
     }
 }

@@ -360,9 +360,7 @@ impl CustomResource for Role {
                 "role {name} already exists in this account and was not created by this resource, \
                  so it is not adopted; choose another roleName, or delete the role if nothing uses it"
             )),
-            CreateError::Failed(message) => {
-                ResourceError::failed(format!("creating role {name}"), message)
-            }
+            other => ResourceError::create_failed(format!("creating role {name}"), other),
         })?;
         let role = match created {
             Created::New(output) => output.role,
@@ -406,12 +404,7 @@ impl CustomResource for Role {
         {
             Ok(found) => found.role,
             Err(err) if is_code(&err, &["NoSuchEntity"]) => None,
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("reading role {id}"),
-                    describe(&err),
-                ))
-            }
+            Err(err) => return Err(ResourceError::aws(format!("reading role {id}"), &err)),
         };
         let Some(role) = role else {
             return Ok(None);
@@ -441,9 +434,9 @@ impl CustomResource for Role {
                 // Deleted since it was listed: it is not live.
                 Err(err) if is_code(&err, &["NoSuchEntity"]) => continue,
                 Err(err) => {
-                    return Err(ResourceError::failed(
+                    return Err(ResourceError::aws(
                         format!("reading policy {policy_name} of role {id}"),
-                        describe(&err),
+                        &err,
                     ))
                 }
             };
@@ -464,7 +457,7 @@ impl CustomResource for Role {
             },
         )
         .await
-        .map_err(|err| ResourceError::failed(format!("reading tags of role {id}"), describe(&err)))?
+        .map_err(|err| ResourceError::aws(format!("reading tags of role {id}"), &err))?
         .into_iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
         .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
@@ -514,10 +507,7 @@ impl CustomResource for Role {
             )
             .await
             .map_err(|err| {
-                ResourceError::failed(
-                    format!("updating the trust policy of role {id}"),
-                    describe(&err),
-                )
+                ResourceError::aws(format!("updating the trust policy of role {id}"), &err)
             })?;
         }
         if olds.description != news.description {
@@ -535,10 +525,7 @@ impl CustomResource for Role {
             )
             .await
             .map_err(|err| {
-                ResourceError::failed(
-                    format!("updating the description of role {id}"),
-                    describe(&err),
-                )
+                ResourceError::aws(format!("updating the description of role {id}"), &err)
             })?;
         }
         for (policy_name, doc) in &news.policies {
@@ -577,7 +564,7 @@ impl CustomResource for Role {
                 },
             )
             .await
-            .map_err(|err| ResourceError::failed(format!("untagging role {id}"), describe(&err)))?;
+            .map_err(|err| ResourceError::aws(format!("untagging role {id}"), &err))?;
         }
         if !set.is_empty() {
             let set = iam_tags(&set)?;
@@ -594,7 +581,7 @@ impl CustomResource for Role {
                 },
             )
             .await
-            .map_err(|err| ResourceError::failed(format!("tagging role {id}"), describe(&err)))?;
+            .map_err(|err| ResourceError::aws(format!("tagging role {id}"), &err))?;
         }
         Ok(RoleOutputs {
             trust_policy: trust,
@@ -628,10 +615,7 @@ impl CustomResource for Role {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
-                format!("deleting role {id}"),
-                describe(&err),
-            )),
+            Err(err) => Err(ResourceError::aws(format!("deleting role {id}"), &err)),
         }
     }
 }
@@ -727,9 +711,9 @@ async fn delete_policy(
     {
         Ok(_) => Ok(()),
         Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("deleting policy {policy_name} of role {role}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -756,9 +740,9 @@ async fn detach_policy(
     {
         Ok(_) => Ok(()),
         Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("detaching {policy_arn} from role {role}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -787,9 +771,9 @@ async fn inline_policy_names(
     {
         Ok(names) => Ok(Some(names)),
         Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(None),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("listing policies of role {role}"),
-            describe(&err),
+            &err,
         )),
     }
 }
@@ -823,9 +807,9 @@ async fn attached_policy_arns(
                 .collect(),
         )),
         Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(None),
-        Err(err) => Err(ResourceError::failed(
+        Err(err) => Err(ResourceError::aws(
             format!("listing managed policies of role {role}"),
-            describe(&err),
+            &err,
         )),
     }
 }

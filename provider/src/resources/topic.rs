@@ -353,10 +353,8 @@ impl CustomResource for Topic {
                 )))
             }
             Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("looking for topic {name}"),
-                    describe(&err),
-                ))
+                return Err(ResourceError::aws(
+                    format!("looking for topic {name}"), &err))
             }
         }
         let policy = policy_for(ctx.aws, name, inputs)?;
@@ -376,7 +374,7 @@ impl CustomResource for Topic {
             },
         )
         .await
-        .map_err(|err| ResourceError::failed(format!("creating topic {name}"), describe(&err)))?;
+        .map_err(|err| ResourceError::aws(format!("creating topic {name}"), &err))?;
         let arn = created.topic_arn().map_or(arn, str::to_string);
         let mut outputs = TopicOutputs {
             arn: arn.clone(),
@@ -420,12 +418,7 @@ impl CustomResource for Topic {
         {
             Ok(found) => found.attributes.unwrap_or_default(),
             Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
-            Err(err) => {
-                return Err(ResourceError::failed(
-                    format!("reading topic {id}"),
-                    describe(&err),
-                ))
-            }
+            Err(err) => return Err(ResourceError::aws(format!("reading topic {id}"), &err)),
         };
         // A policy that is not a policy document (e.g. `"Principal": "*"`)
         // reads as absent: drift the next update replaces.
@@ -454,9 +447,7 @@ impl CustomResource for Topic {
             || sns.list_tags_for_resource().resource_arn(id).send(),
         )
         .await
-        .map_err(|err| {
-            ResourceError::failed(format!("reading tags of topic {id}"), describe(&err))
-        })?
+        .map_err(|err| ResourceError::aws(format!("reading tags of topic {id}"), &err))?
         .tags()
         .iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
@@ -525,9 +516,9 @@ impl CustomResource for Topic {
                 Ok(_) => {}
                 Err(err) if is_code(&err, &["NotFound"]) => {}
                 Err(err) => {
-                    return Err(ResourceError::failed(
+                    return Err(ResourceError::aws(
                         format!("unsubscribing a removed email address from topic {id}"),
-                        describe(&err),
+                        &err,
                     ))
                 }
             }
@@ -547,9 +538,7 @@ impl CustomResource for Topic {
                 },
             )
             .await
-            .map_err(|err| {
-                ResourceError::failed(format!("untagging topic {id}"), describe(&err))
-            })?;
+            .map_err(|err| ResourceError::aws(format!("untagging topic {id}"), &err))?;
         }
         if !set.is_empty() {
             let set = aws_tags(&set)?;
@@ -566,7 +555,7 @@ impl CustomResource for Topic {
                 },
             )
             .await
-            .map_err(|err| ResourceError::failed(format!("tagging topic {id}"), describe(&err)))?;
+            .map_err(|err| ResourceError::aws(format!("tagging topic {id}"), &err))?;
         }
         let live = live_subscriptions(ctx, id).await?.unwrap_or_default();
         let subscriptions: Vec<Subscription> = in_input_order(live, &news.emails)
@@ -604,10 +593,7 @@ impl CustomResource for Topic {
         {
             Ok(_) => Ok(()),
             Err(err) if is_code(&err, &["NotFound"]) => Ok(()),
-            Err(err) => Err(ResourceError::failed(
-                format!("deleting topic {id}"),
-                describe(&err),
-            )),
+            Err(err) => Err(ResourceError::aws(format!("deleting topic {id}"), &err)),
         }
     }
 }
@@ -641,12 +627,7 @@ async fn set_attribute(
     )
     .await
     .map(|_| ())
-    .map_err(|err| {
-        ResourceError::failed(
-            format!("setting {attribute} of topic {topic_arn}"),
-            describe(&err),
-        )
-    })
+    .map_err(|err| ResourceError::aws(format!("setting {attribute} of topic {topic_arn}"), &err))
 }
 
 /// Subscribes one address (`emails[index]`, named by index only) and
@@ -748,9 +729,9 @@ async fn live_subscriptions(
         Ok(listed) => listed,
         Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
         Err(err) => {
-            return Err(ResourceError::failed(
+            return Err(ResourceError::aws(
                 format!("reading subscriptions of topic {topic_arn}"),
-                describe(&err),
+                &err,
             ))
         }
     };

@@ -56,12 +56,23 @@ impl Emulator {
     /// Replaces the emulator's fault plan (tests/emulator/README.md), e.g.
     /// `rate=1,kinds=lost,only=kms:CreateKey,limit=1`; "" turns faults off.
     pub fn set_faults(&self, spec: &str) {
+        self.control("faults", &format!("{{\"spec\":\"{spec}\"}}"));
+    }
+
+    /// Turns IAM enforcement on or off (tests/emulator/README.md): calls
+    /// made with an assumed role's credentials are then authorised as AWS
+    /// does.
+    pub fn enforce_iam(&self, enabled: bool) {
+        self.control("enforcement", &format!("{{\"enabled\":{enabled}}}"));
+    }
+
+    /// Posts a JSON body to one of the emulator's `/_emulator/` controls.
+    fn control(&self, path: &str, body: &str) {
         let address = self.endpoint.trim_start_matches("http://");
-        let body = format!("{{\"spec\":\"{spec}\"}}");
         let mut stream = TcpStream::connect(address).expect("connect to the emulator");
         write!(
             stream,
-            "POST /_emulator/faults HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /_emulator/{path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .expect("send to the emulator");
@@ -71,7 +82,7 @@ impl Emulator {
             .expect("read from the emulator");
         assert!(
             response.starts_with("HTTP/1.1 200"),
-            "setting faults {spec}: {response}"
+            "POST /_emulator/{path} {body}: {response}"
         );
     }
 
