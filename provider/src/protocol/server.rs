@@ -234,7 +234,8 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
 /// The gRPC code for a kind of AWS failure. The engine treats `Unknown`
 /// (with `Internal` and `DataLoss`) as "the resource's state is unknown"
 /// and any other code as a well-understood failure; partial failures are
-/// recognised by their details, not by the code.
+/// recognised by their details, not by the code. A call that timed out or
+/// met a server error may still have taken effect, so its state is unknown.
 fn grpc_code(kind: FailureKind) -> tonic::Code {
     match kind {
         FailureKind::AccessDenied => tonic::Code::PermissionDenied,
@@ -243,9 +244,9 @@ fn grpc_code(kind: FailureKind) -> tonic::Code {
         FailureKind::Conflict => tonic::Code::FailedPrecondition,
         FailureKind::Throttled => tonic::Code::ResourceExhausted,
         FailureKind::InvalidInput => tonic::Code::InvalidArgument,
-        FailureKind::Timeout => tonic::Code::DeadlineExceeded,
-        FailureKind::Unavailable => tonic::Code::Unavailable,
-        FailureKind::Other => tonic::Code::Unknown,
+        FailureKind::Timeout | FailureKind::Unavailable | FailureKind::Other => {
+            tonic::Code::Unknown
+        }
     }
 }
 
@@ -604,8 +605,8 @@ mod tests {
             (FailureKind::Conflict, tonic::Code::FailedPrecondition),
             (FailureKind::Throttled, tonic::Code::ResourceExhausted),
             (FailureKind::InvalidInput, tonic::Code::InvalidArgument),
-            (FailureKind::Timeout, tonic::Code::DeadlineExceeded),
-            (FailureKind::Unavailable, tonic::Code::Unavailable),
+            (FailureKind::Timeout, tonic::Code::Unknown),
+            (FailureKind::Unavailable, tonic::Code::Unknown),
             (FailureKind::Other, tonic::Code::Unknown),
         ];
         for (kind, code) in cases {
