@@ -542,6 +542,42 @@ impl Run {
     }
 }
 
+/// A client of every service the product touches, all on one SDK config
+/// (the emulator's administrator, or one assumed role's session).
+pub struct Clients {
+    pub codebuild: aws_sdk_codebuild::Client,
+    pub codepipeline: aws_sdk_codepipeline::Client,
+    pub connections: aws_sdk_codestarconnections::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            codebuild: aws_sdk_codebuild::Client::new(sdk),
+            codepipeline: aws_sdk_codepipeline::Client::new(sdk),
+            connections: aws_sdk_codestarconnections::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+            iam: aws_sdk_iam::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(sdk),
+            s3: readback::s3(sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+        }
+    }
+}
+
 /// Reading what the provider created back from the emulator.
 pub mod readback {
     use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use aws_sdk_codepipeline::types::{
 };
 use securepipeline::iam::PolicyDocument;
 use securepipeline_e2e::readback::{self, policy, text};
-use securepipeline_e2e::{Emulator, Stack};
+use securepipeline_e2e::{Clients, Emulator, Stack};
 use serde_json::{json, Value as Json};
 
 /// A single-region pipeline with a schedule, so that every kind is there.
@@ -52,30 +52,19 @@ outputs:
 /// What an outsider points the pipeline's artifacts at.
 const FOREIGN_BUCKET: &str = "someone-elses-artifacts";
 
-struct Aws {
-    codebuild: aws_sdk_codebuild::Client,
-    codepipeline: aws_sdk_codepipeline::Client,
-    events: aws_sdk_eventbridge::Client,
-    iam: aws_sdk_iam::Client,
-    kms: aws_sdk_kms::Client,
-    logs: aws_sdk_cloudwatchlogs::Client,
-    s3: aws_sdk_s3::Client,
-    sns: aws_sdk_sns::Client,
+/// The emulator's clients, with the reads and writes this test repeats.
+struct Aws(Clients);
+
+impl std::ops::Deref for Aws {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.0
+    }
 }
 
 impl Aws {
     async fn new(emulator: &Emulator) -> Self {
-        let sdk = emulator.sdk().await;
-        Self {
-            codebuild: aws_sdk_codebuild::Client::new(&sdk),
-            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
-            events: aws_sdk_eventbridge::Client::new(&sdk),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-            s3: readback::s3(&sdk),
-            sns: aws_sdk_sns::Client::new(&sdk),
-        }
+        Self(Clients::new(&emulator.sdk().await))
     }
 
     async fn pipeline(&self, name: &str) -> PipelineDeclaration {

@@ -12,7 +12,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use securepipeline::component::plan::artifact_keys;
 use securepipeline_e2e::readback::{self, text};
-use securepipeline_e2e::{Emulator, Stack, ACCOUNT, REGION};
+use securepipeline_e2e::{Clients, Emulator, Stack, ACCOUNT, REGION};
 use serde_json::{json, Value as Json};
 
 const STATE_BUCKET: &str = "web-state";
@@ -220,15 +220,14 @@ impl Probes {
 /// Clients signed with one assumed role's session.
 struct As {
     key_id: String,
-    s3: aws_sdk_s3::Client,
-    kms: aws_sdk_kms::Client,
-    secrets: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
-    sts: aws_sdk_sts::Client,
-    logs: aws_sdk_cloudwatchlogs::Client,
-    codebuild: aws_sdk_codebuild::Client,
-    codepipeline: aws_sdk_codepipeline::Client,
-    sns: aws_sdk_sns::Client,
+    clients: Clients,
+}
+
+impl std::ops::Deref for As {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.clients
+    }
 }
 
 impl As {
@@ -237,18 +236,9 @@ impl As {
             .assume_as_service(service, role, source_arn)
             .await
             .unwrap_or_else(|refusal| panic!("{service} may not assume {role}: {refusal}"));
-        let sdk = session.sdk;
         Self {
             key_id: session.access_key_id,
-            s3: readback::s3(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
-            sts: aws_sdk_sts::Client::new(&sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-            codebuild: aws_sdk_codebuild::Client::new(&sdk),
-            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
-            sns: aws_sdk_sns::Client::new(&sdk),
+            clients: Clients::new(&session.sdk),
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use securepipeline::iam::{lint, PolicyDocument};
 use securepipeline_e2e::readback::{self, policy, text};
-use securepipeline_e2e::{repo_root, Emulator, Stack, ACCOUNT, REGION};
+use securepipeline_e2e::{repo_root, Clients, Emulator, Stack, ACCOUNT, REGION};
 use serde_json::Value as Json;
 
 const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:npm-token-AbCdEf";
@@ -69,33 +69,19 @@ outputs:
 /// The secret notification address both programs pass.
 const SECRET_EMAIL: &str = "team@example.com";
 
-struct Aws {
-    codebuild: aws_sdk_codebuild::Client,
-    codepipeline: aws_sdk_codepipeline::Client,
-    connections: aws_sdk_codestarconnections::Client,
-    events: aws_sdk_eventbridge::Client,
-    iam: aws_sdk_iam::Client,
-    kms: aws_sdk_kms::Client,
-    logs: aws_sdk_cloudwatchlogs::Client,
-    s3: aws_sdk_s3::Client,
-    sns: aws_sdk_sns::Client,
+/// The emulator's clients, with the reads this test repeats.
+struct Aws(Clients);
+
+impl std::ops::Deref for Aws {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.0
+    }
 }
 
 impl Aws {
     async fn new(emulator: &Emulator) -> Self {
-        let sdk = emulator.sdk().await;
-        let s3 = readback::s3(&sdk);
-        Self {
-            codebuild: aws_sdk_codebuild::Client::new(&sdk),
-            codepipeline: aws_sdk_codepipeline::Client::new(&sdk),
-            connections: aws_sdk_codestarconnections::Client::new(&sdk),
-            events: aws_sdk_eventbridge::Client::new(&sdk),
-            iam: aws_sdk_iam::Client::new(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-            s3,
-            sns: aws_sdk_sns::Client::new(&sdk),
-        }
+        Self(Clients::new(&emulator.sdk().await))
     }
 
     async fn role(
