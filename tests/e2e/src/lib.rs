@@ -808,3 +808,181 @@ pub mod readback {
         left
     }
 }
+
+/// The seeds a seeded test runs: `<PREFIX>_SEEDS=3,17` replays those,
+/// `<PREFIX>_SOAK=1` runs 1 to `soak`, and otherwise `default` alone.
+pub fn seeds(prefix: &str, soak: u64, default: u64) -> Vec<u64> {
+    if let Ok(list) = std::env::var(format!("{prefix}_SEEDS")) {
+        return list
+            .split(',')
+            .map(|seed| {
+                seed.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{prefix}_SEEDS: numbers"))
+            })
+            .collect();
+    }
+    if std::env::var(format!("{prefix}_SOAK")).is_ok_and(|v| v == "1") {
+        return (1..=soak).collect();
+    }
+    vec![default]
+}
+
+/// What of the provider's kinds exists, in the state and in the emulator,
+/// to prove that nothing is duplicated or orphaned.
+pub mod inventory {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value as Json;
+
+    use crate::readback::{self, text};
+
+    /// The kinds the provider creates, by type token, as the inventory names them.
+    pub const KINDS: [(&str, &str); 9] = [
+        ("securepipeline:aws:Key", "key"),
+        ("securepipeline:aws:ArtifactBucket", "bucket"),
+        ("securepipeline:aws:Role", "role"),
+        ("securepipeline:aws:BuildProject", "project"),
+        ("securepipeline:aws:Pipeline", "pipeline"),
+        ("securepipeline:aws:EventRule", "rule"),
+        ("securepipeline:aws:Topic", "topic"),
+        ("securepipeline:aws:LogGroup", "log group"),
+        ("securepipeline:aws:Connection", "connection"),
+    ];
+
+    /// The ids of the custom resources the stack's state holds, by kind.
+    pub fn state_ids(export: &str) -> BTreeMap<&'static str, Vec<String>> {
+        let state: Json = serde_json::from_str(export).expect("stack export is JSON");
+        let mut ids: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for resource in state["deployment"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let token = resource["type"].as_str().unwrap_or_default();
+            if let Some((_, kind)) = KINDS.iter().find(|(t, _)| *t == token) {
+                ids.entry(kind).or_default().push(text(resource, "id"));
+            }
+        }
+        ids.values_mut().for_each(|list| list.sort());
+        ids
+    }
+
+    /// Everything of the provider's kinds the emulator holds, by kind, in both
+    /// regions (IAM and S3 are global there). Keys pending deletion and AWS's
+    /// own aliases do not count.
+    pub async fn inventory(
+        regions: &[aws_config::SdkConfig],
+    ) -> BTreeMap<&'static str, Vec<String>> {
+        let mut found: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let home = &regions[0];
+        let iam = aws_sdk_iam::Client::new(home);
+        let roles = iam.list_roles().send().await.unwrap();
+        found
+            .entry("role")
+            .or_default()
+            .extend(roles.roles().iter().map(|r| r.role_name().to_string()));
+        let buckets = readback::s3(home).list_buckets().send().await.unwrap();
+        found.entry("bucket").or_default().extend(
+            buckets
+                .buckets()
+                .iter()
+                .filter_map(|b| b.name().map(str::to_string)),
+        );
+        for sdk in regions {
+            let kms = aws_sdk_kms::Client::new(sdk);
+            for key in kms.list_keys().send().await.unwrap().keys() {
+                let id = key.key_id().unwrap_or_default();
+                let described = kms.describe_key().key_id(id).send().await.unwrap();
+                let state = described.key_metadata().and_then(|m| m.key_state());
+                if state.map(|s| s.as_str()) != Some("PendingDeletion") {
+                    found.entry("key").or_default().push(id.to_string());
+                }
+            }
+            let aliases = kms.list_aliases().send().await.unwrap();
+            found.entry("alias").or_default().extend(
+                aliases
+                    .aliases()
+                    .iter()
+                    .filter_map(|a| a.alias_name())
+                    .filter(|name| !name.starts_with("alias/aws/"))
+                    .map(str::to_string),
+            );
+            let projects = aws_sdk_codebuild::Client::new(sdk)
+                .list_projects()
+                .send()
+                .await
+                .unwrap();
+            found
+                .entry("project")
+                .or_default()
+                .extend(projects.projects().iter().cloned());
+            let pipelines = aws_sdk_codepipeline::Client::new(sdk)
+                .list_pipelines()
+                .send()
+                .await
+                .unwrap();
+            found.entry("pipeline").or_default().extend(
+                pipelines
+                    .pipelines()
+                    .iter()
+                    .filter_map(|p| p.name().map(str::to_string)),
+            );
+            let rules = aws_sdk_eventbridge::Client::new(sdk)
+                .list_rules()
+                .send()
+                .await
+                .unwrap();
+            found.entry("rule").or_default().extend(
+                rules
+                    .rules()
+                    .iter()
+                    .filter_map(|r| r.name().map(str::to_string)),
+            );
+            let topics = aws_sdk_sns::Client::new(sdk)
+                .list_topics()
+                .send()
+                .await
+                .unwrap();
+            found.entry("topic").or_default().extend(
+                topics
+                    .topics()
+                    .iter()
+                    .filter_map(|t| t.topic_arn().map(str::to_string)),
+            );
+            let groups = aws_sdk_cloudwatchlogs::Client::new(sdk)
+                .describe_log_groups()
+                .send()
+                .await
+                .unwrap();
+            found.entry("log group").or_default().extend(
+                groups
+                    .log_groups()
+                    .iter()
+                    .filter_map(|g| g.log_group_name().map(str::to_string)),
+            );
+            let connections = aws_sdk_codestarconnections::Client::new(sdk)
+                .list_connections()
+                .send()
+                .await
+                .unwrap();
+            found.entry("connection").or_default().extend(
+                connections
+                    .connections()
+                    .iter()
+                    .filter_map(|c| c.connection_arn().map(str::to_string)),
+            );
+        }
+        found.retain(|_, list| !list.is_empty());
+        found.values_mut().for_each(|list| list.sort());
+        found
+    }
+
+    pub fn counts(inventory: &BTreeMap<&'static str, Vec<String>>) -> String {
+        inventory
+            .iter()
+            .map(|(kind, ids)| format!("{kind}: {}", ids.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

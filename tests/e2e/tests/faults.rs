@@ -12,9 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use securepipeline_e2e::readback::{self, text};
-use securepipeline_e2e::{Call, Emulator, Stack};
-use serde_json::Value as Json;
+use securepipeline_e2e::inventory::{counts, inventory, state_ids, KINDS};
+use securepipeline_e2e::{seeds, Call, Emulator, Stack};
 
 const WEST: &str = "us-west-2";
 const RATE: f64 = 0.2;
@@ -48,36 +47,6 @@ resources:
 outputs:
   pipelineName: ${web.pipelineName}
 "#;
-
-/// The kinds the provider creates, by type token, as the inventory names them.
-const KINDS: [(&str, &str); 9] = [
-    ("securepipeline:aws:Key", "key"),
-    ("securepipeline:aws:ArtifactBucket", "bucket"),
-    ("securepipeline:aws:Role", "role"),
-    ("securepipeline:aws:BuildProject", "project"),
-    ("securepipeline:aws:Pipeline", "pipeline"),
-    ("securepipeline:aws:EventRule", "rule"),
-    ("securepipeline:aws:Topic", "topic"),
-    ("securepipeline:aws:LogGroup", "log group"),
-    ("securepipeline:aws:Connection", "connection"),
-];
-
-fn seeds() -> Vec<u64> {
-    if let Ok(list) = std::env::var("SECUREPIPELINE_FAULT_SEEDS") {
-        return list
-            .split(',')
-            .map(|seed| {
-                seed.trim()
-                    .parse()
-                    .expect("SECUREPIPELINE_FAULT_SEEDS: numbers")
-            })
-            .collect();
-    }
-    if std::env::var("SECUREPIPELINE_FAULT_SOAK").is_ok_and(|v| v == "1") {
-        return (1..=SOAK_SEEDS).collect();
-    }
-    vec![DEFAULT_SEED]
-}
 
 /// What the emulator saw during one command.
 struct Traffic {
@@ -134,140 +103,6 @@ fn with_faults(
     (run, traffic)
 }
 
-/// The ids of the custom resources the stack's state holds, by kind.
-fn state_ids(export: &str) -> BTreeMap<&'static str, Vec<String>> {
-    let state: Json = serde_json::from_str(export).expect("stack export is JSON");
-    let mut ids: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    for resource in state["deployment"]["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let token = resource["type"].as_str().unwrap_or_default();
-        if let Some((_, kind)) = KINDS.iter().find(|(t, _)| *t == token) {
-            ids.entry(kind).or_default().push(text(resource, "id"));
-        }
-    }
-    ids.values_mut().for_each(|list| list.sort());
-    ids
-}
-
-/// Everything of the provider's kinds the emulator holds, by kind, in both
-/// regions (IAM and S3 are global there). Keys pending deletion and AWS's
-/// own aliases do not count.
-async fn inventory(regions: &[aws_config::SdkConfig]) -> BTreeMap<&'static str, Vec<String>> {
-    let mut found: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    let home = &regions[0];
-    let iam = aws_sdk_iam::Client::new(home);
-    let roles = iam.list_roles().send().await.unwrap();
-    found
-        .entry("role")
-        .or_default()
-        .extend(roles.roles().iter().map(|r| r.role_name().to_string()));
-    let buckets = readback::s3(home).list_buckets().send().await.unwrap();
-    found.entry("bucket").or_default().extend(
-        buckets
-            .buckets()
-            .iter()
-            .filter_map(|b| b.name().map(str::to_string)),
-    );
-    for sdk in regions {
-        let kms = aws_sdk_kms::Client::new(sdk);
-        for key in kms.list_keys().send().await.unwrap().keys() {
-            let id = key.key_id().unwrap_or_default();
-            let described = kms.describe_key().key_id(id).send().await.unwrap();
-            let state = described.key_metadata().and_then(|m| m.key_state());
-            if state.map(|s| s.as_str()) != Some("PendingDeletion") {
-                found.entry("key").or_default().push(id.to_string());
-            }
-        }
-        let aliases = kms.list_aliases().send().await.unwrap();
-        found.entry("alias").or_default().extend(
-            aliases
-                .aliases()
-                .iter()
-                .filter_map(|a| a.alias_name())
-                .filter(|name| !name.starts_with("alias/aws/"))
-                .map(str::to_string),
-        );
-        let projects = aws_sdk_codebuild::Client::new(sdk)
-            .list_projects()
-            .send()
-            .await
-            .unwrap();
-        found
-            .entry("project")
-            .or_default()
-            .extend(projects.projects().iter().cloned());
-        let pipelines = aws_sdk_codepipeline::Client::new(sdk)
-            .list_pipelines()
-            .send()
-            .await
-            .unwrap();
-        found.entry("pipeline").or_default().extend(
-            pipelines
-                .pipelines()
-                .iter()
-                .filter_map(|p| p.name().map(str::to_string)),
-        );
-        let rules = aws_sdk_eventbridge::Client::new(sdk)
-            .list_rules()
-            .send()
-            .await
-            .unwrap();
-        found.entry("rule").or_default().extend(
-            rules
-                .rules()
-                .iter()
-                .filter_map(|r| r.name().map(str::to_string)),
-        );
-        let topics = aws_sdk_sns::Client::new(sdk)
-            .list_topics()
-            .send()
-            .await
-            .unwrap();
-        found.entry("topic").or_default().extend(
-            topics
-                .topics()
-                .iter()
-                .filter_map(|t| t.topic_arn().map(str::to_string)),
-        );
-        let groups = aws_sdk_cloudwatchlogs::Client::new(sdk)
-            .describe_log_groups()
-            .send()
-            .await
-            .unwrap();
-        found.entry("log group").or_default().extend(
-            groups
-                .log_groups()
-                .iter()
-                .filter_map(|g| g.log_group_name().map(str::to_string)),
-        );
-        let connections = aws_sdk_codestarconnections::Client::new(sdk)
-            .list_connections()
-            .send()
-            .await
-            .unwrap();
-        found.entry("connection").or_default().extend(
-            connections
-                .connections()
-                .iter()
-                .filter_map(|c| c.connection_arn().map(str::to_string)),
-        );
-    }
-    found.retain(|_, list| !list.is_empty());
-    found.values_mut().for_each(|list| list.sort());
-    found
-}
-
-fn counts(inventory: &BTreeMap<&'static str, Vec<String>>) -> String {
-    inventory
-        .iter()
-        .map(|(kind, ids)| format!("{kind}: {}", ids.len()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 async fn deploy_and_destroy_under_faults(seed: u64) {
     let emulator = Emulator::start();
     let home = emulator.sdk().await;
@@ -315,7 +150,7 @@ async fn deploy_and_destroy_under_faults(seed: u64) {
 
 #[tokio::test]
 async fn a_pipeline_deploys_and_is_destroyed_through_transient_faults() {
-    for seed in seeds() {
+    for seed in seeds("SECUREPIPELINE_FAULT", SOAK_SEEDS, DEFAULT_SEED) {
         deploy_and_destroy_under_faults(seed).await;
     }
 }
