@@ -4,8 +4,8 @@
 //! Nothing is kept in memory between calls: destroy and refresh never call
 //! Construct.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::try_join_all;
 use tonic::Status;
@@ -15,6 +15,7 @@ use super::args::{
     SourceProvider,
 };
 use super::deploy::{self, Store};
+use super::graph::ChildGraph;
 use super::plan::{self, Names};
 use super::{brought, validate};
 use crate::aws::AwsContext;
@@ -90,15 +91,21 @@ struct Children<'a> {
     secrets: SecretValues,
     /// Options set on the component that its children follow.
     options: ResourceOptions,
+    /// Which children the component has and which each depends on.
+    graph: ChildGraph,
+    /// The URNs of the children registered so far, by purpose.
+    registered: Mutex<BTreeMap<String, String>>,
 }
 
 impl Children<'_> {
+    /// Registers the child `purpose`, depending on the children the graph
+    /// names for it, each of which must be registered already.
     async fn add<R: CustomResource>(
         &self,
         purpose: &str,
         inputs: &R::Inputs,
-        depends_on: &[&Registered],
     ) -> Result<Registered, Status> {
+        let dependencies = self.dependency_urns(purpose)?;
         let json = to_json(inputs);
         let secret_keys = self.secrets.tainted_keys(&json);
         let additional_secret_outputs = secret_keys
@@ -111,12 +118,43 @@ impl Children<'_> {
             parent: self.parent.clone(),
             custom: true,
             inputs: from_typed(&json, &secret_keys),
-            dependencies: depends_on.iter().map(|c| c.urn.clone()).collect(),
+            dependencies,
             additional_secret_outputs,
             options: child_options(&self.options, &json),
             ..Default::default()
         };
-        self.monitor.register(registration, self.defaults).await
+        let child = self.monitor.register(registration, self.defaults).await?;
+        self.registered_urns()?
+            .insert(purpose.to_string(), child.urn.clone());
+        Ok(child)
+    }
+
+    fn dependency_urns(&self, purpose: &str) -> Result<BTreeSet<String>, Status> {
+        let depends_on = self.graph.dependencies(purpose).ok_or_else(|| {
+            Status::internal(format!(
+                "SecurePipeline `{}` registers child `{purpose}`, which its graph of children lacks",
+                self.name
+            ))
+        })?;
+        let registered = self.registered_urns()?;
+        depends_on
+            .iter()
+            .map(|dependency| {
+                registered.get(dependency).cloned().ok_or_else(|| {
+                    Status::internal(format!(
+                        "SecurePipeline `{}` registers child `{purpose}` before `{dependency}`, which it depends on",
+                        self.name
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn registered_urns(&self) -> Result<MutexGuard<'_, BTreeMap<String, String>>, Status> {
+        // Poisoned only if a registration panicked while holding the lock.
+        self.registered
+            .lock()
+            .map_err(|_| Status::internal("the record of registered children is unusable"))
     }
 }
 
@@ -256,6 +294,8 @@ pub async fn construct(
         identity: identity_name(&name, &request.aliases),
         secrets,
         options,
+        graph: ChildGraph::plan(&args, &aws.region),
+        registered: Mutex::new(BTreeMap::new()),
     };
     let outputs = assemble(
         &children,
@@ -418,26 +458,21 @@ async fn assemble(
     // A key the user brings is a child too: it carries the pipeline's
     // statements into the key's policy, and takes them out again on destroy.
     let (key, regional_keys, connection) = tokio::try_join!(
-        children.add::<Key>("key", &key_inputs, &[]),
+        children.add::<Key>("key", &key_inputs),
         try_join_all(extra_regions.iter().zip(&regional_key_inputs).map(
-            |(r, inputs)| async move { children.add::<Key>(&format!("key-{r}"), inputs, &[]).await }
+            |(r, inputs)| async move { children.add::<Key>(&format!("key-{r}"), inputs).await }
         )),
-        children.add::<Connection>("source", &connection_inputs, &[]),
+        children.add::<Connection>("source", &connection_inputs),
     )?;
     let key_arn = args
         .kms_key_arn
         .clone()
         .unwrap_or_else(|| output(&key, "arn"));
-    let key_deps: Vec<&Registered> = vec![&key];
-    // Per region: the key's ARN and what depends on it.
+    // Per region: the key's ARN.
     let mut key_arns = BTreeMap::from([(region.clone(), key_arn.clone())]);
-    let mut keys_by_region: BTreeMap<String, Vec<&Registered>> =
-        BTreeMap::from([(region.clone(), key_deps.clone())]);
     for (r, created) in extra_regions.iter().zip(&regional_keys) {
         key_arns.insert(r.clone(), output(created, "arn"));
-        keys_by_region.insert(r.clone(), vec![created]);
     }
-    let key_deps_in = |r: &str| keys_by_region.get(r).cloned().unwrap_or_default();
     let key_arn_in = |r: &str| {
         key_arns
             .get(r)
@@ -515,47 +550,36 @@ async fn assemble(
         tags: tags.clone(),
     };
     let (bucket, regional_buckets, build_logs, deploy_logs, preview_logs, topic) = tokio::try_join!(
-        children.add::<ArtifactBucket>("artifacts", &home_bucket_inputs, &key_deps),
-        try_join_all(
-            extra_regions
-                .iter()
-                .zip(&regional_bucket_inputs)
-                .map(|(r, inputs)| {
-                    let deps = key_deps_in(r);
-                    async move {
-                        children
-                            .add::<ArtifactBucket>(&format!("artifacts-{r}"), inputs, &deps)
-                            .await
-                    }
-                })
-        ),
-        children.add::<LogGroup>("build-logs", &build_log_inputs, &key_deps),
+        children.add::<ArtifactBucket>("artifacts", &home_bucket_inputs),
+        try_join_all(extra_regions.iter().zip(&regional_bucket_inputs).map(
+            |(r, inputs)| async move {
+                children
+                    .add::<ArtifactBucket>(&format!("artifacts-{r}"), inputs)
+                    .await
+            }
+        )),
+        children.add::<LogGroup>("build-logs", &build_log_inputs),
         try_join_all(
             deployments
                 .iter()
                 .zip(&deploy_log_inputs)
-                .map(|(d, inputs)| {
-                    let deps = key_deps_in(deploy::region(d, &region));
-                    async move {
-                        children
-                            .add::<LogGroup>(&format!("{}-logs", deploy::purpose(d)), inputs, &deps)
-                            .await
-                    }
+                .map(|(d, inputs)| async move {
+                    children
+                        .add::<LogGroup>(&format!("{}-logs", deploy::purpose(d)), inputs)
+                        .await
                 })
         ),
-        try_join_all(previews.iter().zip(&preview_log_inputs).map(|(d, inputs)| {
-            let deps = key_deps_in(deploy::region(d, &region));
-            async move {
-                children
-                    .add::<LogGroup>(
-                        &format!("{}-logs", deploy::preview_purpose(d)),
-                        inputs,
-                        &deps,
-                    )
-                    .await
-            }
-        })),
-        children.add::<Topic>("notifications", &topic_inputs, &key_deps),
+        try_join_all(
+            previews
+                .iter()
+                .zip(&preview_log_inputs)
+                .map(|(d, inputs)| async move {
+                    children
+                        .add::<LogGroup>(&format!("{}-logs", deploy::preview_purpose(d)), inputs)
+                        .await
+                })
+        ),
+        children.add::<Topic>("notifications", &topic_inputs),
     )?;
     let bucket_name = output(&bucket, "bucketName");
     let build_log_group = output(&build_logs, "logGroupName");
@@ -568,8 +592,6 @@ async fn assemble(
             key_arn: key_arn.clone(),
         },
     )]);
-    let mut buckets_by_region: BTreeMap<String, &Registered> =
-        BTreeMap::from([(region.clone(), &bucket)]);
     for (r, created) in extra_regions.iter().zip(&regional_buckets) {
         stores.insert(
             r.clone(),
@@ -579,7 +601,6 @@ async fn assemble(
                 key_arn: key_arn_in(r),
             },
         );
-        buckets_by_region.insert(r.clone(), created);
     }
     let store_in = |r: &str| {
         stores
@@ -594,11 +615,6 @@ async fn assemble(
                 key_arn: UNKNOWN,
                 pipeline_name: &pipeline_name,
             })
-    };
-    let storage_deps_in = |r: &str| {
-        let mut deps = key_deps_in(r);
-        deps.extend(buckets_by_region.get(r).copied());
-        deps
     };
     let deploy_log_groups: Vec<String> = deploy_logs
         .iter()
@@ -691,45 +707,27 @@ async fn assemble(
             )
         })
         .collect();
-    let mut build_role_deps = storage_deps_in(&region);
-    build_role_deps.push(&build_logs);
-    let (build_role, deploy_roles, preview_roles) = tokio::try_join!(
-        children.add::<Role>("build-role", &build_role_inputs, &build_role_deps),
-        try_join_all(
-            deployments
-                .iter()
-                .zip(&deploy_role_inputs)
-                .zip(&deploy_logs)
-                .map(|((d, inputs), logs)| {
-                    let mut deps = storage_deps_in(deploy::region(d, &region));
-                    deps.push(logs);
-                    async move {
+    let (build_role, deploy_roles, preview_roles) =
+        tokio::try_join!(
+            children.add::<Role>("build-role", &build_role_inputs),
+            try_join_all(deployments.iter().zip(&deploy_role_inputs).map(
+                |(d, inputs)| async move {
+                    children
+                        .add::<Role>(&format!("{}-role", deploy::purpose(d)), inputs)
+                        .await
+                }
+            )),
+            try_join_all(
+                previews
+                    .iter()
+                    .zip(&preview_role_inputs)
+                    .map(|(d, inputs)| async move {
                         children
-                            .add::<Role>(&format!("{}-role", deploy::purpose(d)), inputs, &deps)
+                            .add::<Role>(&format!("{}-role", deploy::preview_purpose(d)), inputs)
                             .await
-                    }
-                })
-        ),
-        try_join_all(
-            previews
-                .iter()
-                .zip(&preview_role_inputs)
-                .zip(&preview_logs)
-                .map(|((d, inputs), logs)| {
-                    let mut deps = storage_deps_in(deploy::region(d, &region));
-                    deps.push(logs);
-                    async move {
-                        children
-                            .add::<Role>(
-                                &format!("{}-role", deploy::preview_purpose(d)),
-                                inputs,
-                                &deps,
-                            )
-                            .await
-                    }
-                })
-        ),
-    )?;
+                    })
+            ),
+        )?;
 
     // 4. The projects: the build, then one per stage in its region, with
     // the build's image and compute type.
@@ -820,41 +818,24 @@ async fn assemble(
             )
         })
         .collect();
-    let mut project_deps = key_deps.clone();
-    project_deps.extend([&build_role, &build_logs]);
-    let (project, deploy_projects, preview_projects) = tokio::try_join!(
-        children.add::<BuildProject>("build", &project_inputs, &project_deps),
-        try_join_all(
-            deployments
-                .iter()
-                .zip(&deploy_project_inputs)
-                .zip(deploy_roles.iter().zip(&deploy_logs))
-                .map(|((d, inputs), (role, logs))| {
-                    let mut deps = key_deps_in(deploy::region(d, &region));
-                    deps.extend([role, logs]);
-                    async move {
-                        children
-                            .add::<BuildProject>(&deploy::purpose(d), inputs, &deps)
-                            .await
-                    }
-                })
-        ),
-        try_join_all(
-            previews
-                .iter()
-                .zip(&preview_project_inputs)
-                .zip(preview_roles.iter().zip(&preview_logs))
-                .map(|((d, inputs), (role, logs))| {
-                    let mut deps = key_deps_in(deploy::region(d, &region));
-                    deps.extend([role, logs]);
-                    async move {
-                        children
-                            .add::<BuildProject>(&deploy::preview_purpose(d), inputs, &deps)
-                            .await
-                    }
-                })
-        ),
-    )?;
+    let (project, deploy_projects, preview_projects) =
+        tokio::try_join!(
+            children.add::<BuildProject>("build", &project_inputs),
+            try_join_all(deployments.iter().zip(&deploy_project_inputs).map(
+                |(d, inputs)| async move {
+                    children
+                        .add::<BuildProject>(&deploy::purpose(d), inputs)
+                        .await
+                }
+            )),
+            try_join_all(previews.iter().zip(&preview_project_inputs).map(
+                |(d, inputs)| async move {
+                    children
+                        .add::<BuildProject>(&deploy::preview_purpose(d), inputs)
+                        .await
+                }
+            )),
+        )?;
     let project_name = output(&project, "projectName");
     let deploy_project_names: Vec<String> = deploy_projects
         .iter()
@@ -894,17 +875,8 @@ async fn assemble(
         )]),
         tags: tags.clone(),
     };
-    let all_keys: Vec<&Registered> = key_deps.iter().copied().chain(&regional_keys).collect();
-    let mut pipeline_role_deps = all_keys.clone();
-    pipeline_role_deps.extend([&bucket, &connection, &project, &topic]);
-    pipeline_role_deps.extend(
-        regional_buckets
-            .iter()
-            .chain(&deploy_projects)
-            .chain(&preview_projects),
-    );
     let pipeline_role = children
-        .add::<Role>("pipeline-role", &pipeline_role_inputs, &pipeline_role_deps)
+        .add::<Role>("pipeline-role", &pipeline_role_inputs)
         .await?;
     let mut stages = plan::stages(args, &connection_arn, &project_name);
     let mut preview_names = preview_project_names.iter().zip(&preview_log_groups);
@@ -961,16 +933,8 @@ async fn assemble(
         ),
         tags: tags.clone(),
     };
-    let mut pipeline_deps = all_keys.clone();
-    pipeline_deps.extend([&pipeline_role, &bucket, &connection, &project, &topic]);
-    pipeline_deps.extend(
-        regional_buckets
-            .iter()
-            .chain(&deploy_projects)
-            .chain(&preview_projects),
-    );
     let pipeline = children
-        .add::<Pipeline>("pipeline", &pipeline_inputs, &pipeline_deps)
+        .add::<Pipeline>("pipeline", &pipeline_inputs)
         .await?;
     let pipeline_arn = output(&pipeline, "arn");
 
@@ -1013,7 +977,7 @@ async fn assemble(
             tags: tags.clone(),
         };
         let events_role = children
-            .add::<Role>("events-role", &events_role_inputs, &[&pipeline])
+            .add::<Role>("events-role", &events_role_inputs)
             .await?;
         let schedule_inputs = EventRuleInputs {
             name_prefix: names.prefix("schedule"),
@@ -1031,13 +995,12 @@ async fn assemble(
             tags: tags.clone(),
         };
         children
-            .add::<EventRule>("schedule", &schedule_inputs, &[&pipeline, &events_role])
+            .add::<EventRule>("schedule", &schedule_inputs)
             .await?;
         Ok(Some(output(&events_role, "arn")))
     };
-    let notify_deps = [&pipeline, &topic];
     let (_notify, event_bridge_role_arn) = tokio::try_join!(
-        children.add::<EventRule>("notify", &notify_inputs, &notify_deps),
+        children.add::<EventRule>("notify", &notify_inputs),
         schedule,
     )?;
 

@@ -3,6 +3,7 @@ pub mod args;
 mod brought;
 mod construct;
 pub mod deploy;
+mod graph;
 pub mod plan;
 pub mod pulumi_cli;
 pub mod validate;
