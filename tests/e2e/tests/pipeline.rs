@@ -2,7 +2,7 @@
 //! read every guarantee back from AWS, no-op update, targeted update,
 //! drift repair, destroy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use securepipeline::iam::{lint, PolicyDocument};
 use securepipeline_e2e::readback::{self, policy, text};
@@ -131,6 +131,41 @@ async fn typescript_pipeline_holds_every_guarantee() {
         .pulumi(&["config", "set", "securepipeline:region", REGION])
         .success();
     holds_every_guarantee(&emulator, &stack).await;
+}
+
+/// The children of component `web` in a checkpoint, by purpose (a child
+/// is named `web-<purpose>`), each with the purposes of the children the
+/// engine recorded it as depending on.
+fn child_dependencies(checkpoint: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let state: Json = serde_json::from_str(checkpoint).expect("stack export is JSON");
+    let purpose = |urn: &str| {
+        urn.rsplit("::")
+            .next()
+            .and_then(|name| name.strip_prefix("web-"))
+            .map(str::to_string)
+    };
+    state["deployment"]["resources"]
+        .as_array()
+        .expect("the checkpoint lists resources")
+        .iter()
+        .filter(|r| {
+            r["parent"]
+                .as_str()
+                .is_some_and(|parent| parent.ends_with("SecurePipeline::web"))
+        })
+        .filter_map(|r| {
+            let child = purpose(r["urn"].as_str()?)?;
+            let depends_on = r["dependencies"]
+                .as_array()
+                .map(|urns| {
+                    urns.iter()
+                        .filter_map(|urn| purpose(urn.as_str()?))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((child, depends_on))
+        })
+        .collect()
 }
 
 /// Creates the pipeline and reads every guarantee back from the emulator,
@@ -555,6 +590,38 @@ async fn holds_every_guarantee(emulator: &Emulator, stack: &Stack) {
     assert!(
         !checkpoint.contains(SECRET_EMAIL),
         "a secret input is stored in plaintext state"
+    );
+
+    // Each child depends, in the engine's record, on exactly the children
+    // it uses, so that the engine creates it after them and deletes it
+    // before them.
+    let set = |purposes: &[&str]| -> BTreeSet<String> {
+        purposes.iter().map(|p| p.to_string()).collect()
+    };
+    let uses = ["key", "artifacts", "source", "build", "notifications"];
+    let pipeline_uses = [&uses[..], &["pipeline-role"]].concat();
+    assert_eq!(
+        child_dependencies(&checkpoint),
+        BTreeMap::from([
+            ("key".to_string(), set(&[])),
+            ("source".to_string(), set(&[])),
+            ("artifacts".to_string(), set(&["key"])),
+            ("build-logs".to_string(), set(&["key"])),
+            ("notifications".to_string(), set(&["key"])),
+            (
+                "build-role".to_string(),
+                set(&["key", "artifacts", "build-logs"])
+            ),
+            (
+                "build".to_string(),
+                set(&["key", "build-role", "build-logs"])
+            ),
+            ("pipeline-role".to_string(), set(&uses)),
+            ("pipeline".to_string(), set(&pipeline_uses)),
+            ("notify".to_string(), set(&["pipeline", "notifications"])),
+            ("events-role".to_string(), set(&["pipeline"])),
+            ("schedule".to_string(), set(&["pipeline", "events-role"])),
+        ])
     );
 
     // A second `up` changes nothing and writes nothing.
