@@ -158,6 +158,14 @@ mod tests {
     /// The children in an order that registers each after its
     /// dependencies; fails on a missing dependency or a cycle.
     fn registration_order(graph: &ChildGraph) -> Vec<String> {
+        for (purpose, depends_on) in &graph.children {
+            for d in depends_on {
+                assert!(
+                    graph.children.contains_key(d),
+                    "`{purpose}` depends on `{d}`, which is not a child"
+                );
+            }
+        }
         let mut done: Vec<String> = Vec::new();
         while done.len() < graph.children.len() {
             let ready: Vec<String> = graph
@@ -167,14 +175,6 @@ mod tests {
                 .filter(|(_, depends_on)| depends_on.iter().all(|d| done.contains(d)))
                 .map(|(purpose, _)| purpose.clone())
                 .collect();
-            for (purpose, depends_on) in &graph.children {
-                for d in depends_on {
-                    assert!(
-                        graph.children.contains_key(d),
-                        "`{purpose}` depends on `{d}`, which is not a child"
-                    );
-                }
-            }
             assert!(!ready.is_empty(), "cycle among {:?}", graph.children);
             done.extend(ready);
         }
