@@ -64,6 +64,17 @@ pub fn validate(
         }
         deploy(ctx, &path, deployment, secret_paths, &mut failures);
     }
+    for (index, deployment) in deployments.iter().enumerate() {
+        if let Some(owner) = name_taken_by_children_of(&deployment.name, &names) {
+            failures.push(
+                format!("deployments[{index}].name"),
+                format!(
+                    "stage `{}` would share the names of stage `{owner}`'s log group and role, which are named after the stage with `-logs` and `-role`; choose another name",
+                    deployment.name
+                ),
+            );
+        }
+    }
     production_isolation(args, &mut failures);
     if let Some(notifications) = &args.notifications {
         notify(notifications, &mut failures);
@@ -540,6 +551,15 @@ fn env_var(
             );
         }
     }
+}
+
+/// The stage whose log group or role (`<stage>-logs`, `<stage>-role`) a
+/// stage of this name would collide with, if there is one.
+fn name_taken_by_children_of<'a>(name: &str, stages: &BTreeSet<&'a str>) -> Option<&'a str> {
+    ["-logs", "-role"]
+        .iter()
+        .filter_map(|suffix| name.strip_suffix(suffix))
+        .find_map(|owner| stages.get(owner).copied())
 }
 
 fn deploy(
@@ -1327,6 +1347,25 @@ mod tests {
                 "deployments[2].pulumiStack.accessTokenSecretArn",
             ]
         );
+    }
+
+    #[test]
+    fn a_stage_cannot_take_the_names_of_another_stages_log_group_or_role() {
+        let stages = |names: &[&str]| {
+            let deployments: Vec<serde_json::Value> = names
+                .iter()
+                .map(|name| json!({"name": name, "commands": ["./deploy"]}))
+                .collect();
+            properties(json!({
+                "source": {"repository": "org/app"}, "build": {},
+                "deployments": deployments,
+            }))
+        };
+        assert_eq!(
+            stages(&["dev", "dev-logs", "dev-role"]),
+            vec!["deployments[1].name", "deployments[2].name"]
+        );
+        assert!(stages(&["dev-logs", "prod-role"]).is_empty());
     }
 
     const TOKEN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pulumi-token-AbCdEf";
