@@ -394,6 +394,21 @@ pub struct Store<'a> {
     pub pipeline_name: &'a str,
 }
 
+/// What every stage project's role starts with: writing its own log group
+/// and reading the build's artifact.
+fn logs_and_build_artifact(arns: &Arns<'_>, store: Store<'_>, log_group_name: &str) -> Vec<Grant> {
+    let mut grants = vec![Grant::logs_write(
+        "WriteOwnLogs",
+        &arns.log_group(log_group_name),
+    )];
+    grants.extend(Grant::artifacts_read(
+        "Artifacts",
+        store.bucket_arn,
+        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
+    ));
+    grants
+}
+
 /// What a stage's role may do: write its own log group, use its region's
 /// artifacts and key, read exactly its secrets and parameters, assume its
 /// one deploy role, read and write its own stack's state, use its stack's
@@ -407,18 +422,10 @@ pub fn role_policy(
     (index, deployment): (usize, &Deployment),
     protected: &Protected,
 ) -> PolicyDocument {
-    let mut grants = vec![Grant::logs_write(
-        "WriteOwnLogs",
-        &arns.log_group(log_group_name),
-    )];
     // The build's artifact in, the stage's own outputs out: no other
     // artifact, so nothing this stage runs can change what a later stage
     // deploys.
-    grants.extend(Grant::artifacts_read(
-        "Artifacts",
-        store.bucket_arn,
-        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
-    ));
+    let mut grants = logs_and_build_artifact(arns, store, log_group_name);
     if let Some(outputs) = outputs_artifact(index, deployment) {
         grants.push(Grant::artifacts_write(
             "Artifacts",
@@ -497,15 +504,7 @@ pub fn preview_role_policy(
     deployment: &Deployment,
     protected: &Protected,
 ) -> PolicyDocument {
-    let mut grants = vec![Grant::logs_write(
-        "WriteOwnLogs",
-        &arns.log_group(log_group_name),
-    )];
-    grants.extend(Grant::artifacts_read(
-        "Artifacts",
-        store.bucket_arn,
-        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
-    ));
+    let mut grants = logs_and_build_artifact(arns, store, log_group_name);
     grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
     let readable = preview_secret_arns(deployment);
     if !readable.is_empty() {
