@@ -24,6 +24,7 @@ from . import fixes
 from .connections import ConnectionsApi, ConnectionStore
 from .enforcement import Enforcer
 from .gate import Gate
+from .loopback import Loopback
 from .faults import (
     FaultInjector,
     FaultPlan,
@@ -52,6 +53,8 @@ class EmulatorApp:
         self.connections = ConnectionStore()
         # IAM enforcement; None reads the SECUREPIPELINE_ENFORCE_IAM switch.
         self.enforcer = Enforcer(enforce_iam)
+        # How the emulator's own services (pipeline runs, builds) call AWS.
+        self.loopback = Loopback(self.enforcer)
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
             "codestar-connections": ConnectionsApi(

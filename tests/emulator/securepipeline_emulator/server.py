@@ -17,15 +17,17 @@ HOST = "127.0.0.1"
 
 
 def serve(port: int, faults: FaultPlan | None = None, enforce_iam: bool | None = None) -> None:
+    app = EmulatorApp(faults, enforce_iam)
     server = make_server(
         HOST,
         port,
-        EmulatorApp(faults, enforce_iam),
+        app,
         threaded=True,
         # moto's handler keeps headers whose names contain underscores, which
         # werkzeug would otherwise drop (S3 metadata may use them).
         request_handler=MotoRequestHandler,
     )
+    app.loopback.bind(f"http://{HOST}:{server.server_port}")
     # Handlers first: a parent may signal as soon as it reads the port.
     _stop_on_signals(server)
     _announce(server)
