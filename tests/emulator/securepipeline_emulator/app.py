@@ -25,6 +25,7 @@ from .connections import ConnectionsApi, ConnectionStore
 from .enforcement import Enforcer
 from .gate import Gate
 from .loopback import Loopback
+from .pipelines import PipelineRunner
 from .faults import (
     FaultInjector,
     FaultPlan,
@@ -66,6 +67,9 @@ class EmulatorApp:
         }
         # Single operations we add to or correct in moto.
         self.operations: dict[tuple[str, str], Handler] = dict(fixes.HANDLERS)
+        # Executions of the pipelines the provider created.
+        self.pipelines = PipelineRunner(self)
+        self.operations.update(self.pipelines.operations)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
@@ -144,6 +148,8 @@ class EmulatorApp:
                 return self._enforcement(environ, method, path)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
+            if self.pipelines.admin.serves(path):
+                return self.pipelines.admin(environ, method, path)
         except AwsError as error:
             return _json({"error": error.code, "message": error.message}, error.status)
         return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)
