@@ -40,8 +40,7 @@ def handlers(runner: BuildRunner) -> dict[tuple[str, str], Handler]:
         if unsupported:
             raise AwsError("InvalidInputException", f"the emulator does not run builds with {unsupported[0]}")
         project = runner.project(request.region, params["projectName"])
-        no_source = params.get("sourceTypeOverride") == "NO_SOURCE"
-        source_type = "NO_SOURCE" if no_source else project.get("source", {}).get("type")
+        source_type = params.get("sourceTypeOverride", project.get("source", {}).get("type"))
         if source_type != "NO_SOURCE":
             raise AwsError(
                 "InvalidInputException",

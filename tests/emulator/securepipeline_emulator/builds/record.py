@@ -11,8 +11,6 @@ from ..fixes.codebuild import DEFAULT_QUEUED_TIMEOUT_MINUTES
 from ..wire import DEFAULT_ACCOUNT_ID
 from .artifacts import ArtifactLocation
 
-FINAL_STATUSES = ("SUCCEEDED", "FAILED", "FAULT", "TIMED_OUT", "STOPPED")
-
 
 @dataclass
 class PhaseRecord:
@@ -29,7 +27,7 @@ class PhaseRecord:
             view.update(phaseStatus=self.status, endTime=self.end, durationInSeconds=duration)
             # CodeBuild gives every phase but the first two a context, empty when all went well.
             if self.phase_type not in ("SUBMITTED", "QUEUED"):
-                view["contexts"] = self.contexts or [{"statusCode": "", "message": ""}]
+                view["contexts"] = [dict(c) for c in self.contexts] or [{"statusCode": "", "message": ""}]
         return view
 
 

@@ -109,10 +109,12 @@ class BuildRun:
 
     def end(self, status: str, code: str = "", message: str = "") -> None:
         phase = self.build.phases[-1]
-        phase.end = time.time()
+        # Status and context before the end time: a reader that sees the
+        # phase ended sees why.
         phase.status = status
         if code:
             phase.contexts.append({"statusCode": code, "message": self.log.masked(message)})
+        phase.end = time.time()
         if status != "SUCCEEDED":
             self.succeeding = False
         if phase.phase_type not in ("SUBMITTED", "QUEUED", "PROVISIONING", "COMPLETED", "FINALIZING"):
@@ -127,9 +129,9 @@ class BuildRun:
         self.log.container("Phase is FINALIZING")
         self.end("SUCCEEDED")
         self.log.flush()
-        self.begin("COMPLETED")
         self.build.status = status
         self.build.end_time = time.time()
+        self.begin("COMPLETED")
         self.build.done.set()
 
     def log_denied_message(self, error: LogStreamDenied) -> str:

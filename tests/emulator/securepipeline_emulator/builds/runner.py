@@ -12,6 +12,7 @@ the role's session, so IAM enforcement decides it.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import uuid
@@ -104,7 +105,8 @@ class BuildRunner:
         if found is None:
             arn = f"arn:aws:codebuild:{region}:{DEFAULT_ACCOUNT_ID}:project/{name}"
             raise AwsError("ResourceNotFoundException", f"Project cannot be found: {arn}")
-        return describe_project(found)
+        # A copy: a build keeps the project as it was when it started.
+        return copy.deepcopy(describe_project(found))
 
     def find(self, build_id: str) -> Build:
         with self._lock:
