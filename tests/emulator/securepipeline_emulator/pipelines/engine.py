@@ -35,6 +35,7 @@ from . import lanes as lane
 from .admin import Admin
 from .api import PipelinesApi
 from .approval import run_approval
+from .build import run_build
 from .context import ActionContext, ActionHandler, Outcome
 from .events import EventBus, action_event, pipeline_event, stage_event
 from .lanes import Lanes
@@ -81,6 +82,8 @@ def handlers() -> dict[tuple[str, str, str], ActionHandler]:
     return {
         ("Source", "AWS", "CodeStarSourceConnection"): run_source,
         ("Approval", "AWS", "Manual"): run_approval,
+        ("Build", "AWS", "CodeBuild"): run_build,
+        ("Test", "AWS", "CodeBuild"): run_build,
     }
 
 
