@@ -995,7 +995,14 @@ def test_codebuild_actions_pass_their_artifacts_from_stage_to_stage(world: World
     requests.post(f"{world.emulator.endpoint}/_emulator/decisions/reset").raise_for_status()
     head = world.repo.git("rev-parse", "HEAD")
     execution_id = world.start()
-    world.wait_status(execution_id, "Succeeded")
+    execution = world.wait_status(execution_id, "Succeeded")
+    # Only what the source read is a revision of the execution.
+    assert [(r["name"], r["revisionId"]) for r in execution["artifactRevisions"]] == [("SourceOutput", head)]
+    summary = world.client("codepipeline").list_pipeline_executions(pipelineName=world.name)[
+        "pipelineExecutionSummaries"
+    ][0]
+    assert [(r["actionName"], r["revisionId"]) for r in summary["sourceRevisions"]] == [("Source", head)]
+    assert "currentRevision" not in world.stage_state("Build")["actionStates"][0]
 
     built = world.action(execution_id, "Build", "Build", "Succeeded")
     build_id = built["output"]["executionResult"]["externalExecutionId"]

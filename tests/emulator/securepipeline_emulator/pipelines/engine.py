@@ -377,7 +377,7 @@ class PipelineRunner:
             if outcome.succeeded:
                 for artifact in outcome.outputs:
                     execution.artifacts[artifact.name] = artifact
-                    if artifact.revision is not None:
+                    if run.is_source:
                         execution.revisions[run.name] = artifact
         self.events.emit(action_event(execution, run, EVENT_STATES[status]))
 
@@ -518,7 +518,7 @@ class PipelineRunner:
         if run is None:
             return view
         view["latestExecution"] = run.latest_view()
-        revision = next((a for a in run.outputs if a.revision), None)
+        revision = next((a for a in run.outputs if a.revision), None) if run.is_source else None
         if revision is not None:
             view["currentRevision"] = {
                 "revisionId": revision.revision,
