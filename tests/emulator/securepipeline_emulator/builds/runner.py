@@ -43,6 +43,7 @@ class BuildRunner:
         # What the build image provides: set through POST /_emulator/builds/environment.
         self.image_environment: dict[str, str] = {}
         self._builds: dict[str, Build] = {}
+        self._running: dict[str, BuildRun] = {}
         self._numbers: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -147,6 +148,24 @@ class BuildRunner:
             build = Build(plan, f"{name}:{build_uuid}", number)
             self._builds[build.id] = build
         run = BuildRun(self, build, token, session)
-        threading.Thread(target=run.main, name=f"build {build.id}", daemon=True).start()
+        with self._lock:
+            self._running[build.id] = run
+        threading.Thread(target=self._run, args=(run,), name=f"build {build.id}", daemon=True).start()
         return build.id
+
+    def _run(self, run: BuildRun) -> None:
+        try:
+            run.main()
+        finally:
+            with self._lock:
+                self._running.pop(run.build.id, None)
+
+    def shutdown(self) -> None:
+        """Stop every running build and kill what its commands started: the
+        emulator is exiting, and build threads die with it."""
+        with self._lock:
+            running = list(self._running.values())
+        for run in running:
+            run.build.stop_requested = "STOPPED"
+            run.kill()
 
