@@ -317,7 +317,7 @@ class BuildRun:
         self.log.container("Phase is UPLOAD_ARTIFACTS")
         try:
             s3 = self.client("s3") if self.plan.outputs else None
-            for index, location in enumerate(self.plan.outputs):
+            for location in self.plan.outputs:
                 # One output is the buildspec's `artifacts`; several are its
                 # `secondary-artifacts`, by the pipeline's artifact names.
                 if len(self.plan.outputs) == 1:
@@ -333,7 +333,6 @@ class BuildRun:
             self.end("FAILED", "CLIENT_ERROR", str(error))
             return
         self.end("SUCCEEDED")
-
 
 
 def _host_path() -> str:

@@ -21,8 +21,7 @@ from typing import Any
 
 from moto.codebuild.models import codebuild_backends
 
-from ..fixes.codebuild import DEFAULT_TIMEOUT_MINUTES
-from ..fixes.codebuild import _find as find_project
+from ..fixes.codebuild import DEFAULT_TIMEOUT_MINUTES, find_project
 from ..fixes.codebuild import describe as describe_project
 from ..loopback import Loopback
 from ..wire import DEFAULT_ACCOUNT_ID, AwsError
@@ -94,6 +93,8 @@ class BuildRunner:
         return build.view()
 
     def stop(self, build_id: str) -> dict[str, Any]:
+        """StopBuild: the running command is killed and the build ends
+        STOPPED; the build as it is when asked."""
         build = self.find(build_id)
         if not build.done.is_set():
             build.stop_requested = "STOPPED"
