@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export GOTOOLCHAIN := local
 
-.PHONY: toolchain build schema sdks check-sdks lint test example package bench
+.PHONY: toolchain build schema sdks check-sdks lint test example package bench bench-scale
 
 # The Pulumi CLI, its language hosts and the AWS emulator, project-local.
 toolchain:
@@ -45,3 +45,13 @@ package:
 
 bench:
 	cargo run --release -p pulumi-resource-securepipeline --bin bench
+
+# preview, up, a no-op up, refresh and destroy of stacks of 1, 10, 50 and 100
+# pipelines against the emulator at AWS's pace (its latency model), with the
+# critical path of one pipeline's up: docs/performance.md.
+# make bench-scale [PIPELINES=1,10] [LATENCY=seed=1]
+PIPELINES ?= 1,10,50,100
+LATENCY ?= seed=1
+bench-scale: toolchain
+	cargo build --release -p pulumi-resource-securepipeline
+	.tools/venv/bin/python scripts/bench-scale.py --pipelines $(PIPELINES) --latency '$(LATENCY)' --out target/bench/scale.md

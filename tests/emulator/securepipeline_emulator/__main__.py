@@ -1,4 +1,4 @@
-"""python -m securepipeline_emulator --port N [--faults SPEC] [--enforce-iam]"""
+"""python -m securepipeline_emulator --port N [--faults SPEC] [--latency SPEC] [--enforce-iam]"""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 import os
 
 from .faults import FaultPlan, FaultSpecError
+from .latency import LatencyPlan, LatencySpecError
 from .server import serve
 
 FAULTS_ENV = "SECUREPIPELINE_EMULATOR_FAULTS"
+LATENCY_ENV = "SECUREPIPELINE_EMULATOR_LATENCY"
 
 
 def main() -> None:
@@ -26,6 +28,13 @@ def main() -> None:
         help=f"fail calls as AWS does, e.g. rate=0.2,seed=7 (default: ${FAULTS_ENV}; see README)",
     )
     parser.add_argument(
+        "--latency",
+        default=os.environ.get(LATENCY_ENV, ""),
+        metavar="SPEC",
+        help="answer as slowly as AWS, throttle above its request rates and propagate new "
+        f"roles, keys and topics with a delay, e.g. seed=1 (default: ${LATENCY_ENV}; see README)",
+    )
+    parser.add_argument(
         "--enforce-iam",
         action="store_true",
         default=None,
@@ -37,7 +46,11 @@ def main() -> None:
         plan = FaultPlan.parse(args.faults)
     except FaultSpecError as error:
         parser.error(f"--faults: {error}")
-    serve(args.port, plan, args.enforce_iam)
+    try:
+        latency = LatencyPlan.parse(args.latency)
+    except LatencySpecError as error:
+        parser.error(f"--latency: {error}")
+    serve(args.port, plan, args.enforce_iam, latency)
 
 
 if __name__ == "__main__":

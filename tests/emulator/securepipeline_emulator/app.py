@@ -12,7 +12,9 @@ in an S3 bucket name, so they can never shadow a path-style bucket request.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -29,6 +31,7 @@ from .gate import Gate
 from .loopback import Loopback
 from .pipelines import PipelineRunner
 from .faults import (
+    Decision,
     FaultInjector,
     FaultPlan,
     FaultSpecError,
@@ -36,9 +39,11 @@ from .faults import (
     error_for,
     error_response,
     request_digest,
+    WireError,
 )
-from .recorder import CallRecorder
-from .wire import AwsError, AwsRequest, buffer_body, json_error
+from .latency import LatencyModel, LatencyPlan, LatencySpecError
+from .recorder import CallRecorder, subject_of
+from .wire import AwsError, AwsRequest, buffer_body
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -47,12 +52,19 @@ Handler = Callable[[AwsRequest, Forward], Response]
 
 
 class EmulatorApp:
-    def __init__(self, faults: FaultPlan | None = None, enforce_iam: bool | None = None) -> None:
+    def __init__(
+        self,
+        faults: FaultPlan | None = None,
+        enforce_iam: bool | None = None,
+        latency: LatencyPlan | None = None,
+    ) -> None:
         fixes.apply_patches()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.recorder = CallRecorder()
         self.gate = Gate()
         self.faults = FaultInjector(faults)
+        self.latency = LatencyModel()
+        self.set_latency(latency or LatencyPlan())
         self.connections = ConnectionStore()
         # IAM enforcement; None reads the SECUREPIPELINE_ENFORCE_IAM switch.
         self.enforcer = Enforcer(enforce_iam)
@@ -81,26 +93,52 @@ class EmulatorApp:
             return self.admin(environ)(environ, start_response)
         request = AwsRequest.from_environ(environ)
         decision = self.faults.decide(request)
+        # The rate model refuses only calls a fault has not already claimed.
+        throttled = decision is None and self.latency.throttled(request)
         digest = request_digest(request)
         call = self.recorder.record(
             request.service,
             request.operation,
             request.region,
-            fault=decision.kind if decision else None,
+            fault=decision.kind if decision else ("throttle" if throttled else None),
             request_digest=digest,
+            subject=subject_of(request),
         )
         self.gate.pass_through(request.service, request.operation)
+        delay = self.latency.throttle_latency if throttled else self.latency.latency(request)
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            if throttled:
+                throttle = error_for(Decision(kind="throttle", unavailable=False), request)
+                return error_response(throttle, request)(environ, start_response)
+            return self._answer(request, environ, start_response, decision, call, digest)
+        finally:
+            self.recorder.finish(call, delay)
+
+    def _answer(
+        self,
+        request: AwsRequest,
+        environ: dict[str, Any],
+        start_response: Any,
+        decision: Decision | None,
+        call: dict[str, Any],
+        digest: str,
+    ) -> Iterable[bytes]:
         if decision is not None and decision.kind in ("throttle", "error"):
             return error_response(error_for(decision, request), request)(environ, start_response)
         if decision is not None and decision.kind == "reset":
             drop_connection(environ)
             return Response(b"")(environ, start_response)
-        propagation = self.faults.propagation_error(request)
-        if propagation is not None:
+        unready = self.faults.propagation_error(request) or self.latency.consistency_error(request)
+        if unready is not None:
             self.recorder.mark_fault(call, "propagation", digest)
-            return json_error(propagation)(environ, start_response)
+            return error_response(
+                WireError(unready.code, unready.message, unready.status), request
+            )(environ, start_response)
         creates_role = (request.service, request.operation) == ("iam", "CreateRole")
-        if decision is None and not (creates_role and self.faults.tracks_roles):
+        watched = (creates_role and self.faults.tracks_roles) or self.latency.watches(request)
+        if decision is None and not watched:
             return self.dispatch(request, environ, start_response)
         # Carried out in full before deciding what the client gets.
         response = Response.from_app(
@@ -108,10 +146,15 @@ class EmulatorApp:
         )
         if creates_role and response.status_code == 200:
             self.faults.role_created(_role_arn(request))
+        self.latency.created(request, response.status_code, response.get_data())
         if decision is not None:  # "lost": the write happened, the answer never arrives
             drop_connection(environ)
             return Response(b"")(environ, start_response)
         return response(environ, start_response)
+
+    def set_latency(self, plan: LatencyPlan) -> None:
+        self.latency.configure(plan)
+        self.faults.model_propagation_seconds = self.latency.role_window
 
     def dispatch(self, request: AwsRequest, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         denied = self.enforcer.authorize(request)
@@ -149,6 +192,10 @@ class EmulatorApp:
                 return _json({"waiting": self.gate.waiting()})
             if path == "faults" and method == "POST":
                 return self._set_faults(environ)
+            if path == "latency" and method == "GET":
+                return _json(dataclasses.asdict(self.latency.plan))
+            if path == "latency" and method == "POST":
+                return self._set_latency(environ)
             if path.startswith("enforcement") or path.startswith("decisions"):
                 return self._enforcement(environ, method, path)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
@@ -210,6 +257,17 @@ class EmulatorApp:
             raise AwsError("ValidationException", f"faults: {error}") from error
         self.faults.configure(plan)
         return _json({"spec": spec})
+
+    def _set_latency(self, environ: dict[str, Any]) -> Response:
+        spec = _body(environ).get("spec")
+        if not isinstance(spec, str):
+            raise AwsError("ValidationException", 'body must be {"spec": "seed=1"}')
+        try:
+            plan = LatencyPlan.parse(spec)
+        except LatencySpecError as error:
+            raise AwsError("ValidationException", f"latency: {error}") from error
+        self.set_latency(plan)
+        return _json(dataclasses.asdict(plan))
 
     def _set_connection_status(self, environ: dict[str, Any], path: str) -> Response:
         # The ARN contains '/', so it may arrive encoded or not; either way it

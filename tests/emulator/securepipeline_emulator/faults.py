@@ -114,6 +114,9 @@ class FaultInjector:
         self._injected = 0
         self._roles_created: dict[str, float] = {}
         self.plan = plan or FaultPlan()
+        # The latency model's role window (latency.py), when it is on: the
+        # longer of the two applies.
+        self.model_propagation_seconds = 0.0
 
     def configure(self, plan: FaultPlan) -> None:
         with self._lock:
@@ -140,8 +143,12 @@ class FaultInjector:
     # --------------------------------------------------- IAM propagation --
 
     @property
+    def propagation_window(self) -> float:
+        return max(self.plan.propagation_seconds, self.model_propagation_seconds)
+
+    @property
     def tracks_roles(self) -> bool:
-        return self.plan.propagation_seconds > 0
+        return self.propagation_window > 0
 
     def role_created(self, role_arn: str) -> None:
         if self.tracks_roles:
@@ -151,7 +158,7 @@ class FaultInjector:
     def propagation_error(self, request: AwsRequest) -> AwsError | None:
         """The error a service answers when it names a role IAM has not yet
         propagated to it; None when the call names no such role."""
-        window = self.plan.propagation_seconds
+        window = self.propagation_window
         if window <= 0 or not self._roles_created:
             return None
         role = _role_named(request)

@@ -12,12 +12,18 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from .app import EmulatorApp
 from .faults import FaultPlan
+from .latency import LatencyPlan
 
 HOST = "127.0.0.1"
 
 
-def serve(port: int, faults: FaultPlan | None = None, enforce_iam: bool | None = None) -> None:
-    app = EmulatorApp(faults, enforce_iam)
+def serve(
+    port: int,
+    faults: FaultPlan | None = None,
+    enforce_iam: bool | None = None,
+    latency: LatencyPlan | None = None,
+) -> None:
+    app = EmulatorApp(faults, enforce_iam, latency)
     server = make_server(
         HOST,
         port,

@@ -99,6 +99,9 @@ class Emulator:
     def set_faults(self, spec: str) -> None:
         requests.post(f"{self.endpoint}/_emulator/faults", json={"spec": spec}).raise_for_status()
 
+    def set_latency(self, spec: str) -> None:
+        requests.post(f"{self.endpoint}/_emulator/latency", json={"spec": spec}).raise_for_status()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -118,6 +121,7 @@ def start_emulator(*args: str, env_extra: dict[str, str] | None = None) -> Emula
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MOTO_ACCOUNT_ID", None)
     env.pop("SECUREPIPELINE_EMULATOR_FAULTS", None)  # faults only where a test asks
+    env.pop("SECUREPIPELINE_EMULATOR_LATENCY", None)  # likewise the latency model
     env.update(env_extra or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "securepipeline_emulator", "--port", "0", *args],

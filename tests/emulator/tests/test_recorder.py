@@ -26,17 +26,26 @@ def test_records_service_operation_and_kind(fresh_emulator: Emulator) -> None:
     emulator.client("codebuild").batch_get_projects(names=["none"])
     emulator.json_call("codestar-connections", "CodeStar_connections_20191201.DeleteConnection", {"ConnectionArn": "x"})
 
-    assert emulator.calls() == [
-        {"service": "sts", "operation": "GetCallerIdentity", "write": False, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "kms", "operation": "CreateKey", "write": True, "region": "eu-west-1", "fault": None, "retry": False},
-        {"service": "kms", "operation": "DescribeKey", "write": False, "region": "eu-west-1", "fault": None, "retry": False},
-        {"service": "s3", "operation": "CreateBucket", "write": True, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "s3", "operation": "PutBucketPolicy", "write": True, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "s3", "operation": "HeadBucket", "write": False, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "codestar-connections", "operation": "ListConnections", "write": False, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "codebuild", "operation": "BatchGetProjects", "write": False, "region": "us-east-1", "fault": None, "retry": False},
-        {"service": "codestar-connections", "operation": "DeleteConnection", "write": True, "region": "us-east-1", "fault": None, "retry": False},
+    calls = emulator.calls()
+    assert [_without_times(c) for c in calls] == [
+        {"service": "sts", "operation": "GetCallerIdentity", "write": False, "region": "us-east-1", "fault": None, "retry": False, "subject": None},
+        {"service": "kms", "operation": "CreateKey", "write": True, "region": "eu-west-1", "fault": None, "retry": False, "subject": None},
+        {"service": "kms", "operation": "DescribeKey", "write": False, "region": "eu-west-1", "fault": None, "retry": False, "subject": key_id},
+        {"service": "s3", "operation": "CreateBucket", "write": True, "region": "us-east-1", "fault": None, "retry": False, "subject": "recorded"},
+        {"service": "s3", "operation": "PutBucketPolicy", "write": True, "region": "us-east-1", "fault": None, "retry": False, "subject": "recorded"},
+        {"service": "s3", "operation": "HeadBucket", "write": False, "region": "us-east-1", "fault": None, "retry": False, "subject": "recorded"},
+        {"service": "codestar-connections", "operation": "ListConnections", "write": False, "region": "us-east-1", "fault": None, "retry": False, "subject": None},
+        {"service": "codebuild", "operation": "BatchGetProjects", "write": False, "region": "us-east-1", "fault": None, "retry": False, "subject": "none"},
+        {"service": "codestar-connections", "operation": "DeleteConnection", "write": True, "region": "us-east-1", "fault": None, "retry": False, "subject": "x"},
     ]
+    # Each call has its times, in order; no latency model, no modelled time.
+    starts = [c["start"] for c in calls]
+    assert starts == sorted(starts)
+    assert all(c["start"] <= c["end"] and c["latency"] == 0.0 for c in calls)
+
+
+def _without_times(call: dict) -> dict:
+    return {k: v for k, v in call.items() if k not in ("start", "end", "latency")}
 
 
 def test_reset_and_admin_calls_are_not_recorded(emulator: Emulator) -> None:
@@ -53,8 +62,8 @@ def test_failed_calls_are_recorded_too(fresh_emulator: Emulator) -> None:
     logs = fresh_emulator.client("logs")
     with pytest.raises(Exception):
         logs.delete_log_group(logGroupName="/never/created")
-    assert fresh_emulator.calls() == [
-        {"service": "logs", "operation": "DeleteLogGroup", "write": True, "region": "us-east-1", "fault": None, "retry": False}
+    assert [_without_times(c) for c in fresh_emulator.calls()] == [
+        {"service": "logs", "operation": "DeleteLogGroup", "write": True, "region": "us-east-1", "fault": None, "retry": False, "subject": "/never/created"}
     ]
 
 
