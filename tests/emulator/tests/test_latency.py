@@ -23,7 +23,8 @@ from securepipeline_emulator.latency import LatencyModel, LatencyPlan, LatencySp
 
 # Short latencies keep the tests quick; the decisions do not depend on scale.
 FAST = "seed=3,scale=0.02"
-DEADLINE_S = 15
+# Generous windows: the first use must fall inside them on a loaded machine.
+DEADLINE_S = 20
 
 CODEBUILD_TRUST = json.dumps(
     {
@@ -156,7 +157,7 @@ def test_throttling_never_becomes_a_failure_for_a_retrying_client(fresh_emulator
 
 
 def test_a_new_key_is_not_found_at_once(fresh_emulator: Emulator) -> None:
-    fresh_emulator.set_latency(f"{FAST},key=1")
+    fresh_emulator.set_latency(f"{FAST},key=5")
     kms = fresh_emulator.client("kms")
     key = kms.create_key()["KeyMetadata"]
     error = _error(lambda: kms.enable_key_rotation(KeyId=key["KeyId"]))
@@ -175,7 +176,7 @@ def test_a_new_key_is_not_found_at_once(fresh_emulator: Emulator) -> None:
 
 
 def test_a_new_topic_is_not_found_at_once_when_asked(fresh_emulator: Emulator) -> None:
-    fresh_emulator.set_latency(f"{FAST},topic=1")
+    fresh_emulator.set_latency(f"{FAST},topic=4")
     sns = fresh_emulator.client("sns")
     arn = sns.create_topic(Name="young")["TopicArn"]
     error = _error(lambda: sns.subscribe(TopicArn=arn, Protocol="email", Endpoint="a@example.com"))
@@ -184,7 +185,7 @@ def test_a_new_topic_is_not_found_at_once_when_asked(fresh_emulator: Emulator) -
 
 
 def test_a_new_role_is_not_assumable_by_codebuild_at_once(fresh_emulator: Emulator) -> None:
-    fresh_emulator.set_latency(f"{FAST},role=1")
+    fresh_emulator.set_latency(f"{FAST},role=4")
     role = fresh_emulator.client("iam").create_role(
         RoleName="young-build", AssumeRolePolicyDocument=CODEBUILD_TRUST
     )["Role"]["Arn"]
