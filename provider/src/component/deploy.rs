@@ -15,7 +15,7 @@ use super::pulumi_cli::{
 };
 use crate::aws::arn::Arns;
 use crate::buildspec::{shell_quote, Spec};
-use crate::iam::grants::{document, EncryptedBucket, Grant, KmsKey, Secrets};
+use crate::iam::grants::{document, EncryptedBucket, Grant, KmsKey, StoredValues};
 use crate::iam::PolicyDocument;
 use crate::resources::pipeline::{Action, Stage};
 use crate::schema::PULUMI_SDK_VERSION;
@@ -500,7 +500,7 @@ pub fn preview_role_policy(
 ) -> PolicyDocument {
     let mut grants = project_grants(arns, store, log_group_name, &[BUILD_ARTIFACT], &[]);
     let readable = preview_secret_arns(deployment);
-    grants.extend(Secrets::new(readable.clone()).grant_read("ReadPreviewSecrets"));
+    grants.extend(StoredValues::secrets(readable.clone()).grant_read("ReadPreviewSecrets"));
     let own_role: Vec<String> = deployment.preview_role_arn.iter().cloned().collect();
     if let Some(role) = &deployment.preview_role_arn {
         grants.push(Grant::assume_role("AssumePreviewRole", role));

@@ -10,7 +10,7 @@ use super::args::{
 use super::deploy::{Protected, Store};
 use crate::aws::arn::Arns;
 use crate::buildspec;
-use crate::iam::grants::{document, Grant, LogGroup, Parameters, Secrets, Topic};
+use crate::iam::grants::{document, Grant, LogGroup, StoredValues, Topic};
 use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::resources::build_project::{ProjectVariable, VariableType};
@@ -204,12 +204,12 @@ pub fn secret_grants(
     extra_secrets: Vec<String>,
 ) -> Vec<Grant> {
     let variables = || environment.into_iter().flatten().map(|(_, v)| v);
-    let secrets = Secrets::new(
+    let secrets = StoredValues::secrets(
         extra_secrets
             .into_iter()
             .chain(variables().filter_map(|v| v.secret_arn.clone())),
     );
-    let parameters = Parameters::new(variables().filter_map(|v| {
+    let parameters = StoredValues::parameters(variables().filter_map(|v| {
         v.parameter_name
             .as_ref()
             .map(|name| arns.ssm_parameter(name))

@@ -3,7 +3,7 @@
 //!
 //! What a role may do to a thing the pipeline owns is granted by that thing
 //! (as a bucket grants reading its objects): [`EncryptedBucket`],
-//! [`KmsKey`], [`LogGroup`], [`Topic`], [`Secrets`] and [`Parameters`] each
+//! [`KmsKey`], [`LogGroup`], [`Topic`] and [`StoredValues`] each
 //! return exactly the statements needed, and a grant on the encrypted
 //! bucket brings the key grant it needs with it, so no role can be given
 //! the objects without the key.
@@ -359,59 +359,35 @@ impl<'a> Topic<'a> {
     }
 }
 
-/// Exact Secrets Manager secrets, each named once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Secrets {
+/// Values a build reads from a store by reference: exact Secrets Manager
+/// secrets or Parameter Store parameters, each named once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredValues {
+    read_actions: &'static [&'static str],
     arns: Vec<String>,
 }
 
-impl Secrets {
-    pub fn new(arns: impl IntoIterator<Item = String>) -> Self {
-        Self { arns: sorted(arns) }
+impl StoredValues {
+    pub fn secrets(arns: impl IntoIterator<Item = String>) -> Self {
+        Self::new(&["secretsmanager:GetSecretValue"], arns)
+    }
+
+    pub fn parameters(arns: impl IntoIterator<Item = String>) -> Self {
+        Self::new(&["ssm:GetParameter", "ssm:GetParameters"], arns)
+    }
+
+    fn new(read_actions: &'static [&'static str], arns: impl IntoIterator<Item = String>) -> Self {
+        let mut arns: Vec<String> = arns.into_iter().collect();
+        arns.sort();
+        arns.dedup();
+        Self { read_actions, arns }
     }
 
     /// Read their values; nothing when there are none.
     pub fn grant_read(&self, sid: &str) -> Option<Grant> {
-        (!self.arns.is_empty()).then(|| {
-            Grant::new(
-                sid,
-                Effect::Allow,
-                &["secretsmanager:GetSecretValue"],
-                self.arns.clone(),
-            )
-        })
+        (!self.arns.is_empty())
+            .then(|| Grant::new(sid, Effect::Allow, self.read_actions, self.arns.clone()))
     }
-}
-
-/// Exact Parameter Store parameters, each named once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Parameters {
-    arns: Vec<String>,
-}
-
-impl Parameters {
-    pub fn new(arns: impl IntoIterator<Item = String>) -> Self {
-        Self { arns: sorted(arns) }
-    }
-
-    /// Read their values; nothing when there are none.
-    pub fn grant_read(&self, sid: &str) -> Option<Grant> {
-        (!self.arns.is_empty()).then(|| {
-            Grant::new(
-                sid,
-                Effect::Allow,
-                &["ssm:GetParameter", "ssm:GetParameters"],
-                self.arns.clone(),
-            )
-        })
-    }
-}
-
-fn sorted(items: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut items: Vec<String> = items.into_iter().collect();
-    items.sort();
-    items.dedup();
-    items
 }
 
 /// A policy document made of these grants, in order.
@@ -517,7 +493,7 @@ mod tests {
         let secret = |name: &str| {
             format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-AbCdEf")
         };
-        let grant = Secrets::new([secret("b"), secret("a"), secret("b")])
+        let grant = StoredValues::secrets([secret("b"), secret("a"), secret("b")])
             .grant_read("Read")
             .map(|g| g.statement());
         assert_eq!(
@@ -527,9 +503,9 @@ mod tests {
                 vec![secret("a"), secret("b")]
             ))
         );
-        assert_eq!(Secrets::new([]).grant_read("Read"), None);
+        assert_eq!(StoredValues::secrets([]).grant_read("Read"), None);
         let parameter = "arn:aws:ssm:eu-west-1:123456789012:parameter/app/db".to_string();
-        let grant = Parameters::new([parameter.clone()])
+        let grant = StoredValues::parameters([parameter.clone()])
             .grant_read("Params")
             .map(|g| g.statement());
         assert_eq!(
@@ -542,7 +518,7 @@ mod tests {
                 vec![parameter]
             ))
         );
-        assert_eq!(Parameters::new([]).grant_read("Params"), None);
+        assert_eq!(StoredValues::parameters([]).grant_read("Params"), None);
     }
 
     #[test]
