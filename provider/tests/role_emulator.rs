@@ -29,7 +29,7 @@ fn program_inputs() -> RoleInputs {
             "build".to_string(),
             grants::document(&[
                 Grant::logs_write("Logs", "arn:aws:logs:us-east-1:123456789012:log-group:/securepipeline/app-build-abcdefgh"),
-                Grant::key_use("Key", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+                grants::KmsKey::new("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab").grant_use("Key"),
             ]),
         )]),
         managed_policy_arns: Vec::new(),

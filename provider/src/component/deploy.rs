@@ -6,14 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
-use super::plan::{artifact_keys, secret_grants, BUILD_ARTIFACT, DEFAULT_TIMEOUT_MINUTES};
+use super::plan::{
+    artifact_keys, project_grants, secret_grants, BUILD_ARTIFACT, DEFAULT_TIMEOUT_MINUTES,
+};
 use super::pulumi_cli::{
     install_commands, oidc_audience, oidc_login_commands, secrets_provider_url,
     IDENTITY_TOKEN_SECONDS,
 };
 use crate::aws::arn::Arns;
 use crate::buildspec::{shell_quote, Spec};
-use crate::iam::grants::{document, Grant};
+use crate::iam::grants::{document, EncryptedBucket, Grant, KmsKey, StoredValues};
 use crate::iam::PolicyDocument;
 use crate::resources::pipeline::{Action, Stage};
 use crate::schema::PULUMI_SDK_VERSION;
@@ -394,19 +396,12 @@ pub struct Store<'a> {
     pub pipeline_name: &'a str,
 }
 
-/// What every stage project's role starts with: writing its own log group
-/// and reading the build's artifact.
-fn logs_and_build_artifact(arns: &Arns<'_>, store: Store<'_>, log_group_name: &str) -> Vec<Grant> {
-    let mut grants = vec![Grant::logs_write(
-        "WriteOwnLogs",
-        &arns.log_group(log_group_name),
-    )];
-    grants.extend(Grant::artifacts_read(
-        "Artifacts",
-        store.bucket_arn,
-        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
-    ));
-    grants
+impl<'a> Store<'a> {
+    /// The artifact bucket, encrypted with the store's key: whoever is
+    /// granted its objects is granted the key with them.
+    pub fn bucket(&self) -> EncryptedBucket<'a> {
+        EncryptedBucket::new(self.bucket_arn, KmsKey::new(self.key_arn))
+    }
 }
 
 /// What a stage's role may do: write its own log group, use its region's
@@ -425,15 +420,14 @@ pub fn role_policy(
     // The build's artifact in, the stage's own outputs out: no other
     // artifact, so nothing this stage runs can change what a later stage
     // deploys.
-    let mut grants = logs_and_build_artifact(arns, store, log_group_name);
-    if let Some(outputs) = outputs_artifact(index, deployment) {
-        grants.push(Grant::artifacts_write(
-            "Artifacts",
-            store.bucket_arn,
-            &[artifact_keys(store.pipeline_name, &outputs)],
-        ));
-    }
-    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    let outputs = outputs_artifact(index, deployment);
+    let mut grants = project_grants(
+        arns,
+        store,
+        log_group_name,
+        &[BUILD_ARTIFACT],
+        outputs.as_deref().as_slice(),
+    );
     grants.extend(secret_grants(
         arns,
         deployment.environment.as_ref(),
@@ -444,7 +438,7 @@ pub fn role_policy(
     }
     if let Some(pulumi) = &deployment.pulumi {
         if let Some(key) = &pulumi.secrets_kms_key_arn {
-            grants.push(Grant::secrets_provider_key("UseSecretsProviderKey", key));
+            grants.push(KmsKey::new(key).grant_secrets_provider("UseSecretsProviderKey"));
         }
         if let Some(oidc) = &pulumi.pulumi_cloud_oidc {
             grants.push(Grant::web_identity_token(
@@ -504,12 +498,9 @@ pub fn preview_role_policy(
     deployment: &Deployment,
     protected: &Protected,
 ) -> PolicyDocument {
-    let mut grants = logs_and_build_artifact(arns, store, log_group_name);
-    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    let mut grants = project_grants(arns, store, log_group_name, &[BUILD_ARTIFACT], &[]);
     let readable = preview_secret_arns(deployment);
-    if !readable.is_empty() {
-        grants.push(Grant::secrets_read("ReadPreviewSecrets", readable.clone()));
-    }
+    grants.extend(StoredValues::secrets(readable.clone()).grant_read("ReadPreviewSecrets"));
     let own_role: Vec<String> = deployment.preview_role_arn.iter().cloned().collect();
     if let Some(role) = &deployment.preview_role_arn {
         grants.push(Grant::assume_role("AssumePreviewRole", role));
@@ -520,10 +511,7 @@ pub fn preview_role_policy(
         .into_iter()
         .collect();
     if let Some(key) = own_key.first() {
-        grants.push(Grant::secrets_provider_key_decrypt(
-            "DecryptSecretsProviderKey",
-            key,
-        ));
+        grants.push(KmsKey::new(key).grant_decrypt("DecryptSecretsProviderKey"));
     }
     if let Some(oidc) = pulumi
         .and_then(|p| p.pulumi_cloud_oidc.as_ref())

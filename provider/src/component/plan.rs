@@ -10,7 +10,7 @@ use super::args::{
 use super::deploy::{Protected, Store};
 use crate::aws::arn::Arns;
 use crate::buildspec;
-use crate::iam::grants::{document, Grant};
+use crate::iam::grants::{document, Grant, LogGroup, StoredValues, Topic};
 use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::resources::build_project::{ProjectVariable, VariableType};
@@ -203,30 +203,49 @@ pub fn secret_grants(
     environment: Option<&BTreeMap<String, EnvironmentVariable>>,
     extra_secrets: Vec<String>,
 ) -> Vec<Grant> {
-    let mut secrets = extra_secrets;
-    let mut parameters = Vec::new();
-    for variable in environment.into_iter().flatten().map(|(_, v)| v) {
-        if let Some(arn) = &variable.secret_arn {
-            secrets.push(arn.clone());
-        }
-        if let Some(name) = &variable.parameter_name {
-            parameters.push(arns.ssm_parameter(name));
-        }
-    }
-    secrets.sort();
-    secrets.dedup();
-    parameters.sort();
-    parameters.dedup();
-    let mut grants = Vec::new();
-    if !secrets.is_empty() {
-        grants.push(Grant::secrets_read("ReadReferencedSecrets", secrets));
-    }
-    if !parameters.is_empty() {
-        grants.push(Grant::parameters_read(
-            "ReadReferencedParameters",
-            parameters,
-        ));
-    }
+    let variables = || environment.into_iter().flatten().map(|(_, v)| v);
+    let secrets = StoredValues::secrets(
+        extra_secrets
+            .into_iter()
+            .chain(variables().filter_map(|v| v.secret_arn.clone())),
+    );
+    let parameters = StoredValues::parameters(variables().filter_map(|v| {
+        v.parameter_name
+            .as_ref()
+            .map(|name| arns.ssm_parameter(name))
+    }));
+    secrets
+        .grant_read("ReadReferencedSecrets")
+        .into_iter()
+        .chain(parameters.grant_read("ReadReferencedParameters"))
+        .collect()
+}
+
+/// What every CodeBuild project's role starts with: writing its own log
+/// group, and reading artifacts `reads` and writing artifacts `writes` of
+/// its pipeline in its region's store, with the store's key. No other
+/// artifact: nothing a project runs can change what a later action uses.
+pub fn project_grants(
+    arns: &Arns<'_>,
+    store: Store<'_>,
+    log_group_name: &str,
+    reads: &[&str],
+    writes: &[&str],
+) -> Vec<Grant> {
+    let keys = |artifacts: &[&str]| -> Vec<String> {
+        artifacts
+            .iter()
+            .map(|a| artifact_keys(store.pipeline_name, a))
+            .collect()
+    };
+    let mut grants =
+        vec![LogGroup::new(&arns.log_group(log_group_name)).grant_write("WriteOwnLogs")];
+    grants.extend(store.bucket().grant_objects(
+        "Artifacts",
+        "UseArtifactKey",
+        &keys(reads),
+        &keys(writes),
+    ));
     grants
 }
 
@@ -241,21 +260,13 @@ pub fn build_role_policy(
     environment: Option<&BTreeMap<String, EnvironmentVariable>>,
     protected: &Protected,
 ) -> PolicyDocument {
-    let mut grants = vec![Grant::logs_write(
-        "WriteOwnLogs",
-        &arns.log_group(log_group_name),
-    )];
-    grants.extend(Grant::artifacts_read(
-        "Artifacts",
-        store.bucket_arn,
-        &[artifact_keys(store.pipeline_name, SOURCE_ARTIFACT)],
-    ));
-    grants.push(Grant::artifacts_write(
-        "Artifacts",
-        store.bucket_arn,
-        &[artifact_keys(store.pipeline_name, BUILD_ARTIFACT)],
-    ));
-    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    let mut grants = project_grants(
+        arns,
+        store,
+        log_group_name,
+        &[SOURCE_ARTIFACT],
+        &[BUILD_ARTIFACT],
+    );
     grants.extend(secret_grants(arns, environment, Vec::new()));
     grants.extend(protected.denies(store));
     document(&grants)
@@ -306,16 +317,15 @@ pub fn pipeline_role_policy(
         // CodePipeline moves every artifact of this pipeline (and only
         // this pipeline's prefix) between actions and regions.
         let keys = [pipeline_artifact_keys(store.pipeline_name)];
-        let sid = format!("Artifacts{suffix}");
-        grants.extend(Grant::artifacts_read(&sid, store.bucket_arn, &keys));
-        grants.push(Grant::artifacts_write(&sid, store.bucket_arn, &keys));
-        grants.push(Grant::key_use(
+        grants.extend(store.bucket().grant_objects(
+            &format!("Artifacts{suffix}"),
             &format!("UseArtifactKey{suffix}"),
-            store.key_arn,
+            &keys,
+            &keys,
         ));
     }
     grants.push(Grant::builds_run("RunOwnBuilds", project_arns));
-    grants.push(Grant::topic_publish("NotifyApprovers", topic_arn));
+    grants.push(Topic::new(topic_arn).grant_publish("NotifyApprovers"));
     document(&grants)
 }
 

@@ -1,5 +1,12 @@
 //! Grants: the exact actions on the exact ARNs one principal needs for one
 //! purpose. Roles are assembled from grants, never from free-form policy.
+//!
+//! What a role may do to a thing the pipeline owns is granted by that thing
+//! (as a bucket grants reading its objects): [`EncryptedBucket`],
+//! [`KmsKey`], [`LogGroup`], [`Topic`] and [`StoredValues`] each
+//! return exactly the statements needed, and a grant on the encrypted
+//! bucket brings the key grant it needs with it, so no role can be given
+//! the objects without the key.
 
 use std::collections::BTreeMap;
 
@@ -42,103 +49,6 @@ impl Grant {
             resources: self.resources.clone(),
             conditions: self.conditions.clone(),
         }
-    }
-
-    /// Read and write pipeline artifacts in one bucket.
-    pub fn artifacts_read_write(sid: &str, bucket_arn: &str) -> Vec<Grant> {
-        vec![
-            Grant::new(
-                &format!("{sid}Objects"),
-                Effect::Allow,
-                &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-                vec![format!("{bucket_arn}/*")],
-            ),
-            Grant::new(
-                &format!("{sid}Bucket"),
-                Effect::Allow,
-                &[
-                    "s3:GetBucketLocation",
-                    "s3:GetBucketVersioning",
-                    "s3:ListBucket",
-                ],
-                vec![bucket_arn.to_string()],
-            ),
-        ]
-    }
-
-    /// Read pipeline artifacts in one bucket, only under these key
-    /// patterns (e.g. `<pipeline>/BuildOutput/*`).
-    pub fn artifacts_read(sid: &str, bucket_arn: &str, key_patterns: &[String]) -> Vec<Grant> {
-        vec![
-            Grant::new(
-                &format!("{sid}Read"),
-                Effect::Allow,
-                &["s3:GetObject", "s3:GetObjectVersion"],
-                key_patterns
-                    .iter()
-                    .map(|k| format!("{bucket_arn}/{k}"))
-                    .collect(),
-            ),
-            Grant::new(
-                &format!("{sid}Bucket"),
-                Effect::Allow,
-                &["s3:GetBucketLocation", "s3:GetBucketVersioning"],
-                vec![bucket_arn.to_string()],
-            ),
-        ]
-    }
-
-    /// Write pipeline artifacts in one bucket, only under these key
-    /// patterns.
-    pub fn artifacts_write(sid: &str, bucket_arn: &str, key_patterns: &[String]) -> Grant {
-        Grant::new(
-            &format!("{sid}Write"),
-            Effect::Allow,
-            &["s3:PutObject"],
-            key_patterns
-                .iter()
-                .map(|k| format!("{bucket_arn}/{k}"))
-                .collect(),
-        )
-    }
-
-    /// Encrypt and decrypt with one KMS key.
-    pub fn key_use(sid: &str, key_arn: &str) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &[
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:Encrypt",
-                "kms:GenerateDataKey",
-            ],
-            vec![key_arn.to_string()],
-        )
-    }
-
-    /// A Pulumi stack's secrets provider key (`awskms://`): Pulumi encrypts
-    /// the stack's random data key with it once (Encrypt) and decrypts it on
-    /// every run (Decrypt). No GenerateDataKey: the data key is made
-    /// locally.
-    pub fn secrets_provider_key(sid: &str, key_arn: &str) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["kms:Decrypt", "kms:Encrypt"],
-            vec![key_arn.to_string()],
-        )
-    }
-
-    /// Decrypt with a Pulumi stack's secrets provider key only: what a
-    /// preview needs to read the stack's secrets.
-    pub fn secrets_provider_key_decrypt(sid: &str, key_arn: &str) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["kms:Decrypt"],
-            vec![key_arn.to_string()],
-        )
     }
 
     /// Obtain a web identity token (IAM outbound identity federation) for
@@ -232,26 +142,6 @@ impl Grant {
         )
     }
 
-    /// Read exactly these Secrets Manager secrets.
-    pub fn secrets_read(sid: &str, secret_arns: Vec<String>) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["secretsmanager:GetSecretValue"],
-            secret_arns,
-        )
-    }
-
-    /// Read exactly these Parameter Store parameters.
-    pub fn parameters_read(sid: &str, parameter_arns: Vec<String>) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["ssm:GetParameter", "ssm:GetParameters"],
-            parameter_arns,
-        )
-    }
-
     /// Assume one role (a deployment's target role).
     pub fn assume_role(sid: &str, role_arn: &str) -> Grant {
         Grant::new(
@@ -259,16 +149,6 @@ impl Grant {
             Effect::Allow,
             &["sts:AssumeRole"],
             vec![role_arn.to_string()],
-        )
-    }
-
-    /// Publish to one topic.
-    pub fn topic_publish(sid: &str, topic_arn: &str) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["sns:Publish"],
-            vec![topic_arn.to_string()],
         )
     }
 
@@ -320,6 +200,193 @@ impl Grant {
     /// touch (production state, secrets and roles for non-production stages).
     pub fn deny_all(sid: &str, service_actions: &[&str], resources: Vec<String>) -> Grant {
         Grant::new(sid, Effect::Deny, service_actions, resources)
+    }
+}
+
+/// A KMS key. Whoever reads or writes what it encrypts uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KmsKey<'a> {
+    arn: &'a str,
+}
+
+impl<'a> KmsKey<'a> {
+    pub fn new(arn: &'a str) -> Self {
+        Self { arn }
+    }
+
+    pub fn arn(&self) -> &'a str {
+        self.arn
+    }
+
+    /// Encrypt and decrypt with the key, data keys included: what reading
+    /// and writing objects it encrypts takes.
+    pub fn grant_use(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &[
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+            ],
+            vec![self.arn.to_string()],
+        )
+    }
+
+    /// Use the key as a Pulumi stack's secrets provider (`awskms://`):
+    /// Pulumi encrypts the stack's random data key with it once (Encrypt)
+    /// and decrypts it on every run (Decrypt). No GenerateDataKey: the data
+    /// key is made locally.
+    pub fn grant_secrets_provider(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt", "kms:Encrypt"],
+            vec![self.arn.to_string()],
+        )
+    }
+
+    /// Decrypt only, as a Pulumi stack's secrets provider: what a preview
+    /// needs to read the stack's secrets.
+    pub fn grant_decrypt(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt"],
+            vec![self.arn.to_string()],
+        )
+    }
+}
+
+/// An S3 bucket whose objects a KMS key encrypts (SSE-KMS, as the artifact
+/// buckets are): reading or writing its objects takes the key too, so
+/// every grant on the objects brings the key's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncryptedBucket<'a> {
+    arn: &'a str,
+    key: KmsKey<'a>,
+}
+
+impl<'a> EncryptedBucket<'a> {
+    pub fn new(arn: &'a str, key: KmsKey<'a>) -> Self {
+        Self { arn, key }
+    }
+
+    pub fn arn(&self) -> &'a str {
+        self.arn
+    }
+
+    /// Read the objects under `reads` and write those under `writes` (key
+    /// patterns such as `<pipeline>/BuildOutput/*`; `writes` may be empty),
+    /// with the key: statements `<sid>Read`, `<sid>Bucket`, `<sid>Write`
+    /// and `<key_sid>`.
+    pub fn grant_objects(
+        &self,
+        sid: &str,
+        key_sid: &str,
+        reads: &[String],
+        writes: &[String],
+    ) -> Vec<Grant> {
+        let objects = |patterns: &[String]| -> Vec<String> {
+            patterns
+                .iter()
+                .map(|k| format!("{}/{k}", self.arn))
+                .collect()
+        };
+        let mut grants = vec![
+            Grant::new(
+                &format!("{sid}Read"),
+                Effect::Allow,
+                &["s3:GetObject", "s3:GetObjectVersion"],
+                objects(reads),
+            ),
+            Grant::new(
+                &format!("{sid}Bucket"),
+                Effect::Allow,
+                &["s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                vec![self.arn.to_string()],
+            ),
+        ];
+        if !writes.is_empty() {
+            grants.push(Grant::new(
+                &format!("{sid}Write"),
+                Effect::Allow,
+                &["s3:PutObject"],
+                objects(writes),
+            ));
+        }
+        grants.push(self.key.grant_use(key_sid));
+        grants
+    }
+}
+
+/// A CloudWatch Logs log group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogGroup<'a> {
+    arn: &'a str,
+}
+
+impl<'a> LogGroup<'a> {
+    pub fn new(arn: &'a str) -> Self {
+        Self { arn }
+    }
+
+    /// Write to the group's streams.
+    pub fn grant_write(&self, sid: &str) -> Grant {
+        Grant::logs_write(sid, self.arn)
+    }
+}
+
+/// An SNS topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic<'a> {
+    arn: &'a str,
+}
+
+impl<'a> Topic<'a> {
+    pub fn new(arn: &'a str) -> Self {
+        Self { arn }
+    }
+
+    pub fn grant_publish(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["sns:Publish"],
+            vec![self.arn.to_string()],
+        )
+    }
+}
+
+/// Values a build reads from a store by reference: exact Secrets Manager
+/// secrets or Parameter Store parameters, each named once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredValues {
+    read_actions: &'static [&'static str],
+    arns: Vec<String>,
+}
+
+impl StoredValues {
+    pub fn secrets(arns: impl IntoIterator<Item = String>) -> Self {
+        Self::new(&["secretsmanager:GetSecretValue"], arns)
+    }
+
+    pub fn parameters(arns: impl IntoIterator<Item = String>) -> Self {
+        Self::new(&["ssm:GetParameter", "ssm:GetParameters"], arns)
+    }
+
+    fn new(read_actions: &'static [&'static str], arns: impl IntoIterator<Item = String>) -> Self {
+        let mut arns: Vec<String> = arns.into_iter().collect();
+        arns.sort();
+        arns.dedup();
+        Self { read_actions, arns }
+    }
+
+    /// Read their values; nothing when there are none.
+    pub fn grant_read(&self, sid: &str) -> Option<Grant> {
+        (!self.arns.is_empty())
+            .then(|| Grant::new(sid, Effect::Allow, self.read_actions, self.arns.clone()))
     }
 }
 
@@ -385,11 +452,81 @@ mod tests {
     }
 
     #[test]
+    fn a_grant_on_the_encrypted_bucket_brings_its_key() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/k";
+        let bucket = EncryptedBucket::new("arn:aws:s3:::artifacts", KmsKey::new(key));
+        let doc = document(&bucket.grant_objects(
+            "Artifacts",
+            "UseArtifactKey",
+            &["p/SourceOutput/*".into()],
+            &["p/BuildOutput/*".into()],
+        ));
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap(),
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Sid": "ArtifactsRead", "Effect": "Allow",
+                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                 "Resource": ["arn:aws:s3:::artifacts/p/SourceOutput/*"]},
+                {"Sid": "ArtifactsBucket", "Effect": "Allow",
+                 "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                 "Resource": ["arn:aws:s3:::artifacts"]},
+                {"Sid": "ArtifactsWrite", "Effect": "Allow",
+                 "Action": ["s3:PutObject"],
+                 "Resource": ["arn:aws:s3:::artifacts/p/BuildOutput/*"]},
+                {"Sid": "UseArtifactKey", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                 "Resource": [key]}
+            ]})
+        );
+        // Reading only: no write, and the key all the same.
+        let read = bucket.grant_objects("In", "Key", &["p/BuildOutput/*".into()], &[]);
+        let sids: Vec<Option<String>> = read.iter().map(|g| g.statement().sid).collect();
+        assert_eq!(
+            sids,
+            [Some("InRead"), Some("InBucket"), Some("Key")].map(|s| s.map(String::from))
+        );
+        assert_eq!(read[2], KmsKey::new(key).grant_use("Key"));
+    }
+
+    #[test]
+    fn secrets_and_parameters_grant_each_one_once_or_nothing() {
+        let secret = |name: &str| {
+            format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-AbCdEf")
+        };
+        let grant = StoredValues::secrets([secret("b"), secret("a"), secret("b")])
+            .grant_read("Read")
+            .map(|g| g.statement());
+        assert_eq!(
+            grant.map(|s| (s.actions, s.resources)),
+            Some((
+                vec!["secretsmanager:GetSecretValue".to_string()],
+                vec![secret("a"), secret("b")]
+            ))
+        );
+        assert_eq!(StoredValues::secrets([]).grant_read("Read"), None);
+        let parameter = "arn:aws:ssm:eu-west-1:123456789012:parameter/app/db".to_string();
+        let grant = StoredValues::parameters([parameter.clone()])
+            .grant_read("Params")
+            .map(|g| g.statement());
+        assert_eq!(
+            grant.map(|s| (s.actions, s.resources)),
+            Some((
+                vec![
+                    "ssm:GetParameter".to_string(),
+                    "ssm:GetParameters".to_string()
+                ],
+                vec![parameter]
+            ))
+        );
+        assert_eq!(StoredValues::parameters([]).grant_read("Params"), None);
+    }
+
+    #[test]
     fn secrets_provider_keys_are_used_for_exactly_what_pulumi_calls() {
         let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let doc = document(&[
-            Grant::secrets_provider_key("UseSecretsProviderKey", key),
-            Grant::secrets_provider_key_decrypt("DecryptSecretsProviderKey", key),
+            KmsKey::new(key).grant_secrets_provider("UseSecretsProviderKey"),
+            KmsKey::new(key).grant_decrypt("DecryptSecretsProviderKey"),
         ]);
         assert_eq!(
             serde_json::to_value(&doc).unwrap(),

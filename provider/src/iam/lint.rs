@@ -217,7 +217,7 @@ pub fn inline_size<'a>(docs: impl IntoIterator<Item = &'a PolicyDocument>) -> us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iam::grants::{document, trust_policy, Grant};
+    use crate::iam::grants::{document, trust_policy, Grant, KmsKey};
     use crate::iam::policy::{Conditions, Statement};
 
     fn allow(actions: &[&str], resources: &[&str]) -> PolicyDocument {
@@ -243,7 +243,7 @@ mod tests {
                 vec!["arn:aws:iam::123456789012:role/r".into()],
                 "codebuild.amazonaws.com",
             ),
-            Grant::key_use("Key", "arn:aws:kms:eu-west-1:123456789012:key/k"),
+            KmsKey::new("arn:aws:kms:eu-west-1:123456789012:key/k").grant_use("Key"),
         ]);
         assert_eq!(permissions(&doc), Vec::<String>::new());
     }

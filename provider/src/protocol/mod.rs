@@ -1,7 +1,9 @@
-//! The Pulumi provider protocol: wire types, value codec and the gRPC layer.
+//! The Pulumi protocol: wire types, value codec and the gRPC layer.
+pub mod graph;
 pub mod in_flight;
 pub mod json;
 pub mod monitor;
+pub mod registrar;
 pub mod secrets;
 pub mod server;
 pub mod value;
