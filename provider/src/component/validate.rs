@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value as Json;
+
 use super::args::{
     Build, Deployment, EnvironmentVariable, Notifications, PulumiCloudOidc, PulumiDeployment,
     SecurePipelineArgs, Source, SourceProvider,
@@ -35,8 +37,41 @@ pub fn check(
     inputs: &PropertyMap,
 ) -> Result<(SecurePipelineArgs, TypedInputs), Vec<CheckFailure>> {
     let typed = to_typed(inputs);
+    let reserved = reserved_characters(&typed.json, String::new());
+    if !reserved.is_empty() {
+        return Err(reserved);
+    }
     let args: SecurePipelineArgs = parse(&typed.json).map_err(|failure| vec![failure])?;
     validate(ctx, &args, &typed.secret_paths).into_result((args, typed))
+}
+
+/// Strings holding characters of Unicode's private use area, which the
+/// plan reserves to stand for children's outputs until they exist: a value
+/// a user writes must never be read as such a reference.
+fn reserved_characters(value: &Json, path: String) -> Vec<CheckFailure> {
+    match value {
+        Json::String(text) if text.chars().any(is_private_use) => vec![CheckFailure::new(
+            path,
+            "holds a character of Unicode's private use area (U+E000 to U+F8FF), which no AWS name, ARN or command needs; remove it".to_string(),
+        )],
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(index, item)| reserved_characters(item, format!("{path}[{index}]")))
+            .collect(),
+        Json::Object(fields) => fields
+            .iter()
+            .flat_map(|(key, item)| {
+                let inner = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                reserved_characters(item, inner)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_private_use(c: char) -> bool {
+    ('\u{E000}'..='\u{F8FF}').contains(&c)
 }
 
 /// `secret_paths` are the property paths the engine marked secret (see
@@ -2250,6 +2285,25 @@ mod fuzz {
                 panic!("{failures:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_value_cannot_pose_as_a_reference_to_a_childs_output() {
+        let token = crate::protocol::graph::OutputRef::new("bucket", "arn").token();
+        let inputs = json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["make test", format!("aws s3 cp x {token}")]}
+        });
+        let PropertyValue::Object(inputs) = json_to_property(&inputs) else {
+            panic!("an object converts to an object");
+        };
+        let failures = check(&ctx(), &inputs).err().unwrap_or_default();
+        let properties: Vec<&str> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(properties, ["build.commands[1]"]);
+        assert!(
+            failures[0].reason.contains("private use area"),
+            "{failures:?}"
+        );
     }
 
     fn inputs() -> impl Strategy<Value = PropertyMap> {
