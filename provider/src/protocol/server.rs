@@ -14,7 +14,7 @@ use super::in_flight::InFlight;
 use super::secrets::SecretValues;
 use super::value::{decode_struct, encode_struct, PropertyMap};
 use crate::aws::failure::FailureKind;
-use crate::aws::{AwsContext, ProviderConfig};
+use crate::aws::{AwsContext, ConnectError, ProviderConfig};
 use crate::component;
 use crate::engine_log::EngineLog;
 use crate::proto::pulumirpc::{
@@ -360,7 +360,14 @@ impl ResourceProvider for Provider {
     ) -> Result<Response<pulumirpc::ConfigureResponse>, Status> {
         let config = config_from(request.get_ref())?;
         let context = self
-            .cancellable(async { config.connect().await.map_err(Status::failed_precondition) })
+            .cancellable(async {
+                config.connect().await.map_err(|err| match err {
+                    ConnectError::Aws(failure) => {
+                        Status::new(grpc_code(failure.kind), failure.to_string())
+                    }
+                    ConnectError::Config(reason) => Status::failed_precondition(reason),
+                })
+            })
             .await?;
         tracing::debug!(account = %context.account_id, region = %context.region, "configured");
         match self.aws.write() {
@@ -593,6 +600,7 @@ mod tests {
             message: "AWS said no".into(),
             request_id: Some("req-1".into()),
             kind,
+            advice: None,
         })
     }
 
