@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use securepipeline::aws::AwsContext;
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::PolicyDocument;
-use securepipeline::resource::{CheckContext, CustomResource, OpContext};
+use securepipeline::resource::{CheckContext, Lifecycle, OpContext};
 use securepipeline::resources::artifact_bucket::{
     bucket_policy, ArtifactBucket, ArtifactBucketInputs,
 };

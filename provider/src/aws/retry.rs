@@ -68,6 +68,9 @@ pub enum Transient {
     },
 }
 
+/// Errors every AWS call may wait out.
+pub const AWS_TRANSIENT: [Transient; 2] = [Transient::Throttling, Transient::ServerError];
+
 pub(crate) const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -104,36 +107,18 @@ pub struct Progress<'a> {
     pub urn: &'a str,
 }
 
-/// `code: message` of an AWS error, or the transport failure.
-pub fn describe<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err {
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            match (inner.code(), inner.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                (Some(code), None) => code.to_string(),
-                _ => inner.to_string(),
-            }
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
+impl Progress<'_> {
+    /// Tells the engine that a call failed transiently and is waited out.
+    fn waiting(&self, attempt: u32, failure: &AwsFailure) {
+        self.log.status(
+            self.urn,
+            &format!("waiting for AWS (attempt {attempt}): {failure}"),
+        );
     }
 }
 
 /// The error code AWS returned, if the call reached AWS.
-pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
     E: ProvideErrorMetadata,
 {
@@ -222,13 +207,7 @@ where
         match op().await {
             Ok(value) => return Ok(value),
             Err(err) if is_transient(&err, retry_on) && Instant::now() + delay < deadline => {
-                progress.log.status(
-                    progress.urn,
-                    &format!(
-                        "{action}: waiting for AWS (attempt {attempt}): {}",
-                        describe(&err)
-                    ),
-                );
+                progress.waiting(attempt, &AwsFailure::of(action, &err));
                 tokio::time::sleep(jittered(delay)).await;
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
@@ -259,11 +238,9 @@ pub enum CreateError {
     /// The name is taken by a resource this create did not make (it lacks
     /// this create's ownership marker). Never adopted.
     Taken,
-    /// AWS refused, or kept failing until the deadline; the operation is
-    /// the `action` given to [`create_once`].
+    /// AWS refused, or kept failing until the deadline, or looking for
+    /// what an earlier attempt made failed; the operation names the call.
     Aws(AwsFailure),
-    /// Looking for what an earlier attempt made failed.
-    Failed(String),
 }
 
 impl std::fmt::Display for CreateError {
@@ -271,7 +248,6 @@ impl std::fmt::Display for CreateError {
         match self {
             Self::Taken => f.write_str("the name is taken by a resource this create did not make"),
             Self::Aws(failure) => failure.fmt(f),
-            Self::Failed(message) => f.write_str(message),
         }
     }
 }
@@ -322,11 +298,13 @@ where
 /// is sent again; `name_taken` codes (e.g. `EntityAlreadyExists`) after
 /// such an unknown answer mean our own earlier attempt if `find_own` finds
 /// it, and [`CreateError::Taken`] otherwise.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_once<T, E, R, F, Fut, Found, L, LFut>(
     progress: Progress<'_>,
     action: &str,
     retry_on: &[Transient],
     name_taken: &[&str],
+    backoff: Backoff,
     mut op: F,
     mut find_own: L,
 ) -> Result<Created<T, Found>, CreateError>
@@ -334,11 +312,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     L: FnMut() -> LFut,
-    LFut: std::future::Future<Output = Result<Option<Found>, String>>,
+    LFut: std::future::Future<Output = Result<Option<Found>, AwsFailure>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HttpResponse,
 {
-    let backoff = Backoff::default();
     let deadline = Instant::now() + backoff.give_up_after;
     let mut delay = backoff.first_delay;
     let mut attempt = 1u32;
@@ -354,7 +331,7 @@ where
             maybe_made = true;
         }
         if matches!(answer, Answer::Unknown | Answer::NameTaken) && maybe_made {
-            if let Some(found) = find_own().await.map_err(CreateError::Failed)? {
+            if let Some(found) = find_own().await.map_err(CreateError::Aws)? {
                 progress.log.status(
                     progress.urn,
                     &format!("{action}: found what the attempt whose answer was lost created"),
@@ -366,13 +343,7 @@ where
             Answer::NameTaken => return Err(CreateError::Taken),
             Answer::Failed => return Err(CreateError::Aws(AwsFailure::of(action, &err))),
             Answer::Refused | Answer::Unknown if Instant::now() + delay < deadline => {
-                progress.log.status(
-                    progress.urn,
-                    &format!(
-                        "{action}: waiting for AWS (attempt {attempt}): {}",
-                        describe(&err)
-                    ),
-                );
+                progress.waiting(attempt, &AwsFailure::of(action, &err));
                 tokio::time::sleep(jittered(delay)).await;
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
@@ -435,6 +406,7 @@ mod tests {
             "creating",
             &RETRY_ON,
             &["EntityAlreadyExists"],
+            Backoff::default(),
             || {
                 sent.set(sent.get() + 1);
                 let answer = answers

@@ -200,8 +200,9 @@ fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
 fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
     let secrets = SecretValues::of(inputs);
     match err {
-        ResourceError::Partial { id, state, message } => {
-            let message = secrets.redact(&message);
+        ResourceError::Partial { id, state, cause } => {
+            let code = status_code(&cause);
+            let message = secrets.redact(&cause.to_string());
             // The state holds the inputs: what was secret there stays
             // secret, and so does anything derived from it.
             let mut secret_keys = crate::resource::to_typed(inputs).secret_keys;
@@ -214,20 +215,27 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
                 inputs: Some(encode_struct(inputs)),
             };
             let status = RpcStatus {
-                code: tonic::Code::Unknown as i32,
+                code: code as i32,
                 message: message.clone(),
                 details: vec![prost_types::Any {
                     type_url: "type.googleapis.com/pulumirpc.ErrorResourceInitFailed".into(),
                     value: details.encode_to_vec(),
                 }],
             };
-            Status::with_details(tonic::Code::Unknown, message, status.encode_to_vec().into())
+            Status::with_details(code, message, status.encode_to_vec().into())
         }
-        ResourceError::Aws(failure) => Status::new(
-            grpc_code(failure.kind),
-            secrets.redact(&failure.to_string()),
-        ),
-        ResourceError::Failed(message) => Status::unknown(secrets.redact(&message)),
+        other => Status::new(status_code(&other), secrets.redact(&other.to_string())),
+    }
+}
+
+/// The gRPC code of a failure: a fitting one for AWS's, else `Unknown`.
+/// A partial failure has its cause's code; the engine recognises it by
+/// its details.
+fn status_code(err: &ResourceError) -> tonic::Code {
+    match err {
+        ResourceError::Aws(failure) => grpc_code(failure.kind),
+        ResourceError::Partial { cause, .. } => status_code(cause),
+        ResourceError::Failed(_) => tonic::Code::Unknown,
     }
 }
 
@@ -644,7 +652,7 @@ mod tests {
             ResourceError::Partial {
                 id: "bucket-1".into(),
                 state: serde_json::json!({"name": "bucket-1"}),
-                message: "encryption could not be set".into(),
+                cause: Box::new(ResourceError::Failed("encryption could not be set".into())),
             },
             &PropertyMap::new(),
         );
@@ -662,6 +670,28 @@ mod tests {
     }
 
     #[test]
+    fn partial_failures_keep_the_code_of_the_aws_failure_that_stopped_them() {
+        let status = error_to_status(
+            ResourceError::Partial {
+                id: "key-1".into(),
+                state: serde_json::json!({"keyId": "key-1"}),
+                cause: Box::new(aws_failure(FailureKind::AccessDenied)),
+            },
+            &PropertyMap::new(),
+        );
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "creating KMS key alias/app: SomeCode: AWS said no (request id: req-1)"
+        );
+        let envelope = RpcStatus::decode(status.details()).unwrap();
+        let details =
+            pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice())
+                .unwrap();
+        assert_eq!(details.id, "key-1");
+    }
+
+    #[test]
     fn partial_failures_keep_secret_inputs_secret() {
         let mut inputs = PropertyMap::new();
         inputs.insert(
@@ -672,7 +702,7 @@ mod tests {
             ResourceError::Partial {
                 id: "topic-1".into(),
                 state: serde_json::json!({"endpoint": "oncall@example.com", "arn": "arn"}),
-                message: "the policy could not be set".into(),
+                cause: Box::new(ResourceError::Failed("the policy could not be set".into())),
             },
             &inputs,
         );
