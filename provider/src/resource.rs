@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
+use tokio::time::Instant;
 
 use crate::aws::failure::AwsFailure;
 use crate::aws::AwsContext;
@@ -286,6 +287,7 @@ fn contains_unknown(value: &Json) -> bool {
 }
 
 /// The untyped face of a resource kind, used by the protocol layer.
+/// `deadline` is when the engine wants a change over (its custom timeout).
 #[async_trait]
 pub trait ResourceHandler: Send + Sync {
     fn check(
@@ -303,6 +305,7 @@ pub trait ResourceHandler: Send + Sync {
         ctx: &OpContext<'_>,
         inputs: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<(String, PropertyMap), ResourceError>;
 
     /// Returns `(inputs, state)`, or `None` when the resource is gone.
@@ -314,6 +317,7 @@ pub trait ResourceHandler: Send + Sync {
         state: &PropertyMap,
     ) -> Result<Option<(PropertyMap, PropertyMap)>, ResourceError>;
 
+    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
         ctx: &OpContext<'_>,
@@ -322,6 +326,7 @@ pub trait ResourceHandler: Send + Sync {
         news: &PropertyMap,
         state: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<PropertyMap, ResourceError>;
 
     async fn delete(
@@ -330,6 +335,7 @@ pub trait ResourceHandler: Send + Sync {
         id: &str,
         inputs: &PropertyMap,
         state: &PropertyMap,
+        deadline: Option<Instant>,
     ) -> Result<(), ResourceError>;
 }
 
@@ -416,6 +422,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         ctx: &OpContext<'_>,
         inputs: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<(String, PropertyMap), ResourceError> {
         if preview {
             let mut state = inputs.clone();
@@ -425,7 +432,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
             return Ok((String::new(), state));
         }
         let (typed, secret_keys) = Self::inputs_from(inputs)?;
-        let (id, outputs) = kind::create::<R>(ctx, &typed).await?;
+        let (id, outputs) = kind::create::<R>(ctx, &typed, deadline).await?;
         Ok((id, Self::state(&typed, &outputs, &secret_keys)))
     }
 
@@ -457,6 +464,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         news: &PropertyMap,
         state: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<PropertyMap, ResourceError> {
         if preview {
             let mut planned = state.clone();
@@ -466,7 +474,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         let (olds, _) = Self::inputs_from(old_inputs)?;
         let (typed, secret_keys) = Self::inputs_from(news)?;
         let outputs = Self::outputs_from(state)?;
-        let outputs = kind::update::<R>(ctx, id, &olds, &typed, &outputs).await?;
+        let outputs = kind::update::<R>(ctx, id, &olds, &typed, &outputs, deadline).await?;
         Ok(Self::state(&typed, &outputs, &secret_keys))
     }
 
@@ -476,11 +484,12 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         id: &str,
         inputs: &PropertyMap,
         state: &PropertyMap,
+        deadline: Option<Instant>,
     ) -> Result<(), ResourceError> {
         let source = if inputs.is_empty() { state } else { inputs };
         let (typed, _) = Self::inputs_from(source)?;
         let outputs = Self::outputs_from(state)?;
-        kind::delete::<R>(ctx, id, &typed, &outputs).await
+        kind::delete::<R>(ctx, id, &typed, &outputs, deadline).await
     }
 }
 

@@ -100,6 +100,21 @@ impl Default for Backoff {
     }
 }
 
+impl Backoff {
+    /// The same, giving up by `deadline` at the latest: the engine's
+    /// timeout of the operation bounds every wait within it.
+    pub fn until(self, deadline: Option<Instant>) -> Self {
+        let Some(deadline) = deadline else {
+            return self;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        Self {
+            give_up_after: self.give_up_after.min(left),
+            ..self
+        }
+    }
+}
+
 /// Where to report that a call is being retried.
 #[derive(Clone, Copy)]
 pub struct Progress<'a> {
@@ -490,6 +505,29 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(sent, 1);
+    }
+
+    #[tokio::test]
+    async fn no_wait_starts_past_the_deadline() {
+        let log = EngineLog::default();
+        let progress = Progress {
+            log: &log,
+            urn: "urn",
+        };
+        let sent = Cell::new(0);
+        let backoff = Backoff::default().until(Some(Instant::now()));
+        let outcome: Result<(), Error> = retry(progress, "reading", &RETRY_ON, backoff, || {
+            sent.set(sent.get() + 1);
+            async { Err(aws_error(400, "ThrottlingException")) }
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(sent.get(), 1);
+        // Without a deadline the same answers are waited out.
+        assert_eq!(
+            Backoff::default().until(None).give_up_after,
+            Duration::from_secs(120)
+        );
     }
 
     #[test]

@@ -195,6 +195,13 @@ fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
     }
 }
 
+/// When an operation with the engine's timeout (seconds; 0 for none, as
+/// without `customTimeouts`) must be over.
+fn deadline(timeout: f64) -> Option<tokio::time::Instant> {
+    let timeout = std::time::Duration::try_from_secs_f64(timeout).ok()?;
+    (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout)
+}
+
 /// Encodes a resource error; a partial failure carries the state the
 /// engine must record so that nothing is orphaned.
 fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
@@ -449,7 +456,7 @@ impl ResourceProvider for Provider {
         let (id, state) = self
             .to_completion(async {
                 handler
-                    .create(&ctx, &inputs, request.preview)
+                    .create(&ctx, &inputs, request.preview, deadline(request.timeout))
                     .await
                     .map_err(|err| error_to_status(err, &inputs))
             })
@@ -525,6 +532,7 @@ impl ResourceProvider for Provider {
                         &news,
                         &state,
                         request.preview,
+                        deadline(request.timeout),
                     )
                     .await
                     .map_err(|err| error_to_status(err, &news))
@@ -552,7 +560,13 @@ impl ResourceProvider for Provider {
         };
         self.to_completion(async {
             handler
-                .delete(&ctx, &request.id, &inputs, &state)
+                .delete(
+                    &ctx,
+                    &request.id,
+                    &inputs,
+                    &state,
+                    deadline(request.timeout),
+                )
                 .await
                 .map_err(|err| error_to_status(err, &inputs))
         })
@@ -644,6 +658,18 @@ mod tests {
         );
         let status = error_to_status(aws_failure(FailureKind::InvalidInput), &inputs);
         assert!(!status.message().contains("AWS said no"), "{status:?}");
+    }
+
+    #[test]
+    fn an_engine_timeout_is_a_deadline_and_none_is_none() {
+        assert_eq!(deadline(0.0), None);
+        assert_eq!(deadline(-1.0), None);
+        assert_eq!(deadline(f64::NAN), None);
+        let before = tokio::time::Instant::now();
+        let due = deadline(420.0).unwrap();
+        let after = tokio::time::Instant::now();
+        let timeout = std::time::Duration::from_secs(420);
+        assert!(due >= before + timeout && due <= after + timeout);
     }
 
     #[test]

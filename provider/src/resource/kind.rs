@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
+use tokio::time::Instant;
 
 use super::op::Op;
 use super::{
@@ -358,7 +359,7 @@ impl<K: CustomResource> Lifecycle for K {
         ctx: &OpContext<'_>,
         inputs: &Self::Inputs,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        create::<K>(ctx, inputs).await
+        create::<K>(ctx, inputs, None).await
     }
 
     async fn read(
@@ -376,7 +377,7 @@ impl<K: CustomResource> Lifecycle for K {
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        update::<K>(ctx, id, olds, news, outputs).await
+        update::<K>(ctx, id, olds, news, outputs, None).await
     }
 
     async fn delete(
@@ -385,7 +386,7 @@ impl<K: CustomResource> Lifecycle for K {
         inputs: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        delete::<K>(ctx, id, inputs, outputs).await
+        delete::<K>(ctx, id, inputs, outputs, None).await
     }
 }
 
@@ -456,17 +457,22 @@ pub(crate) fn check<K: CustomResource>(
 }
 
 /// The operation on the resource these inputs describe.
-fn op<'a, K: CustomResource>(ctx: &OpContext<'a>, inputs: &Json) -> Op<'a> {
-    Op::new(ctx, text(inputs, REGION))
+fn op<'a, K: CustomResource>(
+    ctx: &OpContext<'a>,
+    inputs: &Json,
+    deadline: Option<Instant>,
+) -> Op<'a> {
+    Op::new(ctx, text(inputs, REGION), deadline)
         .named(&K::NAME, text(inputs, K::NAME.property).map(str::to_string))
 }
 
 pub(crate) async fn create<K: CustomResource>(
     ctx: &OpContext<'_>,
     inputs: &K::Inputs,
+    deadline: Option<Instant>,
 ) -> Result<(String, K::Outputs), ResourceError> {
     let json = to_json(inputs);
-    let op = op::<K>(ctx, &json);
+    let op = op::<K>(ctx, &json, deadline);
     let token = CreateToken::new();
     let (id, mut outputs) = K::create_resource(&op, inputs, &token).await?;
     if adopts::<K>(&json) {
@@ -498,7 +504,7 @@ pub(crate) async fn read<K: CustomResource>(
     inputs: &K::Inputs,
 ) -> Result<Option<(K::Inputs, K::Outputs)>, ResourceError> {
     let json = to_json(inputs);
-    let op = op::<K>(ctx, &json);
+    let op = op::<K>(ctx, &json, None);
     let Some((live, outputs)) = K::read_resource(&op, id, inputs).await? else {
         return Ok(None);
     };
@@ -524,9 +530,10 @@ pub(crate) async fn update<K: CustomResource>(
     olds: &K::Inputs,
     news: &K::Inputs,
     outputs: &K::Outputs,
+    deadline: Option<Instant>,
 ) -> Result<K::Outputs, ResourceError> {
     let json = to_json(news);
-    let op = op::<K>(ctx, &json);
+    let op = op::<K>(ctx, &json, deadline);
     let outputs = K::update_resource(&op, id, olds, news, outputs).await?;
     if !adopts::<K>(&json) {
         let change = TagChange::between(&tags_in(&to_json(olds)), &tags_in(&json));
@@ -542,8 +549,9 @@ pub(crate) async fn delete<K: CustomResource>(
     id: &str,
     inputs: &K::Inputs,
     outputs: &K::Outputs,
+    deadline: Option<Instant>,
 ) -> Result<(), ResourceError> {
-    let op = op::<K>(ctx, &to_json(inputs));
+    let op = op::<K>(ctx, &to_json(inputs), deadline);
     K::delete_resource(&op, id, inputs, outputs).await
 }
 

@@ -1,12 +1,13 @@
 //! One lifecycle operation of one resource: AWS in the resource's region,
-//! and the only way a kind calls AWS, so that every call is retried,
-//! bounded and reported the same way.
+//! the engine's deadline, and the only way a kind calls AWS, so that every
+//! call is retried, bounded and reported the same way.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use aws_sdk_sts::error::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::time::Instant;
 
 use super::kind::AutoName;
 use super::{OpContext, ResourceError};
@@ -31,11 +32,13 @@ pub struct Op<'a> {
     naming: Option<&'static AutoName>,
     name: Option<String>,
     clients: Arc<Clients>,
+    /// When the engine wants the operation over (its custom timeout).
+    deadline: Option<Instant>,
 }
 
 impl<'a> Op<'a> {
     /// An operation on a resource in `region` (the provider's when none).
-    pub fn new(ctx: &OpContext<'a>, region: Option<&str>) -> Self {
+    pub fn new(ctx: &OpContext<'a>, region: Option<&str>, deadline: Option<Instant>) -> Self {
         let region = region.unwrap_or(&ctx.aws.region).to_string();
         Self {
             aws: ctx.aws,
@@ -45,6 +48,7 @@ impl<'a> Op<'a> {
             region,
             naming: None,
             name: None,
+            deadline,
         }
     }
 
@@ -87,11 +91,11 @@ impl<'a> Op<'a> {
     }
 
     fn backoff(&self) -> Backoff {
-        Backoff::default()
+        Backoff::default().until(self.deadline)
     }
 
     /// A call that is safe to repeat (a read, a put, a tag): throttling and
-    /// server errors are waited out; a failure is named
+    /// server errors are waited out until the deadline; a failure is named
     /// by `operation`, e.g. `reading role app-build-k3j9a0qz`.
     pub async fn call<T, E, R, F, Fut>(
         &self,

@@ -379,7 +379,7 @@ impl CustomResource for Connection {
 /// Checks that a connection the user brings exists where the pipeline runs;
 /// the error says what to do.
 pub async fn verify_existing(ctx: &OpContext<'_>, arn: &str) -> Result<(), String> {
-    let ctx = Op::new(ctx, None);
+    let ctx = Op::new(ctx, None, None);
     match get(&ctx, arn).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(missing(&ctx, arn)),
