@@ -43,6 +43,7 @@ mod tests {
     use crate::protocol::value::tests::{any_map, fuzz_config, near};
     use crate::protocol::value::{PropertyMap, PropertyValue};
     use crate::resource::{from_typed, to_json, CheckContext};
+    use crate::tags;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
@@ -103,6 +104,28 @@ mod tests {
         let registry = registry();
         for (kind, valid) in valid_inputs() {
             assert!(registry[kind].check(&CTX, None, &valid).is_ok(), "{kind}");
+        }
+    }
+
+    /// The tag a create marks what it makes with is the provider's: a
+    /// program setting it would make a create take another's resource for
+    /// its own, and refresh never show it.
+    #[test]
+    fn no_kind_takes_the_ownership_marker_as_a_tag() {
+        let registry = registry();
+        let marker = PropertyValue::Object(PropertyMap::from([(
+            tags::CREATE_TOKEN_KEY.to_string(),
+            PropertyValue::String("0123456789abcdef".into()),
+        )]));
+        for (kind, mut inputs) in valid_inputs() {
+            inputs.insert("tags".into(), marker.clone());
+            let failures = registry[kind].check(&CTX, None, &inputs).unwrap_err();
+            let properties: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
+            assert_eq!(
+                properties,
+                vec![format!("tags.{}", tags::CREATE_TOKEN_KEY)],
+                "{kind}"
+            );
         }
     }
 
