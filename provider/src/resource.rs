@@ -1,8 +1,18 @@
-//! The contract every custom resource kind implements, and the adapter that
-//! turns the protocol's untyped property maps into each kind's typed inputs.
+//! The framework every custom resource kind is built on: check failures,
+//! errors, the lifecycle kinds share ([`kind`]), the operation context they
+//! call AWS through ([`op`]), and the adapter that turns the protocol's
+//! untyped property maps into each kind's typed inputs.
 //!
-//! A kind is one type with `check`/`create`/`read`/`update`/`delete`; diffing
-//! is generic (input by input, with the kind naming which inputs replace).
+//! A kind is one type declaring its particulars ([`CustomResource`]); diffing is
+//! generic (input by input, with the kind naming which inputs replace).
+
+mod kind;
+mod op;
+
+pub use kind::{
+    replace_keys, AutoName, CreateToken, CustomResource, Lifecycle, NameScope, Placement, TagChange,
+};
+pub use op::Op;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
@@ -11,12 +21,9 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
-
-use aws_sdk_sts::error::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::time::Instant;
 
 use crate::aws::failure::AwsFailure;
-use crate::aws::retry::{CreateError, HttpResponse};
 use crate::aws::AwsContext;
 use crate::engine_log::EngineLog;
 use crate::protocol::json::{json_to_property, property_to_json, secret_paths, UNKNOWN};
@@ -87,12 +94,13 @@ pub struct OpContext<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
     /// The resource exists but is not fully configured. The engine records
-    /// it (so nothing is orphaned) and the next run repairs or deletes it.
-    #[error("{message}")]
+    /// it with its state (so nothing is orphaned) and the next run repairs
+    /// or deletes it. `cause` is what stopped its configuration.
+    #[error("{cause}")]
     Partial {
         id: String,
         state: Json,
-        message: String,
+        cause: Box<ResourceError>,
     },
     /// An AWS call failed; its code and request id travel as values.
     #[error("{0}")]
@@ -106,84 +114,13 @@ impl ResourceError {
     pub fn failed(context: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
         Self::Failed(format!("{context}: {err}"))
     }
-
-    /// An AWS call made while `operation` (e.g. `creating KMS key x`) failed.
-    pub fn aws<E, R>(operation: impl Into<String>, err: &SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + HttpResponse,
-    {
-        Self::Aws(AwsFailure::of(operation, err))
-    }
-
-    /// A create [`crate::aws::retry::create_once`] gave up on; `operation`
-    /// names what it was making.
-    pub fn create_failed(operation: impl std::fmt::Display, err: CreateError) -> Self {
-        match err {
-            CreateError::Aws(failure) => Self::Aws(failure.during(operation.to_string())),
-            other => Self::failed(operation, other),
-        }
-    }
 }
 
-/// A custom resource kind.
-#[async_trait]
-pub trait CustomResource: Send + Sync + 'static {
-    /// The Pulumi type token, e.g. `securepipeline:aws:LogGroup`.
-    const TYPE: &'static str;
-    /// Desired configuration. Deserialized leniently from state, which also
-    /// holds the outputs.
-    type Inputs: Serialize + DeserializeOwned + Clone + Send + Sync;
-    /// What AWS assigns (ARNs, ids, status). Stored next to the inputs.
-    type Outputs: Serialize + DeserializeOwned + Send + Sync;
-
-    /// Output property names, reported as unknown during preview.
-    const OUTPUT_KEYS: &'static [&'static str];
-    /// Input property names whose change requires a new resource, besides
-    /// [`ALWAYS_REPLACE_KEYS`].
-    const REPLACE_KEYS: &'static [&'static str];
-
-    /// Validates and normalises inputs (defaults, auto-names, managed tags).
-    /// String inputs may hold [`UNKNOWN`] during preview; checks skip them.
-    fn check(
-        ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>>;
-
-    async fn create(
-        ctx: &OpContext<'_>,
-        inputs: &Self::Inputs,
-    ) -> Result<(String, Self::Outputs), ResourceError>;
-
-    /// Reads the live resource; `None` when it no longer exists. The returned
-    /// inputs describe what is live, so that refresh shows drift.
-    async fn read(
-        ctx: &OpContext<'_>,
-        id: &str,
-        inputs: &Self::Inputs,
-    ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError>;
-
-    async fn update(
-        ctx: &OpContext<'_>,
-        id: &str,
-        olds: &Self::Inputs,
-        news: &Self::Inputs,
-        outputs: &Self::Outputs,
-    ) -> Result<Self::Outputs, ResourceError>;
-
-    /// Deletes the resource; succeeds when it is already gone.
-    async fn delete(
-        ctx: &OpContext<'_>,
-        id: &str,
-        inputs: &Self::Inputs,
-        outputs: &Self::Outputs,
-    ) -> Result<(), ResourceError>;
+impl From<AwsFailure> for ResourceError {
+    fn from(failure: AwsFailure) -> Self {
+        Self::Aws(failure)
+    }
 }
-
-/// Inputs whose change replaces a resource of any kind: nothing in AWS moves
-/// between regions, so an update in place would fail or act on the old one.
-pub const ALWAYS_REPLACE_KEYS: &[&str] = &["region"];
 
 /// True when a string input is not known yet (preview).
 pub fn is_unknown(value: &str) -> bool {
@@ -312,11 +249,6 @@ pub fn merge_state(inputs: &Json, outputs: &Json) -> Json {
 
 /// Compares old and new inputs key by key.
 pub fn diff_inputs(olds: &Json, news: &Json, replace_keys: &[&str]) -> DiffResult {
-    let replace_keys: Vec<&str> = replace_keys
-        .iter()
-        .chain(ALWAYS_REPLACE_KEYS)
-        .copied()
-        .collect();
     let empty = serde_json::Map::new();
     let old_map = olds.as_object().unwrap_or(&empty);
     let new_map = news.as_object().unwrap_or(&empty);
@@ -355,6 +287,7 @@ fn contains_unknown(value: &Json) -> bool {
 }
 
 /// The untyped face of a resource kind, used by the protocol layer.
+/// `deadline` is when the engine wants a change over (its custom timeout).
 #[async_trait]
 pub trait ResourceHandler: Send + Sync {
     fn check(
@@ -372,6 +305,7 @@ pub trait ResourceHandler: Send + Sync {
         ctx: &OpContext<'_>,
         inputs: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<(String, PropertyMap), ResourceError>;
 
     /// Returns `(inputs, state)`, or `None` when the resource is gone.
@@ -383,6 +317,7 @@ pub trait ResourceHandler: Send + Sync {
         state: &PropertyMap,
     ) -> Result<Option<(PropertyMap, PropertyMap)>, ResourceError>;
 
+    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
         ctx: &OpContext<'_>,
@@ -391,6 +326,7 @@ pub trait ResourceHandler: Send + Sync {
         news: &PropertyMap,
         state: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<PropertyMap, ResourceError>;
 
     async fn delete(
@@ -399,6 +335,7 @@ pub trait ResourceHandler: Send + Sync {
         id: &str,
         inputs: &PropertyMap,
         state: &PropertyMap,
+        deadline: Option<Instant>,
     ) -> Result<(), ResourceError>;
 }
 
@@ -447,18 +384,6 @@ impl<R: CustomResource> Typed<R> {
             secret_keys,
         )
     }
-
-    /// Attaches the full state to a partial failure so the engine keeps it.
-    fn with_state(err: ResourceError, inputs: &R::Inputs) -> ResourceError {
-        match err {
-            ResourceError::Partial { id, state, message } => ResourceError::Partial {
-                id,
-                state: merge_state(&to_json(inputs), &state),
-                message,
-            },
-            other => other,
-        }
-    }
 }
 
 #[async_trait]
@@ -480,7 +405,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         let old_inputs = olds
             .map(|olds| parse::<R::Inputs>(&to_typed(olds).json))
             .and_then(Result::ok);
-        let checked = R::check(ctx, old_inputs.as_ref(), parsed)?;
+        let checked = kind::check::<R>(ctx, old_inputs.as_ref(), parsed)?;
         Ok(from_typed(&to_json(&checked), &typed.secret_keys))
     }
 
@@ -488,7 +413,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         diff_inputs(
             &to_typed(old_inputs).json,
             &to_typed(news).json,
-            R::REPLACE_KEYS,
+            &replace_keys::<R>(),
         )
     }
 
@@ -497,6 +422,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         ctx: &OpContext<'_>,
         inputs: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<(String, PropertyMap), ResourceError> {
         if preview {
             let mut state = inputs.clone();
@@ -506,9 +432,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
             return Ok((String::new(), state));
         }
         let (typed, secret_keys) = Self::inputs_from(inputs)?;
-        let (id, outputs) = R::create(ctx, &typed)
-            .await
-            .map_err(|err| Self::with_state(err, &typed))?;
+        let (id, outputs) = kind::create::<R>(ctx, &typed, deadline).await?;
         Ok((id, Self::state(&typed, &outputs, &secret_keys)))
     }
 
@@ -522,7 +446,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         // Import passes no inputs: the state is all there is to go on.
         let source = if inputs.is_empty() { state } else { inputs };
         let (typed, secret_keys) = Self::inputs_from(source)?;
-        let Some((live_inputs, outputs)) = R::read(ctx, id, &typed).await? else {
+        let Some((live_inputs, outputs)) = kind::read::<R>(ctx, id, &typed).await? else {
             return Ok(None);
         };
         let live_input_map = from_typed(&to_json(&live_inputs), &secret_keys);
@@ -540,6 +464,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         news: &PropertyMap,
         state: &PropertyMap,
         preview: bool,
+        deadline: Option<Instant>,
     ) -> Result<PropertyMap, ResourceError> {
         if preview {
             let mut planned = state.clone();
@@ -549,9 +474,7 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         let (olds, _) = Self::inputs_from(old_inputs)?;
         let (typed, secret_keys) = Self::inputs_from(news)?;
         let outputs = Self::outputs_from(state)?;
-        let outputs = R::update(ctx, id, &olds, &typed, &outputs)
-            .await
-            .map_err(|err| Self::with_state(err, &typed))?;
+        let outputs = kind::update::<R>(ctx, id, &olds, &typed, &outputs, deadline).await?;
         Ok(Self::state(&typed, &outputs, &secret_keys))
     }
 
@@ -561,11 +484,12 @@ impl<R: CustomResource> ResourceHandler for Typed<R> {
         id: &str,
         inputs: &PropertyMap,
         state: &PropertyMap,
+        deadline: Option<Instant>,
     ) -> Result<(), ResourceError> {
         let source = if inputs.is_empty() { state } else { inputs };
         let (typed, _) = Self::inputs_from(source)?;
         let outputs = Self::outputs_from(state)?;
-        R::delete(ctx, id, &typed, &outputs).await
+        kind::delete::<R>(ctx, id, &typed, &outputs, deadline).await
     }
 }
 
@@ -594,15 +518,6 @@ mod tests {
         assert_eq!(diff.detailed["gone"], DiffKind::Delete);
         assert_eq!(diff.detailed["added"], DiffKind::Add);
         assert!(!diff.detailed.contains_key("nothing"));
-    }
-
-    #[test]
-    fn a_region_change_replaces_every_kind() {
-        let olds = json!({"projectName": "p", "region": "us-east-1"});
-        let news = json!({"projectName": "p", "region": "us-west-2"});
-        let diff = diff_inputs(&olds, &news, &["projectName"]);
-        assert_eq!(diff.replaces, vec!["region"]);
-        assert_eq!(diff.detailed["region"], DiffKind::UpdateReplace);
     }
 
     #[test]

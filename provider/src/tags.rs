@@ -71,6 +71,12 @@ pub fn validate(property: &str, tags: &Tags) -> Vec<CheckFailure> {
                 "tag keys starting with `aws:` are reserved by AWS",
             ));
         }
+        if key == CREATE_TOKEN_KEY {
+            failures.push(CheckFailure::new(
+                &path,
+                "this key is the provider's own: it marks what a create makes, so that the create knows it again after a lost answer; choose another key",
+            ));
+        }
         if value.chars().count() > 256 {
             failures.push(CheckFailure::new(
                 &path,
@@ -119,6 +125,13 @@ mod tests {
         );
         let properties: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
         assert_eq!(properties, vec!["tags.aws:owner", "tags.bad#", "tags.k"]);
+    }
+
+    #[test]
+    fn the_ownership_marker_is_not_a_tag_programs_set() {
+        let failures = validate("tags", &tags(&[(CREATE_TOKEN_KEY, "mine")]));
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].property, format!("tags.{CREATE_TOKEN_KEY}"));
     }
 }
 

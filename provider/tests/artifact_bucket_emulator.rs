@@ -8,13 +8,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, VersioningConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use securepipeline::aws::AwsContext;
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::PolicyDocument;
-use securepipeline::resource::{CheckContext, CustomResource, OpContext};
+use securepipeline::resource::{CheckContext, Lifecycle, OpContext};
 use securepipeline::resources::artifact_bucket::{
     bucket_policy, ArtifactBucket, ArtifactBucketInputs,
 };
@@ -380,6 +380,63 @@ async fn bucket_is_created_read_back_restored_and_kept_until_forced() {
     ArtifactBucket::delete(&ctx, &id, &forced, &outputs)
         .await
         .unwrap();
+    ArtifactBucket::delete(&ctx, &id, &inputs, &outputs)
+        .await
+        .unwrap();
+}
+
+/// A create stopped after CreateBucket leaves the bucket with only its
+/// ownership marker, which the bucket's tags replace last. Read shows the
+/// program's tags without the marker, as for every kind, and the next
+/// update sets them.
+#[tokio::test]
+async fn a_leftover_ownership_marker_is_not_read_as_a_tag() {
+    let emulator = support::Emulator::start();
+    let aws = emulator.context().await;
+    let log = EngineLog::default();
+    let ctx = support::op(&aws, &log, URN);
+    let key_arn = key_in(&aws, support::REGION).await;
+    let check_ctx = CheckContext {
+        name: "artifacts",
+        random_seed: b"leftover-marker",
+        aws: Some(&aws),
+    };
+    let inputs = ArtifactBucket::check(&check_ctx, None, program_inputs(&key_arn)).unwrap();
+    let (id, outputs) = ArtifactBucket::create(&ctx, &inputs).await.unwrap();
+    let s3 = &aws.clients().s3;
+    let marker = Tag::builder()
+        .key(tags::CREATE_TOKEN_KEY)
+        .value("0123456789abcdef")
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket(&id)
+        .tagging(Tagging::builder().tag_set(marker).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let (live, _) = ArtifactBucket::read(&ctx, &id, &inputs)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.tags, Tags::new());
+    ArtifactBucket::update(&ctx, &id, &live, &inputs, &outputs)
+        .await
+        .unwrap();
+    let (restored, _) = ArtifactBucket::read(&ctx, &id, &inputs)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored, inputs);
+    let tagging = s3.get_bucket_tagging().bucket(&id).send().await.unwrap();
+    assert!(
+        tagging
+            .tag_set()
+            .iter()
+            .all(|tag| tag.key() != tags::CREATE_TOKEN_KEY),
+        "{tagging:?}"
+    );
     ArtifactBucket::delete(&ctx, &id, &inputs, &outputs)
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use aws_sdk_codebuild::types::{
 };
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::grants;
-use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::build_project::{
     BuildProject, BuildProjectInputs, ProjectVariable, VariableType,
 };

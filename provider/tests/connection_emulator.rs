@@ -9,7 +9,7 @@ use std::process::Command;
 use aws_sdk_codestarconnections::types::{ConnectionStatus, ProviderType, Tag};
 use securepipeline::component::args::SourceProvider;
 use securepipeline::engine_log::EngineLog;
-use securepipeline::resource::{CheckContext, CustomResource, ResourceError};
+use securepipeline::resource::{CheckContext, Lifecycle, ResourceError};
 use securepipeline::resources::connection::{Connection, ConnectionInputs};
 use securepipeline::tags::{self, Tags};
 

@@ -7,7 +7,7 @@ mod support;
 use aws_sdk_eventbridge::types::{RuleState, Target};
 use securepipeline::aws::AwsContext;
 use securepipeline::engine_log::EngineLog;
-use securepipeline::resource::{CheckContext, CustomResource, OpContext};
+use securepipeline::resource::{CheckContext, Lifecycle, OpContext};
 use securepipeline::resources::event_rule::{
     EventRule, EventRuleInputs, EventRuleOutputs, PipelineStateChange, RuleTarget,
 };

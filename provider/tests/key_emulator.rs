@@ -6,7 +6,7 @@ mod support;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::PolicyDocument;
-use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::key::{key_policy, lint_key_policy, Key, KeyInputs};
 use securepipeline::tags::{self, Tags};
 

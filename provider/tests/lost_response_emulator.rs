@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::{grants, Grant};
-use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::key::{Key, KeyInputs};
 use securepipeline::resources::log_group::{LogGroup, LogGroupInputs};
 use securepipeline::resources::role::{Role, RoleInputs};

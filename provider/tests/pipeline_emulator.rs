@@ -17,7 +17,7 @@ use aws_sdk_codestarconnections::types::ProviderType;
 use securepipeline::aws::AwsContext;
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::grants;
-use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::pipeline::{
     Action, ArtifactStore, Pipeline, PipelineInputs, Stage, Trigger,
 };

@@ -10,7 +10,7 @@ use securepipeline::aws::retry::is_code;
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::policy::{Conditions, Effect, Statement};
 use securepipeline::iam::{grants, lint, Grant, PolicyDocument};
-use securepipeline::resource::{CheckContext, CustomResource};
+use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::role::{Role, RoleInputs};
 use securepipeline::tags::{self, Tags};
 

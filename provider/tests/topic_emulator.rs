@@ -8,7 +8,7 @@ mod support;
 use securepipeline::aws::AwsContext;
 use securepipeline::engine_log::EngineLog;
 use securepipeline::iam::PolicyDocument;
-use securepipeline::resource::{CheckContext, CustomResource, OpContext};
+use securepipeline::resource::{CheckContext, Lifecycle, OpContext};
 use securepipeline::resources::topic::{
     topic_policy, Subscription, Topic, TopicInputs, TopicOutputs, CONFIRMED, PENDING,
 };

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::arn::Arn;
+use super::failure::AwsFailure;
 use super::{AwsContext, Endpoints};
 use crate::resource::{parse, CheckFailure};
 use crate::tags;
@@ -106,7 +107,7 @@ impl ProviderConfig {
 
     /// Builds shared clients and learns the caller identity with one
     /// `sts:GetCallerIdentity`.
-    pub async fn connect(&self) -> Result<AwsContext, String> {
+    pub async fn connect(&self) -> Result<AwsContext, ConnectError> {
         let endpoints = Endpoints(self.endpoints.clone());
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(super::retry::sdk_retry_config())
@@ -119,7 +120,7 @@ impl ProviderConfig {
         }
         let mut sdk = loader.load().await;
         let Some(region) = sdk.region().map(|r| r.to_string()) else {
-            return Err("no AWS region is configured: set `pulumi config set securepipeline:region <region>` or AWS_REGION".into());
+            return Err(ConnectError::Config("no AWS region is configured: set `pulumi config set securepipeline:region <region>` or AWS_REGION".into()));
         };
         if let Some(assume) = &self.assume_role {
             let mut base = sdk.to_builder();
@@ -147,20 +148,27 @@ impl ProviderConfig {
         }
         let clients = super::Clients::new(&sdk, &endpoints);
         let identity = clients.sts.get_caller_identity().send().await.map_err(|err| {
-            format!(
-                "could not learn the AWS caller identity ({}). Provide credentials through the standard AWS chain: \
-                 AWS_PROFILE or `securepipeline:profile`, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, \
-                 web identity or an instance role",
-                super::retry::describe(&err)
+            ConnectError::Aws(
+                AwsFailure::of("learning the AWS caller identity", &err).advise(
+                    "provide credentials through the standard AWS chain: \
+                     AWS_PROFILE or `securepipeline:profile`, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, \
+                     web identity or an instance role",
+                ),
             )
         })?;
         let (Some(account), Some(caller_arn)) = (identity.account(), identity.arn()) else {
-            return Err("sts:GetCallerIdentity returned no account or ARN".into());
+            return Err(ConnectError::Config(
+                "sts:GetCallerIdentity returned no account or ARN".into(),
+            ));
         };
         let partition = caller_arn
             .parse::<Arn>()
             .map(|arn| arn.partition)
-            .map_err(|err| format!("sts:GetCallerIdentity returned an unexpected ARN: {err}"))?;
+            .map_err(|err| {
+                ConnectError::Config(format!(
+                    "sts:GetCallerIdentity returned an unexpected ARN: {err}"
+                ))
+            })?;
         Ok(AwsContext::new(
             sdk,
             endpoints,
@@ -170,6 +178,17 @@ impl ProviderConfig {
             self.default_tags.clone(),
         ))
     }
+}
+
+/// Why the provider could not reach AWS as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The configuration does not say enough (no region).
+    #[error("{0}")]
+    Config(String),
+    /// AWS refused, or could not be reached.
+    #[error("{0}")]
+    Aws(AwsFailure),
 }
 
 #[cfg(test)]

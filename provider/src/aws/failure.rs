@@ -6,7 +6,7 @@ use aws_sdk_sts::error::SdkError;
 use aws_sdk_sts::operation::RequestId;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::retry::{describe, HttpResponse, THROTTLING_CODES};
+use super::retry::{HttpResponse, THROTTLING_CODES};
 
 /// What kind of failure AWS reported, as far as the caller can act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub struct AwsFailure {
     /// The id AWS gave the request, when AWS answered.
     pub request_id: Option<String>,
     pub kind: FailureKind,
+    /// What the user can do about it, when the caller knows (boxed: it is
+    /// rare, and every failure carries the field).
+    pub advice: Option<Box<str>>,
 }
 
 impl AwsFailure {
@@ -74,14 +77,16 @@ impl AwsFailure {
                     message,
                     request_id,
                     kind,
+                    advice: None,
                 }
             }
             SdkError::ResponseError(response) => Self {
                 operation,
                 code: None,
-                message: describe(err),
+                message: transport_message(err),
                 request_id: response.raw().request_id().map(str::to_string),
                 kind: classify(None, response.raw().status_code()),
+                advice: None,
             },
             SdkError::TimeoutError(_) => Self::unanswered(operation, err, FailureKind::Timeout),
             SdkError::DispatchFailure(_) => {
@@ -99,6 +104,30 @@ impl AwsFailure {
         }
     }
 
+    /// The same failure, with what the user can do about it.
+    pub fn advise(self, advice: impl Into<String>) -> Self {
+        Self {
+            advice: Some(advice.into().into_boxed_str()),
+            ..self
+        }
+    }
+
+    /// True when AWS answered with one of `codes`.
+    pub fn is(&self, codes: &[&str]) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|code| codes.contains(&code))
+    }
+
+    /// What AWS said (`code: message`), or why nothing was heard.
+    pub fn reason(&self) -> String {
+        match (&self.code, self.message.is_empty()) {
+            (Some(code), true) => code.clone(),
+            (Some(code), false) => format!("{code}: {}", self.message),
+            (None, _) => self.message.clone(),
+        }
+    }
+
     fn unanswered<E, R>(operation: String, err: &SdkError<E, R>, kind: FailureKind) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -107,23 +136,39 @@ impl AwsFailure {
         Self {
             operation,
             code: None,
-            message: describe(err),
+            message: transport_message(err),
             request_id: None,
             kind,
+            advice: None,
         }
     }
 }
 
+/// Why a call got no answer from AWS: the SDK's error and each of its
+/// causes, since the outermost alone ("dispatch failure") says little.
+fn transport_message<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl std::fmt::Display for AwsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: ", self.operation)?;
-        match (&self.code, self.message.is_empty()) {
-            (Some(code), true) => f.write_str(code)?,
-            (Some(code), false) => write!(f, "{code}: {}", self.message)?,
-            (None, _) => f.write_str(&self.message)?,
-        }
+        write!(f, "{}: {}", self.operation, self.reason())?;
         if let Some(id) = &self.request_id {
             write!(f, " (request id: {id})")?;
+        }
+        if let Some(advice) = &self.advice {
+            write!(f, "; {advice}")?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 
-pub use config::ProviderConfig;
+pub use config::{ConnectError, ProviderConfig};
 
 /// One client per service, all for one region.
 #[derive(Clone)]

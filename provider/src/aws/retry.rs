@@ -68,6 +68,9 @@ pub enum Transient {
     },
 }
 
+/// Errors every AWS call may wait out.
+pub const AWS_TRANSIENT: [Transient; 2] = [Transient::Throttling, Transient::ServerError];
+
 pub(crate) const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -97,6 +100,21 @@ impl Default for Backoff {
     }
 }
 
+impl Backoff {
+    /// The same, giving up by `deadline` at the latest: the engine's
+    /// timeout of the operation bounds every wait within it.
+    pub fn until(self, deadline: Option<Instant>) -> Self {
+        let Some(deadline) = deadline else {
+            return self;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        Self {
+            give_up_after: self.give_up_after.min(left),
+            ..self
+        }
+    }
+}
+
 /// Where to report that a call is being retried.
 #[derive(Clone, Copy)]
 pub struct Progress<'a> {
@@ -104,36 +122,18 @@ pub struct Progress<'a> {
     pub urn: &'a str,
 }
 
-/// `code: message` of an AWS error, or the transport failure.
-pub fn describe<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match err {
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            match (inner.code(), inner.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                (Some(code), None) => code.to_string(),
-                _ => inner.to_string(),
-            }
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
+impl Progress<'_> {
+    /// Tells the engine that a call failed transiently and is waited out.
+    fn waiting(&self, attempt: u32, failure: &AwsFailure) {
+        self.log.status(
+            self.urn,
+            &format!("waiting for AWS (attempt {attempt}): {failure}"),
+        );
     }
 }
 
 /// The error code AWS returned, if the call reached AWS.
-pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
     E: ProvideErrorMetadata,
 {
@@ -222,13 +222,7 @@ where
         match op().await {
             Ok(value) => return Ok(value),
             Err(err) if is_transient(&err, retry_on) && Instant::now() + delay < deadline => {
-                progress.log.status(
-                    progress.urn,
-                    &format!(
-                        "{action}: waiting for AWS (attempt {attempt}): {}",
-                        describe(&err)
-                    ),
-                );
+                progress.waiting(attempt, &AwsFailure::of(action, &err));
                 tokio::time::sleep(jittered(delay)).await;
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
@@ -259,11 +253,9 @@ pub enum CreateError {
     /// The name is taken by a resource this create did not make (it lacks
     /// this create's ownership marker). Never adopted.
     Taken,
-    /// AWS refused, or kept failing until the deadline; the operation is
-    /// the `action` given to [`create_once`].
+    /// AWS refused, or kept failing until the deadline, or looking for
+    /// what an earlier attempt made failed; the operation names the call.
     Aws(AwsFailure),
-    /// Looking for what an earlier attempt made failed.
-    Failed(String),
 }
 
 impl std::fmt::Display for CreateError {
@@ -271,7 +263,6 @@ impl std::fmt::Display for CreateError {
         match self {
             Self::Taken => f.write_str("the name is taken by a resource this create did not make"),
             Self::Aws(failure) => failure.fmt(f),
-            Self::Failed(message) => f.write_str(message),
         }
     }
 }
@@ -322,11 +313,13 @@ where
 /// is sent again; `name_taken` codes (e.g. `EntityAlreadyExists`) after
 /// such an unknown answer mean our own earlier attempt if `find_own` finds
 /// it, and [`CreateError::Taken`] otherwise.
+#[allow(clippy::too_many_arguments)]
 pub async fn create_once<T, E, R, F, Fut, Found, L, LFut>(
     progress: Progress<'_>,
     action: &str,
     retry_on: &[Transient],
     name_taken: &[&str],
+    backoff: Backoff,
     mut op: F,
     mut find_own: L,
 ) -> Result<Created<T, Found>, CreateError>
@@ -334,11 +327,10 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     L: FnMut() -> LFut,
-    LFut: std::future::Future<Output = Result<Option<Found>, String>>,
+    LFut: std::future::Future<Output = Result<Option<Found>, AwsFailure>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HttpResponse,
 {
-    let backoff = Backoff::default();
     let deadline = Instant::now() + backoff.give_up_after;
     let mut delay = backoff.first_delay;
     let mut attempt = 1u32;
@@ -354,7 +346,7 @@ where
             maybe_made = true;
         }
         if matches!(answer, Answer::Unknown | Answer::NameTaken) && maybe_made {
-            if let Some(found) = find_own().await.map_err(CreateError::Failed)? {
+            if let Some(found) = find_own().await.map_err(CreateError::Aws)? {
                 progress.log.status(
                     progress.urn,
                     &format!("{action}: found what the attempt whose answer was lost created"),
@@ -366,13 +358,7 @@ where
             Answer::NameTaken => return Err(CreateError::Taken),
             Answer::Failed => return Err(CreateError::Aws(AwsFailure::of(action, &err))),
             Answer::Refused | Answer::Unknown if Instant::now() + delay < deadline => {
-                progress.log.status(
-                    progress.urn,
-                    &format!(
-                        "{action}: waiting for AWS (attempt {attempt}): {}",
-                        describe(&err)
-                    ),
-                );
+                progress.waiting(attempt, &AwsFailure::of(action, &err));
                 tokio::time::sleep(jittered(delay)).await;
                 delay = (delay * 2).min(backoff.max_delay);
                 attempt += 1;
@@ -435,6 +421,7 @@ mod tests {
             "creating",
             &RETRY_ON,
             &["EntityAlreadyExists"],
+            Backoff::default(),
             || {
                 sent.set(sent.get() + 1);
                 let answer = answers
@@ -518,6 +505,29 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(sent, 1);
+    }
+
+    #[tokio::test]
+    async fn no_wait_starts_past_the_deadline() {
+        let log = EngineLog::default();
+        let progress = Progress {
+            log: &log,
+            urn: "urn",
+        };
+        let sent = Cell::new(0);
+        let backoff = Backoff::default().until(Some(Instant::now()));
+        let outcome: Result<(), Error> = retry(progress, "reading", &RETRY_ON, backoff, || {
+            sent.set(sent.get() + 1);
+            async { Err(aws_error(400, "ThrottlingException")) }
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(sent.get(), 1);
+        // Without a deadline the same answers are waited out.
+        assert_eq!(
+            Backoff::default().until(None).give_up_after,
+            Duration::from_secs(120)
+        );
     }
 
     #[test]

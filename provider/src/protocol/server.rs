@@ -14,7 +14,7 @@ use super::in_flight::InFlight;
 use super::secrets::SecretValues;
 use super::value::{decode_struct, encode_struct, PropertyMap};
 use crate::aws::failure::FailureKind;
-use crate::aws::{AwsContext, ProviderConfig};
+use crate::aws::{AwsContext, ConnectError, ProviderConfig};
 use crate::component;
 use crate::engine_log::EngineLog;
 use crate::proto::pulumirpc::{
@@ -195,13 +195,21 @@ fn diff_to_proto(diff: DiffResult) -> pulumirpc::DiffResponse {
     }
 }
 
+/// When an operation with the engine's timeout (seconds; 0 for none, as
+/// without `customTimeouts`) must be over.
+fn deadline(timeout: f64) -> Option<tokio::time::Instant> {
+    let timeout = std::time::Duration::try_from_secs_f64(timeout).ok()?;
+    (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout)
+}
+
 /// Encodes a resource error; a partial failure carries the state the
 /// engine must record so that nothing is orphaned.
 fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
     let secrets = SecretValues::of(inputs);
     match err {
-        ResourceError::Partial { id, state, message } => {
-            let message = secrets.redact(&message);
+        ResourceError::Partial { id, state, cause } => {
+            let code = status_code(&cause);
+            let message = secrets.redact(&cause.to_string());
             // The state holds the inputs: what was secret there stays
             // secret, and so does anything derived from it.
             let mut secret_keys = crate::resource::to_typed(inputs).secret_keys;
@@ -214,20 +222,27 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
                 inputs: Some(encode_struct(inputs)),
             };
             let status = RpcStatus {
-                code: tonic::Code::Unknown as i32,
+                code: code as i32,
                 message: message.clone(),
                 details: vec![prost_types::Any {
                     type_url: "type.googleapis.com/pulumirpc.ErrorResourceInitFailed".into(),
                     value: details.encode_to_vec(),
                 }],
             };
-            Status::with_details(tonic::Code::Unknown, message, status.encode_to_vec().into())
+            Status::with_details(code, message, status.encode_to_vec().into())
         }
-        ResourceError::Aws(failure) => Status::new(
-            grpc_code(failure.kind),
-            secrets.redact(&failure.to_string()),
-        ),
-        ResourceError::Failed(message) => Status::unknown(secrets.redact(&message)),
+        other => Status::new(status_code(&other), secrets.redact(&other.to_string())),
+    }
+}
+
+/// The gRPC code of a failure: a fitting one for AWS's, else `Unknown`.
+/// A partial failure has its cause's code; the engine recognises it by
+/// its details.
+fn status_code(err: &ResourceError) -> tonic::Code {
+    match err {
+        ResourceError::Aws(failure) => grpc_code(failure.kind),
+        ResourceError::Partial { cause, .. } => status_code(cause),
+        ResourceError::Failed(_) => tonic::Code::Unknown,
     }
 }
 
@@ -360,7 +375,14 @@ impl ResourceProvider for Provider {
     ) -> Result<Response<pulumirpc::ConfigureResponse>, Status> {
         let config = config_from(request.get_ref())?;
         let context = self
-            .cancellable(async { config.connect().await.map_err(Status::failed_precondition) })
+            .cancellable(async {
+                config.connect().await.map_err(|err| match err {
+                    ConnectError::Aws(failure) => {
+                        Status::new(grpc_code(failure.kind), failure.to_string())
+                    }
+                    ConnectError::Config(reason) => Status::failed_precondition(reason),
+                })
+            })
             .await?;
         tracing::debug!(account = %context.account_id, region = %context.region, "configured");
         match self.aws.write() {
@@ -434,7 +456,7 @@ impl ResourceProvider for Provider {
         let (id, state) = self
             .to_completion(async {
                 handler
-                    .create(&ctx, &inputs, request.preview)
+                    .create(&ctx, &inputs, request.preview, deadline(request.timeout))
                     .await
                     .map_err(|err| error_to_status(err, &inputs))
             })
@@ -510,6 +532,7 @@ impl ResourceProvider for Provider {
                         &news,
                         &state,
                         request.preview,
+                        deadline(request.timeout),
                     )
                     .await
                     .map_err(|err| error_to_status(err, &news))
@@ -537,7 +560,13 @@ impl ResourceProvider for Provider {
         };
         self.to_completion(async {
             handler
-                .delete(&ctx, &request.id, &inputs, &state)
+                .delete(
+                    &ctx,
+                    &request.id,
+                    &inputs,
+                    &state,
+                    deadline(request.timeout),
+                )
                 .await
                 .map_err(|err| error_to_status(err, &inputs))
         })
@@ -593,6 +622,7 @@ mod tests {
             message: "AWS said no".into(),
             request_id: Some("req-1".into()),
             kind,
+            advice: None,
         })
     }
 
@@ -631,12 +661,24 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_timeout_is_a_deadline_and_none_is_none() {
+        assert_eq!(deadline(0.0), None);
+        assert_eq!(deadline(-1.0), None);
+        assert_eq!(deadline(f64::NAN), None);
+        let before = tokio::time::Instant::now();
+        let due = deadline(420.0).unwrap();
+        let after = tokio::time::Instant::now();
+        let timeout = std::time::Duration::from_secs(420);
+        assert!(due >= before + timeout && due <= after + timeout);
+    }
+
+    #[test]
     fn partial_failures_carry_init_failed_details() {
         let status = error_to_status(
             ResourceError::Partial {
                 id: "bucket-1".into(),
                 state: serde_json::json!({"name": "bucket-1"}),
-                message: "encryption could not be set".into(),
+                cause: Box::new(ResourceError::Failed("encryption could not be set".into())),
             },
             &PropertyMap::new(),
         );
@@ -654,6 +696,28 @@ mod tests {
     }
 
     #[test]
+    fn partial_failures_keep_the_code_of_the_aws_failure_that_stopped_them() {
+        let status = error_to_status(
+            ResourceError::Partial {
+                id: "key-1".into(),
+                state: serde_json::json!({"keyId": "key-1"}),
+                cause: Box::new(aws_failure(FailureKind::AccessDenied)),
+            },
+            &PropertyMap::new(),
+        );
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "creating KMS key alias/app: SomeCode: AWS said no (request id: req-1)"
+        );
+        let envelope = RpcStatus::decode(status.details()).unwrap();
+        let details =
+            pulumirpc::ErrorResourceInitFailed::decode(envelope.details[0].value.as_slice())
+                .unwrap();
+        assert_eq!(details.id, "key-1");
+    }
+
+    #[test]
     fn partial_failures_keep_secret_inputs_secret() {
         let mut inputs = PropertyMap::new();
         inputs.insert(
@@ -664,7 +728,7 @@ mod tests {
             ResourceError::Partial {
                 id: "topic-1".into(),
                 state: serde_json::json!({"endpoint": "oncall@example.com", "arn": "arn"}),
-                message: "the policy could not be set".into(),
+                cause: Box::new(ResourceError::Failed("the policy could not be set".into())),
             },
             &inputs,
         );

@@ -3,7 +3,7 @@
 //! owner-enforced, TLS-only, and expiring old artifacts.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
@@ -16,19 +16,16 @@ use aws_sdk_s3::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    check_kms_key_arn, effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT,
-};
+use super::common::{check_kms_key_arn, enabled, from_sdk_tags, is_enabled, sdk_tags};
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, HttpResponse, Transient,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Transient};
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
 use crate::naming;
 use crate::resource::{
-    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
-    ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
 use crate::tags::{self, Tags};
 
@@ -81,20 +78,6 @@ const DEFAULT_S3_REGION: &str = "us-east-1";
 const DELETE_BATCH: usize = 1000;
 const SSE_HEADER: &str = "s3:x-amz-server-side-encryption";
 const SSE_KEY_HEADER: &str = "s3:x-amz-server-side-encryption-aws-kms-key-id";
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &ArtifactBucketInputs) -> Result<&str, ResourceError> {
-    inputs
-        .bucket_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("bucketName was not set by check".into()))
-}
-
-/// The bucket's region: the input, or the provider's when `check` ran
-/// before the provider was configured.
-fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a ArtifactBucketInputs) -> &'a str {
-    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
-}
 
 fn deny(
     sid: &str,
@@ -296,55 +279,29 @@ fn legacy_prefix(rule: &LifecycleRule) -> &str {
     rule.prefix().unwrap_or_default()
 }
 
-fn already_exists(name: &str) -> String {
-    format!(
-        "bucket {name} already exists in this account and is not adopted; \
-         choose another bucketName, or delete the bucket if nothing uses it"
-    )
-}
-
 /// True when the account already owns a bucket of this name. Any other
 /// answer (not found, someone else's, an error) leaves it to CreateBucket.
-async fn bucket_exists(s3: &aws_sdk_s3::Client, name: &str, account_id: &str) -> bool {
-    s3.head_bucket()
-        .bucket(name)
-        .expected_bucket_owner(account_id)
-        .send()
-        .await
-        .is_ok()
+async fn bucket_exists(ctx: &Op<'_>, name: &str) -> bool {
+    let s3 = &ctx.clients().s3;
+    ctx.call(format!("looking for bucket {name}"), || {
+        s3.head_bucket()
+            .bucket(name)
+            .expected_bucket_owner(&ctx.aws.account_id)
+            .send()
+    })
+    .await
+    .is_ok()
 }
 
-/// The create token a bucket was tagged with, if any; None too when there
-/// is no such bucket.
-async fn create_token_of(
-    s3: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Option<String>, ResourceError> {
-    let tagging = unless_missing(
-        s3.get_bucket_tagging().bucket(name).send().await,
-        &["NoSuchTagSet", "NoSuchBucket"],
-        &format!("reading tags of bucket {name}"),
-    )?;
-    Ok(tagging.and_then(|out| {
-        out.tag_set()
-            .iter()
-            .find(|tag| tag.key() == tags::CREATE_TOKEN_KEY)
-            .map(|tag| tag.value().to_string())
-    }))
-}
-
-/// A bucket the account already owns is ours only when it carries this
-/// create's token.
-fn is_our_bucket(token: &str, live_token: Option<&str>) -> bool {
-    live_token == Some(token)
-}
-
-fn tagging(tags: &Tags) -> Result<Tagging, BuildError> {
-    let tag_set = tags
-        .iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<Vec<_>, _>>()?;
-    Tagging::builder().set_tag_set(Some(tag_set)).build()
+/// The bucket's tags; none too when it has none.
+fn tagging(tags: &Tags) -> Result<Tagging, ResourceError> {
+    let tag_set = sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })?;
+    Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(|err| ResourceError::failed("building the bucket's tags", err))
 }
 
 /// One piece of bucket configuration, applied in this order on create.
@@ -356,17 +313,15 @@ enum Setting {
     Encryption,
     Policy,
     Lifecycle,
-    Tags,
 }
 
-const ALL_SETTINGS: [Setting; 7] = [
+const ALL_SETTINGS: [Setting; 6] = [
     Setting::PublicAccessBlock,
     Setting::Ownership,
     Setting::Versioning,
     Setting::Encryption,
     Setting::Policy,
     Setting::Lifecycle,
-    Setting::Tags,
 ];
 
 /// The settings to re-apply to go from `olds` (last written or read back)
@@ -388,71 +343,54 @@ fn changed_settings(olds: &ArtifactBucketInputs, news: &ArtifactBucketInputs) ->
                     || olds.kms_key_arn != news.kms_key_arn
             }
             Setting::Lifecycle => olds.expire_after_days != news.expire_after_days,
-            Setting::Tags => olds.tags != news.tags,
         })
         .collect()
 }
 
 /// S3 bucket configuration is eventually consistent: a bucket just created
 /// may briefly be missing for the calls that configure it.
-const S3_RETRY_ON: [Transient; 3] = [
-    AWS_TRANSIENT[0],
-    AWS_TRANSIENT[1],
-    Transient::Propagation {
-        code: "NoSuchBucket",
-        message_contains: "does not exist",
-    },
-];
+const JUST_CREATED: [Transient; 1] = [Transient::Propagation {
+    code: "NoSuchBucket",
+    message_contains: "does not exist",
+}];
 
 async fn apply(
-    ctx: &OpContext<'_>,
-    s3: &aws_sdk_s3::Client,
+    ctx: &Op<'_>,
     name: &str,
     inputs: &ArtifactBucketInputs,
     setting: Setting,
-) -> Result<(), String> {
-    let built = |what: &str, err: BuildError| format!("{what} of bucket {name}: {err}");
-    let sent = |what: &str, err: String| format!("{what} of bucket {name}: {err}");
+) -> Result<(), ResourceError> {
+    let s3 = &ctx.clients().s3;
+    let built = |what: &str, err: BuildError| {
+        ResourceError::failed(format!("{what} of bucket {name}"), err)
+    };
+    let what = |what: &str| format!("{what} of bucket {name}");
     match setting {
-        Setting::PublicAccessBlock => retry(
-            progress(ctx),
-            "blocking public access",
-            &S3_RETRY_ON,
-            Backoff::default(),
-            || {
-                s3.put_public_access_block()
-                    .bucket(name)
-                    .public_access_block_configuration(public_access_block())
-                    .send()
-            },
-        )
-        .await
-        .map(|_| ())
-        .map_err(|err| sent("setting the public access block", describe(&err))),
-        Setting::Ownership => {
-            let controls = ownership_controls().map_err(|err| built("setting ownership", err))?;
-            retry(
-                progress(ctx),
-                "enforcing bucket ownership",
-                &S3_RETRY_ON,
-                Backoff::default(),
+        Setting::PublicAccessBlock => {
+            ctx.call_waiting(
+                what("setting the public access block"),
+                &JUST_CREATED,
                 || {
-                    s3.put_bucket_ownership_controls()
+                    s3.put_public_access_block()
                         .bucket(name)
-                        .ownership_controls(controls.clone())
+                        .public_access_block_configuration(public_access_block())
                         .send()
                 },
             )
-            .await
-            .map(|_| ())
-            .map_err(|err| sent("setting ownership", describe(&err)))
+            .await?;
         }
-        Setting::Versioning => retry(
-            progress(ctx),
-            "enabling versioning",
-            &S3_RETRY_ON,
-            Backoff::default(),
-            || {
+        Setting::Ownership => {
+            let controls = ownership_controls().map_err(|err| built("setting ownership", err))?;
+            ctx.call_waiting(what("setting ownership"), &JUST_CREATED, || {
+                s3.put_bucket_ownership_controls()
+                    .bucket(name)
+                    .ownership_controls(controls.clone())
+                    .send()
+            })
+            .await?;
+        }
+        Setting::Versioning => {
+            ctx.call_waiting(what("enabling versioning"), &JUST_CREATED, || {
                 s3.put_bucket_versioning()
                     .bucket(name)
                     .versioning_configuration(
@@ -461,109 +399,48 @@ async fn apply(
                             .build(),
                     )
                     .send()
-            },
-        )
-        .await
-        .map(|_| ())
-        .map_err(|err| sent("enabling versioning", describe(&err))),
+            })
+            .await?;
+        }
         Setting::Encryption => {
             let config =
                 encryption(&inputs.kms_key_arn).map_err(|err| built("setting encryption", err))?;
-            retry(
-                progress(ctx),
-                "setting default encryption",
-                &S3_RETRY_ON,
-                Backoff::default(),
-                || {
-                    s3.put_bucket_encryption()
-                        .bucket(name)
-                        .server_side_encryption_configuration(config.clone())
-                        .send()
-                },
-            )
-            .await
-            .map(|_| ())
-            .map_err(|err| sent("setting encryption", describe(&err)))
+            ctx.call_waiting(what("setting encryption"), &JUST_CREATED, || {
+                s3.put_bucket_encryption()
+                    .bucket(name)
+                    .server_side_encryption_configuration(config.clone())
+                    .send()
+            })
+            .await?;
         }
         Setting::Policy => {
-            let policy = bucket_policy(&ctx.aws.arns().s3_bucket(name), &inputs.kms_key_arn)
-                .to_compact_json();
-            retry(
-                progress(ctx),
-                "setting bucket policy",
-                &S3_RETRY_ON,
-                Backoff::default(),
-                || s3.put_bucket_policy().bucket(name).policy(&policy).send(),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|err| sent("setting the policy", describe(&err)))
+            let policy =
+                bucket_policy(&ctx.arns().s3_bucket(name), &inputs.kms_key_arn).to_compact_json();
+            ctx.call_waiting(what("setting the policy"), &JUST_CREATED, || {
+                s3.put_bucket_policy().bucket(name).policy(&policy).send()
+            })
+            .await?;
         }
         Setting::Lifecycle => {
             let config = lifecycle(inputs.expire_after_days)
                 .map_err(|err| built("setting the lifecycle", err))?;
-            retry(
-                progress(ctx),
-                "setting artifact expiry",
-                &S3_RETRY_ON,
-                Backoff::default(),
-                || {
-                    s3.put_bucket_lifecycle_configuration()
-                        .bucket(name)
-                        .lifecycle_configuration(config.clone())
-                        .send()
-                },
-            )
-            .await
-            .map(|_| ())
-            .map_err(|err| sent("setting the lifecycle", describe(&err)))
-        }
-        Setting::Tags => {
-            // S3 has no tag/untag: the whole tag set is replaced at once.
-            let tag_set = tagging(&inputs.tags).map_err(|err| built("tagging", err))?;
-            retry(
-                progress(ctx),
-                "tagging bucket",
-                &S3_RETRY_ON,
-                Backoff::default(),
-                || {
-                    s3.put_bucket_tagging()
-                        .bucket(name)
-                        .tagging(tag_set.clone())
-                        .send()
-                },
-            )
-            .await
-            .map(|_| ())
-            .map_err(|err| sent("tagging", describe(&err)))
+            ctx.call_waiting(what("setting the lifecycle"), &JUST_CREATED, || {
+                s3.put_bucket_lifecycle_configuration()
+                    .bucket(name)
+                    .lifecycle_configuration(config.clone())
+                    .send()
+            })
+            .await?;
         }
     }
+    Ok(())
 }
 
-/// `Ok(None)` when AWS answers with one of `missing` (the configuration is
-/// not set), else the response or the error.
-fn unless_missing<T, E, R>(
-    result: Result<T, SdkError<E, R>>,
-    missing: &[&str],
-    what: &str,
-) -> Result<Option<T>, ResourceError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HttpResponse,
-{
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if is_code(&err, missing) => Ok(None),
-        Err(err) => Err(ResourceError::aws(what, &err)),
-    }
-}
-
+/// S3 rules on bucket names beyond characters and length, which the
+/// lifecycle checks first.
 fn check_bucket_name(property: &str, name: &str) -> Vec<CheckFailure> {
-    if is_unknown(name) {
+    if is_unknown(name) || naming::check(property, name, &naming::S3_BUCKET).is_some() {
         return Vec::new();
-    }
-    if let Some(failure) = naming::check(property, name, &naming::S3_BUCKET) {
-        return vec![failure];
     }
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let problem = if name.len() < 3 {
@@ -620,31 +497,37 @@ fn invariants(inputs: &ArtifactBucketInputs) -> [(&'static str, bool, &'static s
     ]
 }
 
+/// S3's answers for a bucket that does not exist.
+const GONE: &[&str] = &["NotFound", "NoSuchBucket"];
+
 #[async_trait]
 impl CustomResource for ArtifactBucket {
     const TYPE: &'static str = "securepipeline:aws:ArtifactBucket";
     type Inputs = ArtifactBucketInputs;
     type Outputs = ArtifactBucketOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "bucketName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    // S3 names are global; the account owning one is what a create can see.
+    const NAME: AutoName = AutoName::new(
+        "bucketName",
+        &naming::S3_BUCKET,
+        "bucket",
+        NameScope::Account,
+    );
+    const PLACEMENT: Placement = Placement::Regional;
+    // CreateBucket carries only the ownership marker; the bucket's tags are
+    // set last, replacing it.
+    const TAGS_ON_CREATE: bool = false;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
         olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.bucket_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.bucket_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::S3_BUCKET,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(check_bucket_name("bucketName", &chosen));
-        news.bucket_name = Some(chosen);
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
+        if let Some(name) = &news.bucket_name {
+            failures.extend(check_bucket_name("bucketName", name));
+        }
         // Before the provider knows its region, the old one is kept: the
         // region replaces the bucket, and nothing here asked to move it.
         if news.region.is_none() {
@@ -685,7 +568,7 @@ impl CustomResource for ArtifactBucket {
                 ),
             );
         }
-        for (property, value, why) in invariants(&news) {
+        for (property, value, why) in invariants(news) {
             if !value {
                 failures.push(
                     property,
@@ -693,43 +576,38 @@ impl CustomResource for ArtifactBucket {
                 );
             }
         }
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
-        inputs: &Self::Inputs,
+    async fn create_resource(
+        ctx: &Op<'_>,
+        _inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let name = name(inputs)?;
-        let region = region(ctx, inputs);
-        let clients = ctx.aws.clients_in(region);
-        let s3 = &clients.s3;
+        let name = ctx.name()?;
+        let s3 = &ctx.clients().s3;
         // In us-east-1 S3 answers the create of a bucket the account already
         // owns with success, so an existing bucket is looked for first.
-        if bucket_exists(s3, name, &ctx.aws.account_id).await {
-            return Err(ResourceError::Failed(already_exists(name)));
+        if bucket_exists(ctx, name).await {
+            return Err(ResourceError::Failed(Self::NAME.taken(name)));
         }
         // Tags given to CreateBucket exist from the first moment, so a create
-        // retried after a lost response can recognise its own bucket. The
-        // later tagging step replaces the token with the bucket's tags.
-        let token = tags::new_create_token();
+        // retried after a lost response can recognise its own bucket.
         let marker = Tag::builder()
             .key(tags::CREATE_TOKEN_KEY)
-            .value(&token)
+            .value(token.as_str())
             .build()
             .map_err(|err| ResourceError::failed(format!("creating bucket {name}"), err))?;
         let configuration = CreateBucketConfiguration::builder()
             .set_location_constraint(
-                (region != DEFAULT_S3_REGION).then(|| BucketLocationConstraint::from(region)),
+                (ctx.region != DEFAULT_S3_REGION)
+                    .then(|| BucketLocationConstraint::from(ctx.region.as_str())),
             )
             .tags(marker)
             .build();
-        create_once(
-            progress(ctx),
-            "creating bucket",
-            &AWS_TRANSIENT,
+        ctx.create_once(
+            format!("creating bucket {name}"),
+            name,
+            &[],
             &["BucketAlreadyOwnedByYou"],
             || {
                 s3.create_bucket()
@@ -740,102 +618,91 @@ impl CustomResource for ArtifactBucket {
                     .send()
             },
             || async {
-                let live = create_token_of(s3, name)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                Ok(is_our_bucket(&token, live.as_deref()).then_some(()))
+                let tags = Self::read_tags(ctx, name).await?;
+                Ok(tags.filter(|tags| token.is_on(tags)).map(drop))
             },
         )
-        .await
-        .map_err(|err| match err {
-            CreateError::Taken => ResourceError::Failed(already_exists(name)),
-            other => ResourceError::create_failed(format!("creating bucket {name}"), other),
-        })?;
+        .await?;
         let outputs = ArtifactBucketOutputs {
-            arn: ctx.aws.arns().s3_bucket(name),
+            arn: ctx.arns().s3_bucket(name),
         };
-        // From here on the bucket exists: a failure must hand it to the engine.
-        for setting in ALL_SETTINGS {
-            apply(ctx, s3, name, inputs, setting)
-                .await
-                .map_err(|message| ResourceError::Partial {
-                    id: name.to_string(),
-                    state: to_json(&outputs),
-                    message,
-                })?;
-        }
         Ok((name.to_string(), outputs))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        _outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        for setting in ALL_SETTINGS {
+            apply(ctx, id, inputs, setting).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let region = region(ctx, inputs);
-        let clients = ctx.aws.clients_in(region);
-        let s3 = &clients.s3;
-        let head = s3
-            .head_bucket()
-            .bucket(id)
-            .expected_bucket_owner(&ctx.aws.account_id)
-            .send()
-            .await;
-        let Some(head) = unless_missing(
-            head,
-            &["NotFound", "NoSuchBucket"],
-            &format!("reading bucket {id}"),
-        )?
+        let s3 = &ctx.clients().s3;
+        let what = |what: &str| format!("reading {what} of bucket {id}");
+        let Some(head) = ctx
+            .find(format!("reading bucket {id}"), GONE, || {
+                s3.head_bucket()
+                    .bucket(id)
+                    .expected_bucket_owner(&ctx.aws.account_id)
+                    .send()
+            })
+            .await?
         else {
             return Ok(None);
         };
-        let public_access = unless_missing(
-            s3.get_public_access_block().bucket(id).send().await,
-            &["NoSuchPublicAccessBlockConfiguration"],
-            &format!("reading the public access block of bucket {id}"),
-        )?;
-        let ownership = unless_missing(
-            s3.get_bucket_ownership_controls().bucket(id).send().await,
-            &["OwnershipControlsNotFoundError"],
-            &format!("reading ownership of bucket {id}"),
-        )?;
-        let versioning = s3
-            .get_bucket_versioning()
-            .bucket(id)
-            .send()
-            .await
-            .map_err(|err| {
-                ResourceError::aws(format!("reading versioning of bucket {id}"), &err)
-            })?;
-        let encryption = unless_missing(
-            s3.get_bucket_encryption().bucket(id).send().await,
-            &["ServerSideEncryptionConfigurationNotFoundError"],
-            &format!("reading encryption of bucket {id}"),
-        )?;
-        let policy = unless_missing(
-            s3.get_bucket_policy().bucket(id).send().await,
-            &["NoSuchBucketPolicy"],
-            &format!("reading the policy of bucket {id}"),
-        )?;
-        let lifecycle = unless_missing(
-            s3.get_bucket_lifecycle_configuration()
-                .bucket(id)
-                .send()
-                .await,
-            &["NoSuchLifecycleConfiguration"],
-            &format!("reading the lifecycle of bucket {id}"),
-        )?;
-        let tagging = unless_missing(
-            s3.get_bucket_tagging().bucket(id).send().await,
-            &["NoSuchTagSet"],
-            &format!("reading tags of bucket {id}"),
-        )?;
+        let public_access = ctx
+            .find(
+                what("the public access block"),
+                &["NoSuchPublicAccessBlockConfiguration"],
+                || s3.get_public_access_block().bucket(id).send(),
+            )
+            .await?;
+        let ownership = ctx
+            .find(
+                what("ownership"),
+                &["OwnershipControlsNotFoundError"],
+                || s3.get_bucket_ownership_controls().bucket(id).send(),
+            )
+            .await?;
+        let versioning = ctx
+            .call(what("versioning"), || {
+                s3.get_bucket_versioning().bucket(id).send()
+            })
+            .await?;
+        let encryption = ctx
+            .find(
+                what("encryption"),
+                &["ServerSideEncryptionConfigurationNotFoundError"],
+                || s3.get_bucket_encryption().bucket(id).send(),
+            )
+            .await?;
+        let policy = ctx
+            .find(what("the policy"), &["NoSuchBucketPolicy"], || {
+                s3.get_bucket_policy().bucket(id).send()
+            })
+            .await?;
+        let lifecycle = ctx
+            .find(
+                what("the lifecycle"),
+                &["NoSuchLifecycleConfiguration"],
+                || s3.get_bucket_lifecycle_configuration().bucket(id).send(),
+            )
+            .await?;
 
-        let arn = ctx.aws.arns().s3_bucket(id);
+        let arn = ctx.arns().s3_bucket(id);
         let expected_policy = bucket_policy(&arn, &inputs.kms_key_arn);
         let mut live = inputs.clone();
         live.bucket_name = Some(id.to_string());
-        live.region = Some(head.bucket_region().unwrap_or(region).to_string());
+        live.region = Some(head.bucket_region().unwrap_or(&ctx.region).to_string());
         live.block_public_access = public_access
             .as_ref()
             .and_then(|out| out.public_access_block_configuration())
@@ -862,46 +729,32 @@ impl CustomResource for ArtifactBucket {
             .and_then(|text| PolicyDocument::parse_aws(text).ok())
             .is_some_and(|live_policy| live_policy == expected_policy);
         live.expire_after_days = lifecycle.as_ref().map_or(0, |out| expire_days(out.rules()));
-        live.tags = tagging
-            .as_ref()
-            .map(|out| {
-                out.tag_set()
-                    .iter()
-                    .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(Some((live, ArtifactBucketOutputs { arn })))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, news));
         for setting in changed_settings(olds, news) {
-            apply(ctx, &clients.s3, id, news, setting)
-                .await
-                .map_err(ResourceError::Failed)?;
+            apply(ctx, id, news, setting).await?;
         }
         Ok(outputs.clone())
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let s3 = &clients.s3;
         let exists = if inputs.force_destroy {
-            empty(ctx, s3, id).await?
+            empty(ctx, id).await?
         } else {
-            match holds_artifacts(ctx, s3, id).await? {
+            match holds_artifacts(ctx, id).await? {
                 Some(true) => {
                     return Err(ResourceError::Failed(format!(
                         "bucket {id} still holds artifacts; set forceDestroy: true on the SecurePipeline to let destroy empty it (artifacts are never deleted by default)"
@@ -914,62 +767,89 @@ impl CustomResource for ArtifactBucket {
         if !exists {
             return Ok(());
         }
-        let deleted = s3
-            .delete_bucket()
-            .bucket(id)
-            .expected_bucket_owner(&ctx.aws.account_id)
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["NoSuchBucket"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(format!("deleting bucket {id}"), &err)),
+        let s3 = &ctx.clients().s3;
+        ctx.delete(format!("deleting bucket {id}"), &["NoSuchBucket"], || {
+            s3.delete_bucket()
+                .bucket(id)
+                .expected_bucket_owner(&ctx.aws.account_id)
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let s3 = &ctx.clients().s3;
+        match ctx
+            .call(format!("reading tags of bucket {id}"), || {
+                s3.get_bucket_tagging().bucket(id).send()
+            })
+            .await
+        {
+            Ok(tagging) => Ok(Some(from_sdk_tags(tagging.tag_set(), |tag| {
+                (tag.key(), tag.value())
+            }))),
+            Err(failure) if failure.is(&["NoSuchTagSet"]) => Ok(Some(Tags::new())),
+            Err(failure) if failure.is(&["NoSuchBucket"]) => Ok(None),
+            Err(failure) => Err(failure),
         }
+    }
+
+    /// S3 has no tag or untag: the whole set is replaced at once.
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let s3 = &ctx.clients().s3;
+        let tag_set = tagging(&change.all)?;
+        ctx.call_waiting(format!("tagging bucket {id}"), &JUST_CREATED, || {
+            s3.put_bucket_tagging()
+                .bucket(id)
+                .tagging(tag_set.clone())
+                .send()
+        })
+        .await?;
+        Ok(())
     }
 }
 
 /// Whether any object version or delete marker is left; `None` when the
 /// bucket is already gone.
-async fn holds_artifacts(
-    ctx: &OpContext<'_>,
-    s3: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<Option<bool>, ResourceError> {
-    let page = s3
-        .list_object_versions()
-        .bucket(name)
-        .expected_bucket_owner(&ctx.aws.account_id)
-        .max_keys(1)
-        .send()
-        .await;
-    let page = unless_missing(
-        page,
-        &["NoSuchBucket"],
-        &format!("listing artifacts in bucket {name}"),
-    )?;
+async fn holds_artifacts(ctx: &Op<'_>, name: &str) -> Result<Option<bool>, AwsFailure> {
+    let s3 = &ctx.clients().s3;
+    let page = ctx
+        .find(
+            format!("listing artifacts in bucket {name}"),
+            &["NoSuchBucket"],
+            || {
+                s3.list_object_versions()
+                    .bucket(name)
+                    .expected_bucket_owner(&ctx.aws.account_id)
+                    .max_keys(1)
+                    .send()
+            },
+        )
+        .await?;
     Ok(page.map(|page| !page.versions().is_empty() || !page.delete_markers().is_empty()))
 }
 
 async fn list_versions(
-    ctx: &OpContext<'_>,
-    s3: &aws_sdk_s3::Client,
+    ctx: &Op<'_>,
     name: &str,
     key_marker: Option<&str>,
     version_marker: Option<&str>,
-) -> Result<Option<ListObjectVersionsOutput>, ResourceError> {
-    let page = s3
-        .list_object_versions()
-        .bucket(name)
-        .expected_bucket_owner(&ctx.aws.account_id)
-        .set_key_marker(key_marker.map(str::to_string))
-        .set_version_id_marker(version_marker.map(str::to_string))
-        .send()
-        .await;
-    unless_missing(
-        page,
+) -> Result<Option<ListObjectVersionsOutput>, AwsFailure> {
+    let s3 = &ctx.clients().s3;
+    ctx.find(
+        format!("listing artifacts in bucket {name}"),
         &["NoSuchBucket"],
-        &format!("listing artifacts in bucket {name}"),
+        || {
+            s3.list_object_versions()
+                .bucket(name)
+                .expected_bucket_owner(&ctx.aws.account_id)
+                .set_key_marker(key_marker.map(str::to_string))
+                .set_version_id_marker(version_marker.map(str::to_string))
+                .send()
+        },
     )
+    .await
 }
 
 /// Every object version and delete marker on one page of a listing.
@@ -993,25 +873,26 @@ fn identifiers(page: &ListObjectVersionsOutput) -> Result<Vec<ObjectIdentifier>,
 }
 
 async fn delete_versions(
-    ctx: &OpContext<'_>,
-    s3: &aws_sdk_s3::Client,
+    ctx: &Op<'_>,
     name: &str,
     objects: &[ObjectIdentifier],
 ) -> Result<(), ResourceError> {
+    let s3 = &ctx.clients().s3;
     for batch in objects.chunks(DELETE_BATCH) {
         let delete = Delete::builder()
             .set_objects(Some(batch.to_vec()))
             .quiet(true)
             .build()
             .map_err(|err| ResourceError::failed(format!("emptying bucket {name}"), err))?;
-        let result = s3
-            .delete_objects()
-            .bucket(name)
-            .expected_bucket_owner(&ctx.aws.account_id)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("emptying bucket {name}"), &err))?;
+        let result = ctx
+            .call(format!("emptying bucket {name}"), || {
+                s3.delete_objects()
+                    .bucket(name)
+                    .expected_bucket_owner(&ctx.aws.account_id)
+                    .delete(delete.clone())
+                    .send()
+            })
+            .await?;
         if let Some(error) = result.errors().first() {
             return Err(ResourceError::Failed(format!(
                 "emptying bucket {name}: {} deletions failed, the first of `{}`: {}",
@@ -1026,12 +907,8 @@ async fn delete_versions(
 
 /// Deletes every object version and delete marker, page by page. Returns
 /// false when the bucket is already gone.
-async fn empty(
-    ctx: &OpContext<'_>,
-    s3: &aws_sdk_s3::Client,
-    name: &str,
-) -> Result<bool, ResourceError> {
-    let Some(mut page) = list_versions(ctx, s3, name, None, None).await? else {
+async fn empty(ctx: &Op<'_>, name: &str) -> Result<bool, ResourceError> {
+    let Some(mut page) = list_versions(ctx, name, None, None).await? else {
         return Ok(false);
     };
     loop {
@@ -1042,7 +919,6 @@ async fn empty(
         let next = if page.is_truncated() == Some(true) {
             list_versions(
                 ctx,
-                s3,
                 name,
                 page.next_key_marker(),
                 page.next_version_id_marker(),
@@ -1051,7 +927,7 @@ async fn empty(
         } else {
             None
         };
-        delete_versions(ctx, s3, name, &objects).await?;
+        delete_versions(ctx, name, &objects).await?;
         match next {
             Some(next) => page = next,
             None => return Ok(true),
@@ -1063,6 +939,7 @@ async fn empty(
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use crate::resource::{to_json, Lifecycle};
 
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -1367,13 +1244,6 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(encryption_key(&sse_s3), "");
         assert!(!bucket_key_enabled(&sse_s3));
-    }
-
-    #[test]
-    fn an_owned_bucket_is_ours_only_with_this_creates_token() {
-        assert!(is_our_bucket("t1", Some("t1")));
-        assert!(!is_our_bucket("t1", Some("t2")));
-        assert!(!is_our_bucket("t1", None));
     }
 
     #[test]

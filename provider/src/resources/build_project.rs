@@ -14,20 +14,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::common::{
-    check_arn, check_kms_key_arn, check_secret_arn, effective_tags, progress, AWS_TRANSIENT,
-};
+use super::common::{check_arn, check_kms_key_arn, check_secret_arn, from_sdk_tags};
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Created, Transient,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Created, Transient};
 use crate::buildspec;
 use crate::credentials;
 use crate::naming;
 use crate::resource::{
-    is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// CodeBuild's limits on build and queue timeouts, in minutes.
 pub const BUILD_TIMEOUT: (u32, u32) = (5, 2160);
@@ -135,11 +133,6 @@ pub struct BuildProjectOutputs {
 /// CodeBuild refuses descriptions longer than this.
 const MAX_DESCRIPTION: usize = 255;
 
-/// The project's region: the input, or the provider's.
-fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a BuildProjectInputs) -> &'a str {
-    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
-}
-
 /// `what` (at `property`) must be in `region`, which CodeBuild reads it
 /// from; `region` is `None` until the provider knows its own.
 fn check_same_region(
@@ -159,14 +152,6 @@ fn check_same_region(
             ),
         )
     })
-}
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &BuildProjectInputs) -> Result<&str, ResourceError> {
-    inputs
-        .project_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("projectName was not set by check".into()))
 }
 
 fn check_range(failures: &mut Failures, property: &str, value: u32, (min, max): (u32, u32)) {
@@ -318,7 +303,6 @@ struct ProjectSpec {
     artifacts: ProjectArtifacts,
     environment: ProjectEnvironment,
     logs: LogsConfig,
-    tags: Vec<Tag>,
 }
 
 fn variable_type(kind: VariableType) -> EnvironmentVariableType {
@@ -372,36 +356,29 @@ fn spec(inputs: &BuildProjectInputs) -> Result<ProjectSpec, BuildError> {
                     .build()?,
             )
             .build(),
-        tags: inputs
-            .tags
-            .iter()
-            .map(|(key, value)| Tag::builder().key(key).value(value).build())
-            .collect(),
     })
 }
 
-/// The project `name` when it carries this create's `token`.
-async fn project_with_token(
-    codebuild: &aws_sdk_codebuild::Client,
-    name: &str,
-    token: &str,
-) -> Result<Option<Project>, String> {
-    let found = codebuild
-        .batch_get_projects()
-        .names(name)
-        .send()
-        .await
-        .map_err(|err| format!("reading build project {name}: {}", describe(&err)))?;
+/// Tags as CodeBuild takes them (its builder cannot fail).
+fn project_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+/// The live project; `None` when it does not exist.
+async fn get_project(ctx: &Op<'_>, name: &str) -> Result<Option<Project>, AwsFailure> {
+    let codebuild = &ctx.clients().codebuild;
+    let found = ctx
+        .call(format!("reading build project {name}"), || {
+            codebuild.batch_get_projects().names(name).send()
+        })
+        .await?;
     Ok(found
         .projects
         .unwrap_or_default()
         .into_iter()
-        .find(|project| {
-            project.name() == Some(name)
-                && project.tags().iter().any(|tag| {
-                    tag.key() == Some(tags::CREATE_TOKEN_KEY) && tag.value() == Some(token)
-                })
-        }))
+        .find(|project| project.name() == Some(name)))
 }
 
 fn project_variable(variable: &AwsVariable) -> ProjectVariable {
@@ -461,29 +438,15 @@ fn live_inputs(project: &Project, inputs: &BuildProjectInputs) -> BuildProjectIn
                     .collect()
             })
             .unwrap_or_default(),
-        tags: project
-            .tags()
-            .iter()
-            .filter(|tag| tag.key() != Some(tags::CREATE_TOKEN_KEY))
-            .filter_map(|tag| {
-                Some((
-                    tag.key()?.to_string(),
-                    tag.value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect(),
+        tags: inputs.tags.clone(),
     }
 }
 
 /// A just-created service role may not yet be assumable by CodeBuild.
-const ROLE_PROPAGATION: [Transient; 3] = [
-    AWS_TRANSIENT[0],
-    AWS_TRANSIENT[1],
-    Transient::Propagation {
-        code: "InvalidInputException",
-        message_contains: "not authorized to perform: sts:AssumeRole",
-    },
-];
+const ROLE_PROPAGATION: [Transient; 1] = [Transient::Propagation {
+    code: "InvalidInputException",
+    message_contains: "not authorized to perform: sts:AssumeRole",
+}];
 
 #[async_trait]
 impl CustomResource for BuildProject {
@@ -491,29 +454,21 @@ impl CustomResource for BuildProject {
     type Inputs = BuildProjectInputs;
     type Outputs = BuildProjectOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "projectName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName = AutoName::new(
+        "projectName",
+        &naming::CODEBUILD_PROJECT,
+        "build project",
+        NameScope::Region,
+    );
+    const PLACEMENT: Placement = Placement::Regional;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.project_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.project_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::CODEBUILD_PROJECT,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check(
-            "projectName",
-            &chosen,
-            &naming::CODEBUILD_PROJECT,
-        ));
-        news.project_name = Some(chosen);
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         if news.description.chars().count() > MAX_DESCRIPTION {
             failures.push(
                 "description",
@@ -550,150 +505,109 @@ impl CustomResource for BuildProject {
             &news.log_group_name,
             &naming::LOG_GROUP,
         ));
-        check_choice::<BuildImage>(&mut failures, "image", &news.image, "CodeBuild image");
-        check_choice::<ComputeType>(
-            &mut failures,
-            "computeType",
-            &news.compute_type,
-            "compute type",
-        );
+        check_choice::<BuildImage>(failures, "image", &news.image, "CodeBuild image");
+        check_choice::<ComputeType>(failures, "computeType", &news.compute_type, "compute type");
         check_range(
-            &mut failures,
+            failures,
             "timeoutInMinutes",
             news.timeout_in_minutes,
             BUILD_TIMEOUT,
         );
         check_range(
-            &mut failures,
+            failures,
             "queuedTimeoutInMinutes",
             news.queued_timeout_in_minutes,
             QUEUED_TIMEOUT,
         );
         failures.extend(check_buildspec(&news.buildspec));
-        check_variables(ctx, &news.environment_variables, region, &mut failures);
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
+        check_variables(ctx, &news.environment_variables, region, failures);
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let codebuild = &clients.codebuild;
-        let name = name(inputs)?;
+        let codebuild = &ctx.clients().codebuild;
+        let name = ctx.name()?;
         let spec = spec(inputs)
             .map_err(|err| ResourceError::failed(format!("describing project {name}"), err))?;
-        let token = tags::new_create_token();
-        let mut tags = spec.tags.clone();
-        tags.push(
-            Tag::builder()
-                .key(tags::CREATE_TOKEN_KEY)
-                .value(&token)
-                .build(),
-        );
-        let created = create_once(
-            progress(ctx),
-            "creating build project",
-            &ROLE_PROPAGATION,
-            &["ResourceAlreadyExistsException"],
-            || {
-                codebuild
-                    .create_project()
-                    .name(name)
-                    .description(&inputs.description)
-                    .source(spec.source.clone())
-                    .artifacts(spec.artifacts.clone())
-                    .environment(spec.environment.clone())
-                    .service_role(&inputs.service_role_arn)
-                    .timeout_in_minutes(inputs.timeout_in_minutes as i32)
-                    .queued_timeout_in_minutes(inputs.queued_timeout_in_minutes as i32)
-                    .encryption_key(&inputs.kms_key_arn)
-                    .logs_config(spec.logs.clone())
-                    .set_tags(Some(tags.clone()))
-                    .customize()
-                    .config_override(
-                        aws_sdk_codebuild::config::Builder::default().retry_config(once()),
-                    )
-                    .send()
-            },
-            || project_with_token(codebuild, name, &token),
-        )
-        .await
-        .map_err(|err| match err {
-            CreateError::Taken => ResourceError::Failed(format!(
-                "build project {name} already exists in this account and region and was not created by this resource, \
-                 so it is not adopted; choose another projectName, or delete the project if nothing uses it"
-            )),
-            other => ResourceError::create_failed(format!("creating build project {name}"), other),
-        })?;
+        let tags = project_tags(&token.mark(&inputs.tags));
+        let created = ctx
+            .create_once(
+                format!("creating build project {name}"),
+                name,
+                &ROLE_PROPAGATION,
+                &["ResourceAlreadyExistsException"],
+                || {
+                    codebuild
+                        .create_project()
+                        .name(name)
+                        .description(&inputs.description)
+                        .source(spec.source.clone())
+                        .artifacts(spec.artifacts.clone())
+                        .environment(spec.environment.clone())
+                        .service_role(&inputs.service_role_arn)
+                        .timeout_in_minutes(inputs.timeout_in_minutes as i32)
+                        .queued_timeout_in_minutes(inputs.queued_timeout_in_minutes as i32)
+                        .encryption_key(&inputs.kms_key_arn)
+                        .logs_config(spec.logs.clone())
+                        .set_tags(Some(tags.clone()))
+                        .customize()
+                        .config_override(
+                            aws_sdk_codebuild::config::Builder::default().retry_config(once()),
+                        )
+                        .send()
+                },
+                || async {
+                    let project = get_project(ctx, name).await?;
+                    Ok(project.filter(|project| token.is_on(&live_tags(project))))
+                },
+            )
+            .await?;
         let project = match &created {
             Created::New(output) => output.project(),
             Created::Found(project) => Some(project),
         };
-        let arn = project.and_then(Project::arn).map_or_else(
-            || {
-                ctx.aws
-                    .arns()
-                    .in_region(region(ctx, inputs))
-                    .codebuild_project(name)
-            },
-            str::to_string,
-        );
+        let arn = project
+            .and_then(Project::arn)
+            .map_or_else(|| ctx.arns().codebuild_project(name), str::to_string);
         Ok((name.to_string(), BuildProjectOutputs { arn }))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let found = ctx
-            .aws
-            .clients_in(region(ctx, inputs))
-            .codebuild
-            .batch_get_projects()
-            .names(id)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading build project {id}"), &err))?;
-        let Some(project) = found.projects().iter().find(|p| p.name() == Some(id)) else {
+        let Some(project) = get_project(ctx, id).await? else {
             return Ok(None);
         };
-        let arn = project.arn().map_or_else(
-            || {
-                ctx.aws
-                    .arns()
-                    .in_region(region(ctx, inputs))
-                    .codebuild_project(id)
-            },
-            str::to_string,
-        );
+        let arn = project
+            .arn()
+            .map_or_else(|| ctx.arns().codebuild_project(id), str::to_string);
         Ok(Some((
-            live_inputs(project, inputs),
+            live_inputs(&project, inputs),
             BuildProjectOutputs { arn },
         )))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         _olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, news));
-        let codebuild = &clients.codebuild;
+        let codebuild = &ctx.clients().codebuild;
         let spec = spec(news)
             .map_err(|err| ResourceError::failed(format!("describing project {id}"), err))?;
-        // UpdateProject replaces every field given, tags included, so the
-        // whole desired configuration is sent.
-        retry(
-            progress(ctx),
-            "updating build project",
+        // UpdateProject replaces every field given, so the whole desired
+        // configuration is sent; the tags, which it also takes, go with
+        // `write_tags`.
+        ctx.call_waiting(
+            format!("updating build project {id}"),
             &ROLE_PROPAGATION,
-            Backoff::default(),
             || {
                 codebuild
                     .update_project()
@@ -707,44 +621,66 @@ impl CustomResource for BuildProject {
                     .queued_timeout_in_minutes(news.queued_timeout_in_minutes as i32)
                     .encryption_key(&news.kms_key_arn)
                     .logs_config(spec.logs.clone())
-                    .set_tags(Some(spec.tags.clone()))
                     .send()
             },
         )
-        .await
-        .map_err(|err| ResourceError::aws(format!("updating build project {id}"), &err))?;
+        .await?;
         Ok(outputs.clone())
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
-        inputs: &Self::Inputs,
+        _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        match ctx
-            .aws
-            .clients_in(region(ctx, inputs))
-            .codebuild
-            .delete_project()
-            .name(id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(
-                format!("deleting build project {id}"),
-                &err,
-            )),
-        }
+        let codebuild = &ctx.clients().codebuild;
+        ctx.delete(
+            format!("deleting build project {id}"),
+            &["ResourceNotFoundException"],
+            || codebuild.delete_project().name(id).send(),
+        )
+        .await?;
+        Ok(())
     }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        Ok(get_project(ctx, id)
+            .await?
+            .map(|project| live_tags(&project)))
+    }
+
+    /// CodeBuild sets a project's tags as a whole, with UpdateProject.
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let codebuild = &ctx.clients().codebuild;
+        let tags = project_tags(&change.all);
+        ctx.call(format!("tagging build project {id}"), || {
+            codebuild
+                .update_project()
+                .name(id)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+fn live_tags(project: &Project) -> Tags {
+    from_sdk_tags(project.tags(), |tag| {
+        (
+            tag.key().unwrap_or_default(),
+            tag.value().unwrap_or_default(),
+        )
+    })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use crate::resource::Lifecycle;
+    use crate::tags;
 
     const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token-AbCdEf";
 
@@ -1122,9 +1058,10 @@ pub(crate) mod tests {
             .queued_timeout_in_minutes(60)
             .encryption_key(&desired.kms_key_arn)
             .logs_config(spec.logs)
-            .set_tags(Some(spec.tags))
+            .set_tags(Some(project_tags(&desired.tags)))
             .build();
         assert_eq!(live_inputs(&project, &desired), desired);
+        assert_eq!(live_tags(&project), desired.tags);
         // Logs switched off in the console read as no log group.
         let disabled = Project::builder()
             .logs_config(

@@ -1,12 +1,8 @@
 //! Checks and helpers shared by the resource kinds.
 
 use crate::aws::arn::{has_wildcard, is_complete_secret_arn, Arn};
-use crate::aws::retry::{Progress, Transient};
-use crate::resource::{is_unknown, CheckContext, CheckFailure, OpContext};
-use crate::tags::{self, Tags};
-
-/// Errors every AWS call may wait out.
-pub const AWS_TRANSIENT: [Transient; 2] = [Transient::Throttling, Transient::ServerError];
+use crate::resource::{is_unknown, CheckContext, CheckFailure, ResourceError};
+use crate::tags::Tags;
 
 /// The default of an invariant input that is always true.
 pub fn enabled() -> bool {
@@ -20,20 +16,30 @@ pub fn is_enabled(value: &bool) -> bool {
     *value
 }
 
-pub fn progress<'a>(ctx: &'a OpContext<'_>) -> Progress<'a> {
-    Progress {
-        log: ctx.log,
-        urn: ctx.urn,
-    }
+/// Tags in a service's own type, each built by `one` (the SDKs' builders
+/// check that key and value are set).
+pub fn sdk_tags<T, E: std::fmt::Display>(
+    tags: &Tags,
+    one: impl Fn(&str, &str) -> Result<T, E>,
+) -> Result<Vec<T>, ResourceError> {
+    tags.iter()
+        .map(|(key, value)| {
+            one(key, value).map_err(|err| ResourceError::failed(format!("tag {key}"), err))
+        })
+        .collect()
 }
 
-/// The resource's own tags plus the provider's defaults and `ManagedBy`.
-pub fn effective_tags(ctx: &CheckContext<'_>, own: &Tags) -> Tags {
-    let defaults = ctx
-        .aws
-        .map(|aws| aws.default_tags.clone())
-        .unwrap_or_default();
-    tags::effective(&defaults, own)
+/// Tags from a service's own type.
+pub fn from_sdk_tags<'a, T: 'a>(
+    tags: impl IntoIterator<Item = &'a T>,
+    pair: impl Fn(&'a T) -> (&'a str, &'a str),
+) -> Tags {
+    tags.into_iter()
+        .map(|tag| {
+            let (key, value) = pair(tag);
+            (key.to_string(), value.to_string())
+        })
+        .collect()
 }
 
 /// Checks that `value` is an ARN of `service` whose resource starts with

@@ -11,13 +11,15 @@ use aws_sdk_codestarconnections::types::{Connection as AwsConnection, ProviderTy
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_exact_arn, effective_tags, progress, AWS_TRANSIENT};
-use crate::aws::retry::{create_once, is_code, once, retry, Backoff, Created};
+use super::common::{check_exact_arn, from_sdk_tags, sdk_tags};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Created};
 use crate::naming;
 use crate::resource::{
-    to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+    AutoName, CheckContext, CreateToken, CustomResource, Failures, NameScope, Op, OpContext,
+    Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// Repository hosts a connection can reach.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -64,14 +66,6 @@ pub struct ConnectionOutputs {
     pub activation_url: String,
 }
 
-/// The name, once `check` has chosen it.
-fn name(inputs: &ConnectionInputs) -> Result<&str, ResourceError> {
-    inputs
-        .connection_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("connectionName was not set by check".into()))
-}
-
 fn needs_host(provider: SourceProvider) -> bool {
     matches!(
         provider,
@@ -110,23 +104,26 @@ fn activation_url(partition: &str, region: &str) -> String {
     format!("https://{region}.{console}/codesuite/settings/connections?region={region}")
 }
 
-fn live_outputs(ctx: &OpContext<'_>, arn: &str, live: &AwsConnection) -> ConnectionOutputs {
+/// The outputs of connection `arn`, its status as `live` reports it.
+fn outputs(ctx: &Op<'_>, arn: &str, live: Option<&AwsConnection>) -> ConnectionOutputs {
     ConnectionOutputs {
         arn: arn.to_string(),
         status: live
-            .connection_status()
+            .and_then(AwsConnection::connection_status)
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        activation_url: activation_url(&ctx.aws.partition, &ctx.aws.region),
+        activation_url: activation_url(&ctx.aws.partition, &ctx.region),
     }
 }
 
 fn connection_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<_, _>>()
-        .map_err(|err| ResourceError::failed("building connection tags", err))
+    sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })
 }
+
+/// CodeConnections' answer for a connection that does not exist.
+const GONE: &[&str] = &["ResourceNotFoundException"];
 
 #[async_trait]
 impl CustomResource for Connection {
@@ -134,21 +131,23 @@ impl CustomResource for Connection {
     type Inputs = ConnectionInputs;
     type Outputs = ConnectionOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn", "status", "activationUrl"];
-    // A connection's name, provider and host are fixed once created.
-    const REPLACE_KEYS: &'static [&'static str] = &[
-        "namePrefix",
+    // A connection's provider and host are fixed once created.
+    const REPLACE_KEYS: &'static [&'static str] = &["providerType", "hostArn", "existingArn"];
+    const NAME: AutoName = AutoName::new(
         "connectionName",
-        "providerType",
-        "hostArn",
-        "existingArn",
-    ];
+        &naming::CONNECTION,
+        "connection",
+        NameScope::Region,
+    );
+    const PLACEMENT: Placement = Placement::Regional;
+    const ADOPTS: Option<&'static str> = Some("existingArn");
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         if let Some(existing) = &news.existing_arn {
             failures.extend(check_exact_arn(
                 ctx,
@@ -165,68 +164,50 @@ impl CustomResource for Connection {
                     "an existing connection already names its host; remove hostArn or existingArn",
                 );
             }
-        } else {
-            let chosen = news.connection_name.clone().unwrap_or_else(|| {
-                naming::choose(
-                    olds.and_then(|o| o.connection_name.as_deref()),
-                    olds.map(|o| o.name_prefix.as_str()),
-                    &news.name_prefix,
-                    &naming::CONNECTION,
-                    ctx.random_seed,
-                )
-            });
-            failures.extend(naming::check(
-                "connectionName",
-                &chosen,
-                &naming::CONNECTION,
-            ));
-            news.connection_name = Some(chosen);
-            match (&news.host_arn, needs_host(news.provider_type)) {
-                (Some(host), true) => failures.extend(check_exact_arn(
-                    ctx,
-                    "hostArn",
-                    host,
-                    CONNECTION_SERVICES,
-                    "host/",
-                    HOST_EXAMPLE,
-                    true,
-                )),
-                (Some(_), false) => failures.push(
-                    "hostArn",
-                    format!(
-                        "{:?} connections do not use a host; only GitHubEnterpriseServer and GitLabSelfManaged do; remove hostArn",
-                        news.provider_type
-                    ),
-                ),
-                (None, true) => failures.push(
-                    "hostArn",
-                    format!(
-                        "a {:?} connection needs the ARN of its host (e.g. {HOST_EXAMPLE}); set hostArn, or adopt a connection with existingArn",
-                        news.provider_type
-                    ),
-                ),
-                (None, false) => {}
-            }
+            return;
         }
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
+        match (&news.host_arn, needs_host(news.provider_type)) {
+            (Some(host), true) => failures.extend(check_exact_arn(
+                ctx,
+                "hostArn",
+                host,
+                CONNECTION_SERVICES,
+                "host/",
+                HOST_EXAMPLE,
+                true,
+            )),
+            (Some(_), false) => failures.push(
+                "hostArn",
+                format!(
+                    "{:?} connections do not use a host; only GitHubEnterpriseServer and GitLabSelfManaged do; remove hostArn",
+                    news.provider_type
+                ),
+            ),
+            (None, true) => failures.push(
+                "hostArn",
+                format!(
+                    "a {:?} connection needs the ARN of its host (e.g. {HOST_EXAMPLE}); set hostArn, or adopt a connection with existingArn",
+                    news.provider_type
+                ),
+            ),
+            (None, false) => {}
+        }
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        _token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
         if let Some(existing) = &inputs.existing_arn {
             let live = get(ctx, existing)
                 .await?
                 .ok_or_else(|| ResourceError::Failed(missing(ctx, existing)))?;
-            let outputs = live_outputs(ctx, existing, &live);
-            return Ok((existing.clone(), outputs));
+            return Ok((existing.clone(), outputs(ctx, existing, Some(&live))));
         }
 
-        let connections = &ctx.aws.clients().connections;
-        let name = name(inputs)?;
+        let connections = &ctx.clients().connections;
+        let name = ctx.name()?;
         // An interrupted earlier attempt may have created it already: the
         // name carries this resource's random suffix, so a match is ours.
         let arn = match find(ctx, inputs, name).await? {
@@ -240,68 +221,62 @@ impl CustomResource for Connection {
                     .then(|| provider_type(inputs.provider_type));
                 // Connections are not idempotent: after a lost answer the
                 // name (with this resource's random suffix) finds ours.
-                let created = create_once(
-                    progress(ctx),
-                    "creating connection",
-                    &AWS_TRANSIENT,
-                    &[],
-                    || {
-                        connections
-                            .create_connection()
-                            .connection_name(name)
-                            .set_provider_type(provider.clone())
-                            .set_host_arn(inputs.host_arn.clone())
-                            .set_tags(Some(tags.clone()))
-                            .customize()
-                            .config_override(
-                                aws_sdk_codestarconnections::config::Builder::default()
-                                    .retry_config(once()),
-                            )
-                            .send()
-                    },
-                    || async { find(ctx, inputs, name).await.map_err(|err| err.to_string()) },
-                )
-                .await
-                .map_err(|err| {
-                    ResourceError::create_failed(format!("creating connection {name}"), err)
-                })?;
+                let created = ctx
+                    .create_once(
+                        format!("creating connection {name}"),
+                        name,
+                        &[],
+                        &[],
+                        || {
+                            connections
+                                .create_connection()
+                                .connection_name(name)
+                                .set_provider_type(provider.clone())
+                                .set_host_arn(inputs.host_arn.clone())
+                                .set_tags(Some(tags.clone()))
+                                .customize()
+                                .config_override(
+                                    aws_sdk_codestarconnections::config::Builder::default()
+                                        .retry_config(once()),
+                                )
+                                .send()
+                        },
+                        || find(ctx, inputs, name),
+                    )
+                    .await?;
                 match created {
                     Created::New(output) => output.connection_arn().to_string(),
                     Created::Found(arn) => arn,
                 }
             }
         };
-        // From here on the connection exists: a failure must hand it to the engine.
-        let partial = |message: String| ResourceError::Partial {
-            id: arn.clone(),
-            state: to_json(&ConnectionOutputs {
-                arn: arn.clone(),
-                status: String::new(),
-                activation_url: activation_url(&ctx.aws.partition, &ctx.aws.region),
-            }),
-            message,
-        };
-        let live = get(ctx, &arn)
-            .await
-            .map_err(|err| partial(err.to_string()))?
-            .ok_or_else(|| {
-                partial(format!(
-                    "connection {arn} vanished right after it was created"
-                ))
-            })?;
-        let outputs = live_outputs(ctx, &arn, &live);
-        Ok((arn, outputs))
+        Ok((arn.clone(), outputs(ctx, &arn, None)))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        let live = get(ctx, id).await?.ok_or_else(|| {
+            ResourceError::Failed(format!(
+                "connection {id} vanished right after it was created"
+            ))
+        })?;
+        outputs.status = self::outputs(ctx, id, Some(&live)).status;
+        Ok(())
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
         let Some(live) = get(ctx, id).await? else {
             return Ok(None);
         };
-        let outputs = live_outputs(ctx, id, &live);
+        let outputs = outputs(ctx, id, Some(&live));
         // An adopted connection is not managed: its inputs stay as given.
         if inputs.existing_arn.is_some() {
             return Ok(Some((inputs.clone(), outputs)));
@@ -316,26 +291,6 @@ impl CustomResource for Connection {
                 ))
             })?,
         };
-        let tags = retry(
-            progress(ctx),
-            "reading connection tags",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                ctx.aws
-                    .clients()
-                    .connections
-                    .list_tags_for_resource()
-                    .resource_arn(id)
-                    .send()
-            },
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading tags of connection {id}"), &err))?
-        .tags()
-        .iter()
-        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-        .collect();
         let mut live_inputs = inputs.clone();
         live_inputs.connection_name = live.connection_name().map(str::to_string);
         live_inputs.provider_type = provider;
@@ -343,23 +298,19 @@ impl CustomResource for Connection {
             .host_arn()
             .filter(|h| !h.is_empty())
             .map(str::to_string);
-        live_inputs.tags = tags;
         Ok(Some((live_inputs, outputs)))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
-        olds: &Self::Inputs,
-        news: &Self::Inputs,
+        _olds: &Self::Inputs,
+        _news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        if news.existing_arn.is_none() {
-            update_tags(ctx, id, &olds.tags, &news.tags).await?;
-        }
         // Activation happens outside Pulumi; report the status as it is now.
         let status = match get(ctx, id).await? {
-            Some(live) => live_outputs(ctx, id, &live).status,
+            Some(live) => self::outputs(ctx, id, Some(&live)).status,
             None => outputs.status.clone(),
         };
         Ok(ConnectionOutputs {
@@ -368,8 +319,8 @@ impl CustomResource for Connection {
         })
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
@@ -378,77 +329,91 @@ impl CustomResource for Connection {
         if inputs.existing_arn.is_some() {
             return Ok(());
         }
-        let connections = &ctx.aws.clients().connections;
-        match retry(
-            progress(ctx),
-            "deleting connection",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || connections.delete_connection().connection_arn(id).send(),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(
-                format!("deleting connection {id}"),
-                &err,
-            )),
-        }
+        let connections = &ctx.clients().connections;
+        ctx.delete(format!("deleting connection {id}"), GONE, || {
+            connections.delete_connection().connection_arn(id).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let connections = &ctx.clients().connections;
+        let listed = ctx
+            .find(format!("reading tags of connection {id}"), GONE, || {
+                connections.list_tags_for_resource().resource_arn(id).send()
+            })
+            .await?;
+        Ok(listed.map(|listed| from_sdk_tags(listed.tags(), |tag| (tag.key(), tag.value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let connections = &ctx.clients().connections;
+        let set = connection_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging connection {id}"), move || {
+                        connections
+                            .untag_resource()
+                            .resource_arn(id)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging connection {id}"), || {
+                        connections
+                            .tag_resource()
+                            .resource_arn(id)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
 /// Checks that a connection the user brings exists where the pipeline runs;
 /// the error says what to do.
 pub async fn verify_existing(ctx: &OpContext<'_>, arn: &str) -> Result<(), String> {
-    match get(ctx, arn).await {
+    let ctx = Op::new(ctx, None, None);
+    match get(&ctx, arn).await {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(missing(ctx, arn)),
-        Err(err) => Err(err.to_string()),
+        Ok(None) => Err(missing(&ctx, arn)),
+        Err(failure) => Err(failure.to_string()),
     }
 }
 
-fn missing(ctx: &OpContext<'_>, arn: &str) -> String {
+fn missing(ctx: &Op<'_>, arn: &str) -> String {
     format!(
         "connection `{arn}` does not exist in account {}, region {}; create it there (and activate it in the console), or remove connectionArn to have one created",
-        ctx.aws.account_id, ctx.aws.region
+        ctx.aws.account_id, ctx.region
     )
 }
 
 /// The live connection; `None` when it does not exist.
-async fn get(ctx: &OpContext<'_>, arn: &str) -> Result<Option<AwsConnection>, ResourceError> {
-    let connections = &ctx.aws.clients().connections;
-    match retry(
-        progress(ctx),
-        "reading connection",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || connections.get_connection().connection_arn(arn).send(),
-    )
-    .await
-    {
-        Ok(found) => Ok(found.connection),
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(None),
-        Err(err) => Err(ResourceError::aws(
-            format!("reading connection {arn}"),
-            &err,
-        )),
-    }
+async fn get(ctx: &Op<'_>, arn: &str) -> Result<Option<AwsConnection>, AwsFailure> {
+    let connections = &ctx.clients().connections;
+    let found = ctx
+        .find(format!("reading connection {arn}"), GONE, || {
+            connections.get_connection().connection_arn(arn).send()
+        })
+        .await?;
+    Ok(found.and_then(|found| found.connection))
 }
 
 /// The ARN of a connection with exactly this name, provider and host.
 async fn find(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     inputs: &ConnectionInputs,
     name: &str,
-) -> Result<Option<String>, ResourceError> {
-    let connections = &ctx.aws.clients().connections;
-    let pages = retry(
-        progress(ctx),
-        "listing connections",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
+) -> Result<Option<String>, AwsFailure> {
+    let connections = &ctx.clients().connections;
+    let pages = ctx
+        .call("listing connections", || {
             // Host-based connections are found by their host, others by provider.
             connections
                 .list_connections()
@@ -462,10 +427,8 @@ async fn find(
                 .into_paginator()
                 .send()
                 .collect::<Result<Vec<_>, _>>()
-        },
-    )
-    .await
-    .map_err(|err| ResourceError::aws("listing connections", &err))?;
+        })
+        .await?;
     Ok(pages
         .iter()
         .flat_map(|page| page.connections())
@@ -476,56 +439,12 @@ async fn find(
         .and_then(|c| c.connection_arn().map(str::to_string)))
 }
 
-async fn update_tags(
-    ctx: &OpContext<'_>,
-    arn: &str,
-    old: &Tags,
-    new: &Tags,
-) -> Result<(), ResourceError> {
-    let connections = &ctx.aws.clients().connections;
-    let (set, remove) = tags::changes(old, new);
-    if !remove.is_empty() {
-        retry(
-            progress(ctx),
-            "untagging connection",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                connections
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(remove.clone()))
-                    .send()
-            },
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("untagging connection {arn}"), &err))?;
-    }
-    if !set.is_empty() {
-        let set = connection_tags(&set)?;
-        retry(
-            progress(ctx),
-            "tagging connection",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                connections
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(set.clone()))
-                    .send()
-            },
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("tagging connection {arn}"), &err))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use crate::resource::{CheckFailure, Lifecycle};
+    use crate::tags;
 
     const CONNECTION: &str = "arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d";
     const HOST: &str = "arn:aws:codeconnections:us-east-1:123456789012:host/ghes-0a1b2c3d";

@@ -18,15 +18,16 @@ use aws_smithy_types::body::SdkBody;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
-use super::common::{check_arn, effective_tags, enabled, progress, AWS_TRANSIENT};
+use super::common::{check_arn, enabled, from_sdk_tags, sdk_tags};
 use crate::aws::arn::Arn;
-use crate::aws::retry::{describe, is_code, retry, Backoff, Transient};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::Transient;
 use crate::naming;
 use crate::resource::{
-    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
-    ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// EventBridge schedule expressions: `rate(N unit)` or `cron(6 fields)`.
 pub fn check_schedule(expression: &str) -> Result<(), String> {
@@ -152,14 +153,6 @@ pub struct EventRuleInputs {
 #[serde(rename_all = "camelCase")]
 pub struct EventRuleOutputs {
     pub arn: String,
-}
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &EventRuleInputs) -> Result<&str, ResourceError> {
-    inputs
-        .rule_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("ruleName was not set by check".into()))
 }
 
 /// The only pattern a pipeline notification rule has: this pipeline's
@@ -302,31 +295,30 @@ fn check_targets(ctx: &CheckContext<'_>, targets: &[RuleTarget]) -> Vec<CheckFai
     failures
 }
 
+/// EventBridge's answer for a rule that does not exist.
+const GONE: &[&str] = &["ResourceNotFoundException"];
+
 #[async_trait]
 impl CustomResource for EventRule {
     const TYPE: &'static str = "securepipeline:aws:EventRule";
     type Inputs = EventRuleInputs;
     type Outputs = EventRuleOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "ruleName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName = AutoName::new(
+        "ruleName",
+        &naming::EVENT_RULE,
+        "event rule",
+        NameScope::Region,
+    );
+    const PLACEMENT: Placement = Placement::Regional;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.rule_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.rule_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::EVENT_RULE,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check("ruleName", &chosen, &naming::EVENT_RULE));
-        news.rule_name = Some(chosen);
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         let description_len = news.description.chars().count();
         if description_len > DESCRIPTION_MAX {
             failures.push(
@@ -369,60 +361,43 @@ impl CustomResource for EventRule {
         }
 
         failures.extend(check_targets(ctx, &news.targets));
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        _token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let name = name(inputs)?;
+        let name = ctx.name()?;
         // PutRule overwrites a rule of the same name: one that exists before
         // this create belongs to something else and is never taken over.
         // (Repeating PutRule after a lost answer is safe: it writes the same.)
-        if rule_exists(ctx, name).await? {
-            return Err(ResourceError::Failed(format!(
-                "event rule {name} already exists in this account and region and was not created by this resource, \
-                 so it is not adopted; choose another ruleName, or delete the rule if nothing uses it"
-            )));
+        if find_rule(ctx, name).await?.is_some() {
+            return Err(ResourceError::Failed(Self::NAME.taken(name)));
         }
-        put_rule(ctx, name, inputs, Some(aws_tags(&inputs.tags)?))
-            .await
-            .map_err(ResourceError::Failed)?;
+        put_rule(ctx, name, inputs, Some(aws_tags(&inputs.tags)?)).await?;
         let outputs = EventRuleOutputs {
-            arn: ctx.aws.arns().events_rule(name),
+            arn: ctx.arns().events_rule(name),
         };
-        // From here on the rule exists: a failure must hand it to the engine.
-        put_targets(ctx, name, &inputs.targets)
-            .await
-            .map_err(|message| ResourceError::Partial {
-                id: name.to_string(),
-                state: to_json(&outputs),
-                message,
-            })?;
         Ok((name.to_string(), outputs))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        _outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        put_targets(ctx, id, &inputs.targets).await
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let events = &ctx.aws.clients().events;
-        let rule = match retry(
-            progress(ctx),
-            "reading event rule",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || events.describe_rule().name(id).send(),
-        )
-        .await
-        {
-            Ok(rule) => rule,
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
-            Err(err) => return Err(ResourceError::aws(format!("reading event rule {id}"), &err)),
+        let Some(rule) = find_rule(ctx, id).await? else {
+            return Ok(None);
         };
         let event_pattern = rule
             .event_pattern()
@@ -435,20 +410,6 @@ impl CustomResource for EventRule {
         let Some(targets) = live_targets(ctx, id).await? else {
             return Ok(None);
         };
-        let arn = ctx.aws.arns().events_rule(id);
-        let tags = retry(
-            progress(ctx),
-            "reading event rule tags",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || events.list_tags_for_resource().resource_arn(&arn).send(),
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading tags of event rule {id}"), &err))?
-        .tags()
-        .iter()
-        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-        .collect();
 
         let mut live_inputs = inputs.clone();
         live_inputs.rule_name = Some(id.to_string());
@@ -462,27 +423,24 @@ impl CustomResource for EventRule {
         // is drift that check rejects and the next update restores.
         live_inputs.enabled = rule.state() == Some(&RuleState::Enabled);
         live_inputs.targets = in_input_order(targets, &inputs.targets);
-        live_inputs.tags = tags;
+        let arn = ctx.arns().events_rule(id);
         Ok(Some((live_inputs, EventRuleOutputs { arn })))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let events = &ctx.aws.clients().events;
         let rule_changed = olds.description != news.description
             || olds.schedule_expression != news.schedule_expression
             || olds.event_pattern != news.event_pattern
             || olds.enabled != news.enabled;
         if rule_changed {
             // PutRule replaces the whole rule definition and keeps its targets.
-            put_rule(ctx, id, news, None)
-                .await
-                .map_err(ResourceError::Failed)?;
+            put_rule(ctx, id, news, None).await?;
         }
         // Removed first, so that replacing targets never exceeds the limit.
         let removed: Vec<String> = olds
@@ -501,51 +459,13 @@ impl CustomResource for EventRule {
             .cloned()
             .collect();
         if !changed.is_empty() {
-            put_targets(ctx, id, &changed)
-                .await
-                .map_err(ResourceError::Failed)?;
-        }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            retry(
-                progress(ctx),
-                "untagging event rule",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    events
-                        .untag_resource()
-                        .resource_arn(&outputs.arn)
-                        .set_tag_keys(Some(remove.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("untagging event rule {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            let set = aws_tags(&set)?;
-            retry(
-                progress(ctx),
-                "tagging event rule",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    events
-                        .tag_resource()
-                        .resource_arn(&outputs.arn)
-                        .set_tags(Some(set.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("tagging event rule {id}"), &err))?;
+            put_targets(ctx, id, &changed).await?;
         }
         Ok(outputs.clone())
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
@@ -558,93 +478,108 @@ impl CustomResource for EventRule {
         if !targets.is_empty() {
             remove_targets(ctx, id, targets.into_iter().map(|t| t.id).collect()).await?;
         }
-        let events = &ctx.aws.clients().events;
-        match retry(
-            progress(ctx),
-            "deleting event rule",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || events.delete_rule().name(id).send(),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(
-                format!("deleting event rule {id}"),
-                &err,
-            )),
-        }
+        let events = &ctx.clients().events;
+        ctx.delete(format!("deleting event rule {id}"), GONE, || {
+            events.delete_rule().name(id).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let events = &ctx.clients().events;
+        let arn = ctx.arns().events_rule(id);
+        let listed = ctx
+            .find(format!("reading tags of event rule {id}"), GONE, || {
+                events.list_tags_for_resource().resource_arn(&arn).send()
+            })
+            .await?;
+        Ok(listed.map(|listed| from_sdk_tags(listed.tags(), |tag| (tag.key(), tag.value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let events = &ctx.clients().events;
+        let arn = ctx.arns().events_rule(id);
+        let arn = &arn;
+        let set = aws_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging event rule {id}"), move || {
+                        events
+                            .untag_resource()
+                            .resource_arn(arn)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging event rule {id}"), || {
+                        events
+                            .tag_resource()
+                            .resource_arn(arn)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
 fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<_, _>>()
-        .map_err(|err| ResourceError::failed("building event rule tags", err))
+    sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })
+}
+
+/// The rule's definition; `None` when there is no such rule.
+async fn find_rule(
+    ctx: &Op<'_>,
+    name: &str,
+) -> Result<Option<aws_sdk_eventbridge::operation::describe_rule::DescribeRuleOutput>, AwsFailure> {
+    let events = &ctx.clients().events;
+    ctx.find(format!("reading event rule {name}"), GONE, || {
+        events.describe_rule().name(name).send()
+    })
+    .await
 }
 
 /// Creates or replaces the rule's definition (PutRule upserts). Tags are
 /// given only when creating; later changes go through TagResource.
-async fn rule_exists(ctx: &OpContext<'_>, name: &str) -> Result<bool, ResourceError> {
-    match ctx
-        .aws
-        .clients()
-        .events
-        .describe_rule()
-        .name(name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(false),
-        Err(err) => Err(ResourceError::aws(
-            format!("looking for event rule {name}"),
-            &err,
-        )),
-    }
-}
-
 async fn put_rule(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     name: &str,
     inputs: &EventRuleInputs,
     tags: Option<Vec<Tag>>,
-) -> Result<(), String> {
-    let events = &ctx.aws.clients().events;
+) -> Result<(), AwsFailure> {
+    let events = &ctx.clients().events;
     let pattern = inputs.event_pattern.as_ref().map(pattern_text);
-    retry(
-        progress(ctx),
-        "putting event rule",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            events
-                .put_rule()
-                .name(name)
-                .description(&inputs.description)
-                .set_schedule_expression(inputs.schedule_expression.clone())
-                .set_event_pattern(pattern.clone())
-                .state(RuleState::Enabled)
-                .set_tags(tags.clone())
-                .send()
-        },
-    )
+    ctx.call(format!("putting event rule {name}"), || {
+        events
+            .put_rule()
+            .name(name)
+            .description(&inputs.description)
+            .set_schedule_expression(inputs.schedule_expression.clone())
+            .set_event_pattern(pattern.clone())
+            .state(RuleState::Enabled)
+            .set_tags(tags.clone())
+            .send()
+    })
     .await
-    .map(|_| ())
-    .map_err(|err| format!("putting event rule {name}: {}", describe(&err)))
+    .map(drop)
 }
 
 /// Adds or replaces targets. PutTargets reports per-target failures in its
 /// response; they are raised as the service error they describe, so that
 /// the same named retry rules judge them.
 async fn put_targets(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     rule: &str,
     targets: &[RuleTarget],
-) -> Result<(), String> {
-    let events = &ctx.aws.clients().events;
+) -> Result<(), ResourceError> {
+    let events = &ctx.clients().events;
     let targets = targets
         .iter()
         .map(|t| {
@@ -655,22 +590,18 @@ async fn put_targets(
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("building targets of event rule {rule}: {err}"))?;
+        .map_err(|err| {
+            ResourceError::failed(format!("building targets of event rule {rule}"), err)
+        })?;
     // A role created moments ago may not yet be assumable by EventBridge.
-    let retry_on = [
-        AWS_TRANSIENT[0],
-        AWS_TRANSIENT[1],
-        Transient::Propagation {
-            code: "ValidationException",
-            message_contains: "cannot be assumed",
-        },
-    ];
+    let propagation = [Transient::Propagation {
+        code: "ValidationException",
+        message_contains: "cannot be assumed",
+    }];
     let targets = &targets;
-    retry(
-        progress(ctx),
-        "putting event rule targets",
-        &retry_on,
-        Backoff::default(),
+    ctx.call_waiting(
+        format!("putting targets of event rule {rule}"),
+        &propagation,
         move || async move {
             let output = events
                 .put_targets()
@@ -684,8 +615,8 @@ async fn put_targets(
             }
         },
     )
-    .await
-    .map_err(|err| format!("putting targets of event rule {rule}: {}", describe(&err)))
+    .await?;
+    Ok(())
 }
 
 /// Per-target failures as one service error: the first entry's code, every
@@ -718,35 +649,23 @@ fn failed_entries(
 }
 
 /// Removes targets; a rule that is gone has none left.
-async fn remove_targets(
-    ctx: &OpContext<'_>,
-    rule: &str,
-    ids: Vec<String>,
-) -> Result<(), ResourceError> {
-    let events = &ctx.aws.clients().events;
-    let output = match retry(
-        progress(ctx),
-        "removing event rule targets",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            events
-                .remove_targets()
-                .rule(rule)
-                .set_ids(Some(ids.clone()))
-                .send()
-        },
-    )
-    .await
-    {
-        Ok(output) => output,
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(()),
-        Err(err) => {
-            return Err(ResourceError::aws(
-                format!("removing targets of event rule {rule}"),
-                &err,
-            ))
-        }
+async fn remove_targets(ctx: &Op<'_>, rule: &str, ids: Vec<String>) -> Result<(), ResourceError> {
+    let events = &ctx.clients().events;
+    let removed = ctx
+        .find(
+            format!("removing targets of event rule {rule}"),
+            GONE,
+            || {
+                events
+                    .remove_targets()
+                    .rule(rule)
+                    .set_ids(Some(ids.clone()))
+                    .send()
+            },
+        )
+        .await?;
+    let Some(output) = removed else {
+        return Ok(());
     };
     let failures: Vec<String> = output
         .failed_entries()
@@ -773,37 +692,26 @@ async fn remove_targets(
 }
 
 /// Every target of the rule, or `None` when the rule is gone.
-async fn live_targets(
-    ctx: &OpContext<'_>,
-    rule: &str,
-) -> Result<Option<Vec<RuleTarget>>, ResourceError> {
-    let events = &ctx.aws.clients().events;
+async fn live_targets(ctx: &Op<'_>, rule: &str) -> Result<Option<Vec<RuleTarget>>, AwsFailure> {
+    let events = &ctx.clients().events;
     let mut targets = Vec::new();
     let mut next_token: Option<String> = None;
     loop {
-        let page = match retry(
-            progress(ctx),
-            "reading event rule targets",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                events
-                    .list_targets_by_rule()
-                    .rule(rule)
-                    .set_next_token(next_token.clone())
-                    .send()
-            },
-        )
-        .await
-        {
-            Ok(page) => page,
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => return Ok(None),
-            Err(err) => {
-                return Err(ResourceError::aws(
-                    format!("reading targets of event rule {rule}"),
-                    &err,
-                ))
-            }
+        let page = ctx
+            .find(
+                format!("reading targets of event rule {rule}"),
+                GONE,
+                || {
+                    events
+                        .list_targets_by_rule()
+                        .rule(rule)
+                        .set_next_token(next_token.clone())
+                        .send()
+                },
+            )
+            .await?;
+        let Some(page) = page else {
+            return Ok(None);
         };
         targets.extend(page.targets().iter().map(|target| RuleTarget {
             id: target.id().to_string(),
@@ -834,6 +742,8 @@ fn in_input_order(mut live: Vec<RuleTarget>, wanted: &[RuleTarget]) -> Vec<RuleT
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use crate::resource::Lifecycle;
+    use crate::tags;
 
     const PIPELINE: &str = "arn:aws:codepipeline:eu-west-1:123456789012:app-pipeline-abcd1234";
     const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:app-notify-abcd1234";
@@ -1118,10 +1028,10 @@ pub(crate) mod tests {
             .error_code("ValidationException")
             .error_message("Provided role cannot be assumed by principal 'events.amazonaws.com'.")
             .build();
-        let err = failed_entries(&[entry]).unwrap();
-        assert!(is_code(&err, &["ValidationException"]));
+        let failure = AwsFailure::of("putting targets", &failed_entries(&[entry]).unwrap());
+        assert!(failure.is(&["ValidationException"]));
         assert_eq!(
-            describe(&err),
+            failure.reason(),
             "ValidationException: target pipeline: Provided role cannot be assumed by principal 'events.amazonaws.com'."
         );
     }

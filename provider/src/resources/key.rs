@@ -7,27 +7,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use aws_sdk_kms::error::SdkError;
-use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyError;
+use aws_sdk_kms::operation::describe_key::DescribeKeyOutput;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, Tag};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    check_exact_arn, effective_tags, enabled, is_enabled, progress, AWS_TRANSIENT,
-};
-use super::user_key;
+use super::common::{check_exact_arn, enabled, from_sdk_tags, is_enabled, sdk_tags};
+use super::user_key::{self, Unreadable};
 use crate::aws::arn::{is_region, Arns};
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Created, Transient,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Created, Transient};
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
 use crate::naming;
 use crate::resource::{
-    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
-    ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 pub struct Key;
 
@@ -103,19 +99,6 @@ pub const SERVICE_ACTIONS: &[&str] = &[
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
 ];
-
-/// The key's region: the input, or the provider's.
-fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a KeyInputs) -> &'a str {
-    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
-}
-
-/// The alias, once `check` has chosen it.
-fn alias(inputs: &KeyInputs) -> Result<&str, ResourceError> {
-    inputs
-        .alias_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("aliasName was not set by check".into()))
-}
 
 pub fn alias_arn(arns: &Arns<'_>, alias: &str) -> String {
     format!(
@@ -292,27 +275,18 @@ pub fn lint_key_policy(doc: &PolicyDocument, arns: &Arns<'_>, services: &[String
     problems
 }
 
-fn check_alias_name(property: &str, alias: &str) -> Vec<CheckFailure> {
-    if is_unknown(alias) {
-        return Vec::new();
-    }
-    let Some(name) = alias.strip_prefix(ALIAS_PREFIX) else {
-        return vec![CheckFailure::new(
-            property,
-            format!(
-                "`{alias}` must start with `{ALIAS_PREFIX}`; leave it unset to have one chosen"
-            ),
-        )];
-    };
-    if name.starts_with("aws/") {
-        return vec![CheckFailure::new(
-            property,
-            format!("`{alias}` is reserved for AWS managed keys; choose another name"),
-        )];
-    }
-    naming::check(property, name, &naming::KMS_ALIAS)
-        .into_iter()
-        .collect()
+/// KMS's own rule on alias names, beyond the characters and length the
+/// lifecycle checks.
+fn check_alias_name(property: &str, alias: &str) -> Option<CheckFailure> {
+    alias
+        .strip_prefix(ALIAS_PREFIX)
+        .is_some_and(|name| name.starts_with("aws/"))
+        .then(|| {
+            CheckFailure::new(
+                property,
+                format!("`{alias}` is reserved for AWS managed keys; choose another name"),
+            )
+        })
 }
 
 fn check_service_principal(property: &str, service: &str) -> Option<CheckFailure> {
@@ -337,16 +311,19 @@ fn check_service_principal(property: &str, service: &str) -> Option<CheckFailure
 }
 
 fn kms_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(key, value)| {
-            Tag::builder()
-                .tag_key(key)
-                .tag_value(value)
-                .build()
-                .map_err(|err| ResourceError::failed(format!("tag {key}"), err))
-        })
-        .collect()
+    sdk_tags(tags, |key, value| {
+        Tag::builder().tag_key(key).tag_value(value).build()
+    })
 }
+
+/// KMS's answer for a key or alias that does not exist.
+const GONE: &[&str] = &["NotFoundException"];
+
+/// KMS is eventually consistent: a key just created may not be found yet.
+const JUST_CREATED: [Transient; 1] = [Transient::Propagation {
+    code: "NotFoundException",
+    message_contains: "does not exist",
+}];
 
 #[async_trait]
 impl CustomResource for Key {
@@ -354,17 +331,30 @@ impl CustomResource for Key {
     type Inputs = KeyInputs;
     type Outputs = KeyOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["keyId", "arn", "aliasArn"];
-    // Everything but the region (which replaces every kind) and a switch
-    // to or from a user's key, the alias included, changes in place:
-    // replacing a key would strand whatever it encrypted.
+    // Everything but the region and a switch to or from a user's key, the
+    // alias included, changes in place: replacing a key would strand
+    // whatever it encrypted.
     const REPLACE_KEYS: &'static [&'static str] = &["existingArn"];
+    const NAME: AutoName = AutoName {
+        service_prefix: ALIAS_PREFIX,
+        replaces: false,
+        ..AutoName::new(
+            "aliasName",
+            &naming::KMS_ALIAS,
+            "KMS alias",
+            NameScope::Region,
+        )
+    };
+    const PLACEMENT: Placement = Placement::Regional;
+    // A user's key keeps its own aliases and tags; it is used where it is.
+    const ADOPTS: Option<&'static str> = Some("existingArn");
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         if let Some(existing) = &news.existing_arn {
             // The user's key keeps its own aliases; it is used where it is.
             failures.extend(check_exact_arn(
@@ -388,22 +378,8 @@ impl CustomResource for Key {
                     "an existing key is used in the provider's region, where it must live; remove region",
                 );
             }
-        } else {
-            let old_name = olds
-                .and_then(|o| o.alias_name.as_deref())
-                .map(|a| a.strip_prefix(ALIAS_PREFIX).unwrap_or(a));
-            let chosen = news.alias_name.clone().unwrap_or_else(|| {
-                let name = naming::choose(
-                    old_name,
-                    olds.map(|o| o.name_prefix.as_str()),
-                    &news.name_prefix,
-                    &naming::KMS_ALIAS,
-                    ctx.random_seed,
-                );
-                format!("{ALIAS_PREFIX}{name}")
-            });
-            failures.extend(check_alias_name("aliasName", &chosen));
-            news.alias_name = Some(chosen);
+        } else if let Some(alias) = &news.alias_name {
+            failures.extend(check_alias_name("aliasName", alias));
         }
         if let Some(region) = news
             .region
@@ -446,7 +422,7 @@ impl CustomResource for Key {
         }
         // The policy is derived, never taken from the program. Before the
         // provider knows the account it stays unset; create derives it then.
-        news.policy = ctx.aws.map(|aws| desired_policy(&aws.arns(), &news));
+        news.policy = ctx.aws.map(|aws| desired_policy(&aws.arns(), news));
         if let (Some(aws), Some(policy), true) =
             (ctx.aws, &news.policy, principal_failures.is_empty())
         {
@@ -461,47 +437,44 @@ impl CustomResource for Key {
             }
         }
         failures.extend(principal_failures);
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
         if let Some(existing) = &inputs.existing_arn {
             return use_existing(ctx, existing, inputs, None).await;
         }
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let kms = &clients.kms;
-        let alias = alias(inputs)?;
-        let home = ctx.aws.arns();
-        let arns = home.in_region(region(ctx, inputs));
+        let kms = &ctx.clients().kms;
+        let alias = ctx.name()?;
+        let arns = ctx.arns();
         let policy =
             key_policy(&arns, &inputs.service_principals, &inputs.service_scopes).to_compact_json();
-        let token = tags::new_create_token();
-        let tags = kms_tags(&tags::with_create_token(&inputs.tags, &token))?;
-        let created = create_once(
-            progress(ctx),
-            "creating KMS key",
-            &AWS_TRANSIENT,
-            &[],
-            || {
-                kms.create_key()
-                    .description(&inputs.description)
-                    .policy(&policy)
-                    .key_usage(KeyUsageType::EncryptDecrypt)
-                    .key_spec(KeySpec::SymmetricDefault)
-                    .set_tags(Some(tags.clone()))
-                    .customize()
-                    .config_override(aws_sdk_kms::config::Builder::default().retry_config(once()))
-                    .send()
-            },
-            || key_with_token(kms, &token),
-        )
-        .await
-        .map_err(|err| ResourceError::create_failed(format!("creating KMS key {alias}"), err))?;
+        let tags = kms_tags(&token.mark(&inputs.tags))?;
+        let created = ctx
+            .create_once(
+                format!("creating KMS key {alias}"),
+                alias,
+                &[],
+                &[],
+                || {
+                    kms.create_key()
+                        .description(&inputs.description)
+                        .policy(&policy)
+                        .key_usage(KeyUsageType::EncryptDecrypt)
+                        .key_spec(KeySpec::SymmetricDefault)
+                        .set_tags(Some(tags.clone()))
+                        .customize()
+                        .config_override(
+                            aws_sdk_kms::config::Builder::default().retry_config(once()),
+                        )
+                        .send()
+                },
+                || key_with_token(ctx, token),
+            )
+            .await?;
         let metadata = match &created {
             Created::New(output) => output.key_metadata(),
             Created::Found(described) => described.key_metadata(),
@@ -519,33 +492,30 @@ impl CustomResource for Key {
             alias_arn: alias_arn(&arns, alias),
             key_id: key_id.clone(),
         };
-        // From here on the key exists: a failure must hand it to the engine.
-        let partial = |message: String| ResourceError::Partial {
-            id: key_id.clone(),
-            state: to_json(&outputs),
-            message,
-        };
-        enable_rotation(ctx, kms, &key_id).await.map_err(partial)?;
-        point_alias(ctx, kms, alias, &key_id)
-            .await
-            .map_err(partial)?;
         Ok((key_id, outputs))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        _inputs: &Self::Inputs,
+        _outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        enable_rotation(ctx, id).await?;
+        point_alias(ctx, ctx.name()?, id).await
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
         if inputs.existing_arn.is_some() {
             return read_existing(ctx, id, inputs).await;
         }
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let kms = &clients.kms;
-        let described = match kms.describe_key().key_id(id).send().await {
-            Ok(described) => described,
-            Err(err) if is_code(&err, &["NotFoundException"]) => return Ok(None),
-            Err(err) => return Err(ResourceError::aws(format!("reading KMS key {id}"), &err)),
+        let kms = &ctx.clients().kms;
+        let Some(described) = find_key(ctx, id).await? else {
+            return Ok(None);
         };
         let metadata = described.key_metadata().ok_or_else(|| {
             ResourceError::Failed(format!(
@@ -559,16 +529,13 @@ impl CustomResource for Key {
         ) {
             return Ok(None);
         }
-        let rotation = kms
-            .get_key_rotation_status()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading rotation of KMS key {id}"), &err))?
+        let rotation = ctx
+            .call(format!("reading rotation of KMS key {id}"), || {
+                kms.get_key_rotation_status().key_id(id).send()
+            })
+            .await?
             .key_rotation_enabled();
-        let policy_text = default_policy(kms, id)
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading policy of KMS key {id}"), &err))?;
+        let policy_text = default_policy(ctx, id).await?;
         let policy = match PolicyDocument::parse_aws(&policy_text) {
             Ok(policy) => Some(policy),
             // Not a shape this provider can read (e.g. `NotAction`):
@@ -581,13 +548,11 @@ impl CustomResource for Key {
                 None
             }
         };
-        let aliases = kms
-            .list_aliases()
-            .key_id(id)
-            .limit(100)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading aliases of KMS key {id}"), &err))?
+        let aliases = ctx
+            .call(format!("reading aliases of KMS key {id}"), || {
+                kms.list_aliases().key_id(id).limit(100).send()
+            })
+            .await?
             .aliases
             .unwrap_or_default();
         // Only this resource's alias counts: one deleted by hand reads as
@@ -597,21 +562,7 @@ impl CustomResource for Key {
             .filter_map(|entry| entry.alias_name())
             .find(|name| Some(*name) == inputs.alias_name.as_deref())
             .map(str::to_string);
-        let tags = kms
-            .list_resource_tags()
-            .key_id(id)
-            .limit(50)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading tags of KMS key {id}"), &err))?
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|tag| (tag.tag_key, tag.tag_value))
-            .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
-            .collect();
-        let home = ctx.aws.arns();
-        let arns = home.in_region(region(ctx, inputs));
+        let arns = ctx.arns();
         let outputs = KeyOutputs {
             key_id: metadata.key_id().to_string(),
             arn: metadata
@@ -628,12 +579,11 @@ impl CustomResource for Key {
         live_inputs.enable_key_rotation = rotation;
         live_inputs.enabled = metadata.enabled();
         live_inputs.policy = policy;
-        live_inputs.tags = tags;
         Ok(Some((live_inputs, outputs)))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
@@ -644,81 +594,39 @@ impl CustomResource for Key {
                 .await
                 .map(|(_, outputs)| outputs);
         }
-        let clients = ctx.aws.clients_in(region(ctx, news));
-        let kms = &clients.kms;
-        let home = ctx.aws.arns();
-        let arns = home.in_region(region(ctx, news));
+        let kms = &ctx.clients().kms;
+        let arns = ctx.arns();
         if olds.description != news.description {
-            kms.update_key_description()
-                .key_id(id)
-                .description(&news.description)
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("describing KMS key {id}"), &err))?;
+            ctx.call(format!("describing KMS key {id}"), || {
+                kms.update_key_description()
+                    .key_id(id)
+                    .description(&news.description)
+                    .send()
+            })
+            .await?;
         }
         // Before rotation: KMS refuses to change rotation of a disabled key.
         if news.enabled && !olds.enabled {
-            retry(
-                progress(ctx),
-                "enabling key",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || kms.enable_key().key_id(id).send(),
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("enabling KMS key {id}"), &err))?;
+            ctx.call(format!("enabling KMS key {id}"), || {
+                kms.enable_key().key_id(id).send()
+            })
+            .await?;
         }
         if news.enable_key_rotation && !olds.enable_key_rotation {
-            enable_rotation(ctx, kms, id)
-                .await
-                .map_err(ResourceError::Failed)?;
+            enable_rotation(ctx, id).await?;
         }
         let policy = desired_policy(&arns, news);
         if olds.policy.as_ref() != Some(&policy) {
-            let json = policy.to_compact_json();
-            retry(
-                progress(ctx),
-                "setting key policy",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    kms.put_key_policy()
-                        .key_id(id)
-                        .policy_name("default")
-                        .policy(&json)
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| {
-                ResourceError::aws(format!("setting the policy of KMS key {id}"), &err)
-            })?;
+            put_policy(ctx, id, &policy.to_compact_json())
+                .await
+                .map_err(|failure| failure.during(format!("setting the policy of KMS key {id}")))?;
         }
-        let new_alias = alias(news)?;
+        let new_alias = ctx.name()?;
         if olds.alias_name.as_deref() != Some(new_alias) {
-            point_alias(ctx, kms, new_alias, id)
-                .await
-                .map_err(ResourceError::Failed)?;
+            point_alias(ctx, new_alias, id).await?;
             if let Some(old_alias) = &olds.alias_name {
-                delete_alias(kms, old_alias).await?;
+                delete_alias(ctx, old_alias).await?;
             }
-        }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            kms.untag_resource()
-                .key_id(id)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("untagging KMS key {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            kms.tag_resource()
-                .key_id(id)
-                .set_tags(Some(kms_tags(&set)?))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("tagging KMS key {id}"), &err))?;
         }
         Ok(KeyOutputs {
             alias_arn: alias_arn(&arns, new_alias),
@@ -726,8 +634,8 @@ impl CustomResource for Key {
         })
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
@@ -736,80 +644,118 @@ impl CustomResource for Key {
         if inputs.existing_arn.is_some() {
             return withdraw_from_existing(ctx, id, inputs).await;
         }
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let kms = &clients.kms;
         if let Some(alias) = &inputs.alias_name {
-            delete_alias(kms, alias).await?;
+            delete_alias(ctx, alias).await?;
         }
-        let scheduled = kms
-            .schedule_key_deletion()
-            .key_id(id)
-            .pending_window_in_days(DELETION_WINDOW_DAYS)
-            .send()
+        let kms = &ctx.clients().kms;
+        let scheduled = ctx
+            .delete(format!("scheduling deletion of KMS key {id}"), GONE, || {
+                kms.schedule_key_deletion()
+                    .key_id(id)
+                    .pending_window_in_days(DELETION_WINDOW_DAYS)
+                    .send()
+            })
             .await;
         match scheduled {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
+            Ok(()) => Ok(()),
             // Already scheduled for deletion is deleted as far as Pulumi goes;
             // any other state that refuses deletion is an error.
-            Err(err)
-                if is_code(&err, &["KMSInvalidStateException"])
-                    && pending_deletion(kms, id).await =>
+            Err(failure)
+                if failure.is(&["KMSInvalidStateException"]) && pending_deletion(ctx, id).await =>
             {
                 Ok(())
             }
-            Err(err) => Err(ResourceError::aws(
-                format!("scheduling deletion of KMS key {id}"),
-                &err,
-            )),
+            Err(failure) => Err(failure.into()),
         }
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let kms = &ctx.clients().kms;
+        let listed = ctx
+            .find(format!("reading tags of KMS key {id}"), GONE, || {
+                kms.list_resource_tags().key_id(id).limit(50).send()
+            })
+            .await?;
+        Ok(listed
+            .map(|listed| from_sdk_tags(listed.tags(), |tag| (tag.tag_key(), tag.tag_value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let kms = &ctx.clients().kms;
+        let set = kms_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging KMS key {id}"), move || {
+                        kms.untag_resource()
+                            .key_id(id)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging KMS key {id}"), || {
+                        kms.tag_resource()
+                            .key_id(id)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
 /// Checks the user's key and merges the pipeline's statements into its
 /// policy, replacing those it merged before (`previous`).
 async fn use_existing(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     arn: &str,
     inputs: &KeyInputs,
     previous: Option<&PolicyDocument>,
 ) -> Result<(String, KeyOutputs), ResourceError> {
-    let kms = &ctx.aws.clients().kms;
-    let facts = user_key::verify(kms, arn, &ctx.aws.region)
-        .await
-        .map_err(|problems| ResourceError::Failed(format!("kmsKeyArn: {}", problems.join("; "))))?;
-    let ours = desired_policy(&ctx.aws.arns(), inputs).statements;
+    let facts = match user_key::inspect(&ctx.clients().kms, arn).await {
+        Ok(facts) => facts,
+        Err(Unreadable::Aws(failure)) => {
+            return Err(failure.during(format!("kmsKeyArn: reading `{arn}`")).into())
+        }
+        Err(other) => return Err(ResourceError::Failed(format!("kmsKeyArn: {other}"))),
+    };
+    let problems = user_key::problems(&facts, &ctx.region);
+    if !problems.is_empty() {
+        return Err(ResourceError::Failed(format!(
+            "kmsKeyArn: {}",
+            problems.join("; ")
+        )));
+    }
+    let ours = desired_policy(&ctx.arns(), inputs).statements;
     let stale: BTreeSet<String> = previous
         .iter()
         .flat_map(|p| &p.statements)
         .filter_map(|s| s.sid.clone())
         .collect();
-    let cannot_write = |why: String| {
-        ResourceError::Failed(format!(
-            "kmsKeyArn: the provider cannot write the policy of `{arn}` ({why}). Allow it kms:GetKeyPolicy and kms:PutKeyPolicy on the key, or add exactly these statements to the key policy's Statement list yourself (the provider then only checks them):\n{}",
-            user_key::required_statements(&ours)
-        ))
+    let help = format!(
+        "allow the provider kms:GetKeyPolicy and kms:PutKeyPolicy on the key, or add exactly these statements to the key policy's Statement list yourself (the provider then only checks them):\n{}",
+        user_key::required_statements(&ours)
+    );
+    let cannot = |failure: AwsFailure, what: &str| {
+        failure
+            .during(format!("kmsKeyArn: {what} the policy of `{arn}`"))
+            .advise(help.clone())
     };
-    let live = default_policy(kms, &facts.key_id)
+    let live = default_policy(ctx, &facts.key_id)
         .await
-        .map_err(|err| cannot_write(describe(&err)))?;
-    let merged = user_key::merge(&live, &ours, &stale).map_err(cannot_write)?;
+        .map_err(|failure| cannot(failure, "reading"))?;
+    let merged = user_key::merge(&live, &ours, &stale).map_err(|why| {
+        ResourceError::Failed(format!(
+            "kmsKeyArn: the provider cannot write the policy of `{arn}` ({why}); {help}"
+        ))
+    })?;
     if let Some(policy) = merged {
-        retry(
-            progress(ctx),
-            "adding the pipeline's statements to the key policy",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                kms.put_key_policy()
-                    .key_id(&facts.key_id)
-                    .policy_name("default")
-                    .policy(&policy)
-                    .send()
-            },
-        )
-        .await
-        .map_err(|err| cannot_write(describe(&err)))?;
+        put_policy(ctx, &facts.key_id, &policy)
+            .await
+            .map_err(|failure| cannot(failure, "adding the pipeline's statements to"))?;
     }
     Ok((
         facts.key_id.clone(),
@@ -825,15 +771,16 @@ async fn use_existing(
 /// deletion; rotation and the pipeline's statements as they are now, so
 /// that drift shows and the next update checks or restores them.
 async fn read_existing(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     id: &str,
     inputs: &KeyInputs,
 ) -> Result<Option<(KeyInputs, KeyOutputs)>, ResourceError> {
-    let kms = &ctx.aws.clients().kms;
-    let facts = match user_key::inspect(kms, id).await {
+    let facts = match user_key::inspect(&ctx.clients().kms, id).await {
         Ok(facts) => facts,
-        Err(_) if !key_exists(kms, id).await => return Ok(None),
-        Err(reason) => return Err(ResourceError::Failed(reason)),
+        Err(Unreadable::Missing { .. }) => return Ok(None),
+        Err(Unreadable::Aws(failure)) if failure.is(GONE) => return Ok(None),
+        Err(Unreadable::Aws(failure)) => return Err(failure.into()),
+        Err(other) => return Err(ResourceError::Failed(other.to_string())),
     };
     if matches!(
         facts.state,
@@ -841,9 +788,7 @@ async fn read_existing(
     ) {
         return Ok(None);
     }
-    let live = default_policy(kms, id)
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading policy of KMS key {id}"), &err))?;
+    let live = default_policy(ctx, id).await?;
     let mut live_inputs = inputs.clone();
     live_inputs.enable_key_rotation = facts.rotation.unwrap_or(false);
     live_inputs.policy = inputs
@@ -858,68 +803,50 @@ async fn read_existing(
     Ok(Some((live_inputs, outputs)))
 }
 
-async fn key_exists(kms: &aws_sdk_kms::Client, id: &str) -> bool {
-    !matches!(
-        kms.describe_key().key_id(id).send().await,
-        Err(err) if is_code(&err, &["NotFoundException"])
-    )
-}
-
 /// Takes the pipeline's statements out of the user's key policy. A key
 /// that is gone needs nothing; a policy the provider may not change is
 /// reported with the Sids to remove by hand, without failing the destroy.
 async fn withdraw_from_existing(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     id: &str,
     inputs: &KeyInputs,
 ) -> Result<(), ResourceError> {
-    let kms = &ctx.aws.clients().kms;
-    let sids: BTreeSet<String> = desired_policy(&ctx.aws.arns(), inputs)
+    const DENIED: &[&str] = &["AccessDeniedException"];
+    let sids: BTreeSet<String> = desired_policy(&ctx.arns(), inputs)
         .statements
         .into_iter()
         .chain(inputs.policy.iter().flat_map(|p| p.statements.clone()))
         .filter_map(|s| s.sid)
         .collect();
-    let live = match default_policy(kms, id).await {
+    let live = match default_policy(ctx, id).await {
         Ok(found) => found,
-        Err(err) if is_code(&err, &["NotFoundException", "KMSInvalidStateException"]) => {
+        Err(failure) if failure.is(&["NotFoundException", "KMSInvalidStateException"]) => {
             return Ok(())
         }
-        Err(err) if is_code(&err, &["AccessDeniedException"]) => {
-            leave_to_user(ctx, id, &sids, &describe(&err));
+        Err(failure) if failure.is(DENIED) => {
+            leave_to_user(ctx, id, &sids, &failure);
             return Ok(());
         }
-        Err(err) => {
-            return Err(ResourceError::aws(
-                format!("reading policy of KMS key {id}"),
-                &err,
-            ))
-        }
+        Err(failure) => return Err(failure.into()),
     };
     let Some(policy) = user_key::withdraw(&live, &sids).map_err(ResourceError::Failed)? else {
         return Ok(());
     };
-    match kms
-        .put_key_policy()
-        .key_id(id)
-        .policy_name("default")
-        .policy(policy)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["AccessDeniedException"]) => {
-            leave_to_user(ctx, id, &sids, &describe(&err));
+    match put_policy(ctx, id, &policy).await {
+        Ok(()) => Ok(()),
+        Err(failure) if failure.is(DENIED) => {
+            leave_to_user(ctx, id, &sids, &failure);
             Ok(())
         }
-        Err(err) => Err(ResourceError::aws(
-            format!("removing the pipeline's statements from the policy of KMS key {id}"),
-            &err,
-        )),
+        Err(failure) => Err(failure
+            .during(format!(
+                "removing the pipeline's statements from the policy of KMS key {id}"
+            ))
+            .into()),
     }
 }
 
-fn leave_to_user(ctx: &OpContext<'_>, id: &str, sids: &BTreeSet<String>, why: &str) {
+fn leave_to_user(ctx: &Op<'_>, id: &str, sids: &BTreeSet<String>, why: &AwsFailure) {
     ctx.log.warn(
         ctx.urn,
         &format!(
@@ -929,61 +856,44 @@ fn leave_to_user(ctx: &OpContext<'_>, id: &str, sids: &BTreeSet<String>, why: &s
     );
 }
 
-async fn pending_deletion(kms: &aws_sdk_kms::Client, id: &str) -> bool {
-    let described = kms.describe_key().key_id(id).send().await;
-    described.is_ok_and(|d| {
-        d.key_metadata()
+/// The key as KMS describes it; `None` when there is no such key (or
+/// alias).
+async fn find_key(ctx: &Op<'_>, id: &str) -> Result<Option<DescribeKeyOutput>, AwsFailure> {
+    let kms = &ctx.clients().kms;
+    ctx.find(format!("reading KMS key {id}"), GONE, || {
+        kms.describe_key().key_id(id).send()
+    })
+    .await
+}
+
+async fn pending_deletion(ctx: &Op<'_>, id: &str) -> bool {
+    find_key(ctx, id).await.is_ok_and(|described| {
+        described
+            .and_then(|d| d.key_metadata)
             .is_some_and(|m| m.key_state() == Some(&KeyState::PendingDeletion))
     })
 }
 
-async fn enable_rotation(
-    ctx: &OpContext<'_>,
-    kms: &aws_sdk_kms::Client,
-    key_id: &str,
-) -> Result<(), String> {
-    // KMS is eventually consistent: a key just created may not be found yet.
-    let retry_on = [
-        AWS_TRANSIENT[0],
-        AWS_TRANSIENT[1],
-        Transient::Propagation {
-            code: "NotFoundException",
-            message_contains: "does not exist",
-        },
-    ];
-    retry(
-        progress(ctx),
-        "enabling key rotation",
-        &retry_on,
-        Backoff::default(),
+async fn enable_rotation(ctx: &Op<'_>, key_id: &str) -> Result<(), AwsFailure> {
+    let kms = &ctx.clients().kms;
+    ctx.call_waiting(
+        format!("enabling rotation of KMS key {key_id}"),
+        &JUST_CREATED,
         || kms.enable_key_rotation().key_id(key_id).send(),
     )
     .await
-    .map(|_| ())
-    .map_err(|err| format!("enabling rotation of KMS key {key_id}: {}", describe(&err)))
+    .map(drop)
 }
 
 /// Creates `alias` for the key. An alias that already exists is never moved
 /// or adopted: it belongs to something else, unless our own create was
 /// retried after a lost response and the alias already names our key.
-async fn point_alias(
-    ctx: &OpContext<'_>,
-    kms: &aws_sdk_kms::Client,
-    alias: &str,
-    key_id: &str,
-) -> Result<(), String> {
-    let retry_on = [
-        AWS_TRANSIENT[0],
-        AWS_TRANSIENT[1],
-        Transient::Propagation {
-            code: "NotFoundException",
-            message_contains: "does not exist",
-        },
-    ];
-    let created = create_once(
-        progress(ctx),
-        "creating key alias",
-        &retry_on,
+async fn point_alias(ctx: &Op<'_>, alias: &str, key_id: &str) -> Result<(), ResourceError> {
+    let kms = &ctx.clients().kms;
+    ctx.create_once(
+        format!("creating alias {alias} for KMS key {key_id}"),
+        alias,
+        &JUST_CREATED,
         &["AlreadyExistsException"],
         || {
             kms.create_alias()
@@ -994,68 +904,42 @@ async fn point_alias(
                 .send()
         },
         || async {
-            let target = alias_target(kms, alias).await?;
+            let target = find_key(ctx, alias)
+                .await?
+                .and_then(|described| described.key_metadata)
+                .map(|metadata| metadata.key_id);
             Ok(is_our_alias(key_id, target.as_deref()).then_some(()))
         },
     )
-    .await;
-    match created {
-        Ok(_) => Ok(()),
-        Err(CreateError::Taken) => Err(format!(
-            "alias {alias} already exists in this account and region and does not belong to this key; \
-             choose another aliasName, or delete the alias if nothing uses it"
-        )),
-        Err(CreateError::Failed(message)) => Err(format!(
-            "creating alias {alias} for KMS key {key_id}: {message}"
-        )),
-        Err(CreateError::Aws(failure)) => Err(failure
-            .during(format!("creating alias {alias} for KMS key {key_id}"))
-            .to_string()),
-    }
+    .await
+    .map(drop)
 }
 
 /// The key of this region that carries `token`, found after a create whose
 /// answer was lost.
 async fn key_with_token(
-    kms: &aws_sdk_kms::Client,
-    token: &str,
-) -> Result<Option<aws_sdk_kms::operation::describe_key::DescribeKeyOutput>, String> {
-    let mut keys = kms.list_keys().into_paginator().items().send();
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(|err| format!("listing KMS keys: {}", describe(&err)))?;
-        let Some(id) = key.key_id() else { continue };
-        let tags = kms
-            .list_resource_tags()
-            .key_id(id)
-            .send()
-            .await
-            .map_err(|err| format!("reading tags of KMS key {id}: {}", describe(&err)))?;
-        let ours = tags
-            .tags()
-            .iter()
-            .any(|tag| tag.tag_key() == tags::CREATE_TOKEN_KEY && tag.tag_value() == token);
-        if ours {
-            let described = kms
-                .describe_key()
-                .key_id(id)
+    ctx: &Op<'_>,
+    token: &CreateToken,
+) -> Result<Option<DescribeKeyOutput>, AwsFailure> {
+    let kms = &ctx.clients().kms;
+    let keys = ctx
+        .call("listing KMS keys", || {
+            kms.list_keys()
+                .into_paginator()
+                .items()
                 .send()
-                .await
-                .map_err(|err| format!("reading KMS key {id}: {}", describe(&err)))?;
-            return Ok(Some(described));
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    for id in keys.iter().filter_map(|key| key.key_id()) {
+        let ours = Key::read_tags(ctx, id)
+            .await?
+            .is_some_and(|tags| token.is_on(&tags));
+        if ours {
+            return find_key(ctx, id).await;
         }
     }
     Ok(None)
-}
-
-/// The key an alias points at; None when there is no such alias.
-async fn alias_target(kms: &aws_sdk_kms::Client, alias: &str) -> Result<Option<String>, String> {
-    match kms.describe_key().key_id(alias).send().await {
-        Ok(described) => Ok(described
-            .key_metadata()
-            .map(|metadata| metadata.key_id().to_string())),
-        Err(err) if is_code(&err, &["NotFoundException"]) => Ok(None),
-        Err(err) => Err(format!("reading alias {alias}: {}", describe(&err))),
-    }
 }
 
 /// An alias that already exists is ours only when it points at our key
@@ -1064,31 +948,47 @@ fn is_our_alias(key_id: &str, target: Option<&str>) -> bool {
     target == Some(key_id)
 }
 
-async fn delete_alias(kms: &aws_sdk_kms::Client, alias: &str) -> Result<(), ResourceError> {
-    match kms.delete_alias().alias_name(alias).send().await {
-        Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["NotFoundException"]) => Ok(()),
-        Err(err) => Err(ResourceError::aws(format!("deleting alias {alias}"), &err)),
-    }
+async fn delete_alias(ctx: &Op<'_>, alias: &str) -> Result<(), AwsFailure> {
+    let kms = &ctx.clients().kms;
+    ctx.delete(format!("deleting alias {alias}"), GONE, || {
+        kms.delete_alias().alias_name(alias).send()
+    })
+    .await
 }
 
 /// The key's policy (KMS keys have one, named `default`).
-async fn default_policy(
-    kms: &aws_sdk_kms::Client,
-    id: &str,
-) -> Result<String, SdkError<GetKeyPolicyError>> {
-    let found = kms
-        .get_key_policy()
-        .key_id(id)
-        .policy_name("default")
-        .send()
+async fn default_policy(ctx: &Op<'_>, id: &str) -> Result<String, AwsFailure> {
+    let kms = &ctx.clients().kms;
+    let found = ctx
+        .call(format!("reading policy of KMS key {id}"), || {
+            kms.get_key_policy()
+                .key_id(id)
+                .policy_name("default")
+                .send()
+        })
         .await?;
     Ok(found.policy.unwrap_or_default())
+}
+
+/// Replaces the key's policy.
+async fn put_policy(ctx: &Op<'_>, id: &str, policy: &str) -> Result<(), AwsFailure> {
+    let kms = &ctx.clients().kms;
+    ctx.call(format!("writing the policy of KMS key {id}"), || {
+        kms.put_key_policy()
+            .key_id(id)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+    })
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::resource::{to_json, Lifecycle};
+    use crate::tags;
 
     const ARNS: Arns<'static> = Arns {
         partition: "aws",
@@ -1185,7 +1085,11 @@ pub(crate) mod tests {
             enabled: false,
             ..inputs()
         });
-        let diff = crate::resource::diff_inputs(&disabled, &enabled, Key::REPLACE_KEYS);
+        let diff = crate::resource::diff_inputs(
+            &disabled,
+            &enabled,
+            &crate::resource::replace_keys::<Key>(),
+        );
         assert_eq!(diff.changed, vec!["enabled"]);
         assert!(diff.replaces.is_empty());
     }

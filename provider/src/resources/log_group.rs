@@ -6,16 +6,16 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as AwsLogGroup;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::check_kms_key_arn;
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Transient};
 use crate::naming;
 use crate::resource::{
-    is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// Retention periods CloudWatch Logs accepts.
 pub const RETENTION_DAYS: &[u32] = &[
@@ -47,19 +47,6 @@ pub struct LogGroupInputs {
 #[serde(rename_all = "camelCase")]
 pub struct LogGroupOutputs {
     pub arn: String,
-}
-
-/// The group's region: the input, or the provider's.
-fn region<'a>(ctx: &'a OpContext<'_>, inputs: &'a LogGroupInputs) -> &'a str {
-    inputs.region.as_deref().unwrap_or(&ctx.aws.region)
-}
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &LogGroupInputs) -> Result<&str, ResourceError> {
-    inputs
-        .log_group_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("logGroupName was not set by check".into()))
 }
 
 pub fn check_retention(property: &str, days: u32) -> Option<CheckFailure> {
@@ -116,27 +103,24 @@ impl CustomResource for LogGroup {
     type Inputs = LogGroupInputs;
     type Outputs = LogGroupOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "logGroupName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName = AutoName {
+        product_prefix: "/securepipeline/",
+        ..AutoName::new(
+            "logGroupName",
+            &naming::LOG_GROUP,
+            "log group",
+            NameScope::Region,
+        )
+    };
+    const PLACEMENT: Placement = Placement::Regional;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let prefix = format!("/securepipeline/{}", news.name_prefix);
-        let old_prefix = olds.map(|o| format!("/securepipeline/{}", o.name_prefix));
-        let chosen = news.log_group_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.log_group_name.as_deref()),
-                old_prefix.as_deref(),
-                &prefix,
-                &naming::LOG_GROUP,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check("logGroupName", &chosen, &naming::LOG_GROUP));
-        news.log_group_name = Some(chosen);
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         failures.extend(check_retention("retentionInDays", news.retention_in_days));
         failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
         failures.extend(check_region_and_key(
@@ -144,22 +128,17 @@ impl CustomResource for LogGroup {
             news.region.as_deref(),
             &news.kms_key_arn,
         ));
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let logs = &clients.logs;
-        let name = name(inputs)?;
+        let logs = &ctx.clients().logs;
+        let name = ctx.name()?;
         // The key policy granting CloudWatch Logs may still be propagating.
-        let retry_on = [
-            AWS_TRANSIENT[0],
-            AWS_TRANSIENT[1],
+        let propagation = [
             Transient::Propagation {
                 code: "AccessDeniedException",
                 message_contains: "KMS",
@@ -169,17 +148,11 @@ impl CustomResource for LogGroup {
                 message_contains: "KMS",
             },
         ];
-        let arn = ctx
-            .aws
-            .arns()
-            .in_region(region(ctx, inputs))
-            .log_group(name);
-        let token = tags::new_create_token();
-        let tags = tags::with_create_token(&inputs.tags, &token);
-        create_once(
-            progress(ctx),
-            "creating log group",
-            &retry_on,
+        let tags = token.mark(&inputs.tags);
+        ctx.create_once(
+            format!("creating log group {name}"),
+            name,
+            &propagation,
             &["ResourceAlreadyExistsException"],
             || {
                 logs.create_log_group()
@@ -192,157 +165,144 @@ impl CustomResource for LogGroup {
                     )
                     .send()
             },
-            || group_with_token(logs, &arn, &token),
+            || async {
+                let tags = Self::read_tags(ctx, name).await?;
+                Ok(tags.filter(|tags| token.is_on(tags)).map(drop))
+            },
         )
-        .await
-        .map_err(|err| match err {
-            CreateError::Taken => ResourceError::Failed(format!(
-                "log group {name} already exists in this account and region and was not created by this resource, \
-                 so it is not adopted; choose another logGroupName, or delete the group if nothing uses it"
-            )),
-            other => ResourceError::create_failed(format!("creating log group {name}"), other),
-        })?;
-
-        let outputs = LogGroupOutputs { arn };
-        // From here on the group exists: a failure must hand it to the engine.
-        set_retention(ctx, logs, name, inputs.retention_in_days)
-            .await
-            .map_err(|message| ResourceError::Partial {
-                id: name.to_string(),
-                state: crate::resource::to_json(&outputs),
-                message,
-            })?;
-        Ok((name.to_string(), outputs))
+        .await?;
+        let arn = ctx.arns().log_group(name);
+        Ok((name.to_string(), LogGroupOutputs { arn }))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        _outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        set_retention(ctx, id, inputs.retention_in_days).await
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        let Some(live) = find(&clients.logs, id).await? else {
+        let Some(live) = find(ctx, id).await? else {
             return Ok(None);
         };
-        let arn = ctx.aws.arns().in_region(region(ctx, inputs)).log_group(id);
-        let tags = clients
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading tags of log group {id}"), &err))?
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
-            .collect();
         let mut live_inputs = inputs.clone();
         live_inputs.log_group_name = Some(id.to_string());
         // Retention removed in the console reads as 0, which check rejects
         // and the next update restores.
         live_inputs.retention_in_days = live.retention_in_days().map_or(0, |d| d.max(0) as u32);
         live_inputs.kms_key_arn = live.kms_key_id().unwrap_or_default().to_string();
-        live_inputs.tags = tags;
+        let arn = ctx.arns().log_group(id);
         Ok(Some((live_inputs, LogGroupOutputs { arn })))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, news));
-        let logs = &clients.logs;
         if olds.retention_in_days != news.retention_in_days {
-            set_retention(ctx, logs, id, news.retention_in_days)
-                .await
-                .map_err(ResourceError::Failed)?;
+            set_retention(ctx, id, news.retention_in_days).await?;
         }
         if olds.kms_key_arn != news.kms_key_arn {
-            logs.associate_kms_key()
-                .log_group_name(id)
-                .kms_key_id(&news.kms_key_arn)
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("encrypting log group {id}"), &err))?;
-        }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            logs.untag_resource()
-                .resource_arn(&outputs.arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("untagging log group {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            logs.tag_resource()
-                .resource_arn(&outputs.arn)
-                .set_tags(Some(set.into_iter().collect()))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("tagging log group {id}"), &err))?;
+            let logs = &ctx.clients().logs;
+            ctx.call(format!("encrypting log group {id}"), || {
+                logs.associate_kms_key()
+                    .log_group_name(id)
+                    .kms_key_id(&news.kms_key_arn)
+                    .send()
+            })
+            .await?;
         }
         Ok(outputs.clone())
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
-        inputs: &Self::Inputs,
+        _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        let clients = ctx.aws.clients_in(region(ctx, inputs));
-        match clients
-            .logs
-            .delete_log_group()
-            .log_group_name(id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(format!("deleting log group {id}"), &err)),
-        }
+        let logs = &ctx.clients().logs;
+        ctx.delete(
+            format!("deleting log group {id}"),
+            &["ResourceNotFoundException"],
+            || logs.delete_log_group().log_group_name(id).send(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let logs = &ctx.clients().logs;
+        let arn = ctx.arns().log_group(id);
+        let listed = ctx
+            .find(
+                format!("reading tags of log group {id}"),
+                &["ResourceNotFoundException"],
+                || logs.list_tags_for_resource().resource_arn(&arn).send(),
+            )
+            .await?;
+        Ok(listed.map(|listed| listed.tags.unwrap_or_default().into_iter().collect()))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let logs = &ctx.clients().logs;
+        let arn = ctx.arns().log_group(id);
+        let arn = &arn;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging log group {id}"), move || {
+                        logs.untag_resource()
+                            .resource_arn(arn)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |set| {
+                    ctx.call(format!("tagging log group {id}"), move || {
+                        logs.tag_resource()
+                            .resource_arn(arn)
+                            .set_tags(Some(set.clone().into_iter().collect()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
-async fn set_retention(
-    ctx: &OpContext<'_>,
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    name: &str,
-    days: u32,
-) -> Result<(), String> {
-    retry(
-        progress(ctx),
-        "setting log retention",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            logs.put_retention_policy()
-                .log_group_name(name)
-                .retention_in_days(days as i32)
-                .send()
-        },
-    )
-    .await
-    .map(|_| ())
-    .map_err(|err| format!("setting retention of log group {name}: {}", describe(&err)))
+async fn set_retention(ctx: &Op<'_>, name: &str, days: u32) -> Result<(), ResourceError> {
+    let logs = &ctx.clients().logs;
+    ctx.call(format!("setting retention of log group {name}"), || {
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(days as i32)
+            .send()
+    })
+    .await?;
+    Ok(())
 }
 
-async fn find(
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    name: &str,
-) -> Result<Option<AwsLogGroup>, ResourceError> {
-    let groups = logs
-        .describe_log_groups()
-        .log_group_name_prefix(name)
-        .send()
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading log group {name}"), &err))?;
+async fn find(ctx: &Op<'_>, name: &str) -> Result<Option<AwsLogGroup>, ResourceError> {
+    let logs = &ctx.clients().logs;
+    let groups = ctx
+        .call(format!("reading log group {name}"), || {
+            logs.describe_log_groups()
+                .log_group_name_prefix(name)
+                .send()
+        })
+        .await?;
     Ok(groups
         .log_groups
         .unwrap_or_default()
@@ -350,29 +310,11 @@ async fn find(
         .find(|group| group.log_group_name() == Some(name)))
 }
 
-/// Whether the group `arn` exists and carries this create's `token`.
-async fn group_with_token(
-    logs: &aws_sdk_cloudwatchlogs::Client,
-    arn: &str,
-    token: &str,
-) -> Result<Option<()>, String> {
-    match logs.list_tags_for_resource().resource_arn(arn).send().await {
-        Ok(listed) => Ok(listed
-            .tags()
-            .and_then(|tags| tags.get(tags::CREATE_TOKEN_KEY))
-            .filter(|value| value.as_str() == token)
-            .map(|_| ())),
-        Err(err) if is_code(&err, &["ResourceNotFoundException"]) => Ok(None),
-        Err(err) => Err(format!(
-            "reading tags of log group {arn}: {}",
-            describe(&err)
-        )),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::resource::Lifecycle;
+    use crate::tags;
 
     pub(crate) fn inputs() -> LogGroupInputs {
         LogGroupInputs {

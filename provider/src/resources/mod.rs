@@ -41,8 +41,9 @@ pub fn registry() -> HashMap<&'static str, Box<dyn ResourceHandler>> {
 mod tests {
     use super::*;
     use crate::protocol::value::tests::{any_map, fuzz_config, near};
-    use crate::protocol::value::PropertyMap;
+    use crate::protocol::value::{PropertyMap, PropertyValue};
     use crate::resource::{from_typed, to_json, CheckContext};
+    use crate::tags;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
@@ -92,16 +93,105 @@ mod tests {
         })
     }
 
+    const CTX: CheckContext<'static> = CheckContext {
+        name: "app",
+        random_seed: b"seed",
+        aws: None,
+    };
+
     #[test]
     fn every_valid_input_checks() {
         let registry = registry();
-        let ctx = CheckContext {
-            name: "app",
-            random_seed: b"seed",
-            aws: None,
-        };
         for (kind, valid) in valid_inputs() {
-            assert!(registry[kind].check(&ctx, None, &valid).is_ok(), "{kind}");
+            assert!(registry[kind].check(&CTX, None, &valid).is_ok(), "{kind}");
+        }
+    }
+
+    /// The tag a create marks what it makes with is the provider's: a
+    /// program setting it would make a create take another's resource for
+    /// its own, and refresh never show it.
+    #[test]
+    fn no_kind_takes_the_ownership_marker_as_a_tag() {
+        let registry = registry();
+        let marker = PropertyValue::Object(PropertyMap::from([(
+            tags::CREATE_TOKEN_KEY.to_string(),
+            PropertyValue::String("0123456789abcdef".into()),
+        )]));
+        for (kind, mut inputs) in valid_inputs() {
+            inputs.insert("tags".into(), marker.clone());
+            let failures = registry[kind].check(&CTX, None, &inputs).unwrap_err();
+            let properties: Vec<_> = failures.iter().map(|f| f.property.as_str()).collect();
+            assert_eq!(
+                properties,
+                vec![format!("tags.{}", tags::CREATE_TOKEN_KEY)],
+                "{kind}"
+            );
+        }
+    }
+
+    /// Nothing in AWS moves between regions: a new region replaces every
+    /// kind that lives in one, and no other.
+    #[test]
+    fn a_region_change_replaces_every_regional_kind() {
+        let registry = registry();
+        let regional = |kind: &str| kind != role::Role::TYPE;
+        for (kind, valid) in valid_inputs() {
+            let mut olds = valid.clone();
+            olds.insert("region".into(), PropertyValue::String("eu-west-1".into()));
+            let mut news = valid;
+            news.insert("region".into(), PropertyValue::String("us-west-2".into()));
+            let diff = registry[kind].diff(&olds, &news);
+            assert_eq!(diff.changed, vec!["region"], "{kind}");
+            assert_eq!(
+                diff.replaces == vec!["region"],
+                regional(kind),
+                "{kind}: {diff:?}"
+            );
+        }
+    }
+
+    /// Every kind's name is chosen by the lifecycle into the input its
+    /// declaration names, and kept on the next check.
+    #[test]
+    fn every_kind_is_named_where_it_declares() {
+        let registry = registry();
+        let names = [
+            (
+                log_group::LogGroup::TYPE,
+                log_group::LogGroup::NAME.property,
+            ),
+            (key::Key::TYPE, key::Key::NAME.property),
+            (
+                artifact_bucket::ArtifactBucket::TYPE,
+                artifact_bucket::ArtifactBucket::NAME.property,
+            ),
+            (
+                build_project::BuildProject::TYPE,
+                build_project::BuildProject::NAME.property,
+            ),
+            (pipeline::Pipeline::TYPE, pipeline::Pipeline::NAME.property),
+            (
+                event_rule::EventRule::TYPE,
+                event_rule::EventRule::NAME.property,
+            ),
+            (topic::Topic::TYPE, topic::Topic::NAME.property),
+            (role::Role::TYPE, role::Role::NAME.property),
+            (
+                connection::Connection::TYPE,
+                connection::Connection::NAME.property,
+            ),
+        ];
+        assert_eq!(names.len(), registry.len());
+        for (kind, valid) in valid_inputs() {
+            let property = names.iter().find(|(k, _)| *k == kind).unwrap().1;
+            assert!(!valid.contains_key(property), "{kind}");
+            let checked = registry[kind].check(&CTX, None, &valid).unwrap();
+            let Some(PropertyValue::String(name)) = checked.get(property) else {
+                panic!("{kind}: no {property} in {checked:?}");
+            };
+            let again = registry[kind].check(&CTX, Some(&checked), &valid).unwrap();
+            assert_eq!(again.get(property), checked.get(property), "{kind}");
+            assert!(!name.is_empty(), "{kind}");
         }
     }
 

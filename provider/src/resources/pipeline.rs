@@ -14,18 +14,16 @@ use aws_sdk_codepipeline::types::{
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    check_arn, check_exact_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT,
-};
+use super::common::{check_arn, check_exact_arn, check_kms_key_arn, from_sdk_tags, sdk_tags};
 use crate::aws::arn::{is_region, Arn};
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Transient,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Transient};
 use crate::naming;
 use crate::resource::{
-    is_unknown, CheckContext, CheckFailure, CustomResource, Failures, OpContext, ResourceError,
+    is_unknown, AutoName, CheckContext, CreateToken, CustomResource, Failures, NameScope, Op,
+    Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// CodePipeline's limits on a manual approval's timeout, in minutes.
 pub const APPROVAL_TIMEOUT: (u32, u32) = (5, 10080);
@@ -164,14 +162,6 @@ const SOURCE_PROVIDER: &str = "CodeStarSourceConnection";
 /// CodePipeline's limits on trigger filters.
 const MAX_FILTER_PATTERNS: usize = 8;
 const MAX_PUSH_FILTERS: usize = 3;
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &PipelineInputs) -> Result<&str, ResourceError> {
-    inputs
-        .pipeline_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("pipelineName was not set by check".into()))
-}
 
 /// The pipeline in the AWS console.
 pub fn console_url(region: &str, name: &str) -> String {
@@ -871,7 +861,6 @@ pub fn live_inputs(
     pipeline: &PipelineDeclaration,
     home_region: &str,
     inputs: &PipelineInputs,
-    tags: Tags,
 ) -> PipelineInputs {
     let artifact_stores = match (pipeline.artifact_stores(), pipeline.artifact_store()) {
         (Some(stores), _) if !stores.is_empty() => stores
@@ -935,96 +924,30 @@ pub fn live_inputs(
             .execution_mode()
             .map_or("SUPERSEDED", ExecutionMode::as_str)
             .to_string(),
-        tags,
+        tags: inputs.tags.clone(),
     }
 }
 
 /// A just-created pipeline role may not yet be assumable by CodePipeline.
-const ROLE_PROPAGATION: [Transient; 3] = [
-    AWS_TRANSIENT[0],
-    AWS_TRANSIENT[1],
-    Transient::Propagation {
-        code: "InvalidStructureException",
-        message_contains: "not authorized to perform AssumeRole",
-    },
-];
+const ROLE_PROPAGATION: [Transient; 1] = [Transient::Propagation {
+    code: "InvalidStructureException",
+    message_contains: "not authorized to perform AssumeRole",
+}];
 
-fn outputs(ctx: &OpContext<'_>, name: &str, arn: Option<&str>) -> PipelineOutputs {
+/// CodePipeline's answers for a pipeline that does not exist.
+const GONE: &[&str] = &["PipelineNotFoundException", "ResourceNotFoundException"];
+
+fn outputs(ctx: &Op<'_>, name: &str, arn: Option<&str>) -> PipelineOutputs {
     PipelineOutputs {
-        arn: arn.map_or_else(|| ctx.aws.arns().codepipeline(name), str::to_string),
-        url: console_url(&ctx.aws.region, name),
+        arn: arn.map_or_else(|| ctx.arns().codepipeline(name), str::to_string),
+        url: console_url(&ctx.region, name),
     }
 }
 
-/// Whether the pipeline `arn` exists and carries this create's `token`.
-async fn pipeline_with_token(
-    codepipeline: &aws_sdk_codepipeline::Client,
-    arn: &str,
-    token: &str,
-) -> Result<Option<()>, String> {
-    let mut pages = codepipeline
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(tag) = pages.next().await {
-        match tag {
-            Ok(tag) if tag.key() == tags::CREATE_TOKEN_KEY => {
-                return Ok((tag.value() == token).then_some(()))
-            }
-            Ok(_) => {}
-            Err(err)
-                if is_code(
-                    &err,
-                    &["ResourceNotFoundException", "PipelineNotFoundException"],
-                ) =>
-            {
-                return Ok(None)
-            }
-            Err(err) => {
-                return Err(format!(
-                    "reading tags of pipeline {arn}: {}",
-                    describe(&err)
-                ))
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The pipeline's tags as the program states them (without a create token).
-async fn list_tags(ctx: &OpContext<'_>, arn: &str) -> Result<Tags, ResourceError> {
-    let mut tags = Tags::new();
-    let mut token = None;
-    loop {
-        let page = ctx
-            .aws
-            .clients()
-            .codepipeline
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|err| ResourceError::aws(format!("reading tags of pipeline {arn}"), &err))?;
-        tags.extend(
-            page.tags()
-                .iter()
-                .filter(|t| t.key() != tags::CREATE_TOKEN_KEY)
-                .map(|t| (t.key().to_string(), t.value().to_string())),
-        );
-        match page.next_token() {
-            Some(next) => token = Some(next.to_string()),
-            None => return Ok(tags),
-        }
-    }
-}
-
-fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, BuildError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect()
+fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
+    sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })
 }
 
 #[async_trait]
@@ -1033,25 +956,21 @@ impl CustomResource for Pipeline {
     type Inputs = PipelineInputs;
     type Outputs = PipelineOutputs;
     const OUTPUT_KEYS: &'static [&'static str] = &["arn", "url"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "pipelineName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName = AutoName::new(
+        "pipelineName",
+        &naming::PIPELINE,
+        "pipeline",
+        NameScope::Region,
+    );
+    const PLACEMENT: Placement = Placement::Regional;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.pipeline_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.pipeline_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::PIPELINE,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check("pipelineName", &chosen, &naming::PIPELINE));
-        news.pipeline_name = Some(chosen);
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         failures.extend(check_arn(
             ctx,
             "roleArn",
@@ -1062,15 +981,9 @@ impl CustomResource for Pipeline {
             false,
         ));
         let home = ctx.aws.map(|aws| aws.region.as_str());
-        check_stores(ctx, &news.artifact_stores, &mut failures);
-        check_stages(
-            ctx,
-            &news.stages,
-            &news.artifact_stores,
-            home,
-            &mut failures,
-        );
-        check_triggers(&news.stages, &news.triggers, &mut failures);
+        check_stores(ctx, &news.artifact_stores, failures);
+        check_stages(ctx, &news.stages, &news.artifact_stores, home, failures);
+        check_triggers(&news.stages, &news.triggers, failures);
         if !news.pull_request_triggers.is_empty() {
             failures.push(
                 "pullRequestTriggers",
@@ -1099,27 +1012,22 @@ impl CustomResource for Pipeline {
                 }
             }
         }
-        news.triggers = group_triggers(news.triggers);
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
+        news.triggers = group_triggers(std::mem::take(&mut news.triggers));
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let codepipeline = &ctx.aws.clients().codepipeline;
-        let name = name(inputs)?;
-        let describing =
-            |err: BuildError| ResourceError::failed(format!("describing pipeline {name}"), err);
-        let pipeline = declaration(name, &ctx.aws.region, inputs, None).map_err(describing)?;
-        let token = tags::new_create_token();
-        let tags = aws_tags(&tags::with_create_token(&inputs.tags, &token)).map_err(describing)?;
-        let arn = ctx.aws.arns().codepipeline(name);
-        create_once(
-            progress(ctx),
-            "creating pipeline",
+        let codepipeline = &ctx.clients().codepipeline;
+        let name = ctx.name()?;
+        let pipeline = declaration(name, &ctx.region, inputs, None)
+            .map_err(|err| ResourceError::failed(format!("describing pipeline {name}"), err))?;
+        let tags = aws_tags(&token.mark(&inputs.tags))?;
+        ctx.create_once(
+            format!("creating pipeline {name}"),
+            name,
             &ROLE_PROPAGATION,
             &["PipelineNameInUseException"],
             || {
@@ -1133,137 +1041,146 @@ impl CustomResource for Pipeline {
                     )
                     .send()
             },
-            || pipeline_with_token(codepipeline, &arn, &token),
+            || async {
+                let tags = Self::read_tags(ctx, name).await?;
+                Ok(tags.filter(|tags| token.is_on(tags)).map(drop))
+            },
         )
-        .await
-        .map_err(|err| match err {
-            CreateError::Taken => ResourceError::Failed(format!(
-                "pipeline {name} already exists in this account and region and was not created by this resource, \
-                 so it is not adopted; choose another pipelineName, or delete the pipeline if nothing uses it"
-            )),
-            other => ResourceError::create_failed(format!("creating pipeline {name}"), other),
-        })?;
+        .await?;
         Ok((name.to_string(), outputs(ctx, name, None)))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let found = match ctx
-            .aws
-            .clients()
-            .codepipeline
-            .get_pipeline()
-            .name(id)
-            .send()
-            .await
-        {
-            Ok(found) => found,
-            Err(err) if is_code(&err, &["PipelineNotFoundException"]) => return Ok(None),
-            Err(err) => return Err(ResourceError::aws(format!("reading pipeline {id}"), &err)),
+        let Some(found) = get_pipeline(ctx, id).await? else {
+            return Ok(None);
         };
         let Some(pipeline) = found.pipeline() else {
             return Ok(None);
         };
         let outputs = outputs(ctx, id, found.metadata().and_then(|m| m.pipeline_arn()));
-        let tags = list_tags(ctx, &outputs.arn).await?;
-        Ok(Some((
-            live_inputs(pipeline, &ctx.aws.region, inputs, tags),
-            outputs,
-        )))
+        Ok(Some((live_inputs(pipeline, &ctx.region, inputs), outputs)))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let codepipeline = &ctx.aws.clients().codepipeline;
+        let codepipeline = &ctx.clients().codepipeline;
         let untagged = |inputs: &PipelineInputs| PipelineInputs {
             tags: Tags::new(),
             ..inputs.clone()
         };
         if untagged(olds) != untagged(news) {
             // UpdatePipeline takes the whole declaration at the live version.
-            let version = codepipeline
-                .get_pipeline()
-                .name(id)
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("reading pipeline {id}"), &err))?
+            let version = get_pipeline(ctx, id)
+                .await?
+                .ok_or_else(|| {
+                    ResourceError::Failed(format!(
+                        "pipeline {id} no longer exists; run `pulumi refresh`"
+                    ))
+                })?
                 .pipeline()
                 .and_then(PipelineDeclaration::version);
-            let pipeline = declaration(id, &ctx.aws.region, news, version)
+            let pipeline = declaration(id, &ctx.region, news, version)
                 .map_err(|err| ResourceError::failed(format!("describing pipeline {id}"), err))?;
-            retry(
-                progress(ctx),
-                "updating pipeline",
-                &ROLE_PROPAGATION,
-                Backoff::default(),
-                || {
-                    codepipeline
-                        .update_pipeline()
-                        .pipeline(pipeline.clone())
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("updating pipeline {id}"), &err))?;
-        }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            codepipeline
-                .untag_resource()
-                .resource_arn(&outputs.arn)
-                .set_tag_keys(Some(remove))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("untagging pipeline {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            let tags = aws_tags(&set)
-                .map_err(|err| ResourceError::failed(format!("tagging pipeline {id}"), err))?;
-            codepipeline
-                .tag_resource()
-                .resource_arn(&outputs.arn)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|err| ResourceError::aws(format!("tagging pipeline {id}"), &err))?;
+            ctx.call_waiting(format!("updating pipeline {id}"), &ROLE_PROPAGATION, || {
+                codepipeline
+                    .update_pipeline()
+                    .pipeline(pipeline.clone())
+                    .send()
+            })
+            .await?;
         }
         Ok(outputs.clone())
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        match ctx
-            .aws
-            .clients()
-            .codepipeline
-            .delete_pipeline()
-            .name(id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["PipelineNotFoundException"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(format!("deleting pipeline {id}"), &err)),
-        }
+        let codepipeline = &ctx.clients().codepipeline;
+        ctx.delete(format!("deleting pipeline {id}"), GONE, || {
+            codepipeline.delete_pipeline().name(id).send()
+        })
+        .await?;
+        Ok(())
     }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let codepipeline = &ctx.clients().codepipeline;
+        let arn = ctx.arns().codepipeline(id);
+        let listed = ctx
+            .find(format!("reading tags of pipeline {id}"), GONE, || {
+                codepipeline
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(listed.map(|tags| from_sdk_tags(&tags, |tag| (tag.key(), tag.value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let codepipeline = &ctx.clients().codepipeline;
+        let arn = ctx.arns().codepipeline(id);
+        let arn = &arn;
+        let set = aws_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging pipeline {id}"), move || {
+                        codepipeline
+                            .untag_resource()
+                            .resource_arn(arn)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging pipeline {id}"), || {
+                        codepipeline
+                            .tag_resource()
+                            .resource_arn(arn)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The pipeline as CodePipeline declares it; `None` when it does not exist.
+async fn get_pipeline(
+    ctx: &Op<'_>,
+    name: &str,
+) -> Result<Option<aws_sdk_codepipeline::operation::get_pipeline::GetPipelineOutput>, AwsFailure> {
+    let codepipeline = &ctx.clients().codepipeline;
+    ctx.find(format!("reading pipeline {name}"), GONE, || {
+        codepipeline.get_pipeline().name(name).send()
+    })
+    .await
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::aws::{AwsContext, Endpoints};
+    use crate::resource::{CheckFailure, Lifecycle};
+    use crate::tags;
     use aws_sdk_codepipeline::types::{
         GitPullRequestEventType, GitPullRequestFilter, PipelineVariableDeclaration,
     };
@@ -1523,10 +1440,7 @@ pub(crate) mod tests {
                 Some(1),
             )
             .unwrap();
-            assert_eq!(
-                live_inputs(&declaration, HOME, &desired, desired.tags.clone()),
-                desired
-            );
+            assert_eq!(live_inputs(&declaration, HOME, &desired), desired);
         }
     }
 
@@ -1538,7 +1452,7 @@ pub(crate) mod tests {
         drifted.execution_mode = "SUPERSEDED".into();
         drifted.stages[1].rollback_on_failure = true;
         let declaration = declaration("p", HOME, &drifted, Some(2)).unwrap();
-        let live = live_inputs(&declaration, HOME, &desired, desired.tags.clone());
+        let live = live_inputs(&declaration, HOME, &desired);
         assert!(live.triggers.is_empty());
         assert_eq!(live.execution_mode, "SUPERSEDED");
         assert!(live.stages[1].rollback_on_failure);
@@ -1565,7 +1479,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build()]);
-        let live = live_inputs(&declaration, HOME, &desired, desired.tags.clone());
+        let live = live_inputs(&declaration, HOME, &desired);
         assert_eq!(live.variables, vec!["TARGET"]);
         assert_eq!(live.triggers, desired.triggers);
         assert_eq!(live.pull_request_triggers.len(), 1);

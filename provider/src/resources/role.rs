@@ -14,19 +14,18 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{check_arn, from_sdk_tags, sdk_tags};
 use crate::aws::arn::Arn;
-use crate::aws::retry::{
-    create_once, describe, is_code, once, retry, Backoff, CreateError, Created,
-};
+use crate::aws::failure::AwsFailure;
+use crate::aws::retry::{once, Created};
 use crate::aws::AwsContext;
 use crate::iam::{grants, lint, PolicyDocument};
 use crate::naming;
 use crate::resource::{
-    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
-    ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// Longest session a role hands out: one hour, the shortest IAM allows.
 const MAX_SESSION_SECONDS: i32 = 3600;
@@ -100,14 +99,6 @@ pub struct RoleOutputs {
     /// knows the account; otherwise `create` computes it, and this output
     /// puts it in the state either way.
     pub trust_policy: PolicyDocument,
-}
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &RoleInputs) -> Result<&str, ResourceError> {
-    inputs
-        .role_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("roleName was not set by check".into()))
 }
 
 fn trusted_service(
@@ -247,6 +238,9 @@ fn check_policies(policies: &BTreeMap<String, PolicyDocument>) -> Vec<CheckFailu
     failures
 }
 
+/// Deleted since it was listed, or never there: IAM's answer for both.
+const GONE: &[&str] = &["NoSuchEntity"];
+
 #[async_trait]
 impl CustomResource for Role {
     const TYPE: &'static str = "securepipeline:aws:Role";
@@ -255,25 +249,16 @@ impl CustomResource for Role {
     // `trustPolicy` is left out: when `check` computed it, preview shows the
     // real document instead of an unknown.
     const OUTPUT_KEYS: &'static [&'static str] = &["arn", "roleId"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "roleName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName = AutoName::new("roleName", &naming::IAM_ROLE, "role", NameScope::Account);
+    const PLACEMENT: Placement = Placement::Global;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.role_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.role_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::IAM_ROLE,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check("roleName", &chosen, &naming::IAM_ROLE));
-        news.role_name = Some(chosen);
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
         failures.extend(check_description(&news.description));
 
         let trusted = trusted_service(&news.service).is_some();
@@ -322,46 +307,39 @@ impl CustomResource for Role {
                 "SecurePipeline roles carry only inline policies built from exact grants; remove managedPolicyArns",
             );
         }
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let iam = &ctx.aws.clients().iam;
-        let name = name(inputs)?;
+        let iam = &ctx.clients().iam;
+        let name = ctx.name()?;
         let trust = trust_for(ctx.aws, inputs)?;
-        let token = tags::new_create_token();
-        let tags = iam_tags(&tags::with_create_token(&inputs.tags, &token))?;
-        let created = create_once(
-            progress(ctx),
-            "creating role",
-            &AWS_TRANSIENT,
-            &["EntityAlreadyExists"],
-            || {
-                iam.create_role()
-                    .role_name(name)
-                    .assume_role_policy_document(trust.to_compact_json())
-                    .description(&inputs.description)
-                    .max_session_duration(MAX_SESSION_SECONDS)
-                    .set_tags(Some(tags.clone()))
-                    .customize()
-                    .config_override(aws_sdk_iam::config::Builder::default().retry_config(once()))
-                    .send()
-            },
-            || role_with_token(iam, name, &token),
-        )
-        .await
-        .map_err(|err| match err {
-            CreateError::Taken => ResourceError::Failed(format!(
-                "role {name} already exists in this account and was not created by this resource, \
-                 so it is not adopted; choose another roleName, or delete the role if nothing uses it"
-            )),
-            other => ResourceError::create_failed(format!("creating role {name}"), other),
-        })?;
+        let tags = iam_tags(&token.mark(&inputs.tags))?;
+        let created = ctx
+            .create_once(
+                format!("creating role {name}"),
+                name,
+                &[],
+                &["EntityAlreadyExists"],
+                || {
+                    iam.create_role()
+                        .role_name(name)
+                        .assume_role_policy_document(trust.to_compact_json())
+                        .description(&inputs.description)
+                        .max_session_duration(MAX_SESSION_SECONDS)
+                        .set_tags(Some(tags.clone()))
+                        .customize()
+                        .config_override(
+                            aws_sdk_iam::config::Builder::default().retry_config(once()),
+                        )
+                        .send()
+                },
+                || role_with_token(ctx, name, token),
+            )
+            .await?;
         let role = match created {
             Created::New(output) => output.role,
             Created::Found(role) => Some(role),
@@ -372,41 +350,29 @@ impl CustomResource for Role {
         let outputs = RoleOutputs {
             arn: role.arn().to_string(),
             role_id: role.role_id().to_string(),
-            trust_policy: trust.clone(),
+            trust_policy: trust,
         };
-        // From here on the role exists: a failure must hand it to the engine.
-        for (policy_name, doc) in &inputs.policies {
-            put_policy(ctx, name, policy_name, doc)
-                .await
-                .map_err(|message| ResourceError::Partial {
-                    id: name.to_string(),
-                    state: to_json(&outputs),
-                    message,
-                })?;
-        }
         Ok((name.to_string(), outputs))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        _outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        for (policy_name, doc) in &inputs.policies {
+            put_policy(ctx, id, policy_name, doc).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let iam = &ctx.aws.clients().iam;
-        let role = match retry(
-            progress(ctx),
-            "reading role",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || iam.get_role().role_name(id).send(),
-        )
-        .await
-        {
-            Ok(found) => found.role,
-            Err(err) if is_code(&err, &["NoSuchEntity"]) => None,
-            Err(err) => return Err(ResourceError::aws(format!("reading role {id}"), &err)),
-        };
-        let Some(role) = role else {
+        let Some(role) = get_role(ctx, id).await? else {
             return Ok(None);
         };
         let trust = parse_live(role.assume_role_policy_document().unwrap_or_default());
@@ -414,55 +380,26 @@ impl CustomResource for Role {
         let Some(policy_names) = inline_policy_names(ctx, id).await? else {
             return Ok(None);
         };
+        let iam = &ctx.clients().iam;
         let mut policies = BTreeMap::new();
         for policy_name in policy_names {
-            let policy = match retry(
-                progress(ctx),
-                "reading role policy",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    iam.get_role_policy()
-                        .role_name(id)
-                        .policy_name(&policy_name)
-                        .send()
-                },
-            )
-            .await
-            {
-                Ok(policy) => policy,
-                // Deleted since it was listed: it is not live.
-                Err(err) if is_code(&err, &["NoSuchEntity"]) => continue,
-                Err(err) => {
-                    return Err(ResourceError::aws(
-                        format!("reading policy {policy_name} of role {id}"),
-                        &err,
-                    ))
-                }
-            };
-            policies.insert(policy_name, parse_live(policy.policy_document()));
+            let policy = ctx
+                .find(
+                    format!("reading policy {policy_name} of role {id}"),
+                    GONE,
+                    || {
+                        iam.get_role_policy()
+                            .role_name(id)
+                            .policy_name(&policy_name)
+                            .send()
+                    },
+                )
+                .await?;
+            // Deleted since it was listed: it is not live.
+            if let Some(policy) = policy {
+                policies.insert(policy_name, parse_live(policy.policy_document()));
+            }
         }
-        let tags = retry(
-            progress(ctx),
-            "reading role tags",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
-                iam.list_role_tags()
-                    .role_name(id)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Result<Vec<_>, _>>()
-            },
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading tags of role {id}"), &err))?
-        .into_iter()
-        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-        .filter(|(key, _)| key != tags::CREATE_TOKEN_KEY)
-        .collect();
-
         let Some(managed_policy_arns) = attached_policy_arns(ctx, id).await? else {
             return Ok(None);
         };
@@ -473,7 +410,6 @@ impl CustomResource for Role {
         live_inputs.trust_policy = Some(trust.clone());
         live_inputs.policies = policies;
         live_inputs.managed_policy_arns = managed_policy_arns;
-        live_inputs.tags = tags;
         let outputs = RoleOutputs {
             arn: role.arn().to_string(),
             role_id: role.role_id().to_string(),
@@ -482,57 +418,37 @@ impl CustomResource for Role {
         Ok(Some((live_inputs, outputs)))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let iam = &ctx.aws.clients().iam;
+        let iam = &ctx.clients().iam;
         let trust = trust_for(ctx.aws, news)?;
         // Old inputs lack the trust policy when check could not compute it.
         if olds.trust_policy.as_ref().unwrap_or(&outputs.trust_policy) != &trust {
-            retry(
-                progress(ctx),
-                "updating trust policy",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    iam.update_assume_role_policy()
-                        .role_name(id)
-                        .policy_document(trust.to_compact_json())
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| {
-                ResourceError::aws(format!("updating the trust policy of role {id}"), &err)
-            })?;
+            ctx.call(format!("updating the trust policy of role {id}"), || {
+                iam.update_assume_role_policy()
+                    .role_name(id)
+                    .policy_document(trust.to_compact_json())
+                    .send()
+            })
+            .await?;
         }
         if olds.description != news.description {
-            retry(
-                progress(ctx),
-                "updating role description",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    iam.update_role()
-                        .role_name(id)
-                        .description(&news.description)
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| {
-                ResourceError::aws(format!("updating the description of role {id}"), &err)
-            })?;
+            ctx.call(format!("updating the description of role {id}"), || {
+                iam.update_role()
+                    .role_name(id)
+                    .description(&news.description)
+                    .send()
+            })
+            .await?;
         }
         for (policy_name, doc) in &news.policies {
             if olds.policies.get(policy_name) != Some(doc) {
-                put_policy(ctx, id, policy_name, doc)
-                    .await
-                    .map_err(ResourceError::Failed)?;
+                put_policy(ctx, id, policy_name, doc).await?;
             }
         }
         for policy_name in olds
@@ -549,48 +465,14 @@ impl CustomResource for Role {
         {
             detach_policy(ctx, id, policy_arn).await?;
         }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            retry(
-                progress(ctx),
-                "untagging role",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    iam.untag_role()
-                        .role_name(id)
-                        .set_tag_keys(Some(remove.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("untagging role {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            let set = iam_tags(&set)?;
-            retry(
-                progress(ctx),
-                "tagging role",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    iam.tag_role()
-                        .role_name(id)
-                        .set_tags(Some(set.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("tagging role {id}"), &err))?;
-        }
         Ok(RoleOutputs {
             trust_policy: trust,
             ..outputs.clone()
         })
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
@@ -603,20 +485,53 @@ impl CustomResource for Role {
         for policy_arn in attached_policy_arns(ctx, id).await?.unwrap_or_default() {
             detach_policy(ctx, id, &policy_arn).await?;
         }
-        let iam = &ctx.aws.clients().iam;
-        match retry(
-            progress(ctx),
-            "deleting role",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || iam.delete_role().role_name(id).send(),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(format!("deleting role {id}"), &err)),
-        }
+        let iam = &ctx.clients().iam;
+        ctx.delete(format!("deleting role {id}"), GONE, || {
+            iam.delete_role().role_name(id).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let iam = &ctx.clients().iam;
+        let listed = ctx
+            .find(format!("reading tags of role {id}"), GONE, || {
+                iam.list_role_tags()
+                    .role_name(id)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(listed.map(|tags| from_sdk_tags(&tags, |tag| (tag.key(), tag.value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let iam = &ctx.clients().iam;
+        let set = iam_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging role {id}"), move || {
+                        iam.untag_role()
+                            .role_name(id)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging role {id}"), || {
+                        iam.tag_role()
+                            .role_name(id)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
@@ -628,49 +543,50 @@ fn parse_live(text: &str) -> PolicyDocument {
     PolicyDocument::parse_aws(text).unwrap_or_else(|_| PolicyDocument::new(Vec::new()))
 }
 
+/// The live role; `None` when it does not exist.
+async fn get_role(
+    ctx: &Op<'_>,
+    name: &str,
+) -> Result<Option<aws_sdk_iam::types::Role>, AwsFailure> {
+    let iam = &ctx.clients().iam;
+    let found = ctx
+        .find(format!("reading role {name}"), GONE, || {
+            iam.get_role().role_name(name).send()
+        })
+        .await?;
+    Ok(found.and_then(|found| found.role))
+}
+
 /// The role `name` when it carries this create's `token`.
 async fn role_with_token(
-    iam: &aws_sdk_iam::Client,
+    ctx: &Op<'_>,
     name: &str,
-    token: &str,
-) -> Result<Option<aws_sdk_iam::types::Role>, String> {
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(found) => found.role,
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => return Ok(None),
-        Err(err) => return Err(format!("reading role {name}: {}", describe(&err))),
+    token: &CreateToken,
+) -> Result<Option<aws_sdk_iam::types::Role>, AwsFailure> {
+    let Some(role) = get_role(ctx, name).await? else {
+        return Ok(None);
     };
-    let tags = iam
-        .list_role_tags()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|err| format!("reading tags of role {name}: {}", describe(&err)))?;
-    let ours = tags
-        .tags()
-        .iter()
-        .any(|tag| tag.key() == tags::CREATE_TOKEN_KEY && tag.value() == token);
-    Ok(role.filter(|_| ours))
+    let ours = Role::read_tags(ctx, name)
+        .await?
+        .is_some_and(|tags| token.is_on(&tags));
+    Ok(ours.then_some(role))
 }
 
 fn iam_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<_, _>>()
-        .map_err(|err| ResourceError::failed("building role tags", err))
+    sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })
 }
 
 async fn put_policy(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     role: &str,
     policy_name: &str,
     doc: &PolicyDocument,
-) -> Result<(), String> {
-    let iam = &ctx.aws.clients().iam;
-    retry(
-        progress(ctx),
-        "writing role policy",
-        &AWS_TRANSIENT,
-        Backoff::default(),
+) -> Result<(), AwsFailure> {
+    let iam = &ctx.clients().iam;
+    ctx.call(
+        format!("writing policy {policy_name} of role {role}"),
         || {
             iam.put_role_policy()
                 .role_name(role)
@@ -680,26 +596,14 @@ async fn put_policy(
         },
     )
     .await
-    .map(|_| ())
-    .map_err(|err| {
-        format!(
-            "writing policy {policy_name} of role {role}: {}",
-            describe(&err)
-        )
-    })
+    .map(drop)
 }
 
-async fn delete_policy(
-    ctx: &OpContext<'_>,
-    role: &str,
-    policy_name: &str,
-) -> Result<(), ResourceError> {
-    let iam = &ctx.aws.clients().iam;
-    match retry(
-        progress(ctx),
-        "deleting role policy",
-        &AWS_TRANSIENT,
-        Backoff::default(),
+async fn delete_policy(ctx: &Op<'_>, role: &str, policy_name: &str) -> Result<(), AwsFailure> {
+    let iam = &ctx.clients().iam;
+    ctx.delete(
+        format!("deleting policy {policy_name} of role {role}"),
+        GONE,
         || {
             iam.delete_role_policy()
                 .role_name(role)
@@ -708,27 +612,13 @@ async fn delete_policy(
         },
     )
     .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-        Err(err) => Err(ResourceError::aws(
-            format!("deleting policy {policy_name} of role {role}"),
-            &err,
-        )),
-    }
 }
 
-async fn detach_policy(
-    ctx: &OpContext<'_>,
-    role: &str,
-    policy_arn: &str,
-) -> Result<(), ResourceError> {
-    let iam = &ctx.aws.clients().iam;
-    match retry(
-        progress(ctx),
-        "detaching managed policy",
-        &AWS_TRANSIENT,
-        Backoff::default(),
+async fn detach_policy(ctx: &Op<'_>, role: &str, policy_arn: &str) -> Result<(), AwsFailure> {
+    let iam = &ctx.clients().iam;
+    ctx.delete(
+        format!("detaching {policy_arn} from role {role}"),
+        GONE,
         || {
             iam.detach_role_policy()
                 .role_name(role)
@@ -737,81 +627,45 @@ async fn detach_policy(
         },
     )
     .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(()),
-        Err(err) => Err(ResourceError::aws(
-            format!("detaching {policy_arn} from role {role}"),
-            &err,
-        )),
-    }
 }
 
 /// Names of the role's inline policies; `None` when the role is gone.
-async fn inline_policy_names(
-    ctx: &OpContext<'_>,
-    role: &str,
-) -> Result<Option<Vec<String>>, ResourceError> {
-    let iam = &ctx.aws.clients().iam;
-    match retry(
-        progress(ctx),
-        "listing role policies",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            iam.list_role_policies()
-                .role_name(role)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-        },
-    )
+async fn inline_policy_names(ctx: &Op<'_>, role: &str) -> Result<Option<Vec<String>>, AwsFailure> {
+    let iam = &ctx.clients().iam;
+    ctx.find(format!("listing policies of role {role}"), GONE, || {
+        iam.list_role_policies()
+            .role_name(role)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+    })
     .await
-    {
-        Ok(names) => Ok(Some(names)),
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(None),
-        Err(err) => Err(ResourceError::aws(
-            format!("listing policies of role {role}"),
-            &err,
-        )),
-    }
 }
 
 /// ARNs of managed policies attached to the role; `None` when it is gone.
-async fn attached_policy_arns(
-    ctx: &OpContext<'_>,
-    role: &str,
-) -> Result<Option<Vec<String>>, ResourceError> {
-    let iam = &ctx.aws.clients().iam;
-    match retry(
-        progress(ctx),
-        "listing attached policies",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            iam.list_attached_role_policies()
-                .role_name(role)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-        },
-    )
-    .await
-    {
-        Ok(attached) => Ok(Some(
-            attached
-                .iter()
-                .filter_map(|policy| policy.policy_arn().map(str::to_string))
-                .collect(),
-        )),
-        Err(err) if is_code(&err, &["NoSuchEntity"]) => Ok(None),
-        Err(err) => Err(ResourceError::aws(
+async fn attached_policy_arns(ctx: &Op<'_>, role: &str) -> Result<Option<Vec<String>>, AwsFailure> {
+    let iam = &ctx.clients().iam;
+    let attached = ctx
+        .find(
             format!("listing managed policies of role {role}"),
-            &err,
-        )),
-    }
+            GONE,
+            || {
+                iam.list_attached_role_policies()
+                    .role_name(role)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )
+        .await?;
+    Ok(attached.map(|attached| {
+        attached
+            .iter()
+            .filter_map(|policy| policy.policy_arn().map(str::to_string))
+            .collect()
+    }))
 }
 
 #[cfg(test)]
@@ -820,6 +674,8 @@ pub(crate) mod tests {
     use crate::aws::Endpoints;
     use crate::iam::policy::{Conditions, Effect, Statement};
     use crate::iam::Grant;
+    use crate::resource::Lifecycle;
+    use crate::tags;
 
     const ACCOUNT: &str = "123456789012";
     const PROJECTS: &str =

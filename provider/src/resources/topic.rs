@@ -13,18 +13,18 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::common::{check_arn, check_kms_key_arn, effective_tags, progress, AWS_TRANSIENT};
+use super::common::{check_arn, check_kms_key_arn, from_sdk_tags, sdk_tags};
 use crate::aws::arn::{Arn, Arns};
-use crate::aws::retry::{describe, is_code, retry, Backoff};
+use crate::aws::failure::AwsFailure;
 use crate::aws::AwsContext;
 use crate::iam::policy::Conditions;
 use crate::iam::{Effect, PolicyDocument, Statement};
 use crate::naming;
 use crate::resource::{
-    is_unknown, to_json, CheckContext, CheckFailure, CustomResource, Failures, OpContext,
-    ResourceError,
+    is_unknown, AutoName, CheckContext, CheckFailure, CreateToken, CustomResource, Failures,
+    NameScope, Op, Placement, ResourceError, TagChange,
 };
-use crate::tags::{self, Tags};
+use crate::tags::Tags;
 
 /// The product's limits: the component names one publishing rule, and a
 /// topic policy stays small and reviewable; every subscriber must confirm
@@ -96,14 +96,6 @@ pub struct TopicOutputs {
     /// in the state either way. Absent when the live policy is unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyDocument>,
-}
-
-/// The name, once `check` has chosen it.
-fn name(inputs: &TopicInputs) -> Result<&str, ResourceError> {
-    inputs
-        .topic_name
-        .as_deref()
-        .ok_or_else(|| ResourceError::Failed("topicName was not set by check".into()))
 }
 
 /// The one policy a topic with these inputs has: the account manages it,
@@ -262,6 +254,9 @@ pub fn status(subscription_arn: &str, pending_attribute: Option<&str>) -> &'stat
     }
 }
 
+/// SNS's answers for a topic that does not exist.
+const GONE: &[&str] = &["NotFound", "ResourceNotFound"];
+
 #[async_trait]
 impl CustomResource for Topic {
     const TYPE: &'static str = "securepipeline:aws:Topic";
@@ -270,24 +265,18 @@ impl CustomResource for Topic {
     // `policy` is left out: when `check` computed it, preview shows the real
     // document instead of an unknown.
     const OUTPUT_KEYS: &'static [&'static str] = &["arn", "subscriptions"];
-    const REPLACE_KEYS: &'static [&'static str] = &["namePrefix", "topicName"];
+    const REPLACE_KEYS: &'static [&'static str] = &[];
+    const NAME: AutoName =
+        AutoName::new("topicName", &naming::SNS_TOPIC, "topic", NameScope::Region);
+    const PLACEMENT: Placement = Placement::Regional;
 
-    fn check(
+    fn validate(
         ctx: &CheckContext<'_>,
-        olds: Option<&Self::Inputs>,
-        mut news: Self::Inputs,
-    ) -> Result<Self::Inputs, Vec<CheckFailure>> {
-        let mut failures = Failures::default();
-        let chosen = news.topic_name.clone().unwrap_or_else(|| {
-            naming::choose(
-                olds.and_then(|o| o.topic_name.as_deref()),
-                olds.map(|o| o.name_prefix.as_str()),
-                &news.name_prefix,
-                &naming::SNS_TOPIC,
-                ctx.random_seed,
-            )
-        });
-        failures.extend(naming::check("topicName", &chosen, &naming::SNS_TOPIC));
+        _olds: Option<&Self::Inputs>,
+        news: &mut Self::Inputs,
+        failures: &mut Failures,
+    ) {
+        let name = news.topic_name.clone().unwrap_or_default();
         failures.extend(check_kms_key_arn(ctx, "kmsKeyArn", &news.kms_key_arn));
 
         let publishers = &news.publisher_rule_arns;
@@ -313,8 +302,8 @@ impl CustomResource for Topic {
         failures.extend(check_emails("emails", &news.emails));
 
         if let Some(aws) = ctx.aws {
-            let computed = topic_policy(&aws.arns(), &chosen, publishers);
-            let known = !is_unknown(&chosen) && !publishers.iter().any(|arn| is_unknown(arn));
+            let computed = topic_policy(&aws.arns(), &name, publishers);
+            let known = !is_unknown(&name) && !publishers.iter().any(|arn| is_unknown(arn));
             if news
                 .policy
                 .as_ref()
@@ -327,99 +316,81 @@ impl CustomResource for Topic {
             }
             news.policy = Some(computed);
         }
-        news.topic_name = Some(chosen);
-        failures.extend(tags::validate("tags", &news.tags));
-        news.tags = effective_tags(ctx, &news.tags);
-        failures.into_result(news)
     }
 
-    async fn create(
-        ctx: &OpContext<'_>,
+    async fn create_resource(
+        ctx: &Op<'_>,
         inputs: &Self::Inputs,
+        _token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
-        let sns = &ctx.aws.clients().sns;
-        let name = name(inputs)?;
+        let sns = &ctx.clients().sns;
+        let name = ctx.name()?;
         // CreateTopic answers with the topic of that name if one exists: one
         // that exists before this create belongs to something else and is
         // never taken over. (Repeating CreateTopic after a lost answer is
         // safe: it names the topic this create made.)
-        let arn = ctx.aws.arns().sns_topic(name);
-        match sns.get_topic_attributes().topic_arn(&arn).send().await {
-            Err(err) if is_code(&err, &["NotFound"]) => {}
-            Ok(_) => {
-                return Err(ResourceError::Failed(format!(
-                    "topic {name} already exists in this account and region and was not created by this resource, \
-                     so it is not adopted; choose another topicName, or delete the topic if nothing uses it"
-                )))
-            }
-            Err(err) => {
-                return Err(ResourceError::aws(
-                    format!("looking for topic {name}"), &err))
-            }
+        let arn = ctx.arns().sns_topic(name);
+        let existing = ctx
+            .find(format!("looking for topic {name}"), GONE, || {
+                sns.get_topic_attributes().topic_arn(&arn).send()
+            })
+            .await?;
+        if existing.is_some() {
+            return Err(ResourceError::Failed(Self::NAME.taken(name)));
         }
         let policy = policy_for(ctx.aws, name, inputs)?;
         let tags = aws_tags(&inputs.tags)?;
-        let created = retry(
-            progress(ctx),
-            "creating topic",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || {
+        let created = ctx
+            .call(format!("creating topic {name}"), || {
                 sns.create_topic()
                     .name(name)
                     .attributes(KMS_ATTRIBUTE, &inputs.kms_key_arn)
                     .attributes(POLICY_ATTRIBUTE, policy.to_compact_json())
                     .set_tags(Some(tags.clone()))
                     .send()
-            },
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("creating topic {name}"), &err))?;
+            })
+            .await?;
         let arn = created.topic_arn().map_or(arn, str::to_string);
-        let mut outputs = TopicOutputs {
+        let outputs = TopicOutputs {
             arn: arn.clone(),
             subscriptions: Vec::new(),
             policy: Some(policy),
         };
-        // From here on the topic exists: a failure must hand it to the engine.
-        for (index, email) in inputs.emails.iter().enumerate() {
-            match subscribe(ctx, &arn, index, email).await {
-                Ok(status) => outputs.subscriptions.push(Subscription {
-                    endpoint: email.clone(),
-                    status: status.to_string(),
-                }),
-                Err(message) => {
-                    return Err(ResourceError::Partial {
-                        id: arn,
-                        state: to_json(&outputs),
-                        message,
-                    })
-                }
-            }
-        }
-        warn_pending(ctx, name, &outputs.subscriptions);
         Ok((arn, outputs))
     }
 
-    async fn read(
-        ctx: &OpContext<'_>,
+    async fn configure(
+        ctx: &Op<'_>,
+        id: &str,
+        inputs: &Self::Inputs,
+        outputs: &mut Self::Outputs,
+    ) -> Result<(), ResourceError> {
+        for (index, email) in inputs.emails.iter().enumerate() {
+            let status = subscribe(ctx, id, index, email).await?;
+            outputs.subscriptions.push(Subscription {
+                endpoint: email.clone(),
+                status: status.to_string(),
+            });
+        }
+        warn_pending(ctx, ctx.name()?, &outputs.subscriptions);
+        Ok(())
+    }
+
+    async fn read_resource(
+        ctx: &Op<'_>,
         id: &str,
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
-        let sns = &ctx.aws.clients().sns;
-        let attributes = match retry(
-            progress(ctx),
-            "reading topic",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || sns.get_topic_attributes().topic_arn(id).send(),
-        )
-        .await
-        {
-            Ok(found) => found.attributes.unwrap_or_default(),
-            Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
-            Err(err) => return Err(ResourceError::aws(format!("reading topic {id}"), &err)),
+        let sns = &ctx.clients().sns;
+        let Some(attributes) = ctx
+            .find(format!("reading topic {id}"), GONE, || {
+                sns.get_topic_attributes().topic_arn(id).send()
+            })
+            .await?
+        else {
+            return Ok(None);
         };
+        let attributes = attributes.attributes.unwrap_or_default();
         // A policy that is not a policy document (e.g. `"Principal": "*"`)
         // reads as absent: drift the next update replaces.
         let policy = match attributes
@@ -439,19 +410,6 @@ impl CustomResource for Topic {
         let Some(live) = live_subscriptions(ctx, id).await? else {
             return Ok(None);
         };
-        let tags = retry(
-            progress(ctx),
-            "reading topic tags",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || sns.list_tags_for_resource().resource_arn(id).send(),
-        )
-        .await
-        .map_err(|err| ResourceError::aws(format!("reading tags of topic {id}"), &err))?
-        .tags()
-        .iter()
-        .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-        .collect();
 
         let subscriptions = in_input_order(live, &inputs.emails);
         let mut live_inputs = inputs.clone();
@@ -461,7 +419,6 @@ impl CustomResource for Topic {
         live_inputs.kms_key_arn = attributes.get(KMS_ATTRIBUTE).cloned().unwrap_or_default();
         live_inputs.policy = policy.clone();
         live_inputs.emails = subscriptions.iter().map(|s| s.endpoint.clone()).collect();
-        live_inputs.tags = tags;
         let outputs = TopicOutputs {
             arn: id.to_string(),
             subscriptions,
@@ -470,15 +427,15 @@ impl CustomResource for Topic {
         Ok(Some((live_inputs, outputs)))
     }
 
-    async fn update(
-        ctx: &OpContext<'_>,
+    async fn update_resource(
+        ctx: &Op<'_>,
         id: &str,
         olds: &Self::Inputs,
         news: &Self::Inputs,
         outputs: &Self::Outputs,
     ) -> Result<Self::Outputs, ResourceError> {
-        let sns = &ctx.aws.clients().sns;
-        let name = name(news)?;
+        let sns = &ctx.clients().sns;
+        let name = ctx.name()?;
         let policy = policy_for(ctx.aws, name, news)?;
         if olds.kms_key_arn != news.kms_key_arn {
             set_attribute(ctx, id, KMS_ATTRIBUTE, news.kms_key_arn.clone()).await?;
@@ -493,9 +450,7 @@ impl CustomResource for Topic {
         })?;
         for (index, email) in news.emails.iter().enumerate() {
             if !live.iter().any(|s| s.endpoint == *email) {
-                subscribe(ctx, id, index, email)
-                    .await
-                    .map_err(ResourceError::Failed)?;
+                subscribe(ctx, id, index, email).await?;
             }
         }
         for removed in live.iter().filter(|s| !news.emails.contains(&s.endpoint)) {
@@ -504,58 +459,12 @@ impl CustomResource for Topic {
             if removed.status != CONFIRMED {
                 continue;
             }
-            match retry(
-                progress(ctx),
-                "unsubscribing from topic",
-                &AWS_TRANSIENT,
-                Backoff::default(),
+            ctx.delete(
+                format!("unsubscribing a removed email address from topic {id}"),
+                GONE,
                 || sns.unsubscribe().subscription_arn(&removed.arn).send(),
             )
-            .await
-            {
-                Ok(_) => {}
-                Err(err) if is_code(&err, &["NotFound"]) => {}
-                Err(err) => {
-                    return Err(ResourceError::aws(
-                        format!("unsubscribing a removed email address from topic {id}"),
-                        &err,
-                    ))
-                }
-            }
-        }
-        let (set, remove) = tags::changes(&olds.tags, &news.tags);
-        if !remove.is_empty() {
-            retry(
-                progress(ctx),
-                "untagging topic",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    sns.untag_resource()
-                        .resource_arn(id)
-                        .set_tag_keys(Some(remove.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("untagging topic {id}"), &err))?;
-        }
-        if !set.is_empty() {
-            let set = aws_tags(&set)?;
-            retry(
-                progress(ctx),
-                "tagging topic",
-                &AWS_TRANSIENT,
-                Backoff::default(),
-                || {
-                    sns.tag_resource()
-                        .resource_arn(id)
-                        .set_tags(Some(set.clone()))
-                        .send()
-                },
-            )
-            .await
-            .map_err(|err| ResourceError::aws(format!("tagging topic {id}"), &err))?;
+            .await?;
         }
         let live = live_subscriptions(ctx, id).await?.unwrap_or_default();
         let subscriptions: Vec<Subscription> = in_input_order(live, &news.emails)
@@ -574,120 +483,130 @@ impl CustomResource for Topic {
         })
     }
 
-    async fn delete(
-        ctx: &OpContext<'_>,
+    async fn delete_resource(
+        ctx: &Op<'_>,
         id: &str,
         _inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        let sns = &ctx.aws.clients().sns;
+        let sns = &ctx.clients().sns;
         // Deleting a topic deletes its subscriptions too.
-        match retry(
-            progress(ctx),
-            "deleting topic",
-            &AWS_TRANSIENT,
-            Backoff::default(),
-            || sns.delete_topic().topic_arn(id).send(),
-        )
-        .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) if is_code(&err, &["NotFound"]) => Ok(()),
-            Err(err) => Err(ResourceError::aws(format!("deleting topic {id}"), &err)),
-        }
+        ctx.delete(format!("deleting topic {id}"), GONE, || {
+            sns.delete_topic().topic_arn(id).send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+        let sns = &ctx.clients().sns;
+        let listed = ctx
+            .find(format!("reading tags of topic {id}"), GONE, || {
+                sns.list_tags_for_resource().resource_arn(id).send()
+            })
+            .await?;
+        Ok(listed.map(|listed| from_sdk_tags(listed.tags(), |tag| (tag.key(), tag.value()))))
+    }
+
+    async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
+        let sns = &ctx.clients().sns;
+        let set = aws_tags(&change.set)?;
+        change
+            .by_key(
+                |keys| {
+                    ctx.call(format!("untagging topic {id}"), move || {
+                        sns.untag_resource()
+                            .resource_arn(id)
+                            .set_tag_keys(Some(keys.clone()))
+                            .send()
+                    })
+                },
+                |_| {
+                    ctx.call(format!("tagging topic {id}"), || {
+                        sns.tag_resource()
+                            .resource_arn(id)
+                            .set_tags(Some(set.clone()))
+                            .send()
+                    })
+                },
+            )
+            .await?;
+        Ok(())
     }
 }
 
 fn aws_tags(tags: &Tags) -> Result<Vec<Tag>, ResourceError> {
-    tags.iter()
-        .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect::<Result<_, _>>()
-        .map_err(|err| ResourceError::failed("building topic tags", err))
+    sdk_tags(tags, |key, value| {
+        Tag::builder().key(key).value(value).build()
+    })
 }
 
 async fn set_attribute(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     topic_arn: &str,
     attribute: &str,
     value: String,
-) -> Result<(), ResourceError> {
-    let sns = &ctx.aws.clients().sns;
-    retry(
-        progress(ctx),
-        "setting topic attribute",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            sns.set_topic_attributes()
-                .topic_arn(topic_arn)
-                .attribute_name(attribute)
-                .attribute_value(value.clone())
-                .send()
-        },
-    )
+) -> Result<(), AwsFailure> {
+    let sns = &ctx.clients().sns;
+    ctx.call(format!("setting {attribute} of topic {topic_arn}"), || {
+        sns.set_topic_attributes()
+            .topic_arn(topic_arn)
+            .attribute_name(attribute)
+            .attribute_value(value.clone())
+            .send()
+    })
     .await
-    .map(|_| ())
-    .map_err(|err| ResourceError::aws(format!("setting {attribute} of topic {topic_arn}"), &err))
+    .map(drop)
 }
 
 /// Subscribes one address (`emails[index]`, named by index only) and
 /// returns the subscription's status.
 async fn subscribe(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     topic_arn: &str,
     index: usize,
     email: &str,
-) -> Result<&'static str, String> {
-    let sns = &ctx.aws.clients().sns;
-    let subscribed = retry(
-        progress(ctx),
-        "subscribing to topic",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            sns.subscribe()
-                .topic_arn(topic_arn)
-                .protocol("email")
-                .endpoint(email)
-                .return_subscription_arn(true)
-                .send()
-        },
+) -> Result<&'static str, AwsFailure> {
+    let sns = &ctx.clients().sns;
+    let subscribed = ctx
+        .call(
+            format!("subscribing emails[{index}] to topic {topic_arn}"),
+            || {
+                sns.subscribe()
+                    .topic_arn(topic_arn)
+                    .protocol("email")
+                    .endpoint(email)
+                    .return_subscription_arn(true)
+                    .send()
+            },
+        )
+        .await?;
+    subscription_status(
+        ctx,
+        subscribed.subscription_arn().unwrap_or(PENDING),
+        &format!("emails[{index}] to topic {topic_arn}"),
     )
     .await
-    .map_err(|err| {
-        format!(
-            "subscribing emails[{index}] to topic {topic_arn}: {}",
-            describe(&err)
-        )
-    })?;
-    subscription_status(ctx, subscribed.subscription_arn().unwrap_or(PENDING))
-        .await
-        .map_err(|err| {
-            format!("reading the subscription of emails[{index}] to topic {topic_arn}: {err}")
-        })
 }
 
+/// The status of the subscription of `whom` (an address is not named: a
+/// program may hold it as a secret).
 async fn subscription_status(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     subscription_arn: &str,
-) -> Result<&'static str, String> {
+    whom: &str,
+) -> Result<&'static str, AwsFailure> {
     if subscription_arn == PENDING {
         return Ok(PENDING);
     }
-    let sns = &ctx.aws.clients().sns;
-    let found = retry(
-        progress(ctx),
-        "reading subscription",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
+    let sns = &ctx.clients().sns;
+    let found = ctx
+        .call(format!("reading the subscription of {whom}"), || {
             sns.get_subscription_attributes()
                 .subscription_arn(subscription_arn)
                 .send()
-        },
-    )
-    .await
-    .map_err(|err| describe(&err))?;
+        })
+        .await?;
     let pending = found
         .attributes()
         .and_then(|a| a.get(PENDING))
@@ -706,34 +625,26 @@ struct LiveSubscription {
 /// Every email subscription of the topic, or `None` when the topic is gone.
 /// Subscriptions by other protocols are reported, not managed.
 async fn live_subscriptions(
-    ctx: &OpContext<'_>,
+    ctx: &Op<'_>,
     topic_arn: &str,
-) -> Result<Option<Vec<LiveSubscription>>, ResourceError> {
-    let sns = &ctx.aws.clients().sns;
-    let listed = match retry(
-        progress(ctx),
-        "reading topic subscriptions",
-        &AWS_TRANSIENT,
-        Backoff::default(),
-        || {
-            sns.list_subscriptions_by_topic()
-                .topic_arn(topic_arn)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-        },
-    )
-    .await
-    {
-        Ok(listed) => listed,
-        Err(err) if is_code(&err, &["NotFound"]) => return Ok(None),
-        Err(err) => {
-            return Err(ResourceError::aws(
-                format!("reading subscriptions of topic {topic_arn}"),
-                &err,
-            ))
-        }
+) -> Result<Option<Vec<LiveSubscription>>, AwsFailure> {
+    let sns = &ctx.clients().sns;
+    let listed = ctx
+        .find(
+            format!("reading subscriptions of topic {topic_arn}"),
+            GONE,
+            || {
+                sns.list_subscriptions_by_topic()
+                    .topic_arn(topic_arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )
+        .await?;
+    let Some(listed) = listed else {
+        return Ok(None);
     };
     let others = listed
         .iter()
@@ -748,9 +659,8 @@ async fn live_subscriptions(
     let mut subscriptions = Vec::new();
     for listed in listed.iter().filter(|s| s.protocol() == Some("email")) {
         let arn = listed.subscription_arn().unwrap_or(PENDING).to_string();
-        let status = subscription_status(ctx, &arn).await.map_err(|err| {
-            ResourceError::failed(format!("reading a subscription of topic {topic_arn}"), err)
-        })?;
+        let status =
+            subscription_status(ctx, &arn, &format!("a subscriber of topic {topic_arn}")).await?;
         subscriptions.push(LiveSubscription {
             endpoint: listed.endpoint().unwrap_or_default().to_string(),
             arn,
@@ -781,7 +691,7 @@ fn in_input_order(mut live: Vec<LiveSubscription>, emails: &[String]) -> Vec<Sub
 
 /// Says how many subscriptions still wait for their recipient (the count
 /// only: addresses stay out of logs).
-fn warn_pending(ctx: &OpContext<'_>, topic_name: &str, subscriptions: &[Subscription]) {
+fn warn_pending(ctx: &Op<'_>, topic_name: &str, subscriptions: &[Subscription]) {
     let pending = subscriptions.iter().filter(|s| s.status == PENDING).count();
     if pending > 0 {
         ctx.log.warn(
@@ -796,6 +706,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::aws::Endpoints;
     use crate::iam::lint;
+    use crate::resource::Lifecycle;
+    use crate::tags;
     use serde_json::json;
 
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";

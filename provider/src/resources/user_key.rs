@@ -11,7 +11,7 @@ use aws_sdk_kms::types::{KeyManagerType, KeySpec, KeyState, KeyUsageType};
 use serde_json::Value as Json;
 
 use crate::aws::arn::Arn;
-use crate::aws::retry::{describe, is_code};
+use crate::aws::failure::AwsFailure;
 use crate::iam::Statement;
 
 /// What the checks need to know about a key, as DescribeKey and
@@ -68,27 +68,60 @@ pub fn problems(facts: &KeyFacts, region: &str) -> Vec<String> {
     problems
 }
 
+/// Why a key's facts could not be read.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// KMS knows no such key in this account and region.
+    Missing { arn: String },
+    /// KMS refused or failed.
+    Aws(AwsFailure),
+    /// KMS left out a fact the checks need; what is not reported is not
+    /// assumed to be fine.
+    Incomplete { arn: String, field: &'static str },
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { arn } => write!(
+                f,
+                "`{arn}` does not exist in this account and region; give the ARN of an existing key, or leave kmsKeyArn unset to have one created"
+            ),
+            Self::Aws(failure) => failure.fmt(f),
+            Self::Incomplete { arn, field } => write!(
+                f,
+                "reading `{arn}`: KMS did not report the key's {field}"
+            ),
+        }
+    }
+}
+
 /// Reads the key's facts; an error says why they could not be read.
-pub async fn inspect(kms: &aws_sdk_kms::Client, arn: &str) -> Result<KeyFacts, String> {
+pub async fn inspect(kms: &aws_sdk_kms::Client, arn: &str) -> Result<KeyFacts, Unreadable> {
     let described = kms
         .describe_key()
         .key_id(arn)
         .send()
         .await
         .map_err(|err| {
-            if is_code(&err, &["NotFoundException"]) {
-                format!("`{arn}` does not exist in this account and region; give the ARN of an existing key, or leave kmsKeyArn unset to have one created")
-            } else if is_code(&err, &["AccessDeniedException"]) {
-                format!("the provider may not read `{arn}` ({}); allow it kms:DescribeKey, kms:GetKeyRotationStatus, kms:GetKeyPolicy and kms:PutKeyPolicy on the key", describe(&err))
+            let failure = AwsFailure::of(format!("reading `{arn}`"), &err);
+            if failure.is(&["NotFoundException"]) {
+                Unreadable::Missing {
+                    arn: arn.to_string(),
+                }
+            } else if failure.is(&["AccessDeniedException"]) {
+                Unreadable::Aws(failure.advise("allow the provider kms:DescribeKey, kms:GetKeyRotationStatus, kms:GetKeyPolicy and kms:PutKeyPolicy on the key"))
             } else {
-                format!("reading `{arn}`: {}", describe(&err))
+                Unreadable::Aws(failure)
             }
         })?;
+    let reported = |field: &'static str| Unreadable::Incomplete {
+        arn: arn.to_string(),
+        field,
+    };
     let metadata = described
         .key_metadata()
-        .ok_or_else(|| format!("reading `{arn}`: KMS returned no key metadata"))?;
-    // What KMS leaves out is not assumed to be fine.
-    let reported = |field: &str| format!("reading `{arn}`: KMS did not report the key's {field}");
+        .ok_or_else(|| reported("metadata"))?;
     let mut facts = KeyFacts {
         key_id: metadata.key_id().to_string(),
         arn: metadata.arn().unwrap_or(arn).to_string(),
@@ -116,7 +149,12 @@ pub async fn inspect(kms: &aws_sdk_kms::Client, arn: &str) -> Result<KeyFacts, S
             .key_id(arn)
             .send()
             .await
-            .map_err(|err| format!("reading the rotation of `{arn}`: {}", describe(&err)))?;
+            .map_err(|err| {
+                Unreadable::Aws(AwsFailure::of(
+                    format!("reading the rotation of `{arn}`"),
+                    &err,
+                ))
+            })?;
         facts.rotation = Some(rotation.key_rotation_enabled());
     }
     Ok(facts)
@@ -129,7 +167,9 @@ pub async fn verify(
     arn: &str,
     region: &str,
 ) -> Result<KeyFacts, Vec<String>> {
-    let facts = inspect(kms, arn).await.map_err(|reason| vec![reason])?;
+    let facts = inspect(kms, arn)
+        .await
+        .map_err(|reason| vec![reason.to_string()])?;
     let problems = problems(&facts, region);
     if problems.is_empty() {
         Ok(facts)
