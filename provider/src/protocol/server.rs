@@ -220,6 +220,10 @@ fn error_to_status(err: ResourceError, inputs: &PropertyMap) -> Status {
                 properties: Some(encode_struct(&properties)),
                 reasons: vec![message.clone()],
                 inputs: Some(encode_struct(inputs)),
+                // What a failed step left undone is only visible in the
+                // live resource: the next `up` reads it before diffing, so
+                // the update repairs it without a manual refresh.
+                refresh_before_update: true,
             };
             let status = RpcStatus {
                 code: code as i32,
@@ -692,6 +696,7 @@ mod tests {
                 .unwrap();
         assert_eq!(details.id, "bucket-1");
         assert_eq!(details.reasons, vec!["encryption could not be set"]);
+        assert!(details.refresh_before_update);
         assert_eq!(status.code(), tonic::Code::Unknown);
     }
 

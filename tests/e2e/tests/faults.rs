@@ -154,3 +154,69 @@ async fn a_pipeline_deploys_and_is_destroyed_through_transient_faults() {
         deploy_and_destroy_under_faults(seed).await;
     }
 }
+
+/// A pipeline whose children may take at most 15 seconds to create.
+const MIDWAY_PROGRAM: &str = r#"
+resources:
+  app:
+    type: securepipeline:index:SecurePipeline
+    properties:
+      source:
+        repository: example-org/app
+      build:
+        commands: ["make test"]
+      logRetentionDays: 14
+    options:
+      customTimeouts:
+        create: 15s
+outputs:
+  pipelineName: ${app.pipelineName}
+"#;
+
+async fn retentions(logs: &aws_sdk_cloudwatchlogs::Client, groups: &[String]) -> Vec<Option<i32>> {
+    let mut retentions = Vec::new();
+    for group in groups {
+        let found = logs
+            .describe_log_groups()
+            .log_group_name_prefix(group)
+            .send()
+            .await
+            .expect("DescribeLogGroups");
+        let live = found
+            .log_groups()
+            .iter()
+            .find(|live| live.log_group_name() == Some(group.as_str()))
+            .unwrap_or_else(|| panic!("log group {group} exists"));
+        retentions.push(live.retention_in_days());
+    }
+    retentions
+}
+
+/// A create that fails after AWS made the resource leaves it in the state
+/// with its id; the next `up`, without `--refresh`, reads what is really
+/// there and finishes the job instead of trusting the inputs it recorded.
+#[tokio::test]
+async fn a_create_stopped_midway_is_finished_by_the_next_up_without_a_refresh() {
+    let emulator = Emulator::start();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&emulator.sdk().await);
+    let stack = Stack::yaml(&emulator, "midway", MIDWAY_PROGRAM);
+
+    emulator.set_faults("rate=1,seed=1,kinds=error,only=logs:PutRetentionPolicy");
+    stack.up().failure();
+    emulator.set_faults("");
+    let groups = state_ids(&stack.export())
+        .remove("log group")
+        .unwrap_or_default();
+    assert!(!groups.is_empty(), "the log groups are in the state");
+    assert!(
+        retentions(&logs, &groups).await.iter().all(Option::is_none),
+        "the stopped creates set no retention"
+    );
+
+    stack.up().success();
+    assert_eq!(
+        retentions(&logs, &groups).await,
+        vec![Some(14); groups.len()],
+        "the next up set the retention of {groups:?}"
+    );
+}
