@@ -289,7 +289,7 @@ impl Grant {
     }
 
     /// List one bucket's keys, only under these prefix patterns (e.g.
-    /// `state/.pulumi/locks/app/dev/*`).
+    /// `state/.pulumi/locks/organization/app/dev/*`).
     pub fn bucket_list_under(sid: &str, bucket_arn: &str, prefix_patterns: Vec<String>) -> Grant {
         Grant::new(
             sid,
