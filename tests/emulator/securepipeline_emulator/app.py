@@ -21,10 +21,13 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.wrappers import Response
 
 from . import fixes
+from .builds import BuildRunner
+from .builds import api as builds_api
 from .connections import ConnectionsApi, ConnectionStore
 from .enforcement import Enforcer
 from .gate import Gate
 from .loopback import Loopback
+from .pipelines import PipelineRunner
 from .faults import (
     FaultInjector,
     FaultPlan,
@@ -55,6 +58,8 @@ class EmulatorApp:
         self.enforcer = Enforcer(enforce_iam)
         # How the emulator's own services (pipeline runs, builds) call AWS.
         self.loopback = Loopback(self.enforcer)
+        # CodeBuild builds, run for real under their project's role.
+        self.builds = BuildRunner(self.loopback)
         # Whole services we implement, keyed by SigV4 signing name.
         self.services: dict[str, Handler] = {
             "codestar-connections": ConnectionsApi(
@@ -66,6 +71,10 @@ class EmulatorApp:
         }
         # Single operations we add to or correct in moto.
         self.operations: dict[tuple[str, str], Handler] = dict(fixes.HANDLERS)
+        self.operations.update(builds_api.handlers(self.builds))
+        # Executions of the pipelines the provider created.
+        self.pipelines = PipelineRunner(self)
+        self.operations.update(self.pipelines.operations)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(ADMIN_PREFIX):
@@ -144,6 +153,10 @@ class EmulatorApp:
                 return self._enforcement(environ, method, path)
             if path.startswith("connections/") and path.endswith("/status") and method == "POST":
                 return self._set_connection_status(environ, path)
+            if path.startswith(builds_api.ADMIN_PREFIXES):
+                return builds_api.admin(self.builds, method, path, environ)
+            if self.pipelines.admin.serves(path):
+                return self.pipelines.admin(environ, method, path)
         except AwsError as error:
             return _json({"error": error.code, "message": error.message}, error.status)
         return _json({"error": "NotFound", "message": f"no admin endpoint {method} /{path}"}, 404)

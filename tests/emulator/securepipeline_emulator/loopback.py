@@ -11,6 +11,7 @@ calls AWS would see.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from .wire import DEFAULT_ACCOUNT_ID, AwsError
 # The emulator's own calls are never retried by the client: a failure is an
 # outcome the caller records (a failed action), not something to hide.
 _CLIENT_CONFIG = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
+# boto3's default session is not safe to create clients from on several
+# threads at once (concurrent builds and pipeline runs do); the clients are.
+_CLIENT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,13 @@ class Loopback:
         """A boto3 client for `service` in `region` signed with `credentials`."""
         if self.endpoint is None:
             raise AwsError("InternalFailure", "the emulator is not listening yet", 500)
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.session_token,
-            config=_CLIENT_CONFIG,
-        )
+        with _CLIENT_LOCK:
+            return boto3.client(
+                service,
+                endpoint_url=self.endpoint,
+                region_name=region,
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+                config=_CLIENT_CONFIG,
+            )

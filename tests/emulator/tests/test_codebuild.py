@@ -69,6 +69,15 @@ def test_create_reads_back_every_field(emulator: Emulator, unique) -> None:
     assert_carries(read_back(client, written["name"]), written)
 
 
+def test_timeouts_not_given_are_codebuilds_defaults(emulator: Emulator, unique) -> None:
+    client = emulator.client("codebuild")
+    written = project_input(unique("build"))
+    del written["timeoutInMinutes"], written["queuedTimeoutInMinutes"]
+    client.create_project(**written)
+    project = read_back(client, written["name"])
+    assert (project["timeoutInMinutes"], project["queuedTimeoutInMinutes"]) == (60, 480)
+
+
 def test_update_project_changes_every_field_it_carries(emulator: Emulator, unique) -> None:
     client = emulator.client("codebuild")
     name = unique("build")

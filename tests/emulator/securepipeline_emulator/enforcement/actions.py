@@ -359,6 +359,21 @@ def _pipeline(name: str, field_name: str) -> Callable[[AwsRequest], list[Check]]
     return checks
 
 
+def _approval(request: AwsRequest) -> list[Check]:
+    # A reviewer is authorised on the approval action itself.
+    params = request.json
+    arn = arn_of(
+        "codepipeline",
+        "action",
+        request.region,
+        request.account,
+        PipelineName=_one(params.get("pipelineName"), "pipelineName"),
+        StageName=_one(params.get("stageName"), "stageName"),
+        ActionName=_one(params.get("actionName"), "actionName"),
+    )
+    return [Check(iam_action("codepipeline", "PutApprovalResult"), arn)]
+
+
 # ------------------------------------------------------------- sns, sts --
 
 
@@ -403,6 +418,9 @@ _MAPPERS: dict[tuple[str, str], Callable[[AwsRequest], list[Check]]] = {
     ("codepipeline", "GetPipelineState"): _pipeline("GetPipelineState", "name"),
     ("codepipeline", "GetPipelineExecution"): _pipeline("GetPipelineExecution", "pipelineName"),
     ("codepipeline", "ListPipelineExecutions"): _pipeline("ListPipelineExecutions", "pipelineName"),
+    ("codepipeline", "ListActionExecutions"): _pipeline("ListActionExecutions", "pipelineName"),
+    ("codepipeline", "StopPipelineExecution"): _pipeline("StopPipelineExecution", "pipelineName"),
+    ("codepipeline", "PutApprovalResult"): _approval,
     ("sns", "Publish"): _publish,
     ("sts", "AssumeRole"): _assume_role,
 }

@@ -20,6 +20,8 @@ from ..wire import AwsError, AwsRequest
 from ..jsonapi import json_operation, without_nulls
 
 MODEL = "codebuild"
+DEFAULT_TIMEOUT_MINUTES = 60
+DEFAULT_QUEUED_TIMEOUT_MINUTES = 480
 
 
 def _backend(request: AwsRequest) -> CodeBuildBackend:
@@ -89,8 +91,9 @@ def create_project(request: AwsRequest, params: dict[str, Any]) -> dict[str, Any
         service_role=params["serviceRole"],
         tags=None,
         cache=None,
-        timeout=None,
-        queued_timeout=None,
+        # moto stores 0 for timeouts not given; CodeBuild's defaults are these.
+        timeout=params.get("timeoutInMinutes", DEFAULT_TIMEOUT_MINUTES),
+        queued_timeout=params.get("queuedTimeoutInMinutes", DEFAULT_QUEUED_TIMEOUT_MINUTES),
         source_version=None,
         logs_config=None,
         vpc_config=None,
