@@ -34,6 +34,7 @@ def serve(port: int, faults: FaultPlan | None = None, enforce_iam: bool | None =
     try:
         server.serve_forever()
     finally:
+        app.builds.shutdown()
         server.server_close()
 
 

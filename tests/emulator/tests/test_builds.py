@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -536,6 +537,34 @@ def test_what_the_emulator_does_not_build_is_refused(emulator: Emulator, unique:
     assert [b["id"] for b in found["builds"]] == [build["id"]] and found["buildsNotFound"] == [f"{name}:no-such-build"]
 
 
+def test_commands_still_running_when_the_emulator_exits_are_killed(
+    fresh_emulator: Emulator, unique: Callable[[str], str]
+) -> None:
+    name = unique("orphan")
+    make_project(fresh_emulator.client, name, "version: 0.2\nphases:\n  build:\n    commands: ['sleep 300 & echo $!; wait']\n")
+    codebuild = fresh_emulator.client("codebuild")
+    build_id = codebuild.start_build(projectName=name)["build"]["id"]
+    build = reaches_phase(lambda: codebuild.batch_get_builds(ids=[build_id])["builds"][0], "BUILD")
+    end = time.monotonic() + DEADLINE_S
+    while not (printed := output(fresh_emulator.client, build)) and time.monotonic() < end:
+        time.sleep(0.05)
+    pid = int(printed[0])
+    assert fresh_emulator.stop() == 0
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end and alive(pid):
+        time.sleep(0.05)
+    assert not alive(pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited: only its parent has not reaped it
+        return stat.read().split(") ", 1)[1][0] != "Z"
+
+
 # ------------------------------------------------------ with IAM enforced --
 
 
@@ -623,3 +652,36 @@ def test_a_role_that_may_not_log_fails_provisioning(enforcing: Emulator, unique:
     assert found["message"].startswith(f"Service role arn:aws:iam::{ACCOUNT}:role/{name} does not allow AWS CodeBuild "
                                        "to create Amazon CloudWatch Logs log streams for build")
     assert "is not authorized to perform: logs:CreateLogStream" in found["message"]
+
+
+# ------------------------------------------------------------ pure helpers --
+
+
+def test_artifact_patterns_select_as_codebuild_does(tmp_path: Any) -> None:
+    from securepipeline_emulator.builds.artifacts import ArtifactError, package
+    from securepipeline_emulator.builds.buildspec import ArtifactSpec
+
+    for path in ("infra/stack-outputs.json", "infra/.env", "dist/app.js", "dist/lib/x.js", "README.md", ".git/config"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(path)
+
+    def names(spec: ArtifactSpec) -> list[str]:
+        return zipfile.ZipFile(io.BytesIO(package(spec, tmp_path))).namelist()
+
+    everything = ArtifactSpec(files=["**/*"], exclude_paths=["**/.env", "**/.git/**/*"])
+    assert names(everything) == ["README.md", "dist/app.js", "dist/lib/x.js", "infra/stack-outputs.json"]
+    assert names(ArtifactSpec(files=["stack-outputs.json"], base_directory="infra")) == ["stack-outputs.json"]
+    assert names(ArtifactSpec(files=["dist/*"])) == ["dist/app.js"]
+    assert names(ArtifactSpec(files=["dist/"], discard_paths=True)) == ["app.js", "x.js"]
+    with pytest.raises(ArtifactError, match="no matching artifact paths found"):
+        package(ArtifactSpec(files=["*.zip"]), tmp_path)
+
+
+def test_secret_references_split_as_codebuild_reads_them() -> None:
+    from securepipeline_emulator.builds.environment import split_reference
+
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/token-AbCdEf"
+    assert split_reference(arn) == (arn, "", "", "")
+    assert split_reference(f"{arn}:token") == (arn, "token", "", "")
+    assert split_reference(f"{arn}::AWSPREVIOUS") == (arn, "", "AWSPREVIOUS", "")
+    assert split_reference("app/token:password::v1") == ("app/token", "password", "", "v1")

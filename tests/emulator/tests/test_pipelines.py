@@ -34,6 +34,7 @@ from securepipeline_emulator.app import EmulatorApp
 
 DEADLINE_S = 30
 PIPELINES = "codepipeline.amazonaws.com"
+BUILDS = "codebuild.amazonaws.com"
 EVENTS = "events.amazonaws.com"
 
 
@@ -157,7 +158,9 @@ class World:
     def client(self, service: str) -> Any:
         return self.emulator.client(service)
 
-    def grants(self, omit: tuple[str, ...] = (), repository: str | None = None) -> list[dict[str, Any]]:
+    def grants(
+        self, omit: tuple[str, ...] = (), repository: str | None = None, projects: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
         """The provider's pipeline role policy (plan::pipeline_role_policy)."""
         bucket = f"arn:aws:s3:::{self.bucket}"
         statements = [
@@ -191,6 +194,13 @@ class World:
             },
             {"Sid": "NotifyApprovers", "Effect": "Allow", "Action": "sns:Publish", "Resource": self.approvals_topic},
         ]
+        if projects:
+            statements.append({
+                "Sid": "RunOwnBuilds",
+                "Effect": "Allow",
+                "Action": ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"],
+                "Resource": [f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{p}" for p in projects],
+            })
         return [s for s in statements if s["Sid"] not in omit]
 
     def grant(self, statements: list[dict[str, Any]]) -> None:
@@ -243,6 +253,61 @@ class World:
         if rollback:
             stage["onFailure"] = {"result": "ROLLBACK"}
         return stage
+
+    def build_project(self, purpose: str, spec: str, reads: str, writes: str | None = None) -> str:
+        """A CodeBuild project as the provider makes one: its own role,
+        trusted by CodeBuild for this project only, writing its own log
+        group, reading one artifact and writing another (no other), using
+        the artifact key. The project's name."""
+        project = f"{self.name}-{purpose}"
+        arn = f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{project}"
+        group = f"/securepipeline/{project}"
+        log_group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+        bucket = f"arn:aws:s3:::{self.bucket}"
+        statements = [
+            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": [log_group, f"{log_group}:log-stream:*"]},
+            {"Sid": "ArtifactsRead", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": f"{bucket}/{self.name[:20]}/{reads[:20]}/*"},
+            {"Sid": "UseArtifactKey", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+             "Resource": self.key_arn},
+        ]
+        if writes:
+            statements.append({"Sid": "ArtifactsWrite", "Effect": "Allow", "Action": "s3:PutObject",
+                               "Resource": f"{bucket}/{self.name[:20]}/{writes[:20]}/*"})
+        iam = self.client("iam")
+        role = iam.create_role(RoleName=project, AssumeRolePolicyDocument=service_trust(BUILDS, arn))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=project, PolicyName="build", PolicyDocument=document(*statements))
+        self.client("logs").create_log_group(logGroupName=group)
+        self.client("codebuild").create_project(
+            name=project,
+            source={"type": "CODEPIPELINE", "buildspec": spec},
+            artifacts={"type": "CODEPIPELINE"},
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                         "computeType": "BUILD_GENERAL1_SMALL"},
+            serviceRole=role,
+            encryptionKey=self.key_arn,
+            timeoutInMinutes=5,
+            logsConfig={"cloudWatchLogs": {"status": "ENABLED", "groupName": group}},
+        )
+        return project
+
+    def build_stage(self, stage: str, project: str, reads: str, writes: str | None = None) -> dict[str, Any]:
+        return {
+            "name": stage,
+            "actions": [
+                {
+                    "name": stage,
+                    "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+                    "configuration": {"ProjectName": project},
+                    "inputArtifacts": [{"name": reads}],
+                    "outputArtifacts": [{"name": writes}] if writes else [],
+                    "runOrder": 1,
+                    "namespace": f"{stage}Variables",
+                }
+            ],
+        }
 
     def create_pipeline(
         self,
@@ -890,3 +955,141 @@ def test_an_undecided_approval_fails_when_its_timeout_passes(
     assert action["output"]["executionResult"]["errorDetails"]["message"] == (
         "The approval was not decided within 5 minutes"
     )
+
+
+BUILD_SPEC = """\
+version: 0.2
+env:
+  exported-variables: [BUILT_BY]
+phases:
+  build:
+    commands:
+      - test -f src/app.py
+      - mkdir -p dist
+      - echo "built $CODEBUILD_RESOLVED_SOURCE_VERSION" > dist/result.txt
+      - BUILT_BY="$CODEBUILD_INITIATOR"
+artifacts:
+  files: ['result.txt']
+  base-directory: dist
+"""
+
+DEPLOY_SPEC = """\
+version: 0.2
+phases:
+  build:
+    commands:
+      - test "$(cat result.txt)" = "built $CODEBUILD_RESOLVED_SOURCE_VERSION"
+      - echo "deployed $(cat result.txt)"
+"""
+
+
+def test_codebuild_actions_pass_their_artifacts_from_stage_to_stage(world: World) -> None:
+    build = world.build_project("build", BUILD_SPEC, reads="SourceOutput", writes="BuildOutput")
+    deploy = world.build_project("deploy", DEPLOY_SPEC, reads="BuildOutput")
+    world.grant(world.grants(projects=(build, deploy)))
+    world.create_pipeline([
+        world.source_stage(),
+        world.build_stage("Build", build, "SourceOutput", "BuildOutput"),
+        world.build_stage("Deploy", deploy, "BuildOutput"),
+    ])
+    requests.post(f"{world.emulator.endpoint}/_emulator/decisions/reset").raise_for_status()
+    head = world.repo.git("rev-parse", "HEAD")
+    execution_id = world.start()
+    execution = world.wait_status(execution_id, "Succeeded")
+    # Only what the source read is a revision of the execution.
+    assert [(r["name"], r["revisionId"]) for r in execution["artifactRevisions"]] == [("SourceOutput", head)]
+    summary = world.client("codepipeline").list_pipeline_executions(pipelineName=world.name)[
+        "pipelineExecutionSummaries"
+    ][0]
+    assert [(r["actionName"], r["revisionId"]) for r in summary["sourceRevisions"]] == [("Source", head)]
+    assert "currentRevision" not in world.stage_state("Build")["actionStates"][0]
+
+    built = world.action(execution_id, "Build", "Build", "Succeeded")
+    build_id = built["output"]["executionResult"]["externalExecutionId"]
+    assert build_id.startswith(f"{build}:")
+    assert built["output"]["outputVariables"] == {"BUILT_BY": f"codepipeline/{world.name}"}
+    output = built["output"]["outputArtifacts"][0]
+    assert output["name"] == "BuildOutput"
+    assert output["s3location"]["key"].startswith(f"{world.name[:20]}/BuildOutput/")
+    stored = world.client("s3").get_object(Bucket=world.bucket, Key=output["s3location"]["key"])
+    assert (stored["ServerSideEncryption"], stored["SSEKMSKeyId"]) == ("aws:kms", world.key_arn)
+    assert zipfile.ZipFile(io.BytesIO(stored["Body"].read())).read("result.txt") == f"built {head}\n".encode()
+
+    # The next stage's build read exactly that object.
+    deployed = world.action(execution_id, "Deploy", "Deploy", "Succeeded")
+    assert deployed["input"]["inputArtifacts"] == [output]
+    codebuild = world.client("codebuild")
+    deploy_build = codebuild.batch_get_builds(ids=[deployed["output"]["executionResult"]["externalExecutionId"]])
+    assert deploy_build["builds"][0]["initiator"] == f"codepipeline/{world.name}"
+
+    # The pipeline role started the builds; each project's role did its own work.
+    decisions = requests.get(f"{world.emulator.endpoint}/_emulator/decisions").json()
+    pipeline_session = session_of(world, execution_id)
+    assert {(d["action"], d["resource"]) for d in decisions if d["principal"] == pipeline_session} >= {
+        ("codebuild:StartBuild", f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{build}"),
+        ("codebuild:StartBuild", f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{deploy}"),
+    }
+    writers = {d["principal"] for d in decisions if d["action"] == "s3:PutObject" and "/BuildOutput/" in d["resource"]}
+    assert writers == {f"arn:aws:sts::{ACCOUNT}:assumed-role/{build}/AWSCodeBuild-{build_id.split(':', 1)[1]}"}
+    assert [d for d in decisions if not d["allowed"]] == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "runs_builds", "code", "says"),
+    [
+        ("exit 3", True, "JobFailed", "Phase: BUILD, Code: COMMAND_EXECUTION_ERROR"),
+        ("true", False, "AccessDenied", "codebuild:StartBuild"),
+    ],
+)
+def test_a_failing_build_fails_the_execution(world: World, spec: str, runs_builds: bool, code: str, says: str) -> None:
+    build = world.build_project(
+        "build", BUILD_SPEC.replace("- test -f src/app.py", f"- {spec}"), reads="SourceOutput", writes="BuildOutput"
+    )
+    deploy = world.build_project("deploy", DEPLOY_SPEC, reads="BuildOutput")
+    world.grant(world.grants(projects=(build, deploy) if runs_builds else ()))
+    world.create_pipeline([
+        world.source_stage(),
+        world.build_stage("Build", build, "SourceOutput", "BuildOutput"),
+        world.build_stage("Deploy", deploy, "BuildOutput"),
+    ])
+    execution_id = world.start()
+    assert world.wait_status(execution_id, "Failed")["statusSummary"] == "Stage Build failed"
+    failed = world.action(execution_id, "Build", "Build", "Failed")
+    error = failed["output"]["executionResult"]["errorDetails"]
+    assert error["code"] == code
+    assert says in error["message"]
+    assert failed["output"]["outputArtifacts"] == []
+    assert [a["stageName"] for a in world.actions(execution_id)] == ["Build", "Source"]
+
+
+def test_abandoning_a_running_build_action_stops_the_build(world: World) -> None:
+    build = world.build_project(
+        "build", BUILD_SPEC.replace("- test -f src/app.py", "- sleep 60"), reads="SourceOutput", writes="BuildOutput"
+    )
+    deploy = world.build_project("deploy", DEPLOY_SPEC, reads="BuildOutput")
+    world.grant(world.grants(projects=(build, deploy)))
+    world.create_pipeline([
+        world.source_stage(),
+        world.build_stage("Build", build, "SourceOutput", "BuildOutput"),
+        world.build_stage("Deploy", deploy, "BuildOutput"),
+    ])
+    execution_id = world.start()
+    codebuild = world.client("codebuild")
+
+    def running_build() -> str | None:
+        latest = world.stage_state("Build")["actionStates"][0].get("latestExecution", {})
+        build_id = latest.get("externalExecutionId")
+        if not build_id:
+            return None
+        phase = codebuild.batch_get_builds(ids=[build_id])["builds"][0]["currentPhase"]
+        return build_id if phase == "BUILD" else None
+
+    build_id = poll("the build to run its commands", running_build)
+    world.client("codepipeline").stop_pipeline_execution(
+        pipelineName=world.name, pipelineExecutionId=execution_id, abandon=True, reason="wrong commit"
+    )
+    world.wait_status(execution_id, "Stopped")
+    world.action(execution_id, "Build", "Build", "Abandoned")
+    poll("the build to stop", lambda: codebuild.batch_get_builds(ids=[build_id])["builds"][0]["buildStatus"] == "STOPPED")
+    assert world.stage_state("Build")["latestExecution"]["status"] == "Stopped"
+    assert [a["stageName"] for a in world.actions(execution_id)] == ["Build", "Source"]

@@ -73,7 +73,17 @@ class BuildLog:
         message = self.masked(line)
         with self._lock:
             self._pending.append({"timestamp": int(time.time() * 1000), "message": message})
-            due = len(self._pending) >= _BATCH or time.monotonic() - self._last_flush >= _FLUSH_EVERY_S
+            due = len(self._pending) >= _BATCH
+        if due:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Send what is pending once a second: lines show up while a quiet
+        command still runs."""
+        with self._lock:
+            due = self._pending and time.monotonic() - self._last_flush >= _FLUSH_EVERY_S
         if due:
             self.flush()
 

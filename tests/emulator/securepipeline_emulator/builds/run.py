@@ -68,9 +68,13 @@ class BuildRun:
             self.finish("FAULT")
         finally:
             self.runner.credentials.revoke(self.token)
-            if self.shell is not None:
-                self.shell.close()
+            self.kill()
             shutil.rmtree(self.workspace, ignore_errors=True)
+
+    def kill(self) -> None:
+        """Kill every process the build's commands started."""
+        if self.shell is not None:
+            self.shell.close()
 
     # ---------------------------------------------------------- phases --
 
@@ -280,12 +284,18 @@ class BuildRun:
         if reason is not None:
             raise Stopped(reason)
         self.log.container(f"Running command {command}")
-        status = self.shell.run(command, self.log.output, self.should_stop)
+        status = self.shell.run(command, self.log.output, self.tick)
         if status == 0:
             return None
         self.log.container(f"Command did not exit successfully {command} exit status {status}")
         reason = f"Error while executing command: {command}. Reason: exit status {status}"
         return "COMMAND_EXECUTION_ERROR", reason
+
+    def tick(self) -> str | None:
+        """Asked while a command runs: send pending log lines, and say
+        whether the command must end."""
+        self.log.flush_if_due()
+        return self.should_stop()
 
     def should_stop(self) -> str | None:
         if self.build.stop_requested:
@@ -307,7 +317,7 @@ class BuildRun:
         self.log.container("Phase is UPLOAD_ARTIFACTS")
         try:
             s3 = self.client("s3") if self.plan.outputs else None
-            for index, location in enumerate(self.plan.outputs):
+            for location in self.plan.outputs:
                 # One output is the buildspec's `artifacts`; several are its
                 # `secondary-artifacts`, by the pipeline's artifact names.
                 if len(self.plan.outputs) == 1:
@@ -323,7 +333,6 @@ class BuildRun:
             self.end("FAILED", "CLIENT_ERROR", str(error))
             return
         self.end("SUCCEEDED")
-
 
 
 def _host_path() -> str:

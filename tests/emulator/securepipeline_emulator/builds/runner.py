@@ -21,8 +21,7 @@ from typing import Any
 
 from moto.codebuild.models import codebuild_backends
 
-from ..fixes.codebuild import DEFAULT_TIMEOUT_MINUTES
-from ..fixes.codebuild import _find as find_project
+from ..fixes.codebuild import DEFAULT_TIMEOUT_MINUTES, find_project
 from ..fixes.codebuild import describe as describe_project
 from ..loopback import Loopback
 from ..wire import DEFAULT_ACCOUNT_ID, AwsError
@@ -43,6 +42,7 @@ class BuildRunner:
         # What the build image provides: set through POST /_emulator/builds/environment.
         self.image_environment: dict[str, str] = {}
         self._builds: dict[str, Build] = {}
+        self._running: dict[str, BuildRun] = {}
         self._numbers: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +93,8 @@ class BuildRunner:
         return build.view()
 
     def stop(self, build_id: str) -> dict[str, Any]:
+        """StopBuild: the running command is killed and the build ends
+        STOPPED; the build as it is when asked."""
         build = self.find(build_id)
         if not build.done.is_set():
             build.stop_requested = "STOPPED"
@@ -147,6 +149,24 @@ class BuildRunner:
             build = Build(plan, f"{name}:{build_uuid}", number)
             self._builds[build.id] = build
         run = BuildRun(self, build, token, session)
-        threading.Thread(target=run.main, name=f"build {build.id}", daemon=True).start()
+        with self._lock:
+            self._running[build.id] = run
+        threading.Thread(target=self._run, args=(run,), name=f"build {build.id}", daemon=True).start()
         return build.id
+
+    def _run(self, run: BuildRun) -> None:
+        try:
+            run.main()
+        finally:
+            with self._lock:
+                self._running.pop(run.build.id, None)
+
+    def shutdown(self) -> None:
+        """Stop every running build and kill what its commands started: the
+        emulator is exiting, and build threads die with it."""
+        with self._lock:
+            running = list(self._running.values())
+        for run in running:
+            run.build.stop_requested = "STOPPED"
+            run.kill()
 

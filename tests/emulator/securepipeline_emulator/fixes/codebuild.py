@@ -33,7 +33,7 @@ def _project_arn(request: AwsRequest, name: str) -> str:
     return f"arn:{partition}:codebuild:{request.region}:{request.account}:project/{name}"
 
 
-def _find(backend: CodeBuildBackend, name_or_arn: str) -> CodeBuild | None:
+def find_project(backend: CodeBuildBackend, name_or_arn: str) -> CodeBuild | None:
     if name_or_arn in backend.codebuild_projects:
         return backend.codebuild_projects[name_or_arn]
     for project in backend.codebuild_projects.values():
@@ -106,7 +106,7 @@ def create_project(request: AwsRequest, params: dict[str, Any]) -> dict[str, Any
 
 @json_operation(MODEL)
 def update_project(request: AwsRequest, params: dict[str, Any]) -> dict[str, Any]:
-    project = _find(_backend(request), params["name"])
+    project = find_project(_backend(request), params["name"])
     if project is None:
         raise AwsError(
             "ResourceNotFoundException",
@@ -122,7 +122,7 @@ def batch_get_projects(request: AwsRequest, params: dict[str, Any]) -> dict[str,
     backend = _backend(request)
     found, missing = [], []
     for name in params["names"]:
-        project = _find(backend, name)
+        project = find_project(backend, name)
         if project is None:
             missing.append(name)
         else:

@@ -35,6 +35,7 @@ from . import lanes as lane
 from .admin import Admin
 from .api import PipelinesApi
 from .approval import run_approval
+from .build import run_build
 from .context import ActionContext, ActionHandler, Outcome
 from .events import EventBus, action_event, pipeline_event, stage_event
 from .lanes import Lanes
@@ -81,6 +82,8 @@ def handlers() -> dict[tuple[str, str, str], ActionHandler]:
     return {
         ("Source", "AWS", "CodeStarSourceConnection"): run_source,
         ("Approval", "AWS", "Manual"): run_approval,
+        ("Build", "AWS", "CodeBuild"): run_build,
+        ("Test", "AWS", "CodeBuild"): run_build,
     }
 
 
@@ -374,7 +377,7 @@ class PipelineRunner:
             if outcome.succeeded:
                 for artifact in outcome.outputs:
                     execution.artifacts[artifact.name] = artifact
-                    if artifact.revision is not None:
+                    if run.is_source:
                         execution.revisions[run.name] = artifact
         self.events.emit(action_event(execution, run, EVENT_STATES[status]))
 
@@ -515,7 +518,7 @@ class PipelineRunner:
         if run is None:
             return view
         view["latestExecution"] = run.latest_view()
-        revision = next((a for a in run.outputs if a.revision), None)
+        revision = next((a for a in run.outputs if a.revision), None) if run.is_source else None
         if revision is not None:
             view["currentRevision"] = {
                 "revisionId": revision.revision,

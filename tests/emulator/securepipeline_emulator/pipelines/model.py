@@ -78,6 +78,10 @@ class ActionRun:
     def name(self) -> str:
         return self.declaration["name"]
 
+    @property
+    def is_source(self) -> bool:
+        return self.declaration["actionTypeId"]["category"] == "Source"
+
     def finish(self, status: str, **fields: Any) -> None:
         self.status = status
         self.updated = time.time()
@@ -226,7 +230,9 @@ class Execution:
     def view(self) -> dict[str, Any]:
         """PipelineExecution, as GetPipelineExecution shows it."""
         revisions = []
-        for artifact in self.artifacts.values():
+        # The revisions the source actions read (a build's outputs carry the
+        # commit too, for CODEBUILD_RESOLVED_SOURCE_VERSION, but are not one).
+        for artifact in self.revisions.values():
             if artifact.revision is None:
                 continue
             revision: dict[str, Any] = {
