@@ -509,7 +509,8 @@ pub fn preview_role_policy(
     protected: &Protected,
 ) -> PolicyDocument {
     let mut grants = logs_and_build_artifact(arns, store, log_group_name);
-    grants.push(Grant::key_use("UseArtifactKey", store.key_arn));
+    // The preview exports no artifact: it only decrypts the build's.
+    grants.push(Grant::key_decrypt("UseArtifactKey", store.key_arn));
     let readable = preview_secret_arns(deployment);
     if !readable.is_empty() {
         grants.push(Grant::secrets_read("ReadPreviewSecrets", readable.clone()));
@@ -2114,6 +2115,10 @@ mod tests {
         );
         assert!(allowed("s3:PutObject").is_empty(), "{policy:#?}");
         assert!(allowed("s3:DeleteObject").is_empty(), "{policy:#?}");
+        // It reads the build's artifact and encrypts nothing with the key.
+        assert_eq!(allowed("kms:Decrypt"), vec![store.key_arn]);
+        assert!(allowed("kms:GenerateDataKey").is_empty(), "{policy:#?}");
+        assert!(allowed("kms:Encrypt").is_empty(), "{policy:#?}");
         let state = stack_state(&ARNS, production.pulumi.as_ref().unwrap()).unwrap();
         assert_eq!(allowed("s3:GetObject")[1..6], state.objects[..]);
         let writes = statement(&policy, "DenyStateWrites").unwrap();

@@ -117,6 +117,16 @@ impl Grant {
         )
     }
 
+    /// Decrypt with one KMS key: read what others encrypted with it.
+    pub fn key_decrypt(sid: &str, key_arn: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt", "kms:DescribeKey"],
+            vec![key_arn.to_string()],
+        )
+    }
+
     /// A Pulumi stack's secrets provider key (`awskms://`): Pulumi encrypts
     /// the stack's random data key with it once (Encrypt) and decrypts it on
     /// every run (Decrypt). No GenerateDataKey: the data key is made
