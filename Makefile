@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export GOTOOLCHAIN := local
 
-.PHONY: toolchain build schema sdks check-sdks lint test example package bench bench-scale
+.PHONY: toolchain build schema sdks check-sdks lint test example run-pipeline package bench bench-scale
 
 # The Pulumi CLI, its language hosts and the AWS emulator, project-local.
 toolchain:
@@ -38,6 +38,12 @@ test: toolchain lint build check-sdks
 LANGUAGE ?= yaml
 example: toolchain build check-sdks
 	bash scripts/run-example.sh $(LANGUAGE)
+
+# Runs a pipeline once on the emulator with IAM enforced, printing each
+# action's progress as it goes and where its log is (README, "Watch a
+# pipeline run").
+run-pipeline: toolchain build
+	cargo run -q --bin run-pipeline
 
 # The release tarball `pulumi plugin install --file` accepts.
 package:

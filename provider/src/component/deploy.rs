@@ -173,7 +173,11 @@ pub fn stack_state(arns: &Arns<'_>, pulumi: &PulumiDeployment) -> Option<StackSt
         // `<stack>.json`, `.json.gz`, `.json.bak`, `.json.attrs`: never
         // `<stack>*`, which would also match stack `<stack>2`.
         format!(".pulumi/stacks/{project}/{stack}.json*"),
-        format!(".pulumi/locks/{project}/{stack}/*"),
+        // The stack's tags, which every operation reads.
+        format!(".pulumi/stacks/{project}/{stack}.pulumi-tags"),
+        // Locks are kept under the stack's fully qualified name, whose
+        // organization a self-managed backend always calls `organization`.
+        format!(".pulumi/locks/organization/{project}/{stack}/*"),
         format!(".pulumi/history/{project}/{stack}/*"),
         format!(".pulumi/backups/{project}/{stack}/*"),
     ]
@@ -498,6 +502,7 @@ pub fn preview_role_policy(
     deployment: &Deployment,
     protected: &Protected,
 ) -> PolicyDocument {
+    // The preview exports no artifact: it only decrypts the build's.
     let mut grants = project_grants(arns, store, log_group_name, &[BUILD_ARTIFACT], &[]);
     let readable = preview_secret_arns(deployment);
     grants.extend(StoredValues::secrets(readable.clone()).grant_read("ReadPreviewSecrets"));
@@ -689,6 +694,18 @@ fn login_command(pulumi: &PulumiDeployment, assumes_role: bool) -> String {
     }
 }
 
+/// The stack as `pulumi stack select` takes it. A self-managed backend
+/// reads `a/b` as organization `a`, stack `b` (and knows only the
+/// organization `organization`), so a `project/stack` is named in full.
+fn stack_reference(pulumi: &PulumiDeployment) -> String {
+    match project_and_stack(&pulumi.stack) {
+        Some((project, stack)) if !pulumi_cloud(pulumi) => {
+            format!("organization/{project}/{stack}")
+        }
+        _ => pulumi.stack.clone(),
+    }
+}
+
 fn work_dir(pulumi: &PulumiDeployment) -> Option<&str> {
     pulumi
         .work_dir
@@ -760,7 +777,16 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> 
     // grants cover, while the deployment runs under the assumed role.
     let state_profile = role.is_some() && (!pulumi_cloud(pulumi) || key.is_some());
 
-    let variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
+    let mut variables = vec![("PULUMI_SKIP_UPDATE_CHECK".to_string(), "true".to_string())];
+    if !pulumi_cloud(pulumi) {
+        // Otherwise every login lists `.pulumi/stacks/` for files of old
+        // CLIs, which would show every project's name: the role may list
+        // its own stack's keys only.
+        variables.push((
+            "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING".to_string(),
+            "true".to_string(),
+        ));
+    }
     let mut secrets = Vec::new();
     if let Login::Token(Some(arn)) = login {
         secrets.push(("PULUMI_ACCESS_TOKEN".to_string(), arn.to_string()));
@@ -809,9 +835,12 @@ fn pulumi_spec(deployment: &Deployment, pulumi: &PulumiDeployment, run: Run) -> 
                 key,
                 state_profile.then_some(STAGE_PROFILE)
             )),
-            shell_quote(&pulumi.stack)
+            shell_quote(&stack_reference(pulumi))
         ),
-        _ => format!("pulumi stack select {}", shell_quote(&pulumi.stack)),
+        _ => format!(
+            "pulumi stack select {}",
+            shell_quote(&stack_reference(pulumi))
+        ),
     });
 
     let mut build = Vec::new();
@@ -1105,7 +1134,7 @@ mod tests {
             "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
             "pulumi login s3://state-bucket/pulumi",
             "cd \"$CODEBUILD_SRC_DIR\"/infra",
-            "pulumi stack select web-infra/dev",
+            "pulumi stack select organization/web-infra/dev",
             "pulumi refresh --yes --skip-preview",
             "pulumi preview --diff",
             "pulumi up --yes --skip-preview",
@@ -1556,13 +1585,58 @@ mod tests {
     }
 
     #[test]
+    fn an_s3_backend_login_lists_nothing_but_its_own_stack() {
+        let variables = |spec: &str| parse(spec)["env"]["variables"].clone();
+        for spec in [buildspec(&dev()), preview_buildspec(&prod_s3()).unwrap()] {
+            assert_eq!(
+                variables(&spec)["PULUMI_DIY_BACKEND_NO_LEGACY_WARNING"],
+                Yaml::String("true".into()),
+                "{spec}"
+            );
+        }
+        assert!(variables(&buildspec(&prod()))
+            .get("PULUMI_DIY_BACKEND_NO_LEGACY_WARNING")
+            .is_none());
+    }
+
+    #[test]
+    fn self_managed_stacks_are_selected_by_their_full_name() {
+        let select = |spec: &str| {
+            commands(&parse(spec), "pre_build")
+                .into_iter()
+                .find(|c| c.starts_with("pulumi stack select"))
+                .unwrap()
+        };
+        assert_eq!(
+            select(&buildspec(&dev())),
+            "pulumi stack select organization/web-infra/dev"
+        );
+        assert_eq!(
+            select(&preview_buildspec(&prod_s3()).unwrap()),
+            "pulumi stack select organization/web-infra/prod"
+        );
+        let mut qualified = dev();
+        qualified.pulumi.as_mut().unwrap().stack = "organization/web-infra/dev".into();
+        assert_eq!(
+            select(&buildspec(&qualified)),
+            "pulumi stack select organization/web-infra/dev"
+        );
+        // Pulumi Cloud stacks are named as given.
+        assert_eq!(
+            select(&buildspec(&prod())),
+            "pulumi stack select acme/web-infra/prod"
+        );
+    }
+
+    #[test]
     fn state_access_is_exactly_the_stacks_own() {
         let state = stack_state(&ARNS, dev().pulumi.as_ref().unwrap()).unwrap();
         assert_eq!(
             state.objects,
             vec![
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/dev.json*",
-                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/web-infra/dev/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/organization/web-infra/dev/*",
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/history/web-infra/dev/*",
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/backups/web-infra/dev/*",
             ]
@@ -1575,7 +1649,8 @@ mod tests {
             state.list_prefixes,
             vec![
                 "pulumi/.pulumi/stacks/web-infra/dev.json*",
-                "pulumi/.pulumi/locks/web-infra/dev/*",
+                "pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
+                "pulumi/.pulumi/locks/organization/web-infra/dev/*",
                 "pulumi/.pulumi/history/web-infra/dev/*",
                 "pulumi/.pulumi/backups/web-infra/dev/*",
             ]
@@ -1628,8 +1703,9 @@ mod tests {
             vec![
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/backups/web-infra/prod/*",
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/history/web-infra/prod/*",
-                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/web-infra/prod/*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/locks/organization/web-infra/prod/*",
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/prod.json*",
+                "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/prod.pulumi-tags",
             ]
         );
         let secrets = statement(&dev_policy, "DenyProductionSecrets").unwrap();
@@ -2027,8 +2103,12 @@ mod tests {
         );
         assert!(allowed("s3:PutObject").is_empty(), "{policy:#?}");
         assert!(allowed("s3:DeleteObject").is_empty(), "{policy:#?}");
+        // It reads the build's artifact and encrypts nothing with the key.
+        assert_eq!(allowed("kms:Decrypt"), vec![store.key_arn]);
+        assert!(allowed("kms:GenerateDataKey").is_empty(), "{policy:#?}");
+        assert!(allowed("kms:Encrypt").is_empty(), "{policy:#?}");
         let state = stack_state(&ARNS, production.pulumi.as_ref().unwrap()).unwrap();
-        assert_eq!(allowed("s3:GetObject")[1..5], state.objects[..]);
+        assert_eq!(allowed("s3:GetObject")[1..6], state.objects[..]);
         let writes = statement(&policy, "DenyStateWrites").unwrap();
         assert_eq!(
             (writes.effect, writes.resources.clone()),

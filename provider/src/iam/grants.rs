@@ -234,6 +234,17 @@ impl<'a> KmsKey<'a> {
         )
     }
 
+    /// Decrypt with the key: what reading objects it encrypts takes, and
+    /// nothing that writes.
+    pub fn grant_read(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:Decrypt", "kms:DescribeKey"],
+            vec![self.arn.to_string()],
+        )
+    }
+
     /// Use the key as a Pulumi stack's secrets provider (`awskms://`):
     /// Pulumi encrypts the stack's random data key with it once (Encrypt)
     /// and decrypts it on every run (Decrypt). No GenerateDataKey: the data
@@ -279,7 +290,7 @@ impl<'a> EncryptedBucket<'a> {
 
     /// Read the objects under `reads` and write those under `writes` (key
     /// patterns such as `<pipeline>/BuildOutput/*`; `writes` may be empty),
-    /// with the key: statements `<sid>Read`, `<sid>Bucket`, `<sid>Write`
+    /// with the key (decrypt only when nothing is written): statements `<sid>Read`, `<sid>Bucket`, `<sid>Write`
     /// and `<key_sid>`.
     pub fn grant_objects(
         &self,
@@ -316,7 +327,12 @@ impl<'a> EncryptedBucket<'a> {
                 objects(writes),
             ));
         }
-        grants.push(self.key.grant_use(key_sid));
+        // Reading takes only Decrypt; writing makes data keys.
+        grants.push(if writes.is_empty() {
+            self.key.grant_read(key_sid)
+        } else {
+            self.key.grant_use(key_sid)
+        });
         grants
     }
 }

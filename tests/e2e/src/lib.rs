@@ -10,6 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
+pub mod execution;
+pub mod scenario;
+
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 
@@ -58,11 +61,26 @@ impl Emulator {
             python.exists(),
             "the emulator is not installed: run scripts/install-toolchain.sh"
         );
+        // SECUREPIPELINE_E2E_EMULATOR_LOGS=<dir> keeps each emulator's log
+        // (its requests, and the builds and pipeline runs it carried out).
+        let log = match std::env::var_os("SECUREPIPELINE_E2E_EMULATOR_LOGS") {
+            Some(dir) => {
+                let file = tempfile::Builder::new()
+                    .prefix("emulator-")
+                    .suffix(".log")
+                    .tempfile_in(dir)
+                    .expect("an emulator log in SECUREPIPELINE_E2E_EMULATOR_LOGS");
+                let (file, path) = file.keep().expect("keep the emulator log");
+                eprintln!("emulator log: {}", path.display());
+                Stdio::from(file)
+            }
+            None => Stdio::null(),
+        };
         let mut child = Command::new(python)
             .args(["-m", "securepipeline_emulator", "--port", "0"])
             .env("PYTHONPATH", root.join("tests/emulator"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start the emulator");
         let stdout = child.stdout.take().expect("emulator stdout");
@@ -83,22 +101,60 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> String {
+        self.request(method, path, body).1
+    }
+
+    /// One admin request: the answer's status and body. The body is read
+    /// to its Content-Length, not to the connection's end.
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        // An answer that never comes fails the test instead of hanging it.
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .expect("read timeout");
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .expect("send to the emulator");
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .expect("read from the emulator");
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader
+            .read_line(&mut status_line)
+            .unwrap_or_else(|err| panic!("{method} {path}: reading the answer: {err}"));
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: no HTTP status in {status_line:?}"));
+        let mut length = None;
+        loop {
+            let mut header = String::new();
+            reader
+                .read_line(&mut header)
+                .unwrap_or_else(|err| panic!("{method} {path}: reading the answer: {err}"));
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut answer = Vec::new();
+        match length {
+            Some(length) => {
+                answer.resize(length, 0);
+                reader.read_exact(&mut answer)
+            }
+            None => reader.read_to_end(&mut answer).map(|_| ()),
+        }
+        .unwrap_or_else(|err| panic!("{method} {path}: reading the answer: {err}"));
+        (status, String::from_utf8_lossy(&answer).into_owned())
     }
 
     /// Every AWS call the emulator has seen since the last reset.

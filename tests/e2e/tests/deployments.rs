@@ -513,7 +513,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             "export PATH=\"$HOME/.pulumi/bin:$PATH\"",
             "pulumi login s3://web-state/pulumi",
             "cd \"$CODEBUILD_SRC_DIR\"/infra",
-            "pulumi stack select web-infra/dev",
+            "pulumi stack select organization/web-infra/dev",
             "pulumi refresh --yes --skip-preview",
             "pulumi preview --diff",
             "pulumi up --yes --skip-preview",
@@ -720,7 +720,8 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         statement(dev, "ReadWriteOwnStackState").unwrap().resources,
         vec![
             "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.json*",
-            "arn:aws:s3:::web-state/pulumi/.pulumi/locks/web-infra/dev/*",
+            "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
+            "arn:aws:s3:::web-state/pulumi/.pulumi/locks/organization/web-infra/dev/*",
             "arn:aws:s3:::web-state/pulumi/.pulumi/history/web-infra/dev/*",
             "arn:aws:s3:::web-state/pulumi/.pulumi/backups/web-infra/dev/*",
         ]
@@ -732,7 +733,8 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         list.conditions["StringLike"]["s3:prefix"],
         vec![
             "pulumi/.pulumi/stacks/web-infra/dev.json*",
-            "pulumi/.pulumi/locks/web-infra/dev/*",
+            "pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
+            "pulumi/.pulumi/locks/organization/web-infra/dev/*",
             "pulumi/.pulumi/history/web-infra/dev/*",
             "pulumi/.pulumi/backups/web-infra/dev/*",
         ]
@@ -1175,7 +1177,7 @@ async fn keyless_stages_log_in_through_oidc_and_keep_secrets_with_their_key() {
             "sha256sum --check --strict pulumi.sha256",
             "pulumi login s3://web-state/pulumi",
             "export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true",
-            &format!("pulumi stack select --create --secrets-provider 'awskms:///{DEV_KEY}?region=us-east-1' web-infra/dev"),
+            &format!("pulumi stack select --create --secrets-provider 'awskms:///{DEV_KEY}?region=us-east-1' organization/web-infra/dev"),
             "pulumi up --yes --skip-preview",
         ],
     );

@@ -479,14 +479,20 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
     );
     probe.allowed(
         "dev lists its stack's locks",
-        dev.list(STATE_BUCKET, "pulumi/.pulumi/locks/web-infra/dev/")
-            .await,
+        dev.list(
+            STATE_BUCKET,
+            "pulumi/.pulumi/locks/organization/web-infra/dev/",
+        )
+        .await,
     );
     probe.denied(
         "dev lists production's stack's locks",
         "with an explicit deny",
-        dev.list(STATE_BUCKET, "pulumi/.pulumi/locks/web-infra/prod/")
-            .await,
+        dev.list(
+            STATE_BUCKET,
+            "pulumi/.pulumi/locks/organization/web-infra/prod/",
+        )
+        .await,
     );
     probe.denied(
         "dev assumes production's deploy role",

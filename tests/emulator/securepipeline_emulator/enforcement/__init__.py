@@ -270,7 +270,7 @@ def resource_policies(check: Check, account: str) -> tuple[list[Policy], bool]:
         if bucket is None or not bucket.policy:
             return [], False
         return [Policy(f"bucket policy of {bucket_name}", _document(bucket.policy), True)], False
-    if service == "kms":
+    if service == "kms" and ":key/" in arn:  # not `*` (CreateKey) or an alias
         from moto.kms.models import kms_backends
 
         region = arn.split(":")[3]

@@ -66,7 +66,9 @@ def arn_of(prefix: str, resource_type: str, region: str, account: str, **names: 
 
 
 def checks_for(request: AwsRequest, prefix: str) -> list[Check]:
-    mapper = _MAPPERS.get((prefix, request.operation))
+    from .control_plane import MAPPERS as CONTROL_PLANE
+
+    mapper = _MAPPERS.get((prefix, request.operation)) or CONTROL_PLANE.get((prefix, request.operation))
     if mapper is None:
         raise Unmapped(
             f"the emulator does not map {request.service} {request.operation} to IAM actions "
@@ -108,26 +110,33 @@ def _s3_object(name: str, versioned: str | None = None) -> Callable[[AwsRequest]
     return checks
 
 
-def _s3_key_use(request: AwsRequest, action: str, bucket_name: str, key: str) -> list[Check]:
-    """S3 encrypts and decrypts SSE-KMS objects by calling KMS with the
-    caller's permissions: writing one needs kms:GenerateDataKey, reading
-    one kms:Decrypt, on the object's key, via S3."""
+def _copy_object(request: AwsRequest) -> list[Check]:
+    """CopyObject reads its source and writes its destination with the
+    caller's permissions: both objects' actions, and the keys of both."""
+    source = unquote(request.headers["x-amz-copy-source"]).lstrip("/")
+    source, _, version = source.partition("?versionId=")
+    source_bucket, _, source_key = source.partition("/")
+    read = "GetObjectVersion" if version else "GetObject"
+    source_arn = arn_of("s3", "object", "", "", BucketName=source_bucket, ObjectName=source_key)
+    return [
+        Check(iam_action("s3", read), source_arn),
+        *_stored_key_use(request, source_bucket, source_key),
+        *_s3_object("PutObject")(request),
+    ]
+
+
+def _stored_key_use(request: AwsRequest, bucket_name: str, key: str) -> list[Check]:
+    """kms:Decrypt of the key an SSE-KMS object is stored with, via S3."""
     from moto.s3.models import s3_backends
 
     bucket = s3_backends[request.account]["aws"].buckets.get(bucket_name)
-    if bucket is None:
+    stored = bucket.keys.get(key) if bucket is not None else None
+    if stored is None or stored.encryption != "aws:kms" or not stored.kms_key_id:
         return []
-    if action == "PutObject":
-        kms_action, key_id, bucket_key = "GenerateDataKey", *_put_encryption(request, bucket)
-    elif action in ("GetObject", "GetObjectVersion") and request.method == "GET":
-        stored = bucket.keys.get(key)
-        if stored is None or stored.encryption != "aws:kms":
-            return []
-        kms_action, key_id, bucket_key = "Decrypt", stored.kms_key_id, bool(stored.bucket_key_enabled)
-    else:
-        return []
-    if not key_id:  # SSE-S3, or the AWS managed key aws/s3
-        return []
+    return [_via_s3(request, "Decrypt", stored.kms_key_id, bucket_name, key, bool(stored.bucket_key_enabled))]
+
+
+def _via_s3(request: AwsRequest, kms_action: str, key_id: str, bucket_name: str, key: str, bucket_key: bool) -> Check:
     # With an S3 Bucket Key the encryption context is the bucket's ARN.
     context_arn = f"arn:aws:s3:::{bucket_name}" + ("" if bucket_key else f"/{key}")
     context: dict[str, str | list[str]] = {
@@ -137,7 +146,26 @@ def _s3_key_use(request: AwsRequest, action: str, bucket_name: str, key: str) ->
         "kms:EncryptionContextKeys": ["aws:s3:arn"],
     }
     key_arn = kms_key_arn(request.region, request.account, key_id)
-    return [Check(iam_action("kms", kms_action), key_arn, context)]
+    return Check(iam_action("kms", kms_action), key_arn, context)
+
+
+def _s3_key_use(request: AwsRequest, action: str, bucket_name: str, key: str) -> list[Check]:
+    """S3 encrypts and decrypts SSE-KMS objects by calling KMS with the
+    caller's permissions: writing one needs kms:GenerateDataKey, reading
+    one kms:Decrypt, on the object's key, via S3."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[request.account]["aws"].buckets.get(bucket_name)
+    if bucket is None:
+        return []
+    if action in ("GetObject", "GetObjectVersion") and request.method == "GET":
+        return _stored_key_use(request, bucket_name, key)
+    if action != "PutObject":
+        return []
+    key_id, bucket_key = _put_encryption(request, bucket)
+    if not key_id:  # SSE-S3, or the AWS managed key aws/s3
+        return []
+    return [_via_s3(request, "GenerateDataKey", key_id, bucket_name, key, bucket_key)]
 
 
 def _put_encryption(request: AwsRequest, bucket: Any) -> tuple[str | None, bool]:
@@ -363,6 +391,7 @@ _MAPPERS: dict[tuple[str, str], Callable[[AwsRequest], list[Check]]] = {
     ("s3", "GetObject"): _s3_object("GetObject", versioned="GetObjectVersion"),
     ("s3", "HeadObject"): _s3_object("GetObject", versioned="GetObjectVersion"),
     ("s3", "PutObject"): _s3_object("PutObject"),
+    ("s3", "CopyObject"): _copy_object,
     ("s3", "DeleteObject"): _s3_object("DeleteObject", versioned="DeleteObjectVersion"),
     ("s3", "ListObjects"): _s3_bucket("ListBucket"),
     ("s3", "ListObjectsV2"): _s3_bucket("ListBucket"),
