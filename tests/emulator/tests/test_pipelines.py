@@ -458,6 +458,18 @@ def session_of(world: World, execution_id: str) -> str:
 # ---------------------------------------------------------------- tests --
 
 
+def test_a_push_through_a_pending_connection_starts_nothing(world: World) -> None:
+    world.create_pipeline([world.source_stage(), world.approval_stage()])
+    path = f"connections/{world.connection_arn}/status"
+    assert admin(world.emulator, "POST", path, {"status": "PENDING"}).ok
+    answer = admin(world.emulator, "POST", "repositories/push", {"fullRepositoryId": world.repository, "branch": "main"})
+    assert answer.ok, answer.text
+    assert answer.json()["started"] == []
+    assert answer.json()["skipped"] == [
+        {"pipeline": world.name, "reason": "its connection is PENDING, not AVAILABLE"}
+    ]
+
+
 def test_a_push_starts_the_pipeline_only_when_its_filters_match(world: World) -> None:
     world.create_pipeline(
         [world.source_stage(), world.approval_stage()],

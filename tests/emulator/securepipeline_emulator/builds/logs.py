@@ -70,7 +70,8 @@ class BuildLog:
         self.output(f"[Container] {now} {message}")
 
     def output(self, line: str) -> None:
-        message = self.masked(line)
+        # CloudWatch Logs refuses an empty message: a blank line is a newline.
+        message = self.masked(line) or "\n"
         with self._lock:
             self._pending.append({"timestamp": int(time.time() * 1000), "message": message})
             due = len(self._pending) >= _BATCH

@@ -78,6 +78,11 @@ class Admin:
             action = next(
                 a for a in source_actions(declaration, repository) if a["name"] == decision.source_action
             )
+            status = _connection_status(runner, action["configuration"].get("ConnectionArn", ""))
+            if status != "AVAILABLE":
+                # AWS delivers a repository's pushes only through an available connection.
+                skipped.append({"pipeline": name, "reason": f"its connection is {status}, not AVAILABLE"})
+                continue
             execution = runner.start(
                 account,
                 region,
@@ -144,6 +149,13 @@ def _text(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise AwsError("ValidationException", f"{name} is required (a string)")
     return value
+
+
+def _connection_status(runner: Any, arn: str) -> str:
+    try:
+        return runner.app.connections.get(arn).status
+    except AwsError:
+        return "missing"
 
 
 def _json(payload: Any, status: int = 200) -> Response:

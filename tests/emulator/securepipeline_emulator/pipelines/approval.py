@@ -32,13 +32,14 @@ def run_approval(ctx: ActionContext) -> Outcome:
     minutes = run.declaration.get("timeoutInMinutes") or DEFAULT_TIMEOUT_MINUTES
     expires = runner.clock() + minutes * 60
     token = str(uuid.uuid4())
-    with runner.lock:
-        run.token = token
     topic = ctx.configuration.get("NotificationArn")
     if topic:
         failure = _notify(ctx, topic, token, expires)
         if failure is not None:
             return failure
+    # The token shows in GetPipelineState only once the reviewers were told.
+    with runner.lock:
+        run.token = token
     while not run.wake.is_set():
         remaining = expires - runner.clock()
         if remaining <= 0:
