@@ -494,14 +494,18 @@ mod tests {
                  "Resource": [key]}
             ]})
         );
-        // Reading only: no write, and the key all the same.
+        // Reading only: no write, and the key to decrypt with only.
         let read = bucket.grant_objects("In", "Key", &["p/BuildOutput/*".into()], &[]);
         let sids: Vec<Option<String>> = read.iter().map(|g| g.statement().sid).collect();
         assert_eq!(
             sids,
             [Some("InRead"), Some("InBucket"), Some("Key")].map(|s| s.map(String::from))
         );
-        assert_eq!(read[2], KmsKey::new(key).grant_use("Key"));
+        assert_eq!(read[2], KmsKey::new(key).grant_read("Key"));
+        assert_eq!(
+            read[2].statement().actions,
+            ["kms:Decrypt", "kms:DescribeKey"]
+        );
     }
 
     #[test]
