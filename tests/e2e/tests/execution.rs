@@ -25,8 +25,9 @@ use securepipeline::component::plan::artifact_keys;
 use securepipeline_e2e::execution::{build_log_lines, glob, session_role, usage, usage_table, Run};
 use securepipeline_e2e::readback::{self, text};
 use securepipeline_e2e::scenario::{
-    action, build, deployments, outputs_of, parameter_arn, pipeline, repository, role_arn,
-    stack_outputs, World, EVENTS, REPOSITORY, RUN_TIMEOUT, SIGNING_KEY, STATE_BUCKET,
+    action, build, deployments, happy_path_program, outputs_of, parameter_arn, pipeline,
+    repository, role_arn, stack_outputs, World, EVENTS, REPOSITORY, RUN_TIMEOUT, SIGNING_KEY,
+    STATE_BUCKET,
 };
 use securepipeline_e2e::{Clients, Emulator, ACCOUNT, REGION};
 use serde_json::{json, Value as Json};
@@ -239,18 +240,7 @@ async fn least_privilege(world: &World, decisions: &[Json]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_is_tested_deployed_to_dev_previewed_approved_and_deployed_to_production() {
-    let world = World::start(|f| {
-        let app = pipeline(
-            "app",
-            REPOSITORY,
-            json!({"source": {"excludePaths": ["docs/**"]},
-                   "build": build(f, &["python3 -m unittest discover -s tests -v"]),
-                   "deployments": deployments(f),
-                   "notifications": {"emails": ["team@example.com"]}}),
-        );
-        format!("resources:{app}{}", outputs_of(&["app"]))
-    })
-    .await;
+    let world = World::start(happy_path_program).await;
     let repo = repository(&world.emulator, REPOSITORY);
     world.emulator.reset_published();
 
