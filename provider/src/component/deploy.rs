@@ -151,13 +151,23 @@ pub fn project_and_stack(stack: &str) -> Option<(&str, &str)> {
 }
 
 /// One stack's state in a self-managed S3 backend: the exact objects the
-/// stage may read and write, the backend's metadata, and the listing.
+/// stage may read and write, each for what the CLI does with it, the
+/// backend's metadata, and the listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackState {
     pub bucket_arn: String,
-    /// Checkpoint (and its backups), locks, history and backups of this
-    /// stack only.
-    pub objects: Vec<String>,
+    /// The checkpoint: `<stack>.json`, `.json.gz`, `.json.bak` and
+    /// `.json.attrs`, which updates read, write and replace.
+    pub checkpoint: String,
+    /// The stack's tags, which every operation reads and only `pulumi stack
+    /// tag set`/`rm` write.
+    pub tags: String,
+    /// The stack's locks: an update writes and deletes its own, and reads
+    /// another holder's to say who holds it.
+    pub locks: String,
+    /// History and backups, which every update adds to and no operation a
+    /// stage runs reads or deletes.
+    pub history: Vec<String>,
     /// `.pulumi/meta.yaml`, which every login reads.
     pub metadata: String,
     /// The `s3:prefix` patterns listing is limited to: this stack's keys,
@@ -165,29 +175,43 @@ pub struct StackState {
     pub list_prefixes: Vec<String>,
 }
 
+impl StackState {
+    /// Every object of this stack, whatever may be done to it.
+    pub fn objects(&self) -> Vec<String> {
+        [&self.checkpoint, &self.tags, &self.locks]
+            .into_iter()
+            .chain(&self.history)
+            .cloned()
+            .collect()
+    }
+}
+
 pub fn stack_state(arns: &Arns<'_>, pulumi: &PulumiDeployment) -> Option<StackState> {
     let backend = S3Backend::parse(pulumi.backend_url.as_deref()?)?;
     let (project, stack) = project_and_stack(&pulumi.stack)?;
     let bucket_arn = arns.s3_bucket(&backend.bucket);
-    let keys: Vec<String> = [
-        // `<stack>.json`, `.json.gz`, `.json.bak`, `.json.attrs`: never
-        // `<stack>*`, which would also match stack `<stack>2`.
-        format!(".pulumi/stacks/{project}/{stack}.json*"),
-        // The stack's tags, which every operation reads.
-        format!(".pulumi/stacks/{project}/{stack}.pulumi-tags"),
-        // Locks are kept under the stack's fully qualified name, whose
-        // organization a self-managed backend always calls `organization`.
-        format!(".pulumi/locks/organization/{project}/{stack}/*"),
-        format!(".pulumi/history/{project}/{stack}/*"),
-        format!(".pulumi/backups/{project}/{stack}/*"),
-    ]
-    .iter()
-    .map(|path| backend.key(path))
-    .collect();
+    // `<stack>.json*`, never `<stack>*`, which would also match stack
+    // `<stack>2`.
+    let checkpoint = backend.key(&format!(".pulumi/stacks/{project}/{stack}.json*"));
+    let tags = backend.key(&format!(".pulumi/stacks/{project}/{stack}.pulumi-tags"));
+    // Locks are kept under the stack's fully qualified name, whose
+    // organization a self-managed backend always calls `organization`.
+    let locks = backend.key(&format!(".pulumi/locks/organization/{project}/{stack}/*"));
+    let history = [
+        backend.key(&format!(".pulumi/history/{project}/{stack}/*")),
+        backend.key(&format!(".pulumi/backups/{project}/{stack}/*")),
+    ];
+    let object = |key: &str| format!("{bucket_arn}/{key}");
     Some(StackState {
-        objects: keys.iter().map(|k| format!("{bucket_arn}/{k}")).collect(),
-        metadata: format!("{bucket_arn}/{}", backend.key(".pulumi/meta.yaml")),
-        list_prefixes: keys,
+        checkpoint: object(&checkpoint),
+        tags: object(&tags),
+        locks: object(&locks),
+        history: history.iter().map(|k| object(k)).collect(),
+        metadata: object(&backend.key(".pulumi/meta.yaml")),
+        list_prefixes: [checkpoint, tags, locks]
+            .into_iter()
+            .chain(history)
+            .collect(),
         bucket_arn,
     })
 }
@@ -273,7 +297,7 @@ impl Protected {
                 .as_ref()
                 .and_then(|p| stack_state(arns, p))
             {
-                protected.state.extend(state.objects);
+                protected.state.extend(state.objects());
                 protected
                     .listings
                     .entry(state.bucket_arn)
@@ -459,11 +483,19 @@ pub fn role_policy(
     {
         grants.push(Grant::state_objects_read_write(
             "ReadWriteOwnStackState",
-            state.objects,
+            vec![state.checkpoint.clone(), state.locks.clone()],
+        ));
+        grants.push(Grant::objects_read(
+            "ReadOwnStackTags",
+            vec![state.tags.clone()],
+        ));
+        grants.push(Grant::objects_write(
+            "WriteOwnStackHistory",
+            state.history.clone(),
         ));
         grants.push(Grant::objects_read(
             "ReadStateBackendMetadata",
-            vec![state.metadata],
+            vec![state.metadata.clone()],
         ));
         grants.push(Grant::bucket_list_under(
             "ListStateBackend",
@@ -533,9 +565,10 @@ pub fn preview_role_policy(
         .as_ref()
         .and_then(|p| stack_state(arns, p));
     if let Some(state) = &state {
+        // A preview takes no lock and reads neither history nor backups.
         grants.push(Grant::objects_read(
             "ReadOwnStackState",
-            state.objects.clone(),
+            vec![state.checkpoint.clone(), state.tags.clone()],
         ));
         grants.push(Grant::objects_read(
             "ReadStateBackendMetadata",
@@ -577,7 +610,7 @@ pub fn preview_role_policy(
             secrets,
         ));
     }
-    let own_state = state.map(|s| s.objects).unwrap_or_default();
+    let own_state = state.map(|s| s.objects()).unwrap_or_default();
     if !own_state.is_empty() {
         grants.push(Grant::deny_all(
             "DenyStateWrites",
@@ -1632,7 +1665,7 @@ mod tests {
     fn state_access_is_exactly_the_stacks_own() {
         let state = stack_state(&ARNS, dev().pulumi.as_ref().unwrap()).unwrap();
         assert_eq!(
-            state.objects,
+            state.objects(),
             vec![
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/dev.json*",
                 "arn:aws:s3:::state-bucket/pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
@@ -1662,7 +1695,7 @@ mod tests {
         };
         let state = stack_state(&ARNS, &root).unwrap();
         assert_eq!(
-            state.objects[0],
+            state.checkpoint,
             "arn:aws:s3:::state/.pulumi/stacks/app/prod.json*"
         );
         assert_eq!(state.list_prefixes[0], ".pulumi/stacks/app/prod.json*");
@@ -1787,6 +1820,8 @@ mod tests {
                 "UseArtifactKey",
                 "ReadReferencedSecrets",
                 "ReadWriteOwnStackState",
+                "ReadOwnStackTags",
+                "WriteOwnStackHistory",
                 "ReadStateBackendMetadata",
                 "ListStateBackend",
             ]
@@ -1797,11 +1832,43 @@ mod tests {
                 .resources,
             vec![PASSPHRASE]
         );
+        // Each of the stack's objects for what the CLI does with it: the
+        // checkpoint and locks read, written and replaced; the tags read;
+        // history and backups only added to.
+        let state = |sid: &str| {
+            let found = statement(&policy, sid).unwrap();
+            (found.actions.clone(), found.resources.clone())
+        };
+        let objects = |keys: &[&str]| -> Vec<String> {
+            keys.iter()
+                .map(|k| format!("arn:aws:s3:::state-bucket/pulumi/.pulumi/{k}"))
+                .collect()
+        };
+        let actions =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|a| a.to_string()).collect() };
         assert_eq!(
-            statement(&policy, "ReadWriteOwnStackState")
-                .unwrap()
-                .actions,
-            vec!["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+            state("ReadWriteOwnStackState"),
+            (
+                actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
+                objects(&[
+                    "stacks/web-infra/dev.json*",
+                    "locks/organization/web-infra/dev/*"
+                ])
+            )
+        );
+        assert_eq!(
+            state("ReadOwnStackTags"),
+            (
+                actions(&["s3:GetObject"]),
+                objects(&["stacks/web-infra/dev.pulumi-tags"])
+            )
+        );
+        assert_eq!(
+            state("WriteOwnStackHistory"),
+            (
+                actions(&["s3:PutObject"]),
+                objects(&["history/web-infra/dev/*", "backups/web-infra/dev/*"])
+            )
         );
         let list = statement(&policy, "ListStateBackend").unwrap();
         assert_eq!(list.resources, vec!["arn:aws:s3:::state-bucket"]);
@@ -2108,11 +2175,16 @@ mod tests {
         assert!(allowed("kms:GenerateDataKey").is_empty(), "{policy:#?}");
         assert!(allowed("kms:Encrypt").is_empty(), "{policy:#?}");
         let state = stack_state(&ARNS, production.pulumi.as_ref().unwrap()).unwrap();
-        assert_eq!(allowed("s3:GetObject")[1..6], state.objects[..]);
+        // Its checkpoint and tags only: a preview takes no lock and reads
+        // neither history nor backups.
+        assert_eq!(
+            statement(&policy, "ReadOwnStackState").unwrap().resources,
+            vec![state.checkpoint.clone(), state.tags.clone()]
+        );
         let writes = statement(&policy, "DenyStateWrites").unwrap();
         assert_eq!(
             (writes.effect, writes.resources.clone()),
-            (Effect::Deny, state.objects.clone())
+            (Effect::Deny, state.objects())
         );
 
         // With Pulumi Cloud, the deploy token is denied and the read-only

@@ -10,7 +10,7 @@ use super::args::{
 use super::deploy::{Protected, Store};
 use crate::aws::arn::Arns;
 use crate::buildspec;
-use crate::iam::grants::{document, Grant, LogGroup, StoredValues, Topic};
+use crate::iam::grants::{document, BucketLookups, Grant, LogGroup, StoredValues, Topic};
 use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::resources::build_project::{ProjectVariable, VariableType};
@@ -240,9 +240,11 @@ pub fn project_grants(
     };
     let mut grants =
         vec![LogGroup::new(&arns.log_group(log_group_name)).grant_write("WriteOwnLogs")];
+    // CodeBuild looks up the store's region, never its versioning.
     grants.extend(store.bucket().grant_objects(
         "Artifacts",
         "UseArtifactKey",
+        BucketLookups::Location,
         &keys(reads),
         &keys(writes),
     ));
@@ -288,8 +290,13 @@ fn region_sid(region: &str) -> String {
 
 /// What the pipeline's role may do: read the source through the
 /// connection (for this repository only), run its own projects (in every
-/// region), use every region's artifacts and key, notify the topic.
-/// `stores` are keyed by region; `home` is the pipeline's.
+/// region), write this pipeline's artifacts in every region's store with
+/// its key, notify the topic. It reads artifacts (and decrypts them) only
+/// in a pipeline with a stage in another region, where it copies the home
+/// store's artifacts to that region's store; otherwise CodeBuild reads
+/// them under the projects' own roles and the pipeline role only writes
+/// the source artifact. `stores` are keyed by region; `home` is the
+/// pipeline's.
 pub fn pipeline_role_policy(
     home: &str,
     stores: &BTreeMap<String, Store<'_>>,
@@ -303,6 +310,7 @@ pub fn pipeline_role_policy(
         connection_arn,
         repository,
     )];
+    let cross_region = stores.keys().any(|region| region != home);
     // The home region first, so a single-region pipeline reads as before.
     let ordered = stores
         .get_key_value(home)
@@ -314,13 +322,20 @@ pub fn pipeline_role_policy(
         } else {
             region_sid(region)
         };
-        // CodePipeline moves every artifact of this pipeline (and only
-        // this pipeline's prefix) between actions and regions.
+        // CodePipeline writes every artifact of this pipeline (and only
+        // this pipeline's prefix) it moves; it reads only the home store's,
+        // to copy them to the other regions.
         let keys = [pipeline_artifact_keys(store.pipeline_name)];
+        let reads: &[String] = if cross_region && region == home {
+            &keys
+        } else {
+            &[]
+        };
         grants.extend(store.bucket().grant_objects(
             &format!("Artifacts{suffix}"),
             &format!("UseArtifactKey{suffix}"),
-            &keys,
+            BucketLookups::LocationAndVersioning,
+            reads,
             &keys,
         ));
     }
@@ -565,17 +580,36 @@ mod tests {
             .iter()
             .filter_map(|s| s.sid.as_deref())
             .collect();
+        // One region: the role writes the source artifact and reads none
+        // (CodeBuild reads under the projects' roles), so its key makes
+        // data keys and decrypts nothing.
         assert_eq!(
             sids,
             vec![
                 "UseSourceConnection",
-                "ArtifactsRead",
                 "ArtifactsBucket",
                 "ArtifactsWrite",
                 "UseArtifactKey",
                 "RunOwnBuilds",
                 "NotifyApprovers"
             ]
+        );
+        let actions = |sid: &str| -> Vec<String> {
+            pipeline
+                .statements
+                .iter()
+                .find(|s| s.sid.as_deref() == Some(sid))
+                .map(|s| s.actions.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            actions("UseArtifactKey"),
+            vec!["kms:DescribeKey", "kms:GenerateDataKey"]
+        );
+        // CodePipeline checks that its store is versioned.
+        assert_eq!(
+            actions("ArtifactsBucket"),
+            vec!["s3:GetBucketLocation", "s3:GetBucketVersioning"]
         );
         let events = events_role_policy(&ARNS.codepipeline("pipe"));
         assert_eq!(events.statements.len(), 1);
@@ -647,15 +681,14 @@ mod tests {
             &ARNS.sns_topic("t"),
         );
         assert!(lint::permissions(&pipeline).is_empty());
-        let find = |sid: &str| {
+        let statement = |sid: &str| {
             pipeline
                 .statements
                 .iter()
                 .find(|s| s.sid.as_deref() == Some(sid))
-                .unwrap()
-                .resources
-                .clone()
+                .cloned()
         };
+        let find = |sid: &str| statement(sid).unwrap().resources;
         assert_eq!(find("ArtifactsBucket"), vec!["arn:aws:s3:::bucket"]);
         assert_eq!(
             find("ArtifactsUsWest2Bucket"),
@@ -671,9 +704,20 @@ mod tests {
             find("ArtifactsUsWest2Write"),
             vec!["arn:aws:s3:::bucket-west/web-x1y2-pipeline-k3/*"]
         );
+        // The role copies the home store's artifacts to the other region:
+        // it reads (and decrypts) at home, and only writes there.
         assert_eq!(
             find("ArtifactsRead"),
             vec!["arn:aws:s3:::bucket/web-x1y2-pipeline-k3/*"]
+        );
+        assert_eq!(
+            statement("UseArtifactKey").unwrap().actions,
+            vec!["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+        );
+        assert_eq!(statement("ArtifactsUsWest2Read"), None);
+        assert_eq!(
+            statement("UseArtifactKeyUsWest2").unwrap().actions,
+            vec!["kms:DescribeKey", "kms:GenerateDataKey"]
         );
     }
 

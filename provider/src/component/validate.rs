@@ -1227,7 +1227,7 @@ fn production_isolation(args: &SecurePipelineArgs, failures: &mut Failures) {
             .pulumi
             .as_ref()
             .and_then(|p| deploy::stack_state(&arns, p))
-            .is_some_and(|state| state.objects.iter().any(|o| protected.state.contains(o)));
+            .is_some_and(|state| state.objects().iter().any(|o| protected.state.contains(o)));
         let shares_cloud_stack = deployment.pulumi.as_ref().is_some_and(|p| {
             deploy::pulumi_cloud(p)
                 && production_cloud_stacks.contains(&(p.backend_url.as_deref(), p.stack.as_str()))

@@ -152,8 +152,8 @@ impl Grant {
         )
     }
 
-    /// Read, write and delete exactly these objects: one Pulumi stack's
-    /// checkpoint, locks, history and backups in a self-managed backend.
+    /// Read, write and delete exactly these objects (one Pulumi stack's
+    /// checkpoint and locks in a self-managed backend).
     pub fn state_objects_read_write(sid: &str, object_arns: Vec<String>) -> Grant {
         Grant::new(
             sid,
@@ -161,6 +161,12 @@ impl Grant {
             &["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             object_arns,
         )
+    }
+
+    /// Write exactly these objects, never reading or deleting them (a
+    /// stack's history and backups, which an update only adds to).
+    pub fn objects_write(sid: &str, object_arns: Vec<String>) -> Grant {
+        Grant::new(sid, Effect::Allow, &["s3:PutObject"], object_arns)
     }
 
     /// Read exactly these objects (a backend's metadata file).
@@ -218,18 +224,24 @@ impl<'a> KmsKey<'a> {
         self.arn
     }
 
-    /// Encrypt and decrypt with the key, data keys included: what reading
-    /// and writing objects it encrypts takes.
+    /// What reading and writing objects it encrypts (SSE-KMS) takes: S3
+    /// makes each object's data key with GenerateDataKey and decrypts it
+    /// with Decrypt. No Encrypt: S3 never encrypts with the key directly.
     pub fn grant_use(&self, sid: &str) -> Grant {
         Grant::new(
             sid,
             Effect::Allow,
-            &[
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:Encrypt",
-                "kms:GenerateDataKey",
-            ],
+            &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+            vec![self.arn.to_string()],
+        )
+    }
+
+    /// What writing objects it encrypts takes, and nothing that reads.
+    pub fn grant_write(&self, sid: &str) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["kms:DescribeKey", "kms:GenerateDataKey"],
             vec![self.arn.to_string()],
         )
     }
@@ -270,6 +282,27 @@ impl<'a> KmsKey<'a> {
     }
 }
 
+/// What a service looks up about a bucket itself before it moves objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketLookups {
+    /// Its region only (CodeBuild).
+    Location,
+    /// Its region, and that it is versioned (CodePipeline, which checks its
+    /// artifact store).
+    LocationAndVersioning,
+}
+
+impl BucketLookups {
+    fn actions(self) -> &'static [&'static str] {
+        match self {
+            BucketLookups::Location => &["s3:GetBucketLocation"],
+            BucketLookups::LocationAndVersioning => {
+                &["s3:GetBucketLocation", "s3:GetBucketVersioning"]
+            }
+        }
+    }
+}
+
 /// An S3 bucket whose objects a KMS key encrypts (SSE-KMS, as the artifact
 /// buckets are): reading or writing its objects takes the key too, so
 /// every grant on the objects brings the key's.
@@ -289,13 +322,16 @@ impl<'a> EncryptedBucket<'a> {
     }
 
     /// Read the objects under `reads` and write those under `writes` (key
-    /// patterns such as `<pipeline>/BuildOutput/*`; `writes` may be empty),
-    /// with the key (decrypt only when nothing is written): statements `<sid>Read`, `<sid>Bucket`, `<sid>Write`
-    /// and `<key_sid>`.
+    /// patterns such as `<pipeline>/BuildOutput/*`; either may be empty),
+    /// look the bucket up, and use the key for exactly that: statements
+    /// `<sid>Read` (when reading), `<sid>Bucket`, `<sid>Write` (when
+    /// writing) and `<key_sid>`, which decrypts only when reading and makes
+    /// data keys only when writing.
     pub fn grant_objects(
         &self,
         sid: &str,
         key_sid: &str,
+        lookups: BucketLookups,
         reads: &[String],
         writes: &[String],
     ) -> Vec<Grant> {
@@ -305,20 +341,21 @@ impl<'a> EncryptedBucket<'a> {
                 .map(|k| format!("{}/{k}", self.arn))
                 .collect()
         };
-        let mut grants = vec![
-            Grant::new(
+        let mut grants = Vec::new();
+        if !reads.is_empty() {
+            grants.push(Grant::new(
                 &format!("{sid}Read"),
                 Effect::Allow,
                 &["s3:GetObject", "s3:GetObjectVersion"],
                 objects(reads),
-            ),
-            Grant::new(
-                &format!("{sid}Bucket"),
-                Effect::Allow,
-                &["s3:GetBucketLocation", "s3:GetBucketVersioning"],
-                vec![self.arn.to_string()],
-            ),
-        ];
+            ));
+        }
+        grants.push(Grant::new(
+            &format!("{sid}Bucket"),
+            Effect::Allow,
+            lookups.actions(),
+            vec![self.arn.to_string()],
+        ));
         if !writes.is_empty() {
             grants.push(Grant::new(
                 &format!("{sid}Write"),
@@ -327,12 +364,13 @@ impl<'a> EncryptedBucket<'a> {
                 objects(writes),
             ));
         }
-        // Reading takes only Decrypt; writing makes data keys.
-        grants.push(if writes.is_empty() {
-            self.key.grant_read(key_sid)
-        } else {
-            self.key.grant_use(key_sid)
-        });
+        let key = match (reads.is_empty(), writes.is_empty()) {
+            (false, false) => Some(self.key.grant_use(key_sid)),
+            (false, true) => Some(self.key.grant_read(key_sid)),
+            (true, false) => Some(self.key.grant_write(key_sid)),
+            (true, true) => None,
+        };
+        grants.extend(key);
         grants
     }
 }
@@ -389,7 +427,9 @@ impl StoredValues {
     }
 
     pub fn parameters(arns: impl IntoIterator<Item = String>) -> Self {
-        Self::new(&["ssm:GetParameter", "ssm:GetParameters"], arns)
+        // CodeBuild resolves `parameter-store` variables with GetParameters;
+        // nothing a stage runs reads them one at a time.
+        Self::new(&["ssm:GetParameters"], arns)
     }
 
     fn new(read_actions: &'static [&'static str], arns: impl IntoIterator<Item = String>) -> Self {
@@ -474,6 +514,7 @@ mod tests {
         let doc = document(&bucket.grant_objects(
             "Artifacts",
             "UseArtifactKey",
+            BucketLookups::LocationAndVersioning,
             &["p/SourceOutput/*".into()],
             &["p/BuildOutput/*".into()],
         ));
@@ -490,21 +531,54 @@ mod tests {
                  "Action": ["s3:PutObject"],
                  "Resource": ["arn:aws:s3:::artifacts/p/BuildOutput/*"]},
                 {"Sid": "UseArtifactKey", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                 "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
                  "Resource": [key]}
             ]})
         );
-        // Reading only: no write, and the key to decrypt with only.
-        let read = bucket.grant_objects("In", "Key", &["p/BuildOutput/*".into()], &[]);
-        let sids: Vec<Option<String>> = read.iter().map(|g| g.statement().sid).collect();
+    }
+
+    #[test]
+    fn the_key_is_granted_for_exactly_what_the_objects_grant() {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/k";
+        let bucket = EncryptedBucket::new("arn:aws:s3:::artifacts", KmsKey::new(key));
+        let summary = |grants: Vec<Grant>| -> Vec<(String, Vec<String>)> {
+            grants
+                .iter()
+                .map(|g| {
+                    let s = g.statement();
+                    (s.sid.unwrap_or_default(), s.actions)
+                })
+                .collect()
+        };
+        let owned = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+            pairs
+                .iter()
+                .map(|(sid, actions)| {
+                    (
+                        sid.to_string(),
+                        actions.iter().map(|a| a.to_string()).collect(),
+                    )
+                })
+                .collect()
+        };
+        let objects = ["p/BuildOutput/*".to_string()];
+        // Reading only: the key to decrypt with, no data keys.
         assert_eq!(
-            sids,
-            [Some("InRead"), Some("InBucket"), Some("Key")].map(|s| s.map(String::from))
+            summary(bucket.grant_objects("In", "Key", BucketLookups::Location, &objects, &[])),
+            owned(&[
+                ("InRead", &["s3:GetObject", "s3:GetObjectVersion"]),
+                ("InBucket", &["s3:GetBucketLocation"]),
+                ("Key", &["kms:Decrypt", "kms:DescribeKey"]),
+            ])
         );
-        assert_eq!(read[2], KmsKey::new(key).grant_read("Key"));
+        // Writing only: data keys, nothing that decrypts or reads.
         assert_eq!(
-            read[2].statement().actions,
-            ["kms:Decrypt", "kms:DescribeKey"]
+            summary(bucket.grant_objects("Out", "Key", BucketLookups::Location, &[], &objects)),
+            owned(&[
+                ("OutBucket", &["s3:GetBucketLocation"]),
+                ("OutWrite", &["s3:PutObject"]),
+                ("Key", &["kms:DescribeKey", "kms:GenerateDataKey"]),
+            ])
         );
     }
 
@@ -530,13 +604,7 @@ mod tests {
             .map(|g| g.statement());
         assert_eq!(
             grant.map(|s| (s.actions, s.resources)),
-            Some((
-                vec![
-                    "ssm:GetParameter".to_string(),
-                    "ssm:GetParameters".to_string()
-                ],
-                vec![parameter]
-            ))
+            Some((vec!["ssm:GetParameters".to_string()], vec![parameter]))
         );
         assert_eq!(StoredValues::parameters([]).grant_read("Params"), None);
     }

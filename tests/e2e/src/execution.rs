@@ -601,34 +601,47 @@ impl<'a> Run<'a> {
     }
 
     /// The token of the approval action waiting in `stage`, once it waits.
+    /// The action is in progress before its token shows: CodePipeline
+    /// notifies the reviewers first.
     pub async fn approval_token(&mut self, stage: &str, action: &str, timeout: Duration) -> String {
-        self.until(
-            &format!("approval {stage}/{action} to wait"),
-            timeout,
-            |s| {
-                s.is_final()
-                    || s.action(stage, action)
-                        .is_some_and(|a| a.status == "InProgress")
-            },
-        )
-        .await;
-        let state = self
-            .clients
-            .codepipeline
-            .get_pipeline_state()
-            .name(&self.pipeline)
-            .send()
-            .await
-            .unwrap_or_else(|err| panic!("GetPipelineState {}: {err:?}", self.pipeline));
-        state
-            .stage_states()
-            .iter()
-            .filter(|s| s.stage_name() == Some(stage))
-            .flat_map(|s| s.action_states())
-            .filter(|a| a.action_name() == Some(action))
-            .find_map(|a| a.latest_execution().and_then(|e| e.token()))
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("no approval token for {stage}/{action}: {state:#?}"))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let waiting = self
+                .until(
+                    &format!("approval {stage}/{action} to wait"),
+                    deadline.saturating_duration_since(Instant::now()),
+                    |s| {
+                        s.is_final()
+                            || s.action(stage, action)
+                                .is_some_and(|a| a.status == "InProgress")
+                    },
+                )
+                .await;
+            let state = self
+                .clients
+                .codepipeline
+                .get_pipeline_state()
+                .name(&self.pipeline)
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("GetPipelineState {}: {err:?}", self.pipeline));
+            let token = state
+                .stage_states()
+                .iter()
+                .filter(|s| s.stage_name() == Some(stage))
+                .flat_map(|s| s.action_states())
+                .filter(|a| a.action_name() == Some(action))
+                .find_map(|a| a.latest_execution().and_then(|e| e.token()))
+                .map(str::to_string);
+            if let Some(token) = token {
+                return token;
+            }
+            assert!(
+                !waiting.is_final() && Instant::now() < deadline,
+                "no approval token for {stage}/{action}: {state:#?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Approves (or rejects) the waiting approval, as a reviewer does.

@@ -187,6 +187,22 @@ pub fn deployments(f: &Fixtures) -> Json {
     ])
 }
 
+/// The happy path's program: the app's pipeline, whose build runs the
+/// fixture app's unit tests with its secret and whose dev and production
+/// stages deploy `infra/` ([`deployments`]), telling the team by email;
+/// commits touching only `docs/` start nothing.
+pub fn happy_path_program(f: &Fixtures) -> String {
+    let app = pipeline(
+        "app",
+        REPOSITORY,
+        json!({"source": {"excludePaths": ["docs/**"]},
+               "build": build(f, &["python3 -m unittest discover -s tests -v"]),
+               "deployments": deployments(f),
+               "notifications": {"emails": ["team@example.com"]}}),
+    );
+    format!("resources:{app}{}", outputs_of(&["app"]))
+}
+
 pub fn build(f: &Fixtures, commands: &[&str]) -> Json {
     json!({"commands": commands,
            "environment": {"APP_SIGNING_KEY": {"secretArn": f.signing_key}}})

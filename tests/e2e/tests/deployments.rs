@@ -716,15 +716,40 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     // Dev: its own stack's state and passphrase only.
     let (_, dev) = &role_policies["deploy-dev"];
     let dev = &dev["deploy"];
+    // Each object for what the CLI does with it: the checkpoint and locks
+    // read, written and replaced, the tags read, history and backups only
+    // added to.
+    let state = |sid: &str| {
+        let found = statement(dev, sid).unwrap();
+        (found.actions.clone(), found.resources.clone())
+    };
+    let owned = |items: &[&str]| -> Vec<String> { items.iter().map(|i| i.to_string()).collect() };
     assert_eq!(
-        statement(dev, "ReadWriteOwnStackState").unwrap().resources,
-        vec![
-            "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.json*",
-            "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags",
-            "arn:aws:s3:::web-state/pulumi/.pulumi/locks/organization/web-infra/dev/*",
-            "arn:aws:s3:::web-state/pulumi/.pulumi/history/web-infra/dev/*",
-            "arn:aws:s3:::web-state/pulumi/.pulumi/backups/web-infra/dev/*",
-        ]
+        state("ReadWriteOwnStackState"),
+        (
+            owned(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
+            owned(&[
+                "arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.json*",
+                "arn:aws:s3:::web-state/pulumi/.pulumi/locks/organization/web-infra/dev/*",
+            ])
+        )
+    );
+    assert_eq!(
+        state("ReadOwnStackTags"),
+        (
+            owned(&["s3:GetObject"]),
+            owned(&["arn:aws:s3:::web-state/pulumi/.pulumi/stacks/web-infra/dev.pulumi-tags"])
+        )
+    );
+    assert_eq!(
+        state("WriteOwnStackHistory"),
+        (
+            owned(&["s3:PutObject"]),
+            owned(&[
+                "arn:aws:s3:::web-state/pulumi/.pulumi/history/web-infra/dev/*",
+                "arn:aws:s3:::web-state/pulumi/.pulumi/backups/web-infra/dev/*",
+            ])
+        )
     );
     let list = statement(dev, "ListStateBackend").unwrap();
     assert_eq!(list.resources, vec!["arn:aws:s3:::web-state"]);
@@ -1042,6 +1067,16 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             .unwrap()
             .resources,
         vec![west_key.clone()]
+    );
+    // It copies the home store's artifacts to the other region: it reads
+    // and decrypts at home, and only writes there.
+    assert!(statement(pipeline, "ArtifactsRead").is_some());
+    assert!(statement(pipeline, "ArtifactsUsWest2Read").is_none());
+    assert_eq!(
+        statement(pipeline, "UseArtifactKeyUsWest2")
+            .unwrap()
+            .actions,
+        vec!["kms:DescribeKey", "kms:GenerateDataKey"]
     );
     let expected_pipeline = plan::pipeline_role_policy(
         REGION,

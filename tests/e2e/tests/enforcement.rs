@@ -246,7 +246,12 @@ impl As {
         seen(self.secrets.get_secret_value().secret_id(arn).send().await)
     }
 
+    /// As CodeBuild resolves a `parameter-store` variable: GetParameters.
     async fn parameter(&self, name: &str) -> Seen {
+        seen(self.ssm.get_parameters().names(name).send().await)
+    }
+
+    async fn parameter_alone(&self, name: &str) -> Seen {
         seen(self.ssm.get_parameter().name(name).send().await)
     }
 
@@ -418,6 +423,11 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
         dev.parameter("/web/dev/db-url").await,
     );
     probe.denied(
+        "dev reads its parameter with GetParameter, which no stage needs",
+        "because no identity-based policy allows the ssm:GetParameter action",
+        dev.parameter_alone("/web/dev/db-url").await,
+    );
+    probe.denied(
         "dev reads production's parameter",
         "with an explicit deny",
         dev.parameter("/web/prod/config").await,
@@ -499,8 +509,22 @@ async fn generated_roles_allow_their_work_and_nothing_of_production() {
         "with an explicit deny",
         dev.assume(&role_arn("prod-deployer")).await,
     );
+    // S3 encrypts its objects with data keys: the stage may make one, and
+    // may not encrypt with the key directly.
     probe.allowed(
+        "dev makes a data key with the artifact key",
+        seen(
+            dev.kms
+                .generate_data_key()
+                .key_id(&key)
+                .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                .send()
+                .await,
+        ),
+    );
+    probe.denied(
         "dev encrypts with the artifact key",
+        "because no identity-based policy allows the kms:Encrypt action",
         seen(
             dev.kms
                 .encrypt()

@@ -13,7 +13,9 @@
 //! and the topic hears of it once; (c) a commit touching only excluded
 //! paths starts nothing; (d) the schedule starts the pipeline through its
 //! role, which can start nothing else; (e) probes from inside stages are
-//! denied.
+//! denied. And a stage in another region gets the build's artifact,
+//! copied there under the pipeline's role, which reads artifacts only in
+//! such a pipeline.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,8 +25,9 @@ use securepipeline::component::plan::artifact_keys;
 use securepipeline_e2e::execution::{build_log_lines, glob, session_role, usage, usage_table, Run};
 use securepipeline_e2e::readback::{self, text};
 use securepipeline_e2e::scenario::{
-    action, build, deployments, outputs_of, parameter_arn, pipeline, repository, role_arn,
-    stack_outputs, World, EVENTS, REPOSITORY, RUN_TIMEOUT, SIGNING_KEY, STATE_BUCKET,
+    action, build, deployments, happy_path_program, outputs_of, parameter_arn, pipeline,
+    repository, role_arn, stack_outputs, World, EVENTS, REPOSITORY, RUN_TIMEOUT, SIGNING_KEY,
+    STATE_BUCKET,
 };
 use securepipeline_e2e::{Clients, Emulator, ACCOUNT, REGION};
 use serde_json::{json, Value as Json};
@@ -57,8 +60,8 @@ async fn assert_infrastructure_exists(clients: &Clients, stack: &Json) {
 /// Grants the app pipeline's roles hold but the happy path never used,
 /// each with why it is kept. Patterns (`*` any text) over `<role purpose>
 /// <Sid> <action> <resource>`, names replaced by `{...}` placeholders.
-/// An unused grant no entry here or in [`PROPOSED_REMOVALS`] matches fails
-/// the test, and so does an entry that matches no unused grant.
+/// An unused grant no entry here matches fails the test (the provider
+/// should not grant it), and so does an entry that matches no unused grant.
 const UNUSED_BUT_NEEDED: &[(&str, &str)] = &[
     (
         "* ArtifactsBucket s3:GetBucketLocation arn:aws:s3:::{artifactBucket}",
@@ -99,66 +102,6 @@ const UNUSED_BUT_NEEDED: &[(&str, &str)] = &[
         "deploy-* ReadWriteOwnStackState s3:DeleteObject arn:aws:s3:::app-state/pulumi/.pulumi/stacks/app-infra/*.json*",
         "the CLI replaces `<stack>.json` by `<stack>.json.gz` (and back) when \
          PULUMI_SELF_MANAGED_STATE_GZIP changes, deleting the other file",
-    ),
-];
-
-/// Unused grants the provider should drop (each says why, with the
-/// evidence): listed so that this test still fails on any new unused grant.
-const PROPOSED_REMOVALS: &[(&str, &str)] = &[
-    (
-        "* UseArtifactKey kms:Encrypt {artifactKey}",
-        "no role ever encrypts with the artifact key: S3 writes SSE-KMS objects with \
-         GenerateDataKey and reads them with Decrypt (both used); CloudWatch Logs \
-         encrypts under its own service principal, through the key policy",
-    ),
-    (
-        "pipeline ArtifactsRead s3:GetObject* arn:aws:s3:::{artifactBucket}/{pipelineFolder}/*",
-        "CodePipeline reads an artifact only to copy it to another region's store; in a \
-         single-region pipeline the pipeline role only writes the source artifact. \
-         Grant reads (and kms:Decrypt) only when a stage runs in another region",
-    ),
-    (
-        "pipeline UseArtifactKey kms:Decrypt {artifactKey}",
-        "as the pipeline role's artifact reads: needed for cross-region copies only",
-    ),
-    (
-        "deploy-* ReadReferencedParameters ssm:GetParameter *",
-        "CodeBuild resolves `parameter-store` variables with ssm:GetParameters (used); \
-         ssm:GetParameter serves only commands that read the parameter again",
-    ),
-    (
-        "build ArtifactsBucket s3:GetBucketVersioning arn:aws:s3:::{artifactBucket}",
-        "CodeBuild's documented service-role policy has no GetBucketVersioning; only \
-         CodePipeline checks versioning (kept for the pipeline role above)",
-    ),
-    (
-        "deploy-* ArtifactsBucket s3:GetBucketVersioning arn:aws:s3:::{artifactBucket}",
-        "CodeBuild's documented service-role policy has no GetBucketVersioning; only \
-         CodePipeline checks versioning (kept for the pipeline role above)",
-    ),
-    (
-        "preview-* ArtifactsBucket s3:GetBucketVersioning arn:aws:s3:::{artifactBucket}",
-        "CodeBuild's documented service-role policy has no GetBucketVersioning; only \
-         CodePipeline checks versioning (kept for the pipeline role above)",
-    ),
-    (
-        "deploy-* ReadWriteOwnStackState s3:GetObject arn:aws:s3:::app-state/pulumi/.pulumi/*/app-infra/*/*",
-        "the generated buildspec never reads the stack's history or backups (`pulumi \
-         stack history` would); history and backups need PutObject only",
-    ),
-    (
-        "deploy-* ReadWriteOwnStackState s3:DeleteObject arn:aws:s3:::app-state/pulumi/.pulumi/*/app-infra/*/*",
-        "nothing the generated buildspec runs deletes history or backups",
-    ),
-    (
-        "deploy-* ReadWriteOwnStackState s3:*Object arn:aws:s3:::app-state/pulumi/.pulumi/stacks/app-infra/*.pulumi-tags",
-        "every run reads the stack's tags file (GetObject, used); only `pulumi stack tag \
-         set`/`rm` write or delete it, which the buildspec never runs",
-    ),
-    (
-        "preview-prod ReadOwnStackState s3:GetObject arn:aws:s3:::app-state/pulumi/.pulumi/*/*",
-        "a preview takes no lock and reads neither history nor backups: it needs the \
-         checkpoint and the tags file only",
     ),
 ];
 
@@ -257,7 +200,6 @@ async fn least_privilege(world: &World, decisions: &[Json]) {
     );
     let entries: Vec<&str> = UNUSED_BUT_NEEDED
         .iter()
-        .chain(PROPOSED_REMOVALS)
         .map(|(pattern, _)| *pattern)
         .collect();
     let unexplained: Vec<&str> = unused
@@ -287,13 +229,9 @@ async fn least_privilege(world: &World, decisions: &[Json]) {
         }
     }
     eprintln!("other principals (allowed, denied): {others:?}");
-    eprintln!("proposed removals:");
-    for (pattern, why) in PROPOSED_REMOVALS {
-        eprintln!("  {pattern}\n    {why}");
-    }
     assert!(
         unexplained.is_empty() && stale.is_empty(),
-        "grants never used in the run, neither justified nor proposed for removal:\n  {}\n\
+        "grants never used in the run and not justified (drop them from the provider):\n  {}\n\
          entries that match no unused grant:\n  {}",
         unexplained.join("\n  "),
         stale.join("\n  ")
@@ -302,18 +240,7 @@ async fn least_privilege(world: &World, decisions: &[Json]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_is_tested_deployed_to_dev_previewed_approved_and_deployed_to_production() {
-    let world = World::start(|f| {
-        let app = pipeline(
-            "app",
-            REPOSITORY,
-            json!({"source": {"excludePaths": ["docs/**"]},
-                   "build": build(f, &["python3 -m unittest discover -s tests -v"]),
-                   "deployments": deployments(f),
-                   "notifications": {"emails": ["team@example.com"]}}),
-        );
-        format!("resources:{app}{}", outputs_of(&["app"]))
-    })
-    .await;
+    let world = World::start(happy_path_program).await;
     let repo = repository(&world.emulator, REPOSITORY);
     world.emulator.reset_published();
 
@@ -444,6 +371,83 @@ async fn a_push_is_tested_deployed_to_dev_previewed_approved_and_deployed_to_pro
             denials.join("\n")
         );
     }
+}
+
+// --------------------------------------------------- another region --
+
+/// A stage in another region gets the build's artifact as CodePipeline
+/// moves it: the pipeline's role reads it from the home store (the only
+/// reads that role is granted, and only because a stage runs elsewhere)
+/// and writes it to that region's store, whose project reads it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_in_another_region_gets_the_build_through_the_pipeline_role() {
+    const WEST: &str = "us-west-2";
+    let world = World::start(|f| {
+        let app = pipeline(
+            "app",
+            REPOSITORY,
+            json!({"build": build(f, &["python3 -m unittest discover -s tests"]),
+                   "deployments": [{"name": "staging", "region": WEST,
+                                    "commands": ["test -f app/pricing.py"]}]}),
+        );
+        format!("resources:{app}{}", outputs_of(&["app"]))
+    })
+    .await;
+    let repo = repository(&world.emulator, REPOSITORY);
+    let push = world.emulator.push(&repo, "main");
+    let mut run = Run::new(
+        &world.clients,
+        &world.started_one(&push.started, "app"),
+        true,
+    );
+    let done = run.finish(RUN_TIMEOUT).await;
+    assert_eq!(done.status, "Succeeded", "{done:#?}");
+    let denials = world.denials();
+    assert!(
+        denials.is_empty(),
+        "{} AccessDenied across regions:\n{}",
+        denials.len(),
+        denials.join("\n")
+    );
+
+    let roles = world.roles("app");
+    let role_name = |purpose: &str| roles[purpose].rsplit('/').next().unwrap().to_string();
+    let home = format!("arn:aws:s3:::{}/", world.out("app", "artifactBucketName"));
+    let decisions = world.emulator.decisions();
+    let allowed = |role: &str, action: &str| -> Vec<String> {
+        decisions
+            .iter()
+            .filter(|d| {
+                d["allowed"] == json!(true)
+                    && d["action"] == json!(action)
+                    && d["principal"].as_str().and_then(session_role) == Some(role)
+            })
+            .filter_map(|d| d["resource"].as_str().map(str::to_string))
+            .collect()
+    };
+    let pipeline_role = role_name("pipeline");
+    let build_artifact = |resource: &String| resource.contains("/BuildOutput/");
+    let read_home: Vec<String> = allowed(&pipeline_role, "s3:GetObject");
+    assert!(
+        !read_home.is_empty()
+            && read_home
+                .iter()
+                .all(|r| r.starts_with(&home) && build_artifact(r)),
+        "the pipeline's role reads only the build's artifact at home: {read_home:?}"
+    );
+    let copied: Vec<String> = allowed(&pipeline_role, "s3:PutObject")
+        .into_iter()
+        .filter(|r| !r.starts_with(&home))
+        .collect();
+    assert!(
+        copied.len() == 1 && build_artifact(&copied[0]),
+        "the pipeline's role copies the build's artifact to the other region once: {copied:?}"
+    );
+    let staging_reads = allowed(&role_name("deploy-staging"), "s3:GetObject");
+    assert_eq!(
+        staging_reads, copied,
+        "the stage reads the copy in its own region"
+    );
 }
 
 // ------------------------------------------------------------ (b)(c)(d) --
@@ -802,8 +806,8 @@ async fn e_probes_from_inside_stages_are_denied() {
         Probe {
             name: "qa-reads-its-parameter",
             from: Origin::Qa,
-            command: "aws ssm get-parameter --name /app/qa/db-url".into(),
-            action: "ssm:GetParameter",
+            command: "aws ssm get-parameters --names /app/qa/db-url".into(),
+            action: "ssm:GetParameters",
             resource: parameter_arn("/app/qa/db-url"),
             reason: "allowed",
         },
@@ -821,8 +825,8 @@ async fn e_probes_from_inside_stages_are_denied() {
         Probe {
             name: "qa-reads-productions-parameter",
             from: Origin::Qa,
-            command: "aws ssm get-parameter --name /app/prod/db-url".into(),
-            action: "ssm:GetParameter",
+            command: "aws ssm get-parameters --names /app/prod/db-url".into(),
+            action: "ssm:GetParameters",
             resource: parameter_arn("/app/prod/db-url"),
             reason: "explicit-deny-identity",
         },
@@ -880,8 +884,8 @@ async fn e_probes_from_inside_stages_are_denied() {
         Probe {
             name: "preview-reads-productions-parameter",
             from: Origin::Preview,
-            command: "aws ssm get-parameter --name /app/prod/db-url".into(),
-            action: "ssm:GetParameter",
+            command: "aws ssm get-parameters --names /app/prod/db-url".into(),
+            action: "ssm:GetParameters",
             resource: parameter_arn("/app/prod/db-url"),
             reason: "explicit-deny-identity",
         },

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use securepipeline_e2e::execution::{build_log, build_log_lines, Run};
 use securepipeline_e2e::scenario::{
-    build, deployments, outputs_of, pipeline, repository, World, REPOSITORY, RUN_TIMEOUT,
+    happy_path_program, repository, World, REPOSITORY, RUN_TIMEOUT,
 };
-use serde_json::json;
 
 #[tokio::main]
 async fn main() {
@@ -23,18 +22,7 @@ async fn main() {
     let logs = logs.canonicalize().expect("the log directory");
 
     println!("Deploying a SecurePipeline to the emulator (IAM enforced) with `pulumi up`...");
-    let world = World::start(|f| {
-        let app = pipeline(
-            "app",
-            REPOSITORY,
-            json!({"source": {"excludePaths": ["docs/**"]},
-                   "build": build(f, &["python3 -m unittest discover -s tests -v"]),
-                   "deployments": deployments(f),
-                   "notifications": {"emails": ["team@example.com"]}}),
-        );
-        format!("resources:{app}{}", outputs_of(&["app"]))
-    })
-    .await;
+    let world = World::start(happy_path_program).await;
     let name = world.out("app", "pipelineName");
     println!("Pipeline {name}: Source, Build, dev (Deploy), prod (Preview, Approve, Deploy).");
 
