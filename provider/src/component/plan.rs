@@ -604,7 +604,7 @@ mod tests {
         };
         assert_eq!(
             actions("UseArtifactKey"),
-            vec!["kms:DescribeKey", "kms:GenerateDataKey"]
+            vec!["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
         );
         // CodePipeline checks that its store is versioned.
         assert_eq!(
@@ -705,7 +705,7 @@ mod tests {
             vec!["arn:aws:s3:::bucket-west/web-x1y2-pipeline-k3/*"]
         );
         // The role copies the home store's artifacts to the other region:
-        // it reads (and decrypts) at home, and only writes there.
+        // it reads at home, and only writes there.
         assert_eq!(
             find("ArtifactsRead"),
             vec!["arn:aws:s3:::bucket/web-x1y2-pipeline-k3/*"]
@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(statement("ArtifactsUsWest2Read"), None);
         assert_eq!(
             statement("UseArtifactKeyUsWest2").unwrap().actions,
-            vec!["kms:DescribeKey", "kms:GenerateDataKey"]
+            vec!["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
         );
     }
 

@@ -224,24 +224,16 @@ impl<'a> KmsKey<'a> {
         self.arn
     }
 
-    /// What reading and writing objects it encrypts (SSE-KMS) takes: S3
+    /// What reading or writing objects it encrypts (SSE-KMS) takes: S3
     /// makes each object's data key with GenerateDataKey and decrypts it
-    /// with Decrypt. No Encrypt: S3 never encrypts with the key directly.
+    /// with Decrypt, on reads and on multipart uploads alike (S3 decrypts
+    /// the upload's data key for every part). No Encrypt: S3 never
+    /// encrypts with the key directly.
     pub fn grant_use(&self, sid: &str) -> Grant {
         Grant::new(
             sid,
             Effect::Allow,
             &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
-            vec![self.arn.to_string()],
-        )
-    }
-
-    /// What writing objects it encrypts takes, and nothing that reads.
-    pub fn grant_write(&self, sid: &str) -> Grant {
-        Grant::new(
-            sid,
-            Effect::Allow,
-            &["kms:DescribeKey", "kms:GenerateDataKey"],
             vec![self.arn.to_string()],
         )
     }
@@ -365,10 +357,9 @@ impl<'a> EncryptedBucket<'a> {
             ));
         }
         let key = match (reads.is_empty(), writes.is_empty()) {
-            (false, false) => Some(self.key.grant_use(key_sid)),
-            (false, true) => Some(self.key.grant_read(key_sid)),
-            (true, false) => Some(self.key.grant_write(key_sid)),
             (true, true) => None,
+            (false, true) => Some(self.key.grant_read(key_sid)),
+            _ => Some(self.key.grant_use(key_sid)),
         };
         grants.extend(key);
         grants
@@ -571,13 +562,17 @@ mod tests {
                 ("Key", &["kms:Decrypt", "kms:DescribeKey"]),
             ])
         );
-        // Writing only: data keys, nothing that decrypts or reads.
+        // Writing only: no object reads, but the key's Decrypt, which
+        // multipart uploads take.
         assert_eq!(
             summary(bucket.grant_objects("Out", "Key", BucketLookups::Location, &[], &objects)),
             owned(&[
                 ("OutBucket", &["s3:GetBucketLocation"]),
                 ("OutWrite", &["s3:PutObject"]),
-                ("Key", &["kms:DescribeKey", "kms:GenerateDataKey"]),
+                (
+                    "Key",
+                    &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
+                ),
             ])
         );
     }

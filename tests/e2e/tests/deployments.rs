@@ -1069,14 +1069,14 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
         vec![west_key.clone()]
     );
     // It copies the home store's artifacts to the other region: it reads
-    // and decrypts at home, and only writes there.
+    // at home, and only writes there.
     assert!(statement(pipeline, "ArtifactsRead").is_some());
     assert!(statement(pipeline, "ArtifactsUsWest2Read").is_none());
     assert_eq!(
         statement(pipeline, "UseArtifactKeyUsWest2")
             .unwrap()
             .actions,
-        vec!["kms:DescribeKey", "kms:GenerateDataKey"]
+        vec!["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]
     );
     let expected_pipeline = plan::pipeline_role_policy(
         REGION,

@@ -94,6 +94,13 @@ const UNUSED_BUT_NEEDED: &[(&str, &str)] = &[
          artifact keys grant DescribeKey); the emulator resolves keys itself",
     ),
     (
+        "pipeline UseArtifactKey kms:Decrypt {artifactKey}",
+        "the pipeline role only writes artifacts here, but S3 decrypts the upload's \
+         data key for each part of a multipart upload under the caller's identity \
+         (S3's SSE-KMS permissions: uploads need GenerateDataKey and Decrypt), which \
+         a large source archive takes; the emulator uploads in one part",
+    ),
+    (
         "pipeline RunOwnBuilds codebuild:StopBuild *",
         "stopping an execution with abandon stops its running builds under the \
          pipeline's role; the happy path stops nothing",
