@@ -49,6 +49,10 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 		Source: securepipeline.SourceArgs{
 			Repository: pulumi.String(repository),
 			Branch:     pulumi.String(branch),
+			// Releases: pushing a tag such as v1.4.0 builds and deploys the
+			// tagged commit; release candidates (v1.4.0-rc1) start nothing.
+			Tags:        pulumi.StringArray{pulumi.String("v*")},
+			ExcludeTags: pulumi.StringArray{pulumi.String("v*-rc*")},
 		},
 		Build: securepipeline.BuildArgs{
 			Commands:       pulumi.StringArray{pulumi.String("npm ci"), pulumi.String("npm test")},

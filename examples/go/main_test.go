@@ -194,6 +194,12 @@ func TestBuildsTheConfiguredRepositoryOnPushesToMain(t *testing.T) {
 	expectEqual(t, "source.connectionArn", get(inputs, "source", "connectionArn"), nil)
 }
 
+func TestReleasesOnVersionTagsNeverOnReleaseCandidates(t *testing.T) {
+	inputs, _ := runProgram(t)
+	expectEqual(t, "source.tags", get(inputs, "source", "tags"), []interface{}{"v*"})
+	expectEqual(t, "source.excludeTags", get(inputs, "source", "excludeTags"), []interface{}{"v*-rc*"})
+}
+
 func TestRunsTheTestsWithA30MinuteBuildTimeout(t *testing.T) {
 	inputs, _ := runProgram(t)
 	expectEqual(t, "build.commands", get(inputs, "build", "commands"), []interface{}{"npm ci", "npm test"})

@@ -26,6 +26,10 @@ pipeline = securepipeline.SecurePipeline(
     source=securepipeline.SourceArgs(
         repository=repository,
         branch=branch,
+        # Releases: pushing a tag such as v1.4.0 builds and deploys the
+        # tagged commit; release candidates (v1.4.0-rc1) start nothing.
+        tags=["v*"],
+        exclude_tags=["v*-rc*"],
     ),
     build=securepipeline.BuildArgs(
         commands=["npm ci", "npm test"],

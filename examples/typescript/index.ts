@@ -17,6 +17,10 @@ const pipeline = new securepipeline.SecurePipeline("web-app", {
     source: {
         repository,
         branch,
+        // Releases: pushing a tag such as v1.4.0 builds and deploys the
+        // tagged commit; release candidates (v1.4.0-rc1) start nothing.
+        tags: ["v*"],
+        excludeTags: ["v*-rc*"],
     },
     build: {
         commands: ["npm ci", "npm test"],

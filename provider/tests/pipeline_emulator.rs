@@ -158,10 +158,9 @@ fn program_inputs(pre: &Prerequisites) -> PipelineInputs {
             },
         ],
         triggers: vec![Trigger {
-            source_action_name: "Source".into(),
-            branches: vec!["main".into()],
             include_paths: vec!["src/**".into()],
             exclude_paths: vec!["docs/**".into()],
+            ..Trigger::on_branches("Source", vec!["main".into()])
         }],
         pull_request_triggers: Vec::new(),
         variables: Vec::new(),

@@ -64,9 +64,29 @@ pub struct SecurePipelineArgs {
 pub struct Source {
     /// The full repository id, `owner/repo`.
     pub repository: String,
-    /// The branch that triggers the pipeline on push. Default `main`.
+    /// The branch the source reads when the pipeline is started by hand or
+    /// by the schedule; a push to it always starts the pipeline. Default
+    /// `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// More branches whose pushes start the pipeline, as glob patterns
+    /// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+    /// With `branch`, at most 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<Vec<String>>,
+    /// Branches (glob patterns) whose pushes never start the pipeline, even
+    /// when `branches` matches them. They may not exclude `branch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_branches: Option<Vec<String>>,
+    /// Releases: pushing a git tag matching one of these glob patterns
+    /// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+    /// Path filters do not apply to tag pushes. At most 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Tags (glob patterns) whose pushes never start the pipeline, even
+    /// when `tags` matches them (`*-rc*`). Needs `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_tags: Option<Vec<String>>,
     /// The repository host. Default GitHub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<SourceProvider>,
@@ -77,10 +97,12 @@ pub struct Source {
     /// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_arn: Option<String>,
-    /// Only pushes touching these paths (glob patterns) start the pipeline.
+    /// Only branch pushes touching these paths (glob patterns) start the
+    /// pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_paths: Option<Vec<String>>,
-    /// Pushes touching only these paths (glob patterns) do not start it.
+    /// Branch pushes touching only these paths (glob patterns) do not
+    /// start it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_paths: Option<Vec<String>>,
 }

@@ -697,7 +697,7 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             stages,
-            triggers: vec![plan::trigger(self.args)],
+            triggers: plan::triggers(self.args),
             pull_request_triggers: Vec::new(),
             variables: Vec::new(),
             execution_mode: plan::wire_name(

@@ -6,6 +6,7 @@ pub mod deploy;
 mod graph;
 pub mod plan;
 pub mod pulumi_cli;
+mod triggers;
 pub mod validate;
 
 pub use construct::construct;

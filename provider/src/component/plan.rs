@@ -389,14 +389,26 @@ pub fn stages(
     ]
 }
 
-/// The push trigger every pipeline has: its branch, its path filters.
-pub fn trigger(args: &SecurePipelineArgs) -> Trigger {
-    Trigger {
-        source_action_name: SOURCE_ACTION.into(),
-        branches: vec![branch(args).into()],
-        include_paths: args.source.include_paths.clone().unwrap_or_default(),
-        exclude_paths: args.source.exclude_paths.clone().unwrap_or_default(),
+/// The push filters of the pipeline's one trigger: its branch and any more
+/// branches, with the path filters; then, for releases, its tags.
+pub fn triggers(args: &SecurePipelineArgs) -> Vec<Trigger> {
+    let source = &args.source;
+    let mut branches = vec![branch(args).to_string()];
+    branches.extend(source.branches.iter().flatten().cloned());
+    let mut filters = vec![Trigger {
+        exclude_branches: source.exclude_branches.clone().unwrap_or_default(),
+        include_paths: source.include_paths.clone().unwrap_or_default(),
+        exclude_paths: source.exclude_paths.clone().unwrap_or_default(),
+        ..Trigger::on_branches(SOURCE_ACTION, branches)
+    }];
+    if let Some(tags) = source.tags.as_ref().filter(|t| !t.is_empty()) {
+        filters.push(Trigger {
+            tags: tags.clone(),
+            exclude_tags: source.exclude_tags.clone().unwrap_or_default(),
+            ..Trigger::on_branches(SOURCE_ACTION, Vec::new())
+        });
     }
+    filters
 }
 
 /// Execution states that notify, as EventBridge names them.
@@ -606,10 +618,35 @@ mod tests {
             stages[1].actions[0].configuration["ProjectName"],
             "build-proj"
         );
-        let t = trigger(&a);
+        let [t] = &triggers(&a)[..] else {
+            panic!("a branch filter only")
+        };
         assert_eq!(t.branches, vec!["release"]);
         assert_eq!(t.include_paths, vec!["src/**"]);
         assert_eq!(build_buildspec(&a.build), DEFAULT_BUILDSPEC_PATH);
+    }
+
+    #[test]
+    fn releases_and_more_branches_are_filters_of_the_one_trigger() {
+        let a = args(json!({
+            "source": {"repository": "org/app", "branches": ["release/*"],
+                       "excludeBranches": ["release/old-*"], "includePaths": ["src/**"],
+                       "tags": ["v*"], "excludeTags": ["v*-rc*"]},
+            "build": {}}));
+        let [on_branches, on_tags] = &triggers(&a)[..] else {
+            panic!("a branch filter and a tag filter")
+        };
+        assert_eq!(on_branches.branches, vec!["main", "release/*"]);
+        assert_eq!(on_branches.exclude_branches, vec!["release/old-*"]);
+        assert_eq!(on_branches.include_paths, vec!["src/**"]);
+        assert!(on_branches.tags.is_empty());
+        assert_eq!(
+            (on_tags.tags.clone(), on_tags.exclude_tags.clone()),
+            (vec!["v*".to_string()], vec!["v*-rc*".to_string()])
+        );
+        // Path filters are for branch pushes only.
+        assert!(on_tags.branches.is_empty() && on_tags.include_paths.is_empty());
+        assert_eq!(on_tags.source_action_name, on_branches.source_action_name);
     }
 
     #[test]

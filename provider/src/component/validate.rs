@@ -12,6 +12,7 @@ use super::args::{
 };
 use super::deploy;
 use super::pulumi_cli;
+use super::triggers;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::buildspec;
 use crate::credentials;
@@ -185,6 +186,7 @@ fn source(ctx: &CheckContext<'_>, source: &Source, failures: &mut Failures) {
             failures.push("source.branch", reason);
         }
     }
+    triggers::check(source, super::plan::DEFAULT_BRANCH, failures);
     let provider = source.provider.unwrap_or(SourceProvider::GitHub);
     let needs_host = matches!(
         provider,

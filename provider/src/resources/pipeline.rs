@@ -7,9 +7,9 @@ use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId,
     ArtifactStore as AwsArtifactStore, ArtifactStoreType, EncryptionKey, EncryptionKeyType,
     ExecutionMode, FailureConditions, GitBranchFilterCriteria, GitConfiguration,
-    GitFilePathFilterCriteria, GitPushFilter, InputArtifact, OutputArtifact, PipelineDeclaration,
-    PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType, Result as FailureResult,
-    StageDeclaration, Tag,
+    GitFilePathFilterCriteria, GitPushFilter, GitTagFilterCriteria, InputArtifact, OutputArtifact,
+    PipelineDeclaration, PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType,
+    Result as FailureResult, StageDeclaration, Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
@@ -106,16 +106,45 @@ pub struct Stage {
     pub rollback_on_failure: bool,
 }
 
-/// A V2 push trigger on a source action.
+/// One V2 push filter on a source action: a push of a branch matching
+/// `branches` (and not `excludeBranches`) touching the paths, or a push of
+/// a tag matching `tags` (and not `excludeTags`). A filter is either on
+/// branches or on tags; the triggers of one action become one trigger.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     pub source_action_name: String,
+    #[serde(default)]
     pub branches: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_branches: Vec<String>,
     #[serde(default)]
     pub include_paths: Vec<String>,
     #[serde(default)]
     pub exclude_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tags: Vec<String>,
+}
+
+impl Trigger {
+    /// A filter on branch pushes.
+    pub fn on_branches(source_action_name: &str, branches: Vec<String>) -> Self {
+        Self {
+            source_action_name: source_action_name.to_string(),
+            branches,
+            exclude_branches: Vec::new(),
+            include_paths: Vec::new(),
+            exclude_paths: Vec::new(),
+            tags: Vec::new(),
+            exclude_tags: Vec::new(),
+        }
+    }
+
+    fn on_tags(&self) -> bool {
+        !self.tags.is_empty() || !self.exclude_tags.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -591,7 +620,21 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
                 format!("CodePipeline accepts at most {MAX_PUSH_FILTERS} push filters per source action; merge the triggers of `{action}`"),
             );
         }
-        if trigger.branches.is_empty() {
+        let on_branches = !trigger.branches.is_empty()
+            || !trigger.exclude_branches.is_empty()
+            || !trigger.include_paths.is_empty()
+            || !trigger.exclude_paths.is_empty();
+        if trigger.on_tags() && on_branches {
+            failures.push(
+                format!("{path}.tags"),
+                "a filter is on branches (and their paths) or on tags, not both; give the tags their own trigger",
+            );
+        } else if trigger.on_tags() && trigger.tags.is_empty() {
+            failures.push(
+                format!("{path}.tags"),
+                "give at least one tag pattern whose pushes start the pipeline",
+            );
+        } else if !trigger.on_tags() && trigger.branches.is_empty() {
             failures.push(
                 format!("{path}.branches"),
                 "give at least one branch whose pushes start the pipeline",
@@ -599,8 +642,11 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
         }
         for (property, patterns) in [
             ("branches", &trigger.branches),
+            ("excludeBranches", &trigger.exclude_branches),
             ("includePaths", &trigger.include_paths),
             ("excludePaths", &trigger.exclude_paths),
+            ("tags", &trigger.tags),
+            ("excludeTags", &trigger.exclude_tags),
         ] {
             if patterns.len() > MAX_FILTER_PATTERNS {
                 failures.push(
@@ -683,27 +729,38 @@ fn action_declaration(action: &Action, home_region: &str) -> Result<ActionDeclar
 fn trigger_declarations(
     triggers: &[Trigger],
 ) -> Result<Vec<PipelineTriggerDeclaration>, BuildError> {
+    // An empty list is "no criterion", never "match nothing".
+    let listed = |patterns: &[String]| (!patterns.is_empty()).then(|| patterns.to_vec());
     let mut by_action: Vec<(&str, Vec<GitPushFilter>)> = Vec::new();
     for trigger in triggers {
-        let file_paths = (!trigger.include_paths.is_empty() || !trigger.exclude_paths.is_empty())
+        let filter = if trigger.on_tags() {
+            GitPushFilter::builder()
+                .tags(
+                    GitTagFilterCriteria::builder()
+                        .set_includes(listed(&trigger.tags))
+                        .set_excludes(listed(&trigger.exclude_tags))
+                        .build(),
+                )
+                .build()
+        } else {
+            let file_paths = (!trigger.include_paths.is_empty()
+                || !trigger.exclude_paths.is_empty())
             .then(|| {
                 GitFilePathFilterCriteria::builder()
-                    .set_includes(
-                        (!trigger.include_paths.is_empty()).then(|| trigger.include_paths.clone()),
-                    )
-                    .set_excludes(
-                        (!trigger.exclude_paths.is_empty()).then(|| trigger.exclude_paths.clone()),
-                    )
+                    .set_includes(listed(&trigger.include_paths))
+                    .set_excludes(listed(&trigger.exclude_paths))
                     .build()
             });
-        let filter = GitPushFilter::builder()
-            .branches(
-                GitBranchFilterCriteria::builder()
-                    .set_includes(Some(trigger.branches.clone()))
-                    .build(),
-            )
-            .set_file_paths(file_paths)
-            .build();
+            GitPushFilter::builder()
+                .branches(
+                    GitBranchFilterCriteria::builder()
+                        .set_includes(Some(trigger.branches.clone()))
+                        .set_excludes(listed(&trigger.exclude_branches))
+                        .build(),
+                )
+                .set_file_paths(file_paths)
+                .build()
+        };
         match by_action
             .iter_mut()
             .find(|(name, _)| *name == trigger.source_action_name)
@@ -842,16 +899,20 @@ fn trigger_inputs(
     source_action_name: &str,
     branches: Option<&GitBranchFilterCriteria>,
     file_paths: Option<&GitFilePathFilterCriteria>,
+    tags: Option<&GitTagFilterCriteria>,
 ) -> Trigger {
     Trigger {
         source_action_name: source_action_name.to_string(),
         branches: branches.map(|b| b.includes().to_vec()).unwrap_or_default(),
+        exclude_branches: branches.map(|b| b.excludes().to_vec()).unwrap_or_default(),
         include_paths: file_paths
             .map(|f| f.includes().to_vec())
             .unwrap_or_default(),
         exclude_paths: file_paths
             .map(|f| f.excludes().to_vec())
             .unwrap_or_default(),
+        tags: tags.map(|t| t.includes().to_vec()).unwrap_or_default(),
+        exclude_tags: tags.map(|t| t.excludes().to_vec()).unwrap_or_default(),
     }
 }
 
@@ -895,14 +956,24 @@ pub fn live_inputs(
     let triggers = git()
         .flat_map(|git| {
             git.push().iter().map(|push| {
-                trigger_inputs(git.source_action_name(), push.branches(), push.file_paths())
+                trigger_inputs(
+                    git.source_action_name(),
+                    push.branches(),
+                    push.file_paths(),
+                    push.tags(),
+                )
             })
         })
         .collect();
     let pull_request_triggers = git()
         .flat_map(|git| {
             git.pull_request().iter().map(|pull| {
-                trigger_inputs(git.source_action_name(), pull.branches(), pull.file_paths())
+                trigger_inputs(
+                    git.source_action_name(),
+                    pull.branches(),
+                    pull.file_paths(),
+                    None,
+                )
             })
         })
         .collect();
@@ -1262,12 +1333,7 @@ pub(crate) mod tests {
                 stage("Source", vec![source()]),
                 stage("Build", vec![build()]),
             ],
-            triggers: vec![Trigger {
-                source_action_name: "Source".into(),
-                branches: vec!["main".into()],
-                include_paths: Vec::new(),
-                exclude_paths: Vec::new(),
-            }],
+            triggers: vec![Trigger::on_branches("Source", vec!["main".into()])],
             pull_request_triggers: Vec::new(),
             variables: Vec::new(),
             execution_mode: "QUEUED".into(),
@@ -1403,15 +1469,35 @@ pub(crate) mod tests {
     fn triggers_are_push_filters_on_the_source_action() {
         let mut inputs = inputs();
         inputs.triggers.push(Trigger {
-            source_action_name: "Source".into(),
-            branches: vec!["release/*".into()],
+            exclude_branches: vec!["release/old-*".into()],
             include_paths: vec!["src/**".into()],
-            exclude_paths: Vec::new(),
+            ..Trigger::on_branches("Source", vec!["release/*".into()])
+        });
+        inputs.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            exclude_tags: vec!["v*-rc*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
         });
         let declaration = declaration("p", HOME, &inputs, None).unwrap();
         let [trigger] = declaration.triggers() else {
             panic!("one trigger per source action")
         };
+        let push = trigger.git_configuration().unwrap().push();
+        assert_eq!(push.len(), 3);
+        assert_eq!(
+            push[1].branches().unwrap().excludes(),
+            ["release/old-*".to_string()]
+        );
+        // A tag filter carries no branch or path criterion.
+        let tags = push[2].tags().unwrap();
+        assert_eq!(
+            (tags.includes(), tags.excludes()),
+            (&["v*".to_string()][..], &["v*-rc*".to_string()][..])
+        );
+        assert!(push[2].branches().is_none() && push[2].file_paths().is_none());
+        // And reads back as the inputs it came from.
+        let live = live_inputs(&declaration, HOME, &inputs);
+        assert_eq!(live.triggers, inputs.triggers);
         assert_eq!(
             *trigger.provider_type(),
             PipelineTriggerProviderType::CodeStarSourceConnection
@@ -1634,6 +1720,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_filter_is_on_branches_or_on_tags() {
+        let mut news = inputs();
+        news.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            ..Trigger::on_branches("Source", vec!["main".into()])
+        });
+        news.triggers.push(Trigger {
+            exclude_tags: vec!["v0*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
+        });
+        assert_eq!(
+            properties(news),
+            vec!["triggers[1].tags", "triggers[2].tags"]
+        );
+        let mut news = inputs();
+        news.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
+        });
+        assert!(check(news).is_ok());
+    }
+
+    #[test]
     fn stores_follow_regions() {
         let mut news = cross_region();
         news.artifact_stores.remove("us-east-1");
@@ -1678,12 +1787,8 @@ pub(crate) mod tests {
 
     #[test]
     fn triggers_of_one_action_are_grouped_in_order() {
-        let trigger = |action: &str, branch: &str| Trigger {
-            source_action_name: action.into(),
-            branches: vec![branch.into()],
-            include_paths: Vec::new(),
-            exclude_paths: Vec::new(),
-        };
+        let trigger =
+            |action: &str, branch: &str| Trigger::on_branches(action, vec![branch.into()]);
         let grouped = group_triggers(vec![
             trigger("A", "1"),
             trigger("B", "2"),

@@ -1522,21 +1522,39 @@ func (o PulumiDeploymentPtrOutput) WorkDir() pulumi.StringPtrOutput {
 
 // The source repository, reached through a CodeConnections connection.
 type Source struct {
-	// The branch that triggers the pipeline on push. Default `main`.
+	// The branch the source reads when the pipeline is started by hand or
+	// by the schedule; a push to it always starts the pipeline. Default
+	// `main`.
 	Branch *string `pulumi:"branch"`
+	// More branches whose pushes start the pipeline, as glob patterns
+	// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+	// With `branch`, at most 8.
+	Branches []string `pulumi:"branches"`
 	// Reuse an existing connection instead of creating one. Its ARN is
 	// checked against the caller's partition, account and region.
 	ConnectionArn *string `pulumi:"connectionArn"`
-	// Pushes touching only these paths (glob patterns) do not start it.
+	// Branches (glob patterns) whose pushes never start the pipeline, even
+	// when `branches` matches them. They may not exclude `branch`.
+	ExcludeBranches []string `pulumi:"excludeBranches"`
+	// Branch pushes touching only these paths (glob patterns) do not
+	// start it.
 	ExcludePaths []string `pulumi:"excludePaths"`
+	// Tags (glob patterns) whose pushes never start the pipeline, even
+	// when `tags` matches them (`*-rc*`). Needs `tags`.
+	ExcludeTags []string `pulumi:"excludeTags"`
 	// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
 	HostArn *string `pulumi:"hostArn"`
-	// Only pushes touching these paths (glob patterns) start the pipeline.
+	// Only branch pushes touching these paths (glob patterns) start the
+	// pipeline.
 	IncludePaths []string `pulumi:"includePaths"`
 	// The repository host. Default GitHub.
 	Provider *SourceProvider `pulumi:"provider"`
 	// The full repository id, `owner/repo`.
 	Repository string `pulumi:"repository"`
+	// Releases: pushing a git tag matching one of these glob patterns
+	// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+	// Path filters do not apply to tag pushes. At most 8.
+	Tags []string `pulumi:"tags"`
 }
 
 // SourceInput is an input type that accepts SourceArgs and SourceOutput values.
@@ -1552,21 +1570,39 @@ type SourceInput interface {
 
 // The source repository, reached through a CodeConnections connection.
 type SourceArgs struct {
-	// The branch that triggers the pipeline on push. Default `main`.
+	// The branch the source reads when the pipeline is started by hand or
+	// by the schedule; a push to it always starts the pipeline. Default
+	// `main`.
 	Branch pulumi.StringPtrInput `pulumi:"branch"`
+	// More branches whose pushes start the pipeline, as glob patterns
+	// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+	// With `branch`, at most 8.
+	Branches pulumi.StringArrayInput `pulumi:"branches"`
 	// Reuse an existing connection instead of creating one. Its ARN is
 	// checked against the caller's partition, account and region.
 	ConnectionArn pulumi.StringPtrInput `pulumi:"connectionArn"`
-	// Pushes touching only these paths (glob patterns) do not start it.
+	// Branches (glob patterns) whose pushes never start the pipeline, even
+	// when `branches` matches them. They may not exclude `branch`.
+	ExcludeBranches pulumi.StringArrayInput `pulumi:"excludeBranches"`
+	// Branch pushes touching only these paths (glob patterns) do not
+	// start it.
 	ExcludePaths pulumi.StringArrayInput `pulumi:"excludePaths"`
+	// Tags (glob patterns) whose pushes never start the pipeline, even
+	// when `tags` matches them (`*-rc*`). Needs `tags`.
+	ExcludeTags pulumi.StringArrayInput `pulumi:"excludeTags"`
 	// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
 	HostArn pulumi.StringPtrInput `pulumi:"hostArn"`
-	// Only pushes touching these paths (glob patterns) start the pipeline.
+	// Only branch pushes touching these paths (glob patterns) start the
+	// pipeline.
 	IncludePaths pulumi.StringArrayInput `pulumi:"includePaths"`
 	// The repository host. Default GitHub.
 	Provider SourceProviderPtrInput `pulumi:"provider"`
 	// The full repository id, `owner/repo`.
 	Repository pulumi.StringInput `pulumi:"repository"`
+	// Releases: pushing a git tag matching one of these glob patterns
+	// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+	// Path filters do not apply to tag pushes. At most 8.
+	Tags pulumi.StringArrayInput `pulumi:"tags"`
 }
 
 func (SourceArgs) ElementType() reflect.Type {
@@ -1596,9 +1632,18 @@ func (o SourceOutput) ToSourceOutputWithContext(ctx context.Context) SourceOutpu
 	return o
 }
 
-// The branch that triggers the pipeline on push. Default `main`.
+// The branch the source reads when the pipeline is started by hand or
+// by the schedule; a push to it always starts the pipeline. Default
+// `main`.
 func (o SourceOutput) Branch() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.Branch }).(pulumi.StringPtrOutput)
+}
+
+// More branches whose pushes start the pipeline, as glob patterns
+// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+// With `branch`, at most 8.
+func (o SourceOutput) Branches() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.Branches }).(pulumi.StringArrayOutput)
 }
 
 // Reuse an existing connection instead of creating one. Its ARN is
@@ -1607,9 +1652,22 @@ func (o SourceOutput) ConnectionArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.ConnectionArn }).(pulumi.StringPtrOutput)
 }
 
-// Pushes touching only these paths (glob patterns) do not start it.
+// Branches (glob patterns) whose pushes never start the pipeline, even
+// when `branches` matches them. They may not exclude `branch`.
+func (o SourceOutput) ExcludeBranches() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.ExcludeBranches }).(pulumi.StringArrayOutput)
+}
+
+// Branch pushes touching only these paths (glob patterns) do not
+// start it.
 func (o SourceOutput) ExcludePaths() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Source) []string { return v.ExcludePaths }).(pulumi.StringArrayOutput)
+}
+
+// Tags (glob patterns) whose pushes never start the pipeline, even
+// when `tags` matches them (`*-rc*`). Needs `tags`.
+func (o SourceOutput) ExcludeTags() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.ExcludeTags }).(pulumi.StringArrayOutput)
 }
 
 // The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
@@ -1617,7 +1675,8 @@ func (o SourceOutput) HostArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.HostArn }).(pulumi.StringPtrOutput)
 }
 
-// Only pushes touching these paths (glob patterns) start the pipeline.
+// Only branch pushes touching these paths (glob patterns) start the
+// pipeline.
 func (o SourceOutput) IncludePaths() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Source) []string { return v.IncludePaths }).(pulumi.StringArrayOutput)
 }
@@ -1630,6 +1689,13 @@ func (o SourceOutput) Provider() SourceProviderPtrOutput {
 // The full repository id, `owner/repo`.
 func (o SourceOutput) Repository() pulumi.StringOutput {
 	return o.ApplyT(func(v Source) string { return v.Repository }).(pulumi.StringOutput)
+}
+
+// Releases: pushing a git tag matching one of these glob patterns
+// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+// Path filters do not apply to tag pushes. At most 8.
+func (o SourceOutput) Tags() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.Tags }).(pulumi.StringArrayOutput)
 }
 
 func init() {

@@ -199,7 +199,7 @@ pub struct World {
     pub clients: Clients,
     pub fixtures: Fixtures,
     pub outputs: Json,
-    _stack: Stack,
+    pub stack: Stack,
 }
 
 impl World {
@@ -225,7 +225,7 @@ impl World {
             clients,
             fixtures,
             outputs,
-            _stack: stack,
+            stack,
         }
     }
 

@@ -314,6 +314,7 @@ class World:
         stages: list[dict[str, Any]],
         mode: str = "QUEUED",
         push: dict[str, Any] | None = None,
+        more_pushes: list[dict[str, Any]] | None = None,
     ) -> None:
         self.stages = stages
         declaration = {
@@ -332,7 +333,7 @@ class World:
                     "providerType": "CodeStarSourceConnection",
                     "gitConfiguration": {
                         "sourceActionName": "Source",
-                        "push": [push or {"branches": {"includes": ["main"]}}],
+                        "push": [push or {"branches": {"includes": ["main"]}}, *(more_pushes or [])],
                     },
                 }
             ],
@@ -521,6 +522,57 @@ def test_a_push_starts_the_pipeline_only_when_its_filters_match(world: World) ->
     assert summaries[0]["pipelineExecutionId"] == started[0]["executionId"]
     assert summaries[0]["sourceRevisions"][0]["revisionId"] == third
     assert json.loads(summaries[0]["sourceRevisions"][0]["revisionSummary"])["CommitMessage"] == "library"
+
+
+def test_release_tags_and_branch_globs_start_the_pipeline_on_the_pushed_commit(world: World) -> None:
+    world.create_pipeline(
+        [world.source_stage(), world.approval_stage()],
+        mode="PARALLEL",
+        push={"branches": {"includes": ["main", "release/*"], "excludes": ["release/old-*"]}},
+        more_pushes=[{"tags": {"includes": ["v*"], "excludes": ["v*-rc*"]}}],
+    )
+
+    def push(**ref: str) -> dict[str, Any]:
+        answer = admin(world.emulator, "POST", "repositories/push", {"fullRepositoryId": world.repository, **ref})
+        assert answer.ok, answer.text
+        return answer.json()
+
+    def source_commit(started: list[dict[str, Any]]) -> str:
+        assert [s["pipeline"] for s in started] == [world.name], started
+        source = world.action(started[0]["executionId"], "Source", "Source", "Succeeded")
+        return source["output"]["outputVariables"]["CommitId"]
+
+    # A release tag on an older commit: the execution builds the tagged commit.
+    tagged = world.repo.git("rev-parse", "HEAD")
+    world.repo.git("tag", "v1.0.0")
+    world.repo.commit({"src/next.py": "z = 3\n"}, "after the release")
+    assert source_commit(push(tag="v1.0.0")["started"]) == tagged
+    # The same tag at the same commit again carries nothing new.
+    assert push(tag="v1.0.0")["started"] == []
+    # An excluded tag and a tag no pattern includes start nothing, and say why.
+    world.repo.git("tag", "v1.1.0-rc1")
+    world.repo.git("tag", "nightly")
+    answer = push(tag="v1.1.0-rc1")
+    assert answer["started"] == []
+    assert "tag v1.1.0-rc1 does not match includes v* and excludes v*-rc*" in answer["skipped"][0]["reason"]
+    assert "the filter matches branch pushes only" in answer["skipped"][0]["reason"]
+    assert push(tag="nightly")["started"] == []
+
+    # A branch matching a glob starts it on its head; an excluded one does not.
+    world.repo.git("checkout", "-q", "-b", "release/2")
+    release = world.repo.commit({"src/r2.py": "r = 2\n"}, "release 2")
+    assert source_commit(push(branch="release/2")["started"]) == release
+    world.repo.git("checkout", "-q", "-b", "release/old-1")
+    world.repo.commit({"src/old.py": "o = 1\n"}, "old release")
+    answer = push(branch="release/old-1")
+    assert answer["started"] == []
+    assert "branch release/old-1 does not match" in answer["skipped"][0]["reason"]
+    assert "the filter matches tag pushes only" in answer["skipped"][0]["reason"]
+
+    # A push names a branch or a tag, never both.
+    both = admin(world.emulator, "POST", "repositories/push",
+                 {"fullRepositoryId": world.repository, "branch": "main", "tag": "v1.0.0"})
+    assert both.status_code == 400, both.text
 
 
 def test_started_execution_writes_the_source_encrypted_under_the_pipeline_role(world: World) -> None:
