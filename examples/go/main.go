@@ -88,6 +88,14 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 				RequireApproval: pulumi.Bool(true),
 			},
 		},
+		// A value each run may set (`aws codepipeline start-pipeline-execution
+		// --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+		Variables: securepipeline.PipelineVariableMap{
+			"LOG_LEVEL": securepipeline.PipelineVariableArgs{
+				DefaultValue: pulumi.String("info"),
+				Description:  pulumi.String("Verbosity of the build and deploy scripts; start a run with debug to investigate."),
+			},
+		},
 		Notifications: &securepipeline.NotificationsArgs{
 			Emails: pulumi.StringArray{pulumi.String(notificationEmail)},
 			Events: securepipeline.NotificationEventArray{

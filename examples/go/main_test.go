@@ -256,6 +256,11 @@ func TestDeploysToStagingWithCommandsThenToProductionWithAPulumiStack(t *testing
 	expectEqual(t, "production.requireApproval", get(inputs, "deployments", 1, "requireApproval"), true)
 }
 
+func TestLetsARunRaiseTheLogLevelDefaultingToInfo(t *testing.T) {
+	inputs, _ := runProgram(t)
+	expectEqual(t, "variables.LOG_LEVEL.defaultValue", get(inputs, "variables", "LOG_LEVEL", "defaultValue"), "info")
+}
+
 func TestNotifiesOnFailuresAndSuccessesAndRunsOnceADay(t *testing.T) {
 	inputs, _ := runProgram(t)
 	expectEqual(t, "notifications", get(inputs, "notifications"), map[string]interface{}{

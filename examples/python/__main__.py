@@ -62,6 +62,14 @@ pipeline = securepipeline.SecurePipeline(
             require_approval=True,
         ),
     ],
+    # A value each run may set (`aws codepipeline start-pipeline-execution
+    # --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+    variables={
+        "LOG_LEVEL": securepipeline.PipelineVariableArgs(
+            default_value="info",
+            description="Verbosity of the build and deploy scripts; start a run with debug to investigate.",
+        ),
+    },
     notifications=securepipeline.NotificationsArgs(
         emails=[notification_email],
         events=[

@@ -171,6 +171,14 @@ def test_deploys_to_staging_with_commands_then_to_production_with_a_pulumi_stack
 
 
 @pulumi.runtime.test
+def test_lets_a_run_raise_the_log_level_defaulting_to_info():
+    def check(inputs):
+        assert inputs["variables"]["LOG_LEVEL"]["defaultValue"] == "info"
+
+    return with_inputs(check)
+
+
+@pulumi.runtime.test
 def test_notifies_on_failures_and_successes_and_runs_once_a_day():
     def check(inputs):
         assert inputs["notifications"] == {"emails": [CONFIG["notificationEmail"]], "events": ["FAILED", "SUCCEEDED"]}

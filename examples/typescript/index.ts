@@ -55,6 +55,14 @@ const pipeline = new securepipeline.SecurePipeline("web-app", {
             requireApproval: true,
         },
     ],
+    // A value each run may set (`aws codepipeline start-pipeline-execution
+    // --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+    variables: {
+        LOG_LEVEL: {
+            defaultValue: "info",
+            description: "Verbosity of the build and deploy scripts; start a run with debug to investigate.",
+        },
+    },
     notifications: {
         emails: [notificationEmail],
         events: ["FAILED", "SUCCEEDED"],

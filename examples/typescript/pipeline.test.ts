@@ -152,6 +152,10 @@ describe("SecurePipeline program", () => {
         assert.equal(production.requireApproval, true);
     });
 
+    test("lets a run raise the log level, defaulting to info", () => {
+        assert.equal(inputs.variables.LOG_LEVEL.defaultValue, "info");
+    });
+
     test("notifies on failures and successes and runs once a day", () => {
         assert.deepEqual(inputs.notifications, { emails: [config.notificationEmail], events: ["FAILED", "SUCCEEDED"] });
         assert.equal(inputs.schedule, "rate(1 day)");

@@ -26,6 +26,16 @@ pub struct SecurePipelineArgs {
     /// Ordered deployment stages that follow the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<Deployment>>,
+    /// Pipeline variables by name: values each execution takes from its
+    /// default or from the value its start gives (`aws codepipeline
+    /// start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+    /// Every build and deployment action gets each one as an environment
+    /// variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+    /// text: names and values that look like credentials are rejected, and
+    /// names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+    /// nor repeat a name of an `environment`. At most 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, PipelineVariable>>,
     /// Who is told about pipeline executions, and on which events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
@@ -105,6 +115,21 @@ pub struct Source {
     /// start it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_paths: Option<Vec<String>>,
+}
+
+/// A pipeline variable: a plain, non-secret value each execution resolves.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineVariable {
+    /// The value executions take unless their start gives another; 1 to
+    /// 1000 characters. Executions started by a push or the schedule
+    /// always take it. Never a credential: pass those by reference in
+    /// `environment` (secretArn or parameterName).
+    pub default_value: String,
+    /// What the variable is for, shown when starting the pipeline; at most
+    /// 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The build stage: one CodeBuild project with its own role and log group.

@@ -13,6 +13,7 @@ use super::args::{
 };
 use super::deploy::{self, Protected, Store};
 use super::plan::{self, Names};
+use super::variables;
 use crate::aws::arn::Arns;
 use crate::iam::PolicyDocument;
 use crate::naming;
@@ -681,6 +682,7 @@ impl<'a> Planner<'a> {
                 },
             ));
         }
+        variables::expose(self.args, &mut stages);
         let pipeline = PipelineInputs {
             name_prefix: self.names.prefix("pipeline"),
             pipeline_name: Some(self.pipeline_name.clone()),
@@ -699,7 +701,7 @@ impl<'a> Planner<'a> {
             stages,
             triggers: plan::triggers(self.args),
             pull_request_triggers: Vec::new(),
-            variables: Vec::new(),
+            variables: variables::declarations(self.args),
             execution_mode: plan::wire_name(
                 &self.args.execution_mode.unwrap_or(ExecutionMode::Queued),
             ),

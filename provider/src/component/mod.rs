@@ -8,5 +8,6 @@ pub mod plan;
 pub mod pulumi_cli;
 mod triggers;
 pub mod validate;
+mod variables;
 
 pub use construct::construct;

@@ -13,6 +13,7 @@ use super::args::{
 use super::deploy;
 use super::pulumi_cli;
 use super::triggers;
+use super::variables;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::buildspec;
 use crate::credentials;
@@ -112,6 +113,7 @@ pub fn validate(
         }
     }
     production_isolation(args, &mut failures);
+    variables::check(args, |path| is_secret(secret_paths, path), &mut failures);
     if let Some(notifications) = &args.notifications {
         notify(notifications, &mut failures);
     }

@@ -9,7 +9,7 @@ use aws_sdk_codepipeline::types::{
     ExecutionMode, FailureConditions, GitBranchFilterCriteria, GitConfiguration,
     GitFilePathFilterCriteria, GitPushFilter, GitTagFilterCriteria, InputArtifact, OutputArtifact,
     PipelineDeclaration, PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType,
-    Result as FailureResult, StageDeclaration, Tag,
+    PipelineVariableDeclaration, Result as FailureResult, StageDeclaration, Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::common::{check_arn, check_exact_arn, check_kms_key_arn, from_sdk_tags
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::failure::AwsFailure;
 use crate::aws::retry::{once, Transient};
+use crate::credentials;
 use crate::naming;
 use crate::resource::{
     is_unknown, AutoName, CheckContext, CreateToken, CustomResource, Failures, NameScope, Op,
@@ -147,6 +148,17 @@ impl Trigger {
     }
 }
 
+/// A V2 pipeline variable: every execution resolves it, from the value the
+/// start gives or from its default. Its value is plain text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    pub name: String,
+    pub default_value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineInputs {
@@ -161,13 +173,13 @@ pub struct PipelineInputs {
     pub artifact_stores: BTreeMap<String, ArtifactStore>,
     pub stages: Vec<Stage>,
     pub triggers: Vec<Trigger>,
-    /// Always empty: inputs so that refresh shows pull-request triggers and
-    /// pipeline variables added outside Pulumi, which no input declares.
+    /// Always empty: an input so that refresh shows pull-request triggers
+    /// added outside Pulumi, which no input declares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_request_triggers: Vec<Trigger>,
-    /// Pipeline variable names.
+    /// Pipeline-level variables, each with its default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub variables: Vec<String>,
+    pub variables: Vec<Variable>,
     /// QUEUED, SUPERSEDED or PARALLEL.
     pub execution_mode: String,
     #[serde(default)]
@@ -190,6 +202,11 @@ const OWNERS: &[&str] = &["AWS", "ThirdParty", "Custom"];
 const SOURCE_PROVIDER: &str = "CodeStarSourceConnection";
 /// CodePipeline's limits on trigger filters.
 const MAX_FILTER_PATTERNS: usize = 8;
+/// CodePipeline's limits on pipeline variables.
+pub const MAX_VARIABLES: usize = 50;
+pub const MAX_VARIABLE_NAME: usize = 128;
+pub const MAX_VARIABLE_VALUE: usize = 1000;
+pub const MAX_VARIABLE_DESCRIPTION: usize = 200;
 const MAX_PUSH_FILTERS: usize = 3;
 
 /// The pipeline in the AWS console.
@@ -666,6 +683,63 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
     }
 }
 
+/// Variables as CodePipeline accepts them, and never a credential: whoever
+/// may start the pipeline reads and sets them in plain text.
+fn check_variables(variables: &[Variable], failures: &mut Failures) {
+    if variables.len() > MAX_VARIABLES {
+        failures.push(
+            "variables",
+            format!("CodePipeline accepts at most {MAX_VARIABLES} variables"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (index, variable) in variables.iter().enumerate() {
+        let path = format!("variables[{index}]");
+        let name = &variable.name;
+        let valid = !name.is_empty()
+            && name.len() <= MAX_VARIABLE_NAME
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@-_".contains(c));
+        if !is_unknown(name) && !valid {
+            failures.push(
+                format!("{path}.name"),
+                format!("`{name}` is not a variable name; use 1 to {MAX_VARIABLE_NAME} of A-Z a-z 0-9 @ - _"),
+            );
+        }
+        if !seen.insert(name.as_str()) {
+            failures.push(
+                format!("{path}.name"),
+                format!("`{name}` is declared twice; declare each variable once"),
+            );
+        }
+        let value = &variable.default_value;
+        if value.is_empty() || value.chars().count() > MAX_VARIABLE_VALUE {
+            failures.push(
+                format!("{path}.defaultValue"),
+                format!("use 1 to {MAX_VARIABLE_VALUE} characters: executions started by a push or the schedule take the default"),
+            );
+        }
+        // Never echo the value: it may be a credential.
+        if let Some(problem) = credentials::plaintext_variable_problem(name, value) {
+            failures.push(
+                format!("{path}.defaultValue"),
+                format!("{problem}, and pipeline variables are plain text to whoever can start or read the pipeline; pass credentials to builds by Secrets Manager reference"),
+            );
+        }
+        if variable
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_VARIABLE_DESCRIPTION)
+        {
+            failures.push(
+                format!("{path}.description"),
+                format!("use at most {MAX_VARIABLE_DESCRIPTION} characters"),
+            );
+        }
+    }
+}
+
 /// Orders triggers so those of one source action are adjacent, as
 /// CodePipeline declares them (one trigger, several push filters).
 fn group_triggers(triggers: Vec<Trigger>) -> Vec<Trigger> {
@@ -831,9 +905,21 @@ pub fn declaration(
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let variables = inputs
+        .variables
+        .iter()
+        .map(|v| {
+            PipelineVariableDeclaration::builder()
+                .name(&v.name)
+                .default_value(&v.default_value)
+                .set_description(v.description.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     builder
         .set_stages(Some(stages))
         .set_triggers(Some(trigger_declarations(&inputs.triggers)?))
+        .set_variables((!variables.is_empty()).then_some(variables))
         .build()
 }
 
@@ -988,7 +1074,11 @@ pub fn live_inputs(
         variables: pipeline
             .variables()
             .iter()
-            .map(|v| v.name().to_string())
+            .map(|v| Variable {
+                name: v.name().to_string(),
+                default_value: v.default_value().unwrap_or_default().to_string(),
+                description: v.description().map(str::to_string),
+            })
             .collect(),
         // CodePipeline runs executions SUPERSEDED when no mode is declared.
         execution_mode: pipeline
@@ -1061,12 +1151,7 @@ impl CustomResource for Pipeline {
                 "pull requests cannot start the pipeline: their code would run with the build's role and secrets before anyone reviewed it; remove the setting (the pipeline starts on push)",
             );
         }
-        if !news.variables.is_empty() {
-            failures.push(
-                "variables",
-                "the pipeline declares no variables: its actions take no values from whoever starts an execution; remove the setting",
-            );
-        }
+        check_variables(&news.variables, failures);
         let mode = &news.execution_mode;
         if !is_unknown(mode) && !EXECUTION_MODES.contains(&mode.as_str()) {
             failures.push(
@@ -1252,9 +1337,7 @@ pub(crate) mod tests {
     use crate::aws::{AwsContext, Endpoints};
     use crate::resource::{CheckFailure, Lifecycle};
     use crate::tags;
-    use aws_sdk_codepipeline::types::{
-        GitPullRequestEventType, GitPullRequestFilter, PipelineVariableDeclaration,
-    };
+    use aws_sdk_codepipeline::types::{GitPullRequestEventType, GitPullRequestFilter};
 
     const HOME: &str = "eu-west-1";
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -1566,7 +1649,14 @@ pub(crate) mod tests {
             )
             .build()]);
         let live = live_inputs(&declaration, HOME, &desired);
-        assert_eq!(live.variables, vec!["TARGET"]);
+        assert_eq!(
+            live.variables,
+            vec![Variable {
+                name: "TARGET".into(),
+                default_value: "prod".into(),
+                description: None
+            }]
+        );
         assert_eq!(live.triggers, desired.triggers);
         assert_eq!(live.pull_request_triggers.len(), 1);
         assert_eq!(live.pull_request_triggers[0].branches, vec!["feature/*"]);
@@ -1581,11 +1671,89 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn pull_request_triggers_and_variables_are_rejected() {
+    fn pull_request_triggers_are_rejected() {
         let mut news = inputs();
         news.pull_request_triggers = news.triggers.clone();
-        news.variables = vec!["TARGET".into()];
-        assert_eq!(properties(news), vec!["pullRequestTriggers", "variables"]);
+        assert_eq!(properties(news), vec!["pullRequestTriggers"]);
+    }
+
+    fn variable(name: &str, default_value: &str) -> Variable {
+        Variable {
+            name: name.into(),
+            default_value: default_value.into(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn variables_are_declared_with_their_defaults_and_read_back() {
+        let mut desired = check_with_aws(inputs()).unwrap();
+        desired.variables = vec![
+            Variable {
+                description: Some("Which fleet the deployment targets".into()),
+                ..variable("DEPLOY_TARGET", "blue")
+            },
+            variable("LOG_LEVEL", "info"),
+        ];
+        let name = desired.pipeline_name.clone().unwrap();
+        let declaration = declaration(&name, HOME, &desired, Some(1)).unwrap();
+        let declared: Vec<(&str, Option<&str>, Option<&str>)> = declaration
+            .variables()
+            .iter()
+            .map(|v| (v.name(), v.default_value(), v.description()))
+            .collect();
+        assert_eq!(
+            declared,
+            vec![
+                (
+                    "DEPLOY_TARGET",
+                    Some("blue"),
+                    Some("Which fleet the deployment targets")
+                ),
+                ("LOG_LEVEL", Some("info"), None)
+            ]
+        );
+        assert_eq!(live_inputs(&declaration, HOME, &desired), desired);
+    }
+
+    #[test]
+    fn variables_follow_codepipelines_limits_and_never_hold_credentials() {
+        let mut news = inputs();
+        news.variables = vec![
+            variable("bad name", ""),
+            variable("TARGET", "a"),
+            variable("TARGET", &"x".repeat(1001)),
+            variable("GITHUB_TOKEN", "abc"),
+            variable("NOTE", "ghp_0123456789abcdefABCDEF0123456789abcd"),
+            Variable {
+                description: Some("d".repeat(201)),
+                ..variable("D", "x")
+            },
+        ];
+        let failures = check(news).unwrap_err();
+        let found: Vec<&str> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            found,
+            vec![
+                "variables[0].name",
+                "variables[0].defaultValue",
+                "variables[2].name",
+                "variables[2].defaultValue",
+                "variables[3].defaultValue",
+                "variables[4].defaultValue",
+                "variables[5].description",
+            ]
+        );
+        // The credential itself is never echoed.
+        assert!(failures.iter().all(|f| !f.reason.contains("ghp_")));
+        assert!(
+            failures[5].reason.contains("a GitHub token"),
+            "{}",
+            failures[5].reason
+        );
+        let mut news = inputs();
+        news.variables = (0..51).map(|i| variable(&format!("V{i}"), "x")).collect();
+        assert_eq!(properties(news), vec!["variables"]);
     }
 
     #[test]

@@ -881,6 +881,127 @@ func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 	}).(NotificationEventArrayOutput)
 }
 
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariable struct {
+	// The value executions take unless their start gives another; 1 to
+	// 1000 characters. Executions started by a push or the schedule
+	// always take it. Never a credential: pass those by reference in
+	// `environment` (secretArn or parameterName).
+	DefaultValue string `pulumi:"defaultValue"`
+	// What the variable is for, shown when starting the pipeline; at most
+	// 200 characters.
+	Description *string `pulumi:"description"`
+}
+
+// PipelineVariableInput is an input type that accepts PipelineVariableArgs and PipelineVariableOutput values.
+// You can construct a concrete instance of `PipelineVariableInput` via:
+//
+//	PipelineVariableArgs{...}
+type PipelineVariableInput interface {
+	pulumi.Input
+
+	ToPipelineVariableOutput() PipelineVariableOutput
+	ToPipelineVariableOutputWithContext(context.Context) PipelineVariableOutput
+}
+
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariableArgs struct {
+	// The value executions take unless their start gives another; 1 to
+	// 1000 characters. Executions started by a push or the schedule
+	// always take it. Never a credential: pass those by reference in
+	// `environment` (secretArn or parameterName).
+	DefaultValue pulumi.StringInput `pulumi:"defaultValue"`
+	// What the variable is for, shown when starting the pipeline; at most
+	// 200 characters.
+	Description pulumi.StringPtrInput `pulumi:"description"`
+}
+
+func (PipelineVariableArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*PipelineVariable)(nil)).Elem()
+}
+
+func (i PipelineVariableArgs) ToPipelineVariableOutput() PipelineVariableOutput {
+	return i.ToPipelineVariableOutputWithContext(context.Background())
+}
+
+func (i PipelineVariableArgs) ToPipelineVariableOutputWithContext(ctx context.Context) PipelineVariableOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PipelineVariableOutput)
+}
+
+// PipelineVariableMapInput is an input type that accepts PipelineVariableMap and PipelineVariableMapOutput values.
+// You can construct a concrete instance of `PipelineVariableMapInput` via:
+//
+//	PipelineVariableMap{ "key": PipelineVariableArgs{...} }
+type PipelineVariableMapInput interface {
+	pulumi.Input
+
+	ToPipelineVariableMapOutput() PipelineVariableMapOutput
+	ToPipelineVariableMapOutputWithContext(context.Context) PipelineVariableMapOutput
+}
+
+type PipelineVariableMap map[string]PipelineVariableInput
+
+func (PipelineVariableMap) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]PipelineVariable)(nil)).Elem()
+}
+
+func (i PipelineVariableMap) ToPipelineVariableMapOutput() PipelineVariableMapOutput {
+	return i.ToPipelineVariableMapOutputWithContext(context.Background())
+}
+
+func (i PipelineVariableMap) ToPipelineVariableMapOutputWithContext(ctx context.Context) PipelineVariableMapOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PipelineVariableMapOutput)
+}
+
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariableOutput struct{ *pulumi.OutputState }
+
+func (PipelineVariableOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*PipelineVariable)(nil)).Elem()
+}
+
+func (o PipelineVariableOutput) ToPipelineVariableOutput() PipelineVariableOutput {
+	return o
+}
+
+func (o PipelineVariableOutput) ToPipelineVariableOutputWithContext(ctx context.Context) PipelineVariableOutput {
+	return o
+}
+
+// The value executions take unless their start gives another; 1 to
+// 1000 characters. Executions started by a push or the schedule
+// always take it. Never a credential: pass those by reference in
+// `environment` (secretArn or parameterName).
+func (o PipelineVariableOutput) DefaultValue() pulumi.StringOutput {
+	return o.ApplyT(func(v PipelineVariable) string { return v.DefaultValue }).(pulumi.StringOutput)
+}
+
+// What the variable is for, shown when starting the pipeline; at most
+// 200 characters.
+func (o PipelineVariableOutput) Description() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PipelineVariable) *string { return v.Description }).(pulumi.StringPtrOutput)
+}
+
+type PipelineVariableMapOutput struct{ *pulumi.OutputState }
+
+func (PipelineVariableMapOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]PipelineVariable)(nil)).Elem()
+}
+
+func (o PipelineVariableMapOutput) ToPipelineVariableMapOutput() PipelineVariableMapOutput {
+	return o
+}
+
+func (o PipelineVariableMapOutput) ToPipelineVariableMapOutputWithContext(ctx context.Context) PipelineVariableMapOutput {
+	return o
+}
+
+func (o PipelineVariableMapOutput) MapIndex(k pulumi.StringInput) PipelineVariableOutput {
+	return pulumi.All(o, k).ApplyT(func(vs []interface{}) PipelineVariable {
+		return vs[0].(map[string]PipelineVariable)[vs[1].(string)]
+	}).(PipelineVariableOutput)
+}
+
 // Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
 // exchange. Register the account's outbound identity federation issuer in
 // the Pulumi organization and allow the stage's role (output `roleArns`)
@@ -1708,6 +1829,8 @@ func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*EnvironmentVariableMapInput)(nil)).Elem(), EnvironmentVariableMap{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsInput)(nil)).Elem(), NotificationsArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsPtrInput)(nil)).Elem(), NotificationsArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PipelineVariableInput)(nil)).Elem(), PipelineVariableArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PipelineVariableMapInput)(nil)).Elem(), PipelineVariableMap{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcInput)(nil)).Elem(), PulumiCloudOidcArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcPtrInput)(nil)).Elem(), PulumiCloudOidcArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiDeploymentInput)(nil)).Elem(), PulumiDeploymentArgs{})
@@ -1722,6 +1845,8 @@ func init() {
 	pulumi.RegisterOutputType(EnvironmentVariableMapOutput{})
 	pulumi.RegisterOutputType(NotificationsOutput{})
 	pulumi.RegisterOutputType(NotificationsPtrOutput{})
+	pulumi.RegisterOutputType(PipelineVariableOutput{})
+	pulumi.RegisterOutputType(PipelineVariableMapOutput{})
 	pulumi.RegisterOutputType(PulumiCloudOidcOutput{})
 	pulumi.RegisterOutputType(PulumiCloudOidcPtrOutput{})
 	pulumi.RegisterOutputType(PulumiDeploymentOutput{})

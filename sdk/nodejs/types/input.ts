@@ -185,6 +185,24 @@ export interface NotificationsArgs {
 }
 
 /**
+ * A pipeline variable: a plain, non-secret value each execution resolves.
+ */
+export interface PipelineVariableArgs {
+    /**
+     * The value executions take unless their start gives another; 1 to
+     * 1000 characters. Executions started by a push or the schedule
+     * always take it. Never a credential: pass those by reference in
+     * `environment` (secretArn or parameterName).
+     */
+    defaultValue: pulumi.Input<string>;
+    /**
+     * What the variable is for, shown when starting the pipeline; at most
+     * 200 characters.
+     */
+    description?: pulumi.Input<string | undefined>;
+}
+
+/**
  * Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
  * exchange. Register the account's outbound identity federation issuer in
  * the Pulumi organization and allow the stage's role (output `roleArns`)

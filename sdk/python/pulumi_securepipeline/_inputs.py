@@ -26,6 +26,8 @@ __all__ = [
     'EnvironmentVariableArgsDict',
     'NotificationsArgs',
     'NotificationsArgsDict',
+    'PipelineVariableArgs',
+    'PipelineVariableArgsDict',
     'PulumiCloudOidcArgs',
     'PulumiCloudOidcArgsDict',
     'PulumiDeploymentArgs',
@@ -798,6 +800,71 @@ class NotificationsArgs:
     @events.setter
     def events(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]):
         pulumi.set(self, "events", value)
+
+
+class PipelineVariableArgsDict(TypedDict):
+    """
+    A pipeline variable: a plain, non-secret value each execution resolves.
+    """
+    default_value: pulumi.Input[_builtins.str]
+    """
+    The value executions take unless their start gives another; 1 to
+    1000 characters. Executions started by a push or the schedule
+    always take it. Never a credential: pass those by reference in
+    `environment` (secretArn or parameterName).
+    """
+    description: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    What the variable is for, shown when starting the pipeline; at most
+    200 characters.
+    """
+
+@pulumi.input_type
+class PipelineVariableArgs:
+    def __init__(__self__, *,
+                 default_value: pulumi.Input[_builtins.str],
+                 description: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        A pipeline variable: a plain, non-secret value each execution resolves.
+
+        :param pulumi.Input[_builtins.str] default_value: The value executions take unless their start gives another; 1 to
+               1000 characters. Executions started by a push or the schedule
+               always take it. Never a credential: pass those by reference in
+               `environment` (secretArn or parameterName).
+        :param pulumi.Input[_builtins.str] description: What the variable is for, shown when starting the pipeline; at most
+               200 characters.
+        """
+        pulumi.set(__self__, "default_value", default_value)
+        if description is not None:
+            pulumi.set(__self__, "description", description)
+
+    @_builtins.property
+    @pulumi.getter(name="defaultValue")
+    def default_value(self) -> pulumi.Input[_builtins.str]:
+        """
+        The value executions take unless their start gives another; 1 to
+        1000 characters. Executions started by a push or the schedule
+        always take it. Never a credential: pass those by reference in
+        `environment` (secretArn or parameterName).
+        """
+        return pulumi.get(self, "default_value")
+
+    @default_value.setter
+    def default_value(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "default_value", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def description(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        What the variable is for, shown when starting the pipeline; at most
+        200 characters.
+        """
+        return pulumi.get(self, "description")
+
+    @description.setter
+    def description(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "description", value)
 
 
 class PulumiCloudOidcArgsDict(TypedDict):

@@ -315,6 +315,7 @@ class World:
         mode: str = "QUEUED",
         push: dict[str, Any] | None = None,
         more_pushes: list[dict[str, Any]] | None = None,
+        variables: list[dict[str, str]] | None = None,
     ) -> None:
         self.stages = stages
         declaration = {
@@ -338,6 +339,8 @@ class World:
                 }
             ],
         }
+        if variables:
+            declaration["variables"] = variables
         self.client("codepipeline").create_pipeline(pipeline=declaration)
 
     # --------------------------------------------------------- running --
@@ -1096,6 +1099,64 @@ def test_codebuild_actions_pass_their_artifacts_from_stage_to_stage(world: World
     writers = {d["principal"] for d in decisions if d["action"] == "s3:PutObject" and "/BuildOutput/" in d["resource"]}
     assert writers == {f"arn:aws:sts::{ACCOUNT}:assumed-role/{build}/AWSCodeBuild-{build_id.split(':', 1)[1]}"}
     assert [d for d in decisions if not d["allowed"]] == []
+
+
+VARIABLE_SPEC = """\
+version: 0.2
+env:
+  exported-variables: [TARGET_SEEN]
+phases:
+  build:
+    commands:
+      - TARGET_SEEN="$DEPLOY_TARGET"
+artifacts:
+  files: ['src/app.py']
+"""
+
+
+def test_pipeline_variables_reach_codebuild_actions_from_defaults_and_overrides(world: World) -> None:
+    build = world.build_project("build", VARIABLE_SPEC, reads="SourceOutput", writes="BuildOutput")
+    world.grant(world.grants(projects=(build,)))
+    stage = world.build_stage("Build", build, "SourceOutput", "BuildOutput")
+    stage["actions"][0]["configuration"]["EnvironmentVariables"] = json.dumps(
+        [{"name": "DEPLOY_TARGET", "type": "PLAINTEXT", "value": "#{variables.DEPLOY_TARGET}"}]
+    )
+    world.create_pipeline(
+        [world.source_stage(), stage],
+        variables=[{"name": "DEPLOY_TARGET", "defaultValue": "blue", "description": "The fleet"}],
+    )
+    codepipeline = world.client("codepipeline")
+    declared = codepipeline.get_pipeline(name=world.name)["pipeline"]["variables"]
+    assert declared == [{"name": "DEPLOY_TARGET", "defaultValue": "blue", "description": "The fleet"}]
+
+    def seen(execution_id: str) -> str:
+        world.wait_status(execution_id, "Succeeded")
+        built = world.action(execution_id, "Build", "Build", "Succeeded")
+        return built["output"]["outputVariables"]["TARGET_SEEN"]
+
+    # Without a value at start, the default; with one, that value.
+    assert seen(world.start()) == "blue"
+    overridden = codepipeline.start_pipeline_execution(
+        name=world.name, variables=[{"name": "DEPLOY_TARGET", "value": "green"}]
+    )["pipelineExecutionId"]
+    assert seen(overridden) == "green"
+    execution = codepipeline.get_pipeline_execution(pipelineName=world.name, pipelineExecutionId=overridden)
+    assert execution["pipelineExecution"]["variables"] == [{"name": "DEPLOY_TARGET", "resolvedValue": "green"}]
+
+
+def test_an_action_using_an_undeclared_pipeline_variable_fails(world: World) -> None:
+    build = world.build_project("build", VARIABLE_SPEC, reads="SourceOutput", writes="BuildOutput")
+    world.grant(world.grants(projects=(build,)))
+    stage = world.build_stage("Build", build, "SourceOutput", "BuildOutput")
+    stage["actions"][0]["configuration"]["EnvironmentVariables"] = json.dumps(
+        [{"name": "DEPLOY_TARGET", "type": "PLAINTEXT", "value": "#{variables.MISSING}"}]
+    )
+    world.create_pipeline([world.source_stage(), stage])
+    execution_id = world.start()
+    world.wait_status(execution_id, "Failed")
+    error = world.action(execution_id, "Build", "Build", "Failed")["output"]["executionResult"]["errorDetails"]
+    assert error["code"] == "InvalidActionDeclarationException"
+    assert "variable MISSING" in error["message"]
 
 
 @pytest.mark.parametrize(
