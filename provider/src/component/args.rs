@@ -343,12 +343,16 @@ pub struct Notifications {
     /// Email addresses to subscribe. Each must confirm the subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emails: Option<Vec<String>>,
-    /// Execution states that notify. Default FAILED.
+    /// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+    /// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+    /// stage) or a failed action (ACTION_FAILED, naming the action).
+    /// Default FAILED. Approvals always notify when they start waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<NotificationEvent>>,
 }
 
-/// Pipeline execution states.
+/// Events that notify: pipeline execution states, and failures of a
+/// stage or an action.
 #[derive(
     Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
 )]
@@ -359,6 +363,8 @@ pub enum NotificationEvent {
     Canceled,
     Superseded,
     Started,
+    StageFailed,
+    ActionFailed,
 }
 
 /// How CodePipeline handles executions that overlap.

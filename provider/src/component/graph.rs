@@ -23,7 +23,7 @@ use crate::resource::{to_json, CustomResource};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
-use crate::resources::event_rule::{EventRule, EventRuleInputs, PipelineStateChange, RuleTarget};
+use crate::resources::event_rule::{EventRule, EventRuleInputs, RuleTarget};
 use crate::resources::key::{Key, KeyInputs};
 use crate::resources::log_group::{LogGroup, LogGroupInputs};
 use crate::resources::pipeline::{ArtifactStore, Pipeline, PipelineInputs};
@@ -722,10 +722,7 @@ impl<'a> Planner<'a> {
             rule_name: Some(self.notify_rule_name.clone()),
             description: format!("Notifies on executions of pipeline {}", self.identity()),
             schedule_expression: None,
-            pipeline_state_change: Some(PipelineStateChange {
-                pipeline_name: self.pipeline_name.clone(),
-                states: plan::notification_states(self.args),
-            }),
+            pipeline_state_change: Some(plan::notification_change(self.args, &self.pipeline_name)),
             event_pattern: None,
             enabled: true,
             targets: vec![RuleTarget {

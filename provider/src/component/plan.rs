@@ -14,6 +14,7 @@ use crate::iam::grants::{document, Grant, LogGroup, StoredValues, Topic};
 use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::resources::build_project::{ProjectVariable, VariableType};
+use crate::resources::event_rule::PipelineStateChange;
 use crate::resources::pipeline::{Action, Stage, Trigger};
 
 pub const DEFAULT_BRANCH: &str = "main";
@@ -411,15 +412,25 @@ pub fn triggers(args: &SecurePipelineArgs) -> Vec<Trigger> {
     filters
 }
 
-/// Execution states that notify, as EventBridge names them.
-pub fn notification_states(args: &SecurePipelineArgs) -> Vec<String> {
+/// The pipeline, stage and action state changes that notify, as
+/// EventBridge names their states.
+pub fn notification_change(args: &SecurePipelineArgs, pipeline_name: &str) -> PipelineStateChange {
     let mut events: Vec<NotificationEvent> = args
         .notifications
         .as_ref()
         .and_then(|n| n.events.clone())
         .unwrap_or_else(|| vec![NotificationEvent::Failed]);
     events.sort();
-    events.iter().map(wire_name).collect()
+    events.dedup();
+    let mut change = PipelineStateChange::of_executions(pipeline_name, Vec::new());
+    for event in events {
+        match event {
+            NotificationEvent::StageFailed => change.stage_states.push("FAILED".into()),
+            NotificationEvent::ActionFailed => change.action_states.push("FAILED".into()),
+            execution => change.states.push(wire_name(&execution)),
+        }
+    }
+    change
 }
 
 #[cfg(test)]
@@ -652,11 +663,27 @@ mod tests {
     #[test]
     fn notifications_default_to_failures() {
         let a = args(json!({"source": {"repository": "o/r"}, "build": {}}));
-        assert_eq!(notification_states(&a), vec!["FAILED"]);
+        assert_eq!(
+            notification_change(&a, "p"),
+            PipelineStateChange::of_executions("p", vec!["FAILED".into()])
+        );
         let a = args(
             json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
         );
-        assert_eq!(notification_states(&a), vec!["FAILED", "SUCCEEDED"]);
+        assert_eq!(
+            notification_change(&a, "p").states,
+            vec!["FAILED", "SUCCEEDED"]
+        );
+    }
+
+    #[test]
+    fn stage_and_action_failures_are_their_own_state_changes() {
+        let a = args(json!({"source": {"repository": "o/r"}, "build": {},
+            "notifications": {"events": ["ACTION_FAILED", "STAGE_FAILED", "SUCCEEDED", "STAGE_FAILED"]}}));
+        let change = notification_change(&a, "p");
+        assert_eq!(change.states, vec!["SUCCEEDED"]);
+        assert_eq!(change.stage_states, vec!["FAILED"]);
+        assert_eq!(change.action_states, vec!["FAILED"]);
     }
 
     #[test]

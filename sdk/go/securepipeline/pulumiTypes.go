@@ -726,7 +726,10 @@ func (o EnvironmentVariableMapOutput) MapIndex(k pulumi.StringInput) Environment
 type Notifications struct {
 	// Email addresses to subscribe. Each must confirm the subscription.
 	Emails []string `pulumi:"emails"`
-	// Execution states that notify. Default FAILED.
+	// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+	// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+	// stage) or a failed action (ACTION_FAILED, naming the action).
+	// Default FAILED. Approvals always notify when they start waiting.
 	Events []NotificationEvent `pulumi:"events"`
 }
 
@@ -745,7 +748,10 @@ type NotificationsInput interface {
 type NotificationsArgs struct {
 	// Email addresses to subscribe. Each must confirm the subscription.
 	Emails pulumi.StringArrayInput `pulumi:"emails"`
-	// Execution states that notify. Default FAILED.
+	// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+	// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+	// stage) or a failed action (ACTION_FAILED, naming the action).
+	// Default FAILED. Approvals always notify when they start waiting.
 	Events NotificationEventArrayInput `pulumi:"events"`
 }
 
@@ -832,7 +838,10 @@ func (o NotificationsOutput) Emails() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Notifications) []string { return v.Emails }).(pulumi.StringArrayOutput)
 }
 
-// Execution states that notify. Default FAILED.
+// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+// stage) or a failed action (ACTION_FAILED, naming the action).
+// Default FAILED. Approvals always notify when they start waiting.
 func (o NotificationsOutput) Events() NotificationEventArrayOutput {
 	return o.ApplyT(func(v Notifications) []NotificationEvent { return v.Events }).(NotificationEventArrayOutput)
 }
@@ -871,7 +880,10 @@ func (o NotificationsPtrOutput) Emails() pulumi.StringArrayOutput {
 	}).(pulumi.StringArrayOutput)
 }
 
-// Execution states that notify. Default FAILED.
+// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+// stage) or a failed action (ACTION_FAILED, naming the action).
+// Default FAILED. Approvals always notify when they start waiting.
 func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 	return o.ApplyT(func(v *Notifications) []NotificationEvent {
 		if v == nil {

@@ -179,7 +179,10 @@ export interface NotificationsArgs {
      */
     emails?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
-     * Execution states that notify. Default FAILED.
+     * What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+     * SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+     * stage) or a failed action (ACTION_FAILED, naming the action).
+     * Default FAILED. Approvals always notify when they start waiting.
      */
     events?: pulumi.Input<pulumi.Input<enums.NotificationEvent>[] | undefined>;
 }

@@ -758,7 +758,10 @@ class NotificationsArgsDict(TypedDict):
     """
     events: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]]
     """
-    Execution states that notify. Default FAILED.
+    What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+    SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+    stage) or a failed action (ACTION_FAILED, naming the action).
+    Default FAILED. Approvals always notify when they start waiting.
     """
 
 @pulumi.input_type
@@ -770,7 +773,10 @@ class NotificationsArgs:
         Notifications through an encrypted SNS topic.
 
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] emails: Email addresses to subscribe. Each must confirm the subscription.
-        :param pulumi.Input[Sequence[pulumi.Input['NotificationEvent']]] events: Execution states that notify. Default FAILED.
+        :param pulumi.Input[Sequence[pulumi.Input['NotificationEvent']]] events: What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+               SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+               stage) or a failed action (ACTION_FAILED, naming the action).
+               Default FAILED. Approvals always notify when they start waiting.
         """
         if emails is not None:
             pulumi.set(__self__, "emails", emails)
@@ -793,7 +799,10 @@ class NotificationsArgs:
     @pulumi.getter
     def events(self) -> pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]:
         """
-        Execution states that notify. Default FAILED.
+        What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+        SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+        stage) or a failed action (ACTION_FAILED, naming the action).
+        Default FAILED. Approvals always notify when they start waiting.
         """
         return pulumi.get(self, "events")
 

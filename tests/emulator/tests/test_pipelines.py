@@ -856,6 +856,50 @@ def notify_rule(world: World, name: str, topic_arn: str, states: list[str]) -> s
     return arn
 
 
+def test_one_rule_matches_failed_executions_stages_and_actions_through_or_branches(world: World) -> None:
+    world.create_pipeline([world.source_stage(), world.approval_stage()])
+    sns = world.client("sns")
+    topic = sns.create_topic(Name=f"{world.name}-notify")["TopicArn"]
+    branch = lambda kind: {  # noqa: E731
+        "detail-type": [f"CodePipeline {kind} Execution State Change"],
+        "detail": {"pipeline": [world.name], "state": ["FAILED"]},
+    }
+    pattern = {"source": ["aws.codepipeline"], "$or": [branch("Pipeline"), branch("Stage"), branch("Action")]}
+    events = world.client("events")
+    rule = events.put_rule(Name=f"{world.name}-notify", EventPattern=json.dumps(pattern))["RuleArn"]
+    events.put_targets(Rule=f"{world.name}-notify", Targets=[{"Id": "notification-topic", "Arn": topic}])
+    sns.set_topic_attributes(
+        TopicArn=topic, AttributeName="Policy",
+        AttributeValue=document(
+            {"Sid": "AllowPipelineEvents", "Effect": "Allow", "Principal": {"Service": EVENTS},
+             "Action": "sns:Publish", "Resource": topic,
+             "Condition": {"ArnEquals": {"aws:SourceArn": [rule]}, "StringEquals": {"aws:SourceAccount": ACCOUNT}}},
+        ),
+    )
+    succeeded = world.start()
+    world.decide(succeeded)
+    world.wait_status(succeeded, "Succeeded")
+    failed = world.start()
+    world.decide(failed, "Rejected")
+    world.wait_status(failed, "Failed")
+
+    def three_notices() -> list[dict[str, Any]] | None:
+        notices = [m for m in admin(world.emulator, "GET", "published").json() if m["topicArn"] == topic]
+        return notices if len(notices) >= 3 else None
+
+    notices = poll("the failure's three notices", three_notices)
+    seen = sorted(
+        (json.loads(n["message"])["detail-type"], json.loads(n["message"])["detail"].get("stage"))
+        for n in notices
+    )
+    assert seen == [
+        ("CodePipeline Action Execution State Change", "Approve"),
+        ("CodePipeline Pipeline Execution State Change", None),
+        ("CodePipeline Stage Execution State Change", "Approve"),
+    ]
+    assert all(json.loads(n["message"])["detail"]["execution-id"] == failed for n in notices)
+
+
 def test_state_changes_reach_the_topic_once_through_the_allowed_rule_only(world: World) -> None:
     world.create_pipeline([world.source_stage(), world.approval_stage()])
     sns = world.client("sns")
