@@ -49,6 +49,10 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 		Source: securepipeline.SourceArgs{
 			Repository: pulumi.String(repository),
 			Branch:     pulumi.String(branch),
+			// Releases: pushing a tag such as v1.4.0 builds and deploys the
+			// tagged commit; release candidates (v1.4.0-rc1) start nothing.
+			Tags:        pulumi.StringArray{pulumi.String("v*")},
+			ExcludeTags: pulumi.StringArray{pulumi.String("v*-rc*")},
 		},
 		Build: securepipeline.BuildArgs{
 			Commands:       pulumi.StringArray{pulumi.String("npm ci"), pulumi.String("npm test")},
@@ -82,6 +86,14 @@ func newPipeline(ctx *pulumi.Context) (*securepipeline.SecurePipeline, error) {
 				AssumeRoleArn:   pulumi.String(cfg.Require("productionRoleArn")),
 				Production:      pulumi.Bool(true),
 				RequireApproval: pulumi.Bool(true),
+			},
+		},
+		// A value each run may set (`aws codepipeline start-pipeline-execution
+		// --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+		Variables: securepipeline.PipelineVariableMap{
+			"LOG_LEVEL": securepipeline.PipelineVariableArgs{
+				DefaultValue: pulumi.String("info"),
+				Description:  pulumi.String("Verbosity of the build and deploy scripts; start a run with debug to investigate."),
 			},
 		},
 		Notifications: &securepipeline.NotificationsArgs{

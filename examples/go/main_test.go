@@ -194,6 +194,12 @@ func TestBuildsTheConfiguredRepositoryOnPushesToMain(t *testing.T) {
 	expectEqual(t, "source.connectionArn", get(inputs, "source", "connectionArn"), nil)
 }
 
+func TestReleasesOnVersionTagsNeverOnReleaseCandidates(t *testing.T) {
+	inputs, _ := runProgram(t)
+	expectEqual(t, "source.tags", get(inputs, "source", "tags"), []interface{}{"v*"})
+	expectEqual(t, "source.excludeTags", get(inputs, "source", "excludeTags"), []interface{}{"v*-rc*"})
+}
+
 func TestRunsTheTestsWithA30MinuteBuildTimeout(t *testing.T) {
 	inputs, _ := runProgram(t)
 	expectEqual(t, "build.commands", get(inputs, "build", "commands"), []interface{}{"npm ci", "npm test"})
@@ -248,6 +254,11 @@ func TestDeploysToStagingWithCommandsThenToProductionWithAPulumiStack(t *testing
 	expectEqual(t, "production.assumeRoleArn", get(inputs, "deployments", 1, "assumeRoleArn"), testConfig["productionRoleArn"])
 	expectEqual(t, "production.production", get(inputs, "deployments", 1, "production"), true)
 	expectEqual(t, "production.requireApproval", get(inputs, "deployments", 1, "requireApproval"), true)
+}
+
+func TestLetsARunRaiseTheLogLevelDefaultingToInfo(t *testing.T) {
+	inputs, _ := runProgram(t)
+	expectEqual(t, "variables.LOG_LEVEL.defaultValue", get(inputs, "variables", "LOG_LEVEL", "defaultValue"), "info")
 }
 
 func TestNotifiesOnFailuresAndSuccessesAndRunsOnceADay(t *testing.T) {

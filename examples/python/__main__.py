@@ -26,6 +26,10 @@ pipeline = securepipeline.SecurePipeline(
     source=securepipeline.SourceArgs(
         repository=repository,
         branch=branch,
+        # Releases: pushing a tag such as v1.4.0 builds and deploys the
+        # tagged commit; release candidates (v1.4.0-rc1) start nothing.
+        tags=["v*"],
+        exclude_tags=["v*-rc*"],
     ),
     build=securepipeline.BuildArgs(
         commands=["npm ci", "npm test"],
@@ -58,6 +62,14 @@ pipeline = securepipeline.SecurePipeline(
             require_approval=True,
         ),
     ],
+    # A value each run may set (`aws codepipeline start-pipeline-execution
+    # --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+    variables={
+        "LOG_LEVEL": securepipeline.PipelineVariableArgs(
+            default_value="info",
+            description="Verbosity of the build and deploy scripts; start a run with debug to investigate.",
+        ),
+    },
     notifications=securepipeline.NotificationsArgs(
         emails=[notification_email],
         events=[

@@ -112,6 +112,15 @@ def test_builds_the_configured_repository_on_pushes_to_main():
 
 
 @pulumi.runtime.test
+def test_releases_on_version_tags_never_on_release_candidates():
+    def check(inputs):
+        assert inputs["source"]["tags"] == ["v*"]
+        assert inputs["source"]["excludeTags"] == ["v*-rc*"]
+
+    return with_inputs(check)
+
+
+@pulumi.runtime.test
 def test_runs_the_tests_with_a_30_minute_build_timeout():
     def check(inputs):
         assert inputs["build"]["commands"] == ["npm ci", "npm test"]
@@ -157,6 +166,14 @@ def test_deploys_to_staging_with_commands_then_to_production_with_a_pulumi_stack
         assert production["assumeRoleArn"] == CONFIG["productionRoleArn"]
         assert production["production"] is True
         assert production["requireApproval"] is True
+
+    return with_inputs(check)
+
+
+@pulumi.runtime.test
+def test_lets_a_run_raise_the_log_level_defaulting_to_info():
+    def check(inputs):
+        assert inputs["variables"]["LOG_LEVEL"]["defaultValue"] == "info"
 
     return with_inputs(check)
 

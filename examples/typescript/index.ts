@@ -17,6 +17,10 @@ const pipeline = new securepipeline.SecurePipeline("web-app", {
     source: {
         repository,
         branch,
+        // Releases: pushing a tag such as v1.4.0 builds and deploys the
+        // tagged commit; release candidates (v1.4.0-rc1) start nothing.
+        tags: ["v*"],
+        excludeTags: ["v*-rc*"],
     },
     build: {
         commands: ["npm ci", "npm test"],
@@ -51,6 +55,14 @@ const pipeline = new securepipeline.SecurePipeline("web-app", {
             requireApproval: true,
         },
     ],
+    // A value each run may set (`aws codepipeline start-pipeline-execution
+    // --variables name=LOG_LEVEL,value=debug`); every stage sees $LOG_LEVEL.
+    variables: {
+        LOG_LEVEL: {
+            defaultValue: "info",
+            description: "Verbosity of the build and deploy scripts; start a run with debug to investigate.",
+        },
+    },
     notifications: {
         emails: [notificationEmail],
         events: ["FAILED", "SUCCEEDED"],

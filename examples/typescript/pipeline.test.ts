@@ -105,6 +105,11 @@ describe("SecurePipeline program", () => {
         assert.equal(inputs.source.connectionArn, undefined, "the component creates the connection");
     });
 
+    test("releases on version tags, never on release candidates", () => {
+        assert.deepEqual(inputs.source.tags, ["v*"]);
+        assert.deepEqual(inputs.source.excludeTags, ["v*-rc*"]);
+    });
+
     test("runs the tests with a 30-minute build timeout", () => {
         assert.deepEqual(inputs.build.commands, ["npm ci", "npm test"]);
         assert.equal(inputs.build.timeoutMinutes, 30);
@@ -145,6 +150,10 @@ describe("SecurePipeline program", () => {
         assert.equal(production.assumeRoleArn, config.productionRoleArn);
         assert.equal(production.production, true);
         assert.equal(production.requireApproval, true);
+    });
+
+    test("lets a run raise the log level, defaulting to info", () => {
+        assert.equal(inputs.variables.LOG_LEVEL.defaultValue, "info");
     });
 
     test("notifies on failures and successes and runs once a day", () => {

@@ -22,10 +22,10 @@ fn notify_inputs(topic_arn: &str) -> EventRuleInputs {
         rule_name: None,
         description: "Notifies on executions of pipeline app".into(),
         schedule_expression: None,
-        pipeline_state_change: Some(PipelineStateChange {
-            pipeline_name: "app-pipeline-abcd1234".into(),
-            states: vec!["SUCCEEDED".into(), "FAILED".into()],
-        }),
+        pipeline_state_change: Some(PipelineStateChange::of_executions(
+            "app-pipeline-abcd1234",
+            vec!["SUCCEEDED".into(), "FAILED".into()],
+        )),
         event_pattern: None,
         targets: vec![RuleTarget {
             id: "notification-topic".into(),

@@ -158,10 +158,9 @@ fn program_inputs(pre: &Prerequisites) -> PipelineInputs {
             },
         ],
         triggers: vec![Trigger {
-            source_action_name: "Source".into(),
-            branches: vec!["main".into()],
             include_paths: vec!["src/**".into()],
             exclude_paths: vec!["docs/**".into()],
+            ..Trigger::on_branches("Source", vec!["main".into()])
         }],
         pull_request_triggers: Vec::new(),
         variables: Vec::new(),
@@ -357,12 +356,18 @@ async fn pipeline_is_created_read_back_restored_and_deleted() {
         .await
         .unwrap();
     let (drifted, _) = Pipeline::read(&ctx, &id, &inputs).await.unwrap().unwrap();
-    assert_eq!(drifted.variables, vec!["TARGET"]);
+    let added: Vec<(&str, &str)> = drifted
+        .variables
+        .iter()
+        .map(|v| (v.name.as_str(), v.default_value.as_str()))
+        .collect();
+    assert_eq!(added, vec![("TARGET", "prod")]);
     assert_eq!(drifted.triggers, inputs.triggers);
     assert_eq!(drifted.pull_request_triggers[0].branches, vec!["*"]);
     let refused = Pipeline::check(&check_ctx, Some(&inputs), drifted.clone()).unwrap_err();
     let properties: Vec<_> = refused.iter().map(|f| f.property.as_str()).collect();
-    assert_eq!(properties, vec!["pullRequestTriggers", "variables"]);
+    // A variable is declared by an input; a pull-request trigger never is.
+    assert_eq!(properties, vec!["pullRequestTriggers"]);
     Pipeline::update(&ctx, &id, &drifted, &inputs, &outputs)
         .await
         .unwrap();

@@ -113,6 +113,7 @@ export class SecurePipeline extends pulumi.ComponentResource {
             resourceInputs["schedule"] = args?.schedule;
             resourceInputs["source"] = args?.source;
             resourceInputs["tags"] = args?.tags;
+            resourceInputs["variables"] = args?.variables;
             resourceInputs["artifactBucketName"] = undefined /*out*/;
             resourceInputs["buildProjectNames"] = undefined /*out*/;
             resourceInputs["connectionActivationUrl"] = undefined /*out*/;
@@ -199,4 +200,15 @@ export interface SecurePipelineArgs {
      * pipeline name.
      */
     tags?: pulumi.Input<{[key: string]: pulumi.Input<string>} | undefined>;
+    /**
+     * Pipeline variables by name: values each execution takes from its
+     * default or from the value its start gives (`aws codepipeline
+     * start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+     * Every build and deployment action gets each one as an environment
+     * variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+     * text: names and values that look like credentials are rejected, and
+     * names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+     * nor repeat a name of an `environment`. At most 50.
+     */
+    variables?: pulumi.Input<{[key: string]: pulumi.Input<inputs.PipelineVariableArgs>} | undefined>;
 }

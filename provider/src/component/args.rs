@@ -26,6 +26,16 @@ pub struct SecurePipelineArgs {
     /// Ordered deployment stages that follow the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<Deployment>>,
+    /// Pipeline variables by name: values each execution takes from its
+    /// default or from the value its start gives (`aws codepipeline
+    /// start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+    /// Every build and deployment action gets each one as an environment
+    /// variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+    /// text: names and values that look like credentials are rejected, and
+    /// names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+    /// nor repeat a name of an `environment`. At most 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, PipelineVariable>>,
     /// Who is told about pipeline executions, and on which events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
@@ -64,9 +74,29 @@ pub struct SecurePipelineArgs {
 pub struct Source {
     /// The full repository id, `owner/repo`.
     pub repository: String,
-    /// The branch that triggers the pipeline on push. Default `main`.
+    /// The branch the source reads when the pipeline is started by hand or
+    /// by the schedule; a push to it always starts the pipeline. Default
+    /// `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// More branches whose pushes start the pipeline, as glob patterns
+    /// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+    /// With `branch`, at most 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<Vec<String>>,
+    /// Branches (glob patterns) whose pushes never start the pipeline, even
+    /// when `branches` matches them. They may not exclude `branch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_branches: Option<Vec<String>>,
+    /// Releases: pushing a git tag matching one of these glob patterns
+    /// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+    /// Path filters do not apply to tag pushes. At most 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Tags (glob patterns) whose pushes never start the pipeline, even
+    /// when `tags` matches them (`*-rc*`). Needs `tags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_tags: Option<Vec<String>>,
     /// The repository host. Default GitHub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<SourceProvider>,
@@ -77,12 +107,29 @@ pub struct Source {
     /// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_arn: Option<String>,
-    /// Only pushes touching these paths (glob patterns) start the pipeline.
+    /// Only branch pushes touching these paths (glob patterns) start the
+    /// pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_paths: Option<Vec<String>>,
-    /// Pushes touching only these paths (glob patterns) do not start it.
+    /// Branch pushes touching only these paths (glob patterns) do not
+    /// start it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_paths: Option<Vec<String>>,
+}
+
+/// A pipeline variable: a plain, non-secret value each execution resolves.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineVariable {
+    /// The value executions take unless their start gives another; 1 to
+    /// 1000 characters. Executions started by a push or the schedule
+    /// always take it. Never a credential: pass those by reference in
+    /// `environment` (secretArn or parameterName).
+    pub default_value: String,
+    /// What the variable is for, shown when starting the pipeline; at most
+    /// 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The build stage: one CodeBuild project with its own role and log group.
@@ -296,12 +343,16 @@ pub struct Notifications {
     /// Email addresses to subscribe. Each must confirm the subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emails: Option<Vec<String>>,
-    /// Execution states that notify. Default FAILED.
+    /// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+    /// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+    /// stage) or a failed action (ACTION_FAILED, naming the action).
+    /// Default FAILED. Approvals always notify when they start waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<NotificationEvent>>,
 }
 
-/// Pipeline execution states.
+/// Events that notify: pipeline execution states, and failures of a
+/// stage or an action.
 #[derive(
     Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
 )]
@@ -312,6 +363,8 @@ pub enum NotificationEvent {
     Canceled,
     Superseded,
     Started,
+    StageFailed,
+    ActionFailed,
 }
 
 /// How CodePipeline handles executions that overlap.

@@ -13,6 +13,7 @@ use super::args::{
 };
 use super::deploy::{self, Protected, Store};
 use super::plan::{self, Names};
+use super::variables;
 use crate::aws::arn::Arns;
 use crate::iam::PolicyDocument;
 use crate::naming;
@@ -22,7 +23,7 @@ use crate::resource::{to_json, CustomResource};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
-use crate::resources::event_rule::{EventRule, EventRuleInputs, PipelineStateChange, RuleTarget};
+use crate::resources::event_rule::{EventRule, EventRuleInputs, RuleTarget};
 use crate::resources::key::{Key, KeyInputs};
 use crate::resources::log_group::{LogGroup, LogGroupInputs};
 use crate::resources::pipeline::{ArtifactStore, Pipeline, PipelineInputs};
@@ -681,6 +682,7 @@ impl<'a> Planner<'a> {
                 },
             ));
         }
+        variables::expose(self.args, &mut stages);
         let pipeline = PipelineInputs {
             name_prefix: self.names.prefix("pipeline"),
             pipeline_name: Some(self.pipeline_name.clone()),
@@ -697,9 +699,9 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             stages,
-            triggers: vec![plan::trigger(self.args)],
+            triggers: plan::triggers(self.args),
             pull_request_triggers: Vec::new(),
-            variables: Vec::new(),
+            variables: variables::declarations(self.args),
             execution_mode: plan::wire_name(
                 &self.args.execution_mode.unwrap_or(ExecutionMode::Queued),
             ),
@@ -720,10 +722,7 @@ impl<'a> Planner<'a> {
             rule_name: Some(self.notify_rule_name.clone()),
             description: format!("Notifies on executions of pipeline {}", self.identity()),
             schedule_expression: None,
-            pipeline_state_change: Some(PipelineStateChange {
-                pipeline_name: self.pipeline_name.clone(),
-                states: plan::notification_states(self.args),
-            }),
+            pipeline_state_change: Some(plan::notification_change(self.args, &self.pipeline_name)),
             event_pattern: None,
             enabled: true,
             targets: vec![RuleTarget {

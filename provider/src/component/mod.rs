@@ -6,6 +6,8 @@ pub mod deploy;
 mod graph;
 pub mod plan;
 pub mod pulumi_cli;
+mod triggers;
 pub mod validate;
+mod variables;
 
 pub use construct::construct;

@@ -14,6 +14,7 @@ use crate::iam::grants::{document, BucketLookups, Grant, LogGroup, StoredValues,
 use crate::iam::PolicyDocument;
 use crate::naming;
 use crate::resources::build_project::{ProjectVariable, VariableType};
+use crate::resources::event_rule::PipelineStateChange;
 use crate::resources::pipeline::{Action, Stage, Trigger};
 
 pub const DEFAULT_BRANCH: &str = "main";
@@ -404,25 +405,47 @@ pub fn stages(
     ]
 }
 
-/// The push trigger every pipeline has: its branch, its path filters.
-pub fn trigger(args: &SecurePipelineArgs) -> Trigger {
-    Trigger {
-        source_action_name: SOURCE_ACTION.into(),
-        branches: vec![branch(args).into()],
-        include_paths: args.source.include_paths.clone().unwrap_or_default(),
-        exclude_paths: args.source.exclude_paths.clone().unwrap_or_default(),
+/// The push filters of the pipeline's one trigger: its branch and any more
+/// branches, with the path filters; then, for releases, its tags.
+pub fn triggers(args: &SecurePipelineArgs) -> Vec<Trigger> {
+    let source = &args.source;
+    let mut branches = vec![branch(args).to_string()];
+    branches.extend(source.branches.iter().flatten().cloned());
+    let mut filters = vec![Trigger {
+        exclude_branches: source.exclude_branches.clone().unwrap_or_default(),
+        include_paths: source.include_paths.clone().unwrap_or_default(),
+        exclude_paths: source.exclude_paths.clone().unwrap_or_default(),
+        ..Trigger::on_branches(SOURCE_ACTION, branches)
+    }];
+    if let Some(tags) = source.tags.as_ref().filter(|t| !t.is_empty()) {
+        filters.push(Trigger {
+            tags: tags.clone(),
+            exclude_tags: source.exclude_tags.clone().unwrap_or_default(),
+            ..Trigger::on_branches(SOURCE_ACTION, Vec::new())
+        });
     }
+    filters
 }
 
-/// Execution states that notify, as EventBridge names them.
-pub fn notification_states(args: &SecurePipelineArgs) -> Vec<String> {
+/// The pipeline, stage and action state changes that notify, as
+/// EventBridge names their states.
+pub fn notification_change(args: &SecurePipelineArgs, pipeline_name: &str) -> PipelineStateChange {
     let mut events: Vec<NotificationEvent> = args
         .notifications
         .as_ref()
         .and_then(|n| n.events.clone())
         .unwrap_or_else(|| vec![NotificationEvent::Failed]);
     events.sort();
-    events.iter().map(wire_name).collect()
+    events.dedup();
+    let mut change = PipelineStateChange::of_executions(pipeline_name, Vec::new());
+    for event in events {
+        match event {
+            NotificationEvent::StageFailed => change.stage_states.push("FAILED".into()),
+            NotificationEvent::ActionFailed => change.action_states.push("FAILED".into()),
+            execution => change.states.push(wire_name(&execution)),
+        }
+    }
+    change
 }
 
 #[cfg(test)]
@@ -640,20 +663,61 @@ mod tests {
             stages[1].actions[0].configuration["ProjectName"],
             "build-proj"
         );
-        let t = trigger(&a);
+        let [t] = &triggers(&a)[..] else {
+            panic!("a branch filter only")
+        };
         assert_eq!(t.branches, vec!["release"]);
         assert_eq!(t.include_paths, vec!["src/**"]);
         assert_eq!(build_buildspec(&a.build), DEFAULT_BUILDSPEC_PATH);
     }
 
     #[test]
+    fn releases_and_more_branches_are_filters_of_the_one_trigger() {
+        let a = args(json!({
+            "source": {"repository": "org/app", "branches": ["release/*"],
+                       "excludeBranches": ["release/old-*"], "includePaths": ["src/**"],
+                       "tags": ["v*"], "excludeTags": ["v*-rc*"]},
+            "build": {}}));
+        let [on_branches, on_tags] = &triggers(&a)[..] else {
+            panic!("a branch filter and a tag filter")
+        };
+        assert_eq!(on_branches.branches, vec!["main", "release/*"]);
+        assert_eq!(on_branches.exclude_branches, vec!["release/old-*"]);
+        assert_eq!(on_branches.include_paths, vec!["src/**"]);
+        assert!(on_branches.tags.is_empty());
+        assert_eq!(
+            (on_tags.tags.clone(), on_tags.exclude_tags.clone()),
+            (vec!["v*".to_string()], vec!["v*-rc*".to_string()])
+        );
+        // Path filters are for branch pushes only.
+        assert!(on_tags.branches.is_empty() && on_tags.include_paths.is_empty());
+        assert_eq!(on_tags.source_action_name, on_branches.source_action_name);
+    }
+
+    #[test]
     fn notifications_default_to_failures() {
         let a = args(json!({"source": {"repository": "o/r"}, "build": {}}));
-        assert_eq!(notification_states(&a), vec!["FAILED"]);
+        assert_eq!(
+            notification_change(&a, "p"),
+            PipelineStateChange::of_executions("p", vec!["FAILED".into()])
+        );
         let a = args(
             json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
         );
-        assert_eq!(notification_states(&a), vec!["FAILED", "SUCCEEDED"]);
+        assert_eq!(
+            notification_change(&a, "p").states,
+            vec!["FAILED", "SUCCEEDED"]
+        );
+    }
+
+    #[test]
+    fn stage_and_action_failures_are_their_own_state_changes() {
+        let a = args(json!({"source": {"repository": "o/r"}, "build": {},
+            "notifications": {"events": ["ACTION_FAILED", "STAGE_FAILED", "SUCCEEDED", "STAGE_FAILED"]}}));
+        let change = notification_change(&a, "p");
+        assert_eq!(change.states, vec!["SUCCEEDED"]);
+        assert_eq!(change.stage_states, vec!["FAILED"]);
+        assert_eq!(change.action_states, vec!["FAILED"]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::args::{
 };
 use super::deploy;
 use super::pulumi_cli;
+use super::triggers;
+use super::variables;
 use crate::aws::arn::{has_wildcard, is_region, Arn, Arns};
 use crate::buildspec;
 use crate::credentials;
@@ -111,6 +113,7 @@ pub fn validate(
         }
     }
     production_isolation(args, &mut failures);
+    variables::check(args, |path| is_secret(secret_paths, path), &mut failures);
     if let Some(notifications) = &args.notifications {
         notify(notifications, &mut failures);
     }
@@ -185,6 +188,7 @@ fn source(ctx: &CheckContext<'_>, source: &Source, failures: &mut Failures) {
             failures.push("source.branch", reason);
         }
     }
+    triggers::check(source, super::plan::DEFAULT_BRANCH, failures);
     let provider = source.provider.unwrap_or(SourceProvider::GitHub);
     let needs_host = matches!(
         provider,
@@ -394,19 +398,31 @@ pub(super) fn is_secret(secret_paths: &BTreeSet<String>, path: &str) -> bool {
 /// resolves those only in action configuration, never in commands or in
 /// a project's environment.
 fn pipeline_variable(text: &str) -> bool {
-    text.match_indices("#{").any(|(at, _)| {
+    variable_references(text).next().is_some()
+}
+
+/// The `(namespace, name)` of each `#{namespace.name}` in `text`.
+fn variable_references(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.match_indices("#{").filter_map(|(at, _)| {
         let rest = text.get(at + 2..).unwrap_or_default();
-        rest.split_once('}').is_some_and(|(inner, _)| {
-            inner.split_once('.').is_some_and(|(namespace, name)| {
-                let part = |s: &str| {
-                    !s.is_empty()
-                        && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "_@-".contains(c))
-                };
-                part(namespace) && part(name)
-            })
-        })
+        let (inner, _) = rest.split_once('}')?;
+        let (namespace, name) = inner.split_once('.')?;
+        let part = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_@-".contains(c))
+        };
+        (part(namespace) && part(name)).then_some((namespace, name))
     })
+}
+
+/// What to write instead of `#{...}`: a pipeline variable (`variables`)
+/// reaches builds as an environment variable of its name.
+fn variable_fix(text: &str) -> String {
+    match variable_references(text).find(|(namespace, _)| *namespace == "variables") {
+        Some((_, name)) => format!("pipeline variables reach every build as environment variables: declare `{name}` in `variables` and use `${name}`"),
+        None => "read the value from an environment variable instead".to_string(),
+    }
 }
 
 /// Why one command (or buildspec line) can never work or leaks a secret.
@@ -416,7 +432,10 @@ fn command_problem(command: &str) -> Option<String> {
         return Some(format!("holds {what}; {CREDENTIAL_FIX}"));
     }
     pipeline_variable(command).then(|| {
-        "uses a CodePipeline variable `#{namespace.name}`, which is never resolved in commands; read the value from an environment variable instead".to_string()
+        format!(
+            "uses a CodePipeline variable `#{{namespace.name}}`, which is never resolved in commands; {}",
+            variable_fix(command)
+        )
     })
 }
 
@@ -451,7 +470,12 @@ fn check_commands(
 /// CodeBuild passes values as they are, without expanding them.
 fn unresolved_in_value(value: &str) -> Option<String> {
     if pipeline_variable(value) {
-        return Some("holds a CodePipeline variable `#{namespace.name}`, which CodeBuild never resolves in a project's environment; give the value itself".into());
+        let fix = if variable_references(value).any(|(namespace, _)| namespace == "variables") {
+            variable_fix(value)
+        } else {
+            "give the value itself".to_string()
+        };
+        return Some(format!("holds a CodePipeline variable `#{{namespace.name}}`, which CodeBuild never resolves in a project's environment; {fix}"));
     }
     let placeholder = value
         .find("${")
@@ -2067,8 +2091,32 @@ mod tests {
             ]
         );
         assert!(at[0].1.contains("CodePipeline variable"));
+        assert!(at[0]
+            .1
+            .ends_with("read the value from an environment variable instead"));
         assert!(at[1].1.contains("CodePipeline variable"));
         assert!(at[2].1.contains("passes literally"));
+    }
+
+    #[test]
+    fn a_pipeline_variable_written_as_a_reference_points_to_its_environment_variable() {
+        let found = failures(json!({
+            "source": {"repository": "org/app"},
+            "build": {"commands": ["./deploy.sh #{variables.DEPLOY_TARGET}"], "environment": {
+                "TARGET": {"value": "#{variables.DEPLOY_TARGET}"}
+            }}
+        }));
+        let reasons: Vec<(&str, &str)> = found
+            .iter()
+            .map(|f| (f.property.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        for (_, reason) in reasons {
+            assert!(
+                reason.ends_with("declare `DEPLOY_TARGET` in `variables` and use `$DEPLOY_TARGET`"),
+                "{reason}"
+            );
+        }
     }
 
     #[test]

@@ -83,6 +83,22 @@ pub fn check_schedule(expression: &str) -> Result<(), String> {
     ))
 }
 
+/// Stage and action execution states EventBridge reports.
+pub const STAGE_STATES: &[&str] = &[
+    "CANCELED",
+    "FAILED",
+    "RESUMED",
+    "STARTED",
+    "STOPPED",
+    "STOPPING",
+    "SUCCEEDED",
+];
+pub const ACTION_STATES: &[&str] = &["ABANDONED", "CANCELED", "FAILED", "STARTED", "SUCCEEDED"];
+
+const PIPELINE_CHANGE: &str = "CodePipeline Pipeline Execution State Change";
+const STAGE_CHANGE: &str = "CodePipeline Stage Execution State Change";
+const ACTION_CHANGE: &str = "CodePipeline Action Execution State Change";
+
 /// Pipeline execution states EventBridge reports.
 pub const PIPELINE_STATES: &[&str] = &[
     "CANCELED",
@@ -113,6 +129,24 @@ pub struct PipelineStateChange {
     pub pipeline_name: String,
     /// FAILED, SUCCEEDED, CANCELED, SUPERSEDED, STARTED...
     pub states: Vec<String>,
+    /// Stage execution states that also match (FAILED...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_states: Vec<String>,
+    /// Action execution states that also match (FAILED...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub action_states: Vec<String>,
+}
+
+impl PipelineStateChange {
+    /// Execution state changes of the pipeline only.
+    pub fn of_executions(pipeline_name: &str, states: Vec<String>) -> Self {
+        Self {
+            pipeline_name: pipeline_name.to_string(),
+            states,
+            stage_states: Vec::new(),
+            action_states: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -156,13 +190,29 @@ pub struct EventRuleOutputs {
 }
 
 /// The only pattern a pipeline notification rule has: this pipeline's
-/// execution state changes, in these states.
+/// execution state changes in these states and, when asked, its stage and
+/// action state changes in theirs (one `$or` branch per detail-type).
 pub fn state_change_pattern(change: &PipelineStateChange) -> Json {
-    json!({
-        "source": ["aws.codepipeline"],
-        "detail-type": ["CodePipeline Pipeline Execution State Change"],
-        "detail": {"pipeline": [change.pipeline_name], "state": change.states},
+    let pipeline = &change.pipeline_name;
+    if change.stage_states.is_empty() && change.action_states.is_empty() {
+        return json!({
+            "source": ["aws.codepipeline"],
+            "detail-type": [PIPELINE_CHANGE],
+            "detail": {"pipeline": [pipeline], "state": change.states},
+        });
+    }
+    let branches: Vec<Json> = [
+        (PIPELINE_CHANGE, &change.states),
+        (STAGE_CHANGE, &change.stage_states),
+        (ACTION_CHANGE, &change.action_states),
+    ]
+    .into_iter()
+    .filter(|(_, states)| !states.is_empty())
+    .map(|(detail_type, states)| {
+        json!({"detail-type": [detail_type], "detail": {"pipeline": [pipeline], "state": states}})
     })
+    .collect();
+    json!({"source": ["aws.codepipeline"], "$or": branches})
 }
 
 /// The pattern as EventBridge receives it: compact, with keys sorted, so
@@ -195,24 +245,39 @@ fn check_state_change(change: &mut PipelineStateChange) -> Vec<CheckFailure> {
         &change.pipeline_name,
         &naming::PIPELINE,
     ));
-    if change.states.is_empty() {
+    if change.states.is_empty() && change.stage_states.is_empty() && change.action_states.is_empty()
+    {
         failures.push(CheckFailure::new(
             "pipelineStateChange.states",
             format!("name at least one execution state to notify on, e.g. [\"FAILED\"]; one of {PIPELINE_STATES:?}"),
         ));
     }
-    for (index, state) in change.states.iter().enumerate() {
-        if !is_unknown(state) && !PIPELINE_STATES.contains(&state.as_str()) {
-            failures.push(CheckFailure::new(
-                format!("pipelineStateChange.states[{index}]"),
-                format!(
-                    "`{state}` is not a pipeline execution state; use one of {PIPELINE_STATES:?}"
-                ),
-            ));
+    for (property, what, states, allowed) in [
+        ("states", "pipeline", &mut change.states, PIPELINE_STATES),
+        (
+            "stageStates",
+            "stage",
+            &mut change.stage_states,
+            STAGE_STATES,
+        ),
+        (
+            "actionStates",
+            "action",
+            &mut change.action_states,
+            ACTION_STATES,
+        ),
+    ] {
+        for (index, state) in states.iter().enumerate() {
+            if !is_unknown(state) && !allowed.contains(&state.as_str()) {
+                failures.push(CheckFailure::new(
+                    format!("pipelineStateChange.{property}[{index}]"),
+                    format!("`{state}` is not a {what} execution state; use one of {allowed:?}"),
+                ));
+            }
         }
+        states.sort();
+        states.dedup();
     }
-    change.states.sort();
-    change.states.dedup();
     failures
 }
 
@@ -755,10 +820,10 @@ pub(crate) mod tests {
             rule_name: None,
             description: "Notifies on executions of pipeline app".into(),
             schedule_expression: None,
-            pipeline_state_change: Some(PipelineStateChange {
-                pipeline_name: "app-pipeline-abcd1234".into(),
-                states: vec!["SUCCEEDED".into(), "FAILED".into(), "FAILED".into()],
-            }),
+            pipeline_state_change: Some(PipelineStateChange::of_executions(
+                "app-pipeline-abcd1234",
+                vec!["SUCCEEDED".into(), "FAILED".into(), "FAILED".into()],
+            )),
             event_pattern: None,
             targets: vec![RuleTarget {
                 id: "notification-topic".into(),
@@ -902,6 +967,36 @@ pub(crate) mod tests {
             ..schedule()
         };
         assert_eq!(properties(bad), vec!["scheduleExpression"]);
+    }
+
+    #[test]
+    fn stage_and_action_states_match_through_one_branch_each() {
+        let mut news = notify();
+        let change = news.pipeline_state_change.as_mut().unwrap();
+        change.stage_states = vec!["FAILED".into()];
+        change.action_states = vec!["FAILED".into(), "FAILED".into()];
+        let checked = check(None, news).unwrap();
+        assert_eq!(
+            checked.event_pattern.unwrap(),
+            json!({"source": ["aws.codepipeline"], "$or": [
+                {"detail-type": ["CodePipeline Pipeline Execution State Change"],
+                 "detail": {"pipeline": ["app-pipeline-abcd1234"], "state": ["FAILED", "SUCCEEDED"]}},
+                {"detail-type": ["CodePipeline Stage Execution State Change"],
+                 "detail": {"pipeline": ["app-pipeline-abcd1234"], "state": ["FAILED"]}},
+                {"detail-type": ["CodePipeline Action Execution State Change"],
+                 "detail": {"pipeline": ["app-pipeline-abcd1234"], "state": ["FAILED"]}}
+            ]})
+        );
+        // Stage failures alone need no execution state.
+        let mut news = notify();
+        let change = news.pipeline_state_change.as_mut().unwrap();
+        change.states.clear();
+        change.stage_states = vec!["FAILED".into()];
+        change.action_states = vec!["BROKEN".into()];
+        assert_eq!(
+            properties(news),
+            vec!["pipelineStateChange.actionStates[0]"]
+        );
     }
 
     #[test]

@@ -7,9 +7,9 @@ use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId,
     ArtifactStore as AwsArtifactStore, ArtifactStoreType, EncryptionKey, EncryptionKeyType,
     ExecutionMode, FailureConditions, GitBranchFilterCriteria, GitConfiguration,
-    GitFilePathFilterCriteria, GitPushFilter, InputArtifact, OutputArtifact, PipelineDeclaration,
-    PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType, Result as FailureResult,
-    StageDeclaration, Tag,
+    GitFilePathFilterCriteria, GitPushFilter, GitTagFilterCriteria, InputArtifact, OutputArtifact,
+    PipelineDeclaration, PipelineTriggerDeclaration, PipelineTriggerProviderType, PipelineType,
+    PipelineVariableDeclaration, Result as FailureResult, StageDeclaration, Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::common::{check_arn, check_exact_arn, check_kms_key_arn, from_sdk_tags
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::failure::AwsFailure;
 use crate::aws::retry::{once, Transient};
+use crate::credentials;
 use crate::naming;
 use crate::resource::{
     is_unknown, AutoName, CheckContext, CreateToken, CustomResource, Failures, NameScope, Op,
@@ -106,16 +107,56 @@ pub struct Stage {
     pub rollback_on_failure: bool,
 }
 
-/// A V2 push trigger on a source action.
+/// One V2 push filter on a source action: a push of a branch matching
+/// `branches` (and not `excludeBranches`) touching the paths, or a push of
+/// a tag matching `tags` (and not `excludeTags`). A filter is either on
+/// branches or on tags; the triggers of one action become one trigger.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     pub source_action_name: String,
+    #[serde(default)]
     pub branches: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_branches: Vec<String>,
     #[serde(default)]
     pub include_paths: Vec<String>,
     #[serde(default)]
     pub exclude_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tags: Vec<String>,
+}
+
+impl Trigger {
+    /// A filter on branch pushes.
+    pub fn on_branches(source_action_name: &str, branches: Vec<String>) -> Self {
+        Self {
+            source_action_name: source_action_name.to_string(),
+            branches,
+            exclude_branches: Vec::new(),
+            include_paths: Vec::new(),
+            exclude_paths: Vec::new(),
+            tags: Vec::new(),
+            exclude_tags: Vec::new(),
+        }
+    }
+
+    fn on_tags(&self) -> bool {
+        !self.tags.is_empty() || !self.exclude_tags.is_empty()
+    }
+}
+
+/// A V2 pipeline variable: every execution resolves it, from the value the
+/// start gives or from its default. Its value is plain text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    pub name: String,
+    pub default_value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -132,13 +173,13 @@ pub struct PipelineInputs {
     pub artifact_stores: BTreeMap<String, ArtifactStore>,
     pub stages: Vec<Stage>,
     pub triggers: Vec<Trigger>,
-    /// Always empty: inputs so that refresh shows pull-request triggers and
-    /// pipeline variables added outside Pulumi, which no input declares.
+    /// Always empty: an input so that refresh shows pull-request triggers
+    /// added outside Pulumi, which no input declares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_request_triggers: Vec<Trigger>,
-    /// Pipeline variable names.
+    /// Pipeline-level variables, each with its default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub variables: Vec<String>,
+    pub variables: Vec<Variable>,
     /// QUEUED, SUPERSEDED or PARALLEL.
     pub execution_mode: String,
     #[serde(default)]
@@ -161,6 +202,11 @@ const OWNERS: &[&str] = &["AWS", "ThirdParty", "Custom"];
 const SOURCE_PROVIDER: &str = "CodeStarSourceConnection";
 /// CodePipeline's limits on trigger filters.
 const MAX_FILTER_PATTERNS: usize = 8;
+/// CodePipeline's limits on pipeline variables.
+pub const MAX_VARIABLES: usize = 50;
+pub const MAX_VARIABLE_NAME: usize = 128;
+pub const MAX_VARIABLE_VALUE: usize = 1000;
+pub const MAX_VARIABLE_DESCRIPTION: usize = 200;
 const MAX_PUSH_FILTERS: usize = 3;
 
 /// The pipeline in the AWS console.
@@ -591,7 +637,21 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
                 format!("CodePipeline accepts at most {MAX_PUSH_FILTERS} push filters per source action; merge the triggers of `{action}`"),
             );
         }
-        if trigger.branches.is_empty() {
+        let on_branches = !trigger.branches.is_empty()
+            || !trigger.exclude_branches.is_empty()
+            || !trigger.include_paths.is_empty()
+            || !trigger.exclude_paths.is_empty();
+        if trigger.on_tags() && on_branches {
+            failures.push(
+                format!("{path}.tags"),
+                "a filter is on branches (and their paths) or on tags, not both; give the tags their own trigger",
+            );
+        } else if trigger.on_tags() && trigger.tags.is_empty() {
+            failures.push(
+                format!("{path}.tags"),
+                "give at least one tag pattern whose pushes start the pipeline",
+            );
+        } else if !trigger.on_tags() && trigger.branches.is_empty() {
             failures.push(
                 format!("{path}.branches"),
                 "give at least one branch whose pushes start the pipeline",
@@ -599,8 +659,11 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
         }
         for (property, patterns) in [
             ("branches", &trigger.branches),
+            ("excludeBranches", &trigger.exclude_branches),
             ("includePaths", &trigger.include_paths),
             ("excludePaths", &trigger.exclude_paths),
+            ("tags", &trigger.tags),
+            ("excludeTags", &trigger.exclude_tags),
         ] {
             if patterns.len() > MAX_FILTER_PATTERNS {
                 failures.push(
@@ -616,6 +679,63 @@ fn check_triggers(stages: &[Stage], triggers: &[Trigger], failures: &mut Failure
                     );
                 }
             }
+        }
+    }
+}
+
+/// Variables as CodePipeline accepts them, and never a credential: whoever
+/// may start the pipeline reads and sets them in plain text.
+fn check_variables(variables: &[Variable], failures: &mut Failures) {
+    if variables.len() > MAX_VARIABLES {
+        failures.push(
+            "variables",
+            format!("CodePipeline accepts at most {MAX_VARIABLES} variables"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (index, variable) in variables.iter().enumerate() {
+        let path = format!("variables[{index}]");
+        let name = &variable.name;
+        let valid = !name.is_empty()
+            && name.len() <= MAX_VARIABLE_NAME
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@-_".contains(c));
+        if !is_unknown(name) && !valid {
+            failures.push(
+                format!("{path}.name"),
+                format!("`{name}` is not a variable name; use 1 to {MAX_VARIABLE_NAME} of A-Z a-z 0-9 @ - _"),
+            );
+        }
+        if !seen.insert(name.as_str()) {
+            failures.push(
+                format!("{path}.name"),
+                format!("`{name}` is declared twice; declare each variable once"),
+            );
+        }
+        let value = &variable.default_value;
+        if value.is_empty() || value.chars().count() > MAX_VARIABLE_VALUE {
+            failures.push(
+                format!("{path}.defaultValue"),
+                format!("use 1 to {MAX_VARIABLE_VALUE} characters: executions started by a push or the schedule take the default"),
+            );
+        }
+        // Never echo the value: it may be a credential.
+        if let Some(problem) = credentials::plaintext_variable_problem(name, value) {
+            failures.push(
+                format!("{path}.defaultValue"),
+                format!("{problem}, and pipeline variables are plain text to whoever can start or read the pipeline; pass credentials to builds by Secrets Manager reference"),
+            );
+        }
+        if variable
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_VARIABLE_DESCRIPTION)
+        {
+            failures.push(
+                format!("{path}.description"),
+                format!("use at most {MAX_VARIABLE_DESCRIPTION} characters"),
+            );
         }
     }
 }
@@ -683,27 +803,38 @@ fn action_declaration(action: &Action, home_region: &str) -> Result<ActionDeclar
 fn trigger_declarations(
     triggers: &[Trigger],
 ) -> Result<Vec<PipelineTriggerDeclaration>, BuildError> {
+    // An empty list is "no criterion", never "match nothing".
+    let listed = |patterns: &[String]| (!patterns.is_empty()).then(|| patterns.to_vec());
     let mut by_action: Vec<(&str, Vec<GitPushFilter>)> = Vec::new();
     for trigger in triggers {
-        let file_paths = (!trigger.include_paths.is_empty() || !trigger.exclude_paths.is_empty())
+        let filter = if trigger.on_tags() {
+            GitPushFilter::builder()
+                .tags(
+                    GitTagFilterCriteria::builder()
+                        .set_includes(listed(&trigger.tags))
+                        .set_excludes(listed(&trigger.exclude_tags))
+                        .build(),
+                )
+                .build()
+        } else {
+            let file_paths = (!trigger.include_paths.is_empty()
+                || !trigger.exclude_paths.is_empty())
             .then(|| {
                 GitFilePathFilterCriteria::builder()
-                    .set_includes(
-                        (!trigger.include_paths.is_empty()).then(|| trigger.include_paths.clone()),
-                    )
-                    .set_excludes(
-                        (!trigger.exclude_paths.is_empty()).then(|| trigger.exclude_paths.clone()),
-                    )
+                    .set_includes(listed(&trigger.include_paths))
+                    .set_excludes(listed(&trigger.exclude_paths))
                     .build()
             });
-        let filter = GitPushFilter::builder()
-            .branches(
-                GitBranchFilterCriteria::builder()
-                    .set_includes(Some(trigger.branches.clone()))
-                    .build(),
-            )
-            .set_file_paths(file_paths)
-            .build();
+            GitPushFilter::builder()
+                .branches(
+                    GitBranchFilterCriteria::builder()
+                        .set_includes(Some(trigger.branches.clone()))
+                        .set_excludes(listed(&trigger.exclude_branches))
+                        .build(),
+                )
+                .set_file_paths(file_paths)
+                .build()
+        };
         match by_action
             .iter_mut()
             .find(|(name, _)| *name == trigger.source_action_name)
@@ -774,9 +905,21 @@ pub fn declaration(
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let variables = inputs
+        .variables
+        .iter()
+        .map(|v| {
+            PipelineVariableDeclaration::builder()
+                .name(&v.name)
+                .default_value(&v.default_value)
+                .set_description(v.description.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     builder
         .set_stages(Some(stages))
         .set_triggers(Some(trigger_declarations(&inputs.triggers)?))
+        .set_variables((!variables.is_empty()).then_some(variables))
         .build()
 }
 
@@ -842,16 +985,20 @@ fn trigger_inputs(
     source_action_name: &str,
     branches: Option<&GitBranchFilterCriteria>,
     file_paths: Option<&GitFilePathFilterCriteria>,
+    tags: Option<&GitTagFilterCriteria>,
 ) -> Trigger {
     Trigger {
         source_action_name: source_action_name.to_string(),
         branches: branches.map(|b| b.includes().to_vec()).unwrap_or_default(),
+        exclude_branches: branches.map(|b| b.excludes().to_vec()).unwrap_or_default(),
         include_paths: file_paths
             .map(|f| f.includes().to_vec())
             .unwrap_or_default(),
         exclude_paths: file_paths
             .map(|f| f.excludes().to_vec())
             .unwrap_or_default(),
+        tags: tags.map(|t| t.includes().to_vec()).unwrap_or_default(),
+        exclude_tags: tags.map(|t| t.excludes().to_vec()).unwrap_or_default(),
     }
 }
 
@@ -895,14 +1042,24 @@ pub fn live_inputs(
     let triggers = git()
         .flat_map(|git| {
             git.push().iter().map(|push| {
-                trigger_inputs(git.source_action_name(), push.branches(), push.file_paths())
+                trigger_inputs(
+                    git.source_action_name(),
+                    push.branches(),
+                    push.file_paths(),
+                    push.tags(),
+                )
             })
         })
         .collect();
     let pull_request_triggers = git()
         .flat_map(|git| {
             git.pull_request().iter().map(|pull| {
-                trigger_inputs(git.source_action_name(), pull.branches(), pull.file_paths())
+                trigger_inputs(
+                    git.source_action_name(),
+                    pull.branches(),
+                    pull.file_paths(),
+                    None,
+                )
             })
         })
         .collect();
@@ -917,7 +1074,11 @@ pub fn live_inputs(
         variables: pipeline
             .variables()
             .iter()
-            .map(|v| v.name().to_string())
+            .map(|v| Variable {
+                name: v.name().to_string(),
+                default_value: v.default_value().unwrap_or_default().to_string(),
+                description: v.description().map(str::to_string),
+            })
             .collect(),
         // CodePipeline runs executions SUPERSEDED when no mode is declared.
         execution_mode: pipeline
@@ -990,12 +1151,7 @@ impl CustomResource for Pipeline {
                 "pull requests cannot start the pipeline: their code would run with the build's role and secrets before anyone reviewed it; remove the setting (the pipeline starts on push)",
             );
         }
-        if !news.variables.is_empty() {
-            failures.push(
-                "variables",
-                "the pipeline declares no variables: its actions take no values from whoever starts an execution; remove the setting",
-            );
-        }
+        check_variables(&news.variables, failures);
         let mode = &news.execution_mode;
         if !is_unknown(mode) && !EXECUTION_MODES.contains(&mode.as_str()) {
             failures.push(
@@ -1181,9 +1337,7 @@ pub(crate) mod tests {
     use crate::aws::{AwsContext, Endpoints};
     use crate::resource::{CheckFailure, Lifecycle};
     use crate::tags;
-    use aws_sdk_codepipeline::types::{
-        GitPullRequestEventType, GitPullRequestFilter, PipelineVariableDeclaration,
-    };
+    use aws_sdk_codepipeline::types::{GitPullRequestEventType, GitPullRequestFilter};
 
     const HOME: &str = "eu-west-1";
     const KEY: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -1262,12 +1416,7 @@ pub(crate) mod tests {
                 stage("Source", vec![source()]),
                 stage("Build", vec![build()]),
             ],
-            triggers: vec![Trigger {
-                source_action_name: "Source".into(),
-                branches: vec!["main".into()],
-                include_paths: Vec::new(),
-                exclude_paths: Vec::new(),
-            }],
+            triggers: vec![Trigger::on_branches("Source", vec!["main".into()])],
             pull_request_triggers: Vec::new(),
             variables: Vec::new(),
             execution_mode: "QUEUED".into(),
@@ -1403,15 +1552,35 @@ pub(crate) mod tests {
     fn triggers_are_push_filters_on_the_source_action() {
         let mut inputs = inputs();
         inputs.triggers.push(Trigger {
-            source_action_name: "Source".into(),
-            branches: vec!["release/*".into()],
+            exclude_branches: vec!["release/old-*".into()],
             include_paths: vec!["src/**".into()],
-            exclude_paths: Vec::new(),
+            ..Trigger::on_branches("Source", vec!["release/*".into()])
+        });
+        inputs.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            exclude_tags: vec!["v*-rc*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
         });
         let declaration = declaration("p", HOME, &inputs, None).unwrap();
         let [trigger] = declaration.triggers() else {
             panic!("one trigger per source action")
         };
+        let push = trigger.git_configuration().unwrap().push();
+        assert_eq!(push.len(), 3);
+        assert_eq!(
+            push[1].branches().unwrap().excludes(),
+            ["release/old-*".to_string()]
+        );
+        // A tag filter carries no branch or path criterion.
+        let tags = push[2].tags().unwrap();
+        assert_eq!(
+            (tags.includes(), tags.excludes()),
+            (&["v*".to_string()][..], &["v*-rc*".to_string()][..])
+        );
+        assert!(push[2].branches().is_none() && push[2].file_paths().is_none());
+        // And reads back as the inputs it came from.
+        let live = live_inputs(&declaration, HOME, &inputs);
+        assert_eq!(live.triggers, inputs.triggers);
         assert_eq!(
             *trigger.provider_type(),
             PipelineTriggerProviderType::CodeStarSourceConnection
@@ -1480,7 +1649,14 @@ pub(crate) mod tests {
             )
             .build()]);
         let live = live_inputs(&declaration, HOME, &desired);
-        assert_eq!(live.variables, vec!["TARGET"]);
+        assert_eq!(
+            live.variables,
+            vec![Variable {
+                name: "TARGET".into(),
+                default_value: "prod".into(),
+                description: None
+            }]
+        );
         assert_eq!(live.triggers, desired.triggers);
         assert_eq!(live.pull_request_triggers.len(), 1);
         assert_eq!(live.pull_request_triggers[0].branches, vec!["feature/*"]);
@@ -1495,11 +1671,89 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn pull_request_triggers_and_variables_are_rejected() {
+    fn pull_request_triggers_are_rejected() {
         let mut news = inputs();
         news.pull_request_triggers = news.triggers.clone();
-        news.variables = vec!["TARGET".into()];
-        assert_eq!(properties(news), vec!["pullRequestTriggers", "variables"]);
+        assert_eq!(properties(news), vec!["pullRequestTriggers"]);
+    }
+
+    fn variable(name: &str, default_value: &str) -> Variable {
+        Variable {
+            name: name.into(),
+            default_value: default_value.into(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn variables_are_declared_with_their_defaults_and_read_back() {
+        let mut desired = check_with_aws(inputs()).unwrap();
+        desired.variables = vec![
+            Variable {
+                description: Some("Which fleet the deployment targets".into()),
+                ..variable("DEPLOY_TARGET", "blue")
+            },
+            variable("LOG_LEVEL", "info"),
+        ];
+        let name = desired.pipeline_name.clone().unwrap();
+        let declaration = declaration(&name, HOME, &desired, Some(1)).unwrap();
+        let declared: Vec<(&str, Option<&str>, Option<&str>)> = declaration
+            .variables()
+            .iter()
+            .map(|v| (v.name(), v.default_value(), v.description()))
+            .collect();
+        assert_eq!(
+            declared,
+            vec![
+                (
+                    "DEPLOY_TARGET",
+                    Some("blue"),
+                    Some("Which fleet the deployment targets")
+                ),
+                ("LOG_LEVEL", Some("info"), None)
+            ]
+        );
+        assert_eq!(live_inputs(&declaration, HOME, &desired), desired);
+    }
+
+    #[test]
+    fn variables_follow_codepipelines_limits_and_never_hold_credentials() {
+        let mut news = inputs();
+        news.variables = vec![
+            variable("bad name", ""),
+            variable("TARGET", "a"),
+            variable("TARGET", &"x".repeat(1001)),
+            variable("GITHUB_TOKEN", "abc"),
+            variable("NOTE", "ghp_0123456789abcdefABCDEF0123456789abcd"),
+            Variable {
+                description: Some("d".repeat(201)),
+                ..variable("D", "x")
+            },
+        ];
+        let failures = check(news).unwrap_err();
+        let found: Vec<&str> = failures.iter().map(|f| f.property.as_str()).collect();
+        assert_eq!(
+            found,
+            vec![
+                "variables[0].name",
+                "variables[0].defaultValue",
+                "variables[2].name",
+                "variables[2].defaultValue",
+                "variables[3].defaultValue",
+                "variables[4].defaultValue",
+                "variables[5].description",
+            ]
+        );
+        // The credential itself is never echoed.
+        assert!(failures.iter().all(|f| !f.reason.contains("ghp_")));
+        assert!(
+            failures[5].reason.contains("a GitHub token"),
+            "{}",
+            failures[5].reason
+        );
+        let mut news = inputs();
+        news.variables = (0..51).map(|i| variable(&format!("V{i}"), "x")).collect();
+        assert_eq!(properties(news), vec!["variables"]);
     }
 
     #[test]
@@ -1634,6 +1888,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_filter_is_on_branches_or_on_tags() {
+        let mut news = inputs();
+        news.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            ..Trigger::on_branches("Source", vec!["main".into()])
+        });
+        news.triggers.push(Trigger {
+            exclude_tags: vec!["v0*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
+        });
+        assert_eq!(
+            properties(news),
+            vec!["triggers[1].tags", "triggers[2].tags"]
+        );
+        let mut news = inputs();
+        news.triggers.push(Trigger {
+            tags: vec!["v*".into()],
+            ..Trigger::on_branches("Source", Vec::new())
+        });
+        assert!(check(news).is_ok());
+    }
+
+    #[test]
     fn stores_follow_regions() {
         let mut news = cross_region();
         news.artifact_stores.remove("us-east-1");
@@ -1678,12 +1955,8 @@ pub(crate) mod tests {
 
     #[test]
     fn triggers_of_one_action_are_grouped_in_order() {
-        let trigger = |action: &str, branch: &str| Trigger {
-            source_action_name: action.into(),
-            branches: vec![branch.into()],
-            include_paths: Vec::new(),
-            exclude_paths: Vec::new(),
-        };
+        let trigger =
+            |action: &str, branch: &str| Trigger::on_branches(action, vec![branch.into()]);
         let grouped = group_triggers(vec![
             trigger("A", "1"),
             trigger("B", "2"),

@@ -529,15 +529,18 @@ func (in *executionModePtr) ToExecutionModePtrOutputWithContext(ctx context.Cont
 	return pulumi.ToOutputWithContext(ctx, in).(ExecutionModePtrOutput)
 }
 
-// Pipeline execution states.
+// Events that notify: pipeline execution states, and failures of a
+// stage or an action.
 type NotificationEvent string
 
 const (
-	NotificationEventFAILED     = NotificationEvent("FAILED")
-	NotificationEventSUCCEEDED  = NotificationEvent("SUCCEEDED")
-	NotificationEventCANCELED   = NotificationEvent("CANCELED")
-	NotificationEventSUPERSEDED = NotificationEvent("SUPERSEDED")
-	NotificationEventSTARTED    = NotificationEvent("STARTED")
+	NotificationEventFAILED         = NotificationEvent("FAILED")
+	NotificationEventSUCCEEDED      = NotificationEvent("SUCCEEDED")
+	NotificationEventCANCELED       = NotificationEvent("CANCELED")
+	NotificationEventSUPERSEDED     = NotificationEvent("SUPERSEDED")
+	NotificationEventSTARTED        = NotificationEvent("STARTED")
+	NotificationEvent_STAGE_FAILED  = NotificationEvent("STAGE_FAILED")
+	NotificationEvent_ACTION_FAILED = NotificationEvent("ACTION_FAILED")
 )
 
 func (NotificationEvent) ElementType() reflect.Type {
@@ -667,6 +670,8 @@ func (o NotificationEventPtrOutput) ToStringPtrOutputWithContext(ctx context.Con
 //	NotificationEventCANCELED
 //	NotificationEventSUPERSEDED
 //	NotificationEventSTARTED
+//	NotificationEvent_STAGE_FAILED
+//	NotificationEvent_ACTION_FAILED
 type NotificationEventInput interface {
 	pulumi.Input
 

@@ -726,7 +726,10 @@ func (o EnvironmentVariableMapOutput) MapIndex(k pulumi.StringInput) Environment
 type Notifications struct {
 	// Email addresses to subscribe. Each must confirm the subscription.
 	Emails []string `pulumi:"emails"`
-	// Execution states that notify. Default FAILED.
+	// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+	// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+	// stage) or a failed action (ACTION_FAILED, naming the action).
+	// Default FAILED. Approvals always notify when they start waiting.
 	Events []NotificationEvent `pulumi:"events"`
 }
 
@@ -745,7 +748,10 @@ type NotificationsInput interface {
 type NotificationsArgs struct {
 	// Email addresses to subscribe. Each must confirm the subscription.
 	Emails pulumi.StringArrayInput `pulumi:"emails"`
-	// Execution states that notify. Default FAILED.
+	// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+	// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+	// stage) or a failed action (ACTION_FAILED, naming the action).
+	// Default FAILED. Approvals always notify when they start waiting.
 	Events NotificationEventArrayInput `pulumi:"events"`
 }
 
@@ -832,7 +838,10 @@ func (o NotificationsOutput) Emails() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Notifications) []string { return v.Emails }).(pulumi.StringArrayOutput)
 }
 
-// Execution states that notify. Default FAILED.
+// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+// stage) or a failed action (ACTION_FAILED, naming the action).
+// Default FAILED. Approvals always notify when they start waiting.
 func (o NotificationsOutput) Events() NotificationEventArrayOutput {
 	return o.ApplyT(func(v Notifications) []NotificationEvent { return v.Events }).(NotificationEventArrayOutput)
 }
@@ -871,7 +880,10 @@ func (o NotificationsPtrOutput) Emails() pulumi.StringArrayOutput {
 	}).(pulumi.StringArrayOutput)
 }
 
-// Execution states that notify. Default FAILED.
+// What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+// SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+// stage) or a failed action (ACTION_FAILED, naming the action).
+// Default FAILED. Approvals always notify when they start waiting.
 func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 	return o.ApplyT(func(v *Notifications) []NotificationEvent {
 		if v == nil {
@@ -879,6 +891,127 @@ func (o NotificationsPtrOutput) Events() NotificationEventArrayOutput {
 		}
 		return v.Events
 	}).(NotificationEventArrayOutput)
+}
+
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariable struct {
+	// The value executions take unless their start gives another; 1 to
+	// 1000 characters. Executions started by a push or the schedule
+	// always take it. Never a credential: pass those by reference in
+	// `environment` (secretArn or parameterName).
+	DefaultValue string `pulumi:"defaultValue"`
+	// What the variable is for, shown when starting the pipeline; at most
+	// 200 characters.
+	Description *string `pulumi:"description"`
+}
+
+// PipelineVariableInput is an input type that accepts PipelineVariableArgs and PipelineVariableOutput values.
+// You can construct a concrete instance of `PipelineVariableInput` via:
+//
+//	PipelineVariableArgs{...}
+type PipelineVariableInput interface {
+	pulumi.Input
+
+	ToPipelineVariableOutput() PipelineVariableOutput
+	ToPipelineVariableOutputWithContext(context.Context) PipelineVariableOutput
+}
+
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariableArgs struct {
+	// The value executions take unless their start gives another; 1 to
+	// 1000 characters. Executions started by a push or the schedule
+	// always take it. Never a credential: pass those by reference in
+	// `environment` (secretArn or parameterName).
+	DefaultValue pulumi.StringInput `pulumi:"defaultValue"`
+	// What the variable is for, shown when starting the pipeline; at most
+	// 200 characters.
+	Description pulumi.StringPtrInput `pulumi:"description"`
+}
+
+func (PipelineVariableArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*PipelineVariable)(nil)).Elem()
+}
+
+func (i PipelineVariableArgs) ToPipelineVariableOutput() PipelineVariableOutput {
+	return i.ToPipelineVariableOutputWithContext(context.Background())
+}
+
+func (i PipelineVariableArgs) ToPipelineVariableOutputWithContext(ctx context.Context) PipelineVariableOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PipelineVariableOutput)
+}
+
+// PipelineVariableMapInput is an input type that accepts PipelineVariableMap and PipelineVariableMapOutput values.
+// You can construct a concrete instance of `PipelineVariableMapInput` via:
+//
+//	PipelineVariableMap{ "key": PipelineVariableArgs{...} }
+type PipelineVariableMapInput interface {
+	pulumi.Input
+
+	ToPipelineVariableMapOutput() PipelineVariableMapOutput
+	ToPipelineVariableMapOutputWithContext(context.Context) PipelineVariableMapOutput
+}
+
+type PipelineVariableMap map[string]PipelineVariableInput
+
+func (PipelineVariableMap) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]PipelineVariable)(nil)).Elem()
+}
+
+func (i PipelineVariableMap) ToPipelineVariableMapOutput() PipelineVariableMapOutput {
+	return i.ToPipelineVariableMapOutputWithContext(context.Background())
+}
+
+func (i PipelineVariableMap) ToPipelineVariableMapOutputWithContext(ctx context.Context) PipelineVariableMapOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(PipelineVariableMapOutput)
+}
+
+// A pipeline variable: a plain, non-secret value each execution resolves.
+type PipelineVariableOutput struct{ *pulumi.OutputState }
+
+func (PipelineVariableOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*PipelineVariable)(nil)).Elem()
+}
+
+func (o PipelineVariableOutput) ToPipelineVariableOutput() PipelineVariableOutput {
+	return o
+}
+
+func (o PipelineVariableOutput) ToPipelineVariableOutputWithContext(ctx context.Context) PipelineVariableOutput {
+	return o
+}
+
+// The value executions take unless their start gives another; 1 to
+// 1000 characters. Executions started by a push or the schedule
+// always take it. Never a credential: pass those by reference in
+// `environment` (secretArn or parameterName).
+func (o PipelineVariableOutput) DefaultValue() pulumi.StringOutput {
+	return o.ApplyT(func(v PipelineVariable) string { return v.DefaultValue }).(pulumi.StringOutput)
+}
+
+// What the variable is for, shown when starting the pipeline; at most
+// 200 characters.
+func (o PipelineVariableOutput) Description() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v PipelineVariable) *string { return v.Description }).(pulumi.StringPtrOutput)
+}
+
+type PipelineVariableMapOutput struct{ *pulumi.OutputState }
+
+func (PipelineVariableMapOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*map[string]PipelineVariable)(nil)).Elem()
+}
+
+func (o PipelineVariableMapOutput) ToPipelineVariableMapOutput() PipelineVariableMapOutput {
+	return o
+}
+
+func (o PipelineVariableMapOutput) ToPipelineVariableMapOutputWithContext(ctx context.Context) PipelineVariableMapOutput {
+	return o
+}
+
+func (o PipelineVariableMapOutput) MapIndex(k pulumi.StringInput) PipelineVariableOutput {
+	return pulumi.All(o, k).ApplyT(func(vs []interface{}) PipelineVariable {
+		return vs[0].(map[string]PipelineVariable)[vs[1].(string)]
+	}).(PipelineVariableOutput)
 }
 
 // Who a Pulumi stage logs in to Pulumi Cloud as, through OIDC token
@@ -1522,21 +1655,39 @@ func (o PulumiDeploymentPtrOutput) WorkDir() pulumi.StringPtrOutput {
 
 // The source repository, reached through a CodeConnections connection.
 type Source struct {
-	// The branch that triggers the pipeline on push. Default `main`.
+	// The branch the source reads when the pipeline is started by hand or
+	// by the schedule; a push to it always starts the pipeline. Default
+	// `main`.
 	Branch *string `pulumi:"branch"`
+	// More branches whose pushes start the pipeline, as glob patterns
+	// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+	// With `branch`, at most 8.
+	Branches []string `pulumi:"branches"`
 	// Reuse an existing connection instead of creating one. Its ARN is
 	// checked against the caller's partition, account and region.
 	ConnectionArn *string `pulumi:"connectionArn"`
-	// Pushes touching only these paths (glob patterns) do not start it.
+	// Branches (glob patterns) whose pushes never start the pipeline, even
+	// when `branches` matches them. They may not exclude `branch`.
+	ExcludeBranches []string `pulumi:"excludeBranches"`
+	// Branch pushes touching only these paths (glob patterns) do not
+	// start it.
 	ExcludePaths []string `pulumi:"excludePaths"`
+	// Tags (glob patterns) whose pushes never start the pipeline, even
+	// when `tags` matches them (`*-rc*`). Needs `tags`.
+	ExcludeTags []string `pulumi:"excludeTags"`
 	// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
 	HostArn *string `pulumi:"hostArn"`
-	// Only pushes touching these paths (glob patterns) start the pipeline.
+	// Only branch pushes touching these paths (glob patterns) start the
+	// pipeline.
 	IncludePaths []string `pulumi:"includePaths"`
 	// The repository host. Default GitHub.
 	Provider *SourceProvider `pulumi:"provider"`
 	// The full repository id, `owner/repo`.
 	Repository string `pulumi:"repository"`
+	// Releases: pushing a git tag matching one of these glob patterns
+	// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+	// Path filters do not apply to tag pushes. At most 8.
+	Tags []string `pulumi:"tags"`
 }
 
 // SourceInput is an input type that accepts SourceArgs and SourceOutput values.
@@ -1552,21 +1703,39 @@ type SourceInput interface {
 
 // The source repository, reached through a CodeConnections connection.
 type SourceArgs struct {
-	// The branch that triggers the pipeline on push. Default `main`.
+	// The branch the source reads when the pipeline is started by hand or
+	// by the schedule; a push to it always starts the pipeline. Default
+	// `main`.
 	Branch pulumi.StringPtrInput `pulumi:"branch"`
+	// More branches whose pushes start the pipeline, as glob patterns
+	// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+	// With `branch`, at most 8.
+	Branches pulumi.StringArrayInput `pulumi:"branches"`
 	// Reuse an existing connection instead of creating one. Its ARN is
 	// checked against the caller's partition, account and region.
 	ConnectionArn pulumi.StringPtrInput `pulumi:"connectionArn"`
-	// Pushes touching only these paths (glob patterns) do not start it.
+	// Branches (glob patterns) whose pushes never start the pipeline, even
+	// when `branches` matches them. They may not exclude `branch`.
+	ExcludeBranches pulumi.StringArrayInput `pulumi:"excludeBranches"`
+	// Branch pushes touching only these paths (glob patterns) do not
+	// start it.
 	ExcludePaths pulumi.StringArrayInput `pulumi:"excludePaths"`
+	// Tags (glob patterns) whose pushes never start the pipeline, even
+	// when `tags` matches them (`*-rc*`). Needs `tags`.
+	ExcludeTags pulumi.StringArrayInput `pulumi:"excludeTags"`
 	// The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
 	HostArn pulumi.StringPtrInput `pulumi:"hostArn"`
-	// Only pushes touching these paths (glob patterns) start the pipeline.
+	// Only branch pushes touching these paths (glob patterns) start the
+	// pipeline.
 	IncludePaths pulumi.StringArrayInput `pulumi:"includePaths"`
 	// The repository host. Default GitHub.
 	Provider SourceProviderPtrInput `pulumi:"provider"`
 	// The full repository id, `owner/repo`.
 	Repository pulumi.StringInput `pulumi:"repository"`
+	// Releases: pushing a git tag matching one of these glob patterns
+	// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+	// Path filters do not apply to tag pushes. At most 8.
+	Tags pulumi.StringArrayInput `pulumi:"tags"`
 }
 
 func (SourceArgs) ElementType() reflect.Type {
@@ -1596,9 +1765,18 @@ func (o SourceOutput) ToSourceOutputWithContext(ctx context.Context) SourceOutpu
 	return o
 }
 
-// The branch that triggers the pipeline on push. Default `main`.
+// The branch the source reads when the pipeline is started by hand or
+// by the schedule; a push to it always starts the pipeline. Default
+// `main`.
 func (o SourceOutput) Branch() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.Branch }).(pulumi.StringPtrOutput)
+}
+
+// More branches whose pushes start the pipeline, as glob patterns
+// (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+// With `branch`, at most 8.
+func (o SourceOutput) Branches() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.Branches }).(pulumi.StringArrayOutput)
 }
 
 // Reuse an existing connection instead of creating one. Its ARN is
@@ -1607,9 +1785,22 @@ func (o SourceOutput) ConnectionArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.ConnectionArn }).(pulumi.StringPtrOutput)
 }
 
-// Pushes touching only these paths (glob patterns) do not start it.
+// Branches (glob patterns) whose pushes never start the pipeline, even
+// when `branches` matches them. They may not exclude `branch`.
+func (o SourceOutput) ExcludeBranches() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.ExcludeBranches }).(pulumi.StringArrayOutput)
+}
+
+// Branch pushes touching only these paths (glob patterns) do not
+// start it.
 func (o SourceOutput) ExcludePaths() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Source) []string { return v.ExcludePaths }).(pulumi.StringArrayOutput)
+}
+
+// Tags (glob patterns) whose pushes never start the pipeline, even
+// when `tags` matches them (`*-rc*`). Needs `tags`.
+func (o SourceOutput) ExcludeTags() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.ExcludeTags }).(pulumi.StringArrayOutput)
 }
 
 // The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
@@ -1617,7 +1808,8 @@ func (o SourceOutput) HostArn() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Source) *string { return v.HostArn }).(pulumi.StringPtrOutput)
 }
 
-// Only pushes touching these paths (glob patterns) start the pipeline.
+// Only branch pushes touching these paths (glob patterns) start the
+// pipeline.
 func (o SourceOutput) IncludePaths() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Source) []string { return v.IncludePaths }).(pulumi.StringArrayOutput)
 }
@@ -1632,6 +1824,13 @@ func (o SourceOutput) Repository() pulumi.StringOutput {
 	return o.ApplyT(func(v Source) string { return v.Repository }).(pulumi.StringOutput)
 }
 
+// Releases: pushing a git tag matching one of these glob patterns
+// (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+// Path filters do not apply to tag pushes. At most 8.
+func (o SourceOutput) Tags() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Source) []string { return v.Tags }).(pulumi.StringArrayOutput)
+}
+
 func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*AssumeRoleInput)(nil)).Elem(), AssumeRoleArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*AssumeRolePtrInput)(nil)).Elem(), AssumeRoleArgs{})
@@ -1642,6 +1841,8 @@ func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*EnvironmentVariableMapInput)(nil)).Elem(), EnvironmentVariableMap{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsInput)(nil)).Elem(), NotificationsArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsPtrInput)(nil)).Elem(), NotificationsArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PipelineVariableInput)(nil)).Elem(), PipelineVariableArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*PipelineVariableMapInput)(nil)).Elem(), PipelineVariableMap{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcInput)(nil)).Elem(), PulumiCloudOidcArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiCloudOidcPtrInput)(nil)).Elem(), PulumiCloudOidcArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PulumiDeploymentInput)(nil)).Elem(), PulumiDeploymentArgs{})
@@ -1656,6 +1857,8 @@ func init() {
 	pulumi.RegisterOutputType(EnvironmentVariableMapOutput{})
 	pulumi.RegisterOutputType(NotificationsOutput{})
 	pulumi.RegisterOutputType(NotificationsPtrOutput{})
+	pulumi.RegisterOutputType(PipelineVariableOutput{})
+	pulumi.RegisterOutputType(PipelineVariableMapOutput{})
 	pulumi.RegisterOutputType(PulumiCloudOidcOutput{})
 	pulumi.RegisterOutputType(PulumiCloudOidcPtrOutput{})
 	pulumi.RegisterOutputType(PulumiDeploymentOutput{})

@@ -102,6 +102,15 @@ type securePipelineArgs struct {
 	// Tags added to every taggable resource, next to `ManagedBy` and the
 	// pipeline name.
 	Tags map[string]string `pulumi:"tags"`
+	// Pipeline variables by name: values each execution takes from its
+	// default or from the value its start gives (`aws codepipeline
+	// start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+	// Every build and deployment action gets each one as an environment
+	// variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+	// text: names and values that look like credentials are rejected, and
+	// names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+	// nor repeat a name of an `environment`. At most 50.
+	Variables map[string]PipelineVariable `pulumi:"variables"`
 }
 
 // The set of arguments for constructing a SecurePipeline resource.
@@ -134,6 +143,15 @@ type SecurePipelineArgs struct {
 	// Tags added to every taggable resource, next to `ManagedBy` and the
 	// pipeline name.
 	Tags pulumi.StringMapInput
+	// Pipeline variables by name: values each execution takes from its
+	// default or from the value its start gives (`aws codepipeline
+	// start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+	// Every build and deployment action gets each one as an environment
+	// variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+	// text: names and values that look like credentials are rejected, and
+	// names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+	// nor repeat a name of an `environment`. At most 50.
+	Variables PipelineVariableMapInput
 }
 
 func (SecurePipelineArgs) ElementType() reflect.Type {

@@ -179,9 +179,30 @@ export interface NotificationsArgs {
      */
     emails?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
-     * Execution states that notify. Default FAILED.
+     * What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+     * SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+     * stage) or a failed action (ACTION_FAILED, naming the action).
+     * Default FAILED. Approvals always notify when they start waiting.
      */
     events?: pulumi.Input<pulumi.Input<enums.NotificationEvent>[] | undefined>;
+}
+
+/**
+ * A pipeline variable: a plain, non-secret value each execution resolves.
+ */
+export interface PipelineVariableArgs {
+    /**
+     * The value executions take unless their start gives another; 1 to
+     * 1000 characters. Executions started by a push or the schedule
+     * always take it. Never a credential: pass those by reference in
+     * `environment` (secretArn or parameterName).
+     */
+    defaultValue: pulumi.Input<string>;
+    /**
+     * What the variable is for, shown when starting the pipeline; at most
+     * 200 characters.
+     */
+    description?: pulumi.Input<string | undefined>;
 }
 
 /**
@@ -289,24 +310,44 @@ export interface PulumiDeploymentArgs {
  */
 export interface SourceArgs {
     /**
-     * The branch that triggers the pipeline on push. Default `main`.
+     * The branch the source reads when the pipeline is started by hand or
+     * by the schedule; a push to it always starts the pipeline. Default
+     * `main`.
      */
     branch?: pulumi.Input<string | undefined>;
+    /**
+     * More branches whose pushes start the pipeline, as glob patterns
+     * (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+     * With `branch`, at most 8.
+     */
+    branches?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
      * Reuse an existing connection instead of creating one. Its ARN is
      * checked against the caller's partition, account and region.
      */
     connectionArn?: pulumi.Input<string | undefined>;
     /**
-     * Pushes touching only these paths (glob patterns) do not start it.
+     * Branches (glob patterns) whose pushes never start the pipeline, even
+     * when `branches` matches them. They may not exclude `branch`.
+     */
+    excludeBranches?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
+     * Branch pushes touching only these paths (glob patterns) do not
+     * start it.
      */
     excludePaths?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
+     * Tags (glob patterns) whose pushes never start the pipeline, even
+     * when `tags` matches them (`*-rc*`). Needs `tags`.
+     */
+    excludeTags?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
      * The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
      */
     hostArn?: pulumi.Input<string | undefined>;
     /**
-     * Only pushes touching these paths (glob patterns) start the pipeline.
+     * Only branch pushes touching these paths (glob patterns) start the
+     * pipeline.
      */
     includePaths?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**
@@ -317,4 +358,10 @@ export interface SourceArgs {
      * The full repository id, `owner/repo`.
      */
     repository: pulumi.Input<string>;
+    /**
+     * Releases: pushing a git tag matching one of these glob patterns
+     * (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+     * Path filters do not apply to tag pushes. At most 8.
+     */
+    tags?: pulumi.Input<pulumi.Input<string>[] | undefined>;
 }

@@ -78,13 +78,16 @@ class ExecutionMode(_builtins.str, Enum):
 @pulumi.type_token("securepipeline:index:NotificationEvent")
 class NotificationEvent(_builtins.str, Enum):
     """
-    Pipeline execution states.
+    Events that notify: pipeline execution states, and failures of a
+    stage or an action.
     """
     FAILED = "FAILED"
     SUCCEEDED = "SUCCEEDED"
     CANCELED = "CANCELED"
     SUPERSEDED = "SUPERSEDED"
     STARTED = "STARTED"
+    STAG_E_FAILED = "STAGE_FAILED"
+    ACTIO_N_FAILED = "ACTION_FAILED"
 
 
 @pulumi.type_token("securepipeline:index:SourceProvider")

@@ -26,6 +26,8 @@ __all__ = [
     'EnvironmentVariableArgsDict',
     'NotificationsArgs',
     'NotificationsArgsDict',
+    'PipelineVariableArgs',
+    'PipelineVariableArgsDict',
     'PulumiCloudOidcArgs',
     'PulumiCloudOidcArgsDict',
     'PulumiDeploymentArgs',
@@ -756,7 +758,10 @@ class NotificationsArgsDict(TypedDict):
     """
     events: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]]
     """
-    Execution states that notify. Default FAILED.
+    What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+    SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+    stage) or a failed action (ACTION_FAILED, naming the action).
+    Default FAILED. Approvals always notify when they start waiting.
     """
 
 @pulumi.input_type
@@ -768,7 +773,10 @@ class NotificationsArgs:
         Notifications through an encrypted SNS topic.
 
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] emails: Email addresses to subscribe. Each must confirm the subscription.
-        :param pulumi.Input[Sequence[pulumi.Input['NotificationEvent']]] events: Execution states that notify. Default FAILED.
+        :param pulumi.Input[Sequence[pulumi.Input['NotificationEvent']]] events: What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+               SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+               stage) or a failed action (ACTION_FAILED, naming the action).
+               Default FAILED. Approvals always notify when they start waiting.
         """
         if emails is not None:
             pulumi.set(__self__, "emails", emails)
@@ -791,13 +799,81 @@ class NotificationsArgs:
     @pulumi.getter
     def events(self) -> pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]:
         """
-        Execution states that notify. Default FAILED.
+        What notifies: execution states (FAILED, SUCCEEDED, CANCELED,
+        SUPERSEDED, STARTED), a failed stage (STAGE_FAILED, naming the
+        stage) or a failed action (ACTION_FAILED, naming the action).
+        Default FAILED. Approvals always notify when they start waiting.
         """
         return pulumi.get(self, "events")
 
     @events.setter
     def events(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['NotificationEvent']]]]):
         pulumi.set(self, "events", value)
+
+
+class PipelineVariableArgsDict(TypedDict):
+    """
+    A pipeline variable: a plain, non-secret value each execution resolves.
+    """
+    default_value: pulumi.Input[_builtins.str]
+    """
+    The value executions take unless their start gives another; 1 to
+    1000 characters. Executions started by a push or the schedule
+    always take it. Never a credential: pass those by reference in
+    `environment` (secretArn or parameterName).
+    """
+    description: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    What the variable is for, shown when starting the pipeline; at most
+    200 characters.
+    """
+
+@pulumi.input_type
+class PipelineVariableArgs:
+    def __init__(__self__, *,
+                 default_value: pulumi.Input[_builtins.str],
+                 description: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        A pipeline variable: a plain, non-secret value each execution resolves.
+
+        :param pulumi.Input[_builtins.str] default_value: The value executions take unless their start gives another; 1 to
+               1000 characters. Executions started by a push or the schedule
+               always take it. Never a credential: pass those by reference in
+               `environment` (secretArn or parameterName).
+        :param pulumi.Input[_builtins.str] description: What the variable is for, shown when starting the pipeline; at most
+               200 characters.
+        """
+        pulumi.set(__self__, "default_value", default_value)
+        if description is not None:
+            pulumi.set(__self__, "description", description)
+
+    @_builtins.property
+    @pulumi.getter(name="defaultValue")
+    def default_value(self) -> pulumi.Input[_builtins.str]:
+        """
+        The value executions take unless their start gives another; 1 to
+        1000 characters. Executions started by a push or the schedule
+        always take it. Never a credential: pass those by reference in
+        `environment` (secretArn or parameterName).
+        """
+        return pulumi.get(self, "default_value")
+
+    @default_value.setter
+    def default_value(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "default_value", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def description(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        What the variable is for, shown when starting the pipeline; at most
+        200 characters.
+        """
+        return pulumi.get(self, "description")
+
+    @description.setter
+    def description(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "description", value)
 
 
 class PulumiCloudOidcArgsDict(TypedDict):
@@ -1225,16 +1301,35 @@ class SourceArgsDict(TypedDict):
     """
     branch: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    The branch that triggers the pipeline on push. Default `main`.
+    The branch the source reads when the pipeline is started by hand or
+    by the schedule; a push to it always starts the pipeline. Default
+    `main`.
+    """
+    branches: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    More branches whose pushes start the pipeline, as glob patterns
+    (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+    With `branch`, at most 8.
     """
     connection_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     Reuse an existing connection instead of creating one. Its ARN is
     checked against the caller's partition, account and region.
     """
+    exclude_branches: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    Branches (glob patterns) whose pushes never start the pipeline, even
+    when `branches` matches them. They may not exclude `branch`.
+    """
     exclude_paths: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
     """
-    Pushes touching only these paths (glob patterns) do not start it.
+    Branch pushes touching only these paths (glob patterns) do not
+    start it.
+    """
+    exclude_tags: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    Tags (glob patterns) whose pushes never start the pipeline, even
+    when `tags` matches them (`*-rc*`). Needs `tags`.
     """
     host_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -1242,11 +1337,18 @@ class SourceArgsDict(TypedDict):
     """
     include_paths: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
     """
-    Only pushes touching these paths (glob patterns) start the pipeline.
+    Only branch pushes touching these paths (glob patterns) start the
+    pipeline.
     """
     provider: NotRequired[pulumi.Input[Optional['SourceProvider']]]
     """
     The repository host. Default GitHub.
+    """
+    tags: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    Releases: pushing a git tag matching one of these glob patterns
+    (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+    Path filters do not apply to tag pushes. At most 8.
     """
 
 @pulumi.input_type
@@ -1254,36 +1356,62 @@ class SourceArgs:
     def __init__(__self__, *,
                  repository: pulumi.Input[_builtins.str],
                  branch: pulumi.Input[Optional[_builtins.str]] = None,
+                 branches: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  connection_arn: pulumi.Input[Optional[_builtins.str]] = None,
+                 exclude_branches: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  exclude_paths: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 exclude_tags: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  host_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  include_paths: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
-                 provider: pulumi.Input[Optional['SourceProvider']] = None):
+                 provider: pulumi.Input[Optional['SourceProvider']] = None,
+                 tags: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None):
         """
         The source repository, reached through a CodeConnections connection.
 
         :param pulumi.Input[_builtins.str] repository: The full repository id, `owner/repo`.
-        :param pulumi.Input[_builtins.str] branch: The branch that triggers the pipeline on push. Default `main`.
+        :param pulumi.Input[_builtins.str] branch: The branch the source reads when the pipeline is started by hand or
+               by the schedule; a push to it always starts the pipeline. Default
+               `main`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] branches: More branches whose pushes start the pipeline, as glob patterns
+               (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+               With `branch`, at most 8.
         :param pulumi.Input[_builtins.str] connection_arn: Reuse an existing connection instead of creating one. Its ARN is
                checked against the caller's partition, account and region.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude_paths: Pushes touching only these paths (glob patterns) do not start it.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude_branches: Branches (glob patterns) whose pushes never start the pipeline, even
+               when `branches` matches them. They may not exclude `branch`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude_paths: Branch pushes touching only these paths (glob patterns) do not
+               start it.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] exclude_tags: Tags (glob patterns) whose pushes never start the pipeline, even
+               when `tags` matches them (`*-rc*`). Needs `tags`.
         :param pulumi.Input[_builtins.str] host_arn: The host of a GitHubEnterpriseServer or GitLabSelfManaged connection.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] include_paths: Only pushes touching these paths (glob patterns) start the pipeline.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] include_paths: Only branch pushes touching these paths (glob patterns) start the
+               pipeline.
         :param pulumi.Input['SourceProvider'] provider: The repository host. Default GitHub.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] tags: Releases: pushing a git tag matching one of these glob patterns
+               (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+               Path filters do not apply to tag pushes. At most 8.
         """
         pulumi.set(__self__, "repository", repository)
         if branch is not None:
             pulumi.set(__self__, "branch", branch)
+        if branches is not None:
+            pulumi.set(__self__, "branches", branches)
         if connection_arn is not None:
             pulumi.set(__self__, "connection_arn", connection_arn)
+        if exclude_branches is not None:
+            pulumi.set(__self__, "exclude_branches", exclude_branches)
         if exclude_paths is not None:
             pulumi.set(__self__, "exclude_paths", exclude_paths)
+        if exclude_tags is not None:
+            pulumi.set(__self__, "exclude_tags", exclude_tags)
         if host_arn is not None:
             pulumi.set(__self__, "host_arn", host_arn)
         if include_paths is not None:
             pulumi.set(__self__, "include_paths", include_paths)
         if provider is not None:
             pulumi.set(__self__, "provider", provider)
+        if tags is not None:
+            pulumi.set(__self__, "tags", tags)
 
     @_builtins.property
     @pulumi.getter
@@ -1301,13 +1429,29 @@ class SourceArgs:
     @pulumi.getter
     def branch(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The branch that triggers the pipeline on push. Default `main`.
+        The branch the source reads when the pipeline is started by hand or
+        by the schedule; a push to it always starts the pipeline. Default
+        `main`.
         """
         return pulumi.get(self, "branch")
 
     @branch.setter
     def branch(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "branch", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def branches(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        More branches whose pushes start the pipeline, as glob patterns
+        (`release/*`, `hotfix/**`); the execution builds the pushed commit.
+        With `branch`, at most 8.
+        """
+        return pulumi.get(self, "branches")
+
+    @branches.setter
+    def branches(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "branches", value)
 
     @_builtins.property
     @pulumi.getter(name="connectionArn")
@@ -1323,16 +1467,43 @@ class SourceArgs:
         pulumi.set(self, "connection_arn", value)
 
     @_builtins.property
+    @pulumi.getter(name="excludeBranches")
+    def exclude_branches(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        Branches (glob patterns) whose pushes never start the pipeline, even
+        when `branches` matches them. They may not exclude `branch`.
+        """
+        return pulumi.get(self, "exclude_branches")
+
+    @exclude_branches.setter
+    def exclude_branches(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "exclude_branches", value)
+
+    @_builtins.property
     @pulumi.getter(name="excludePaths")
     def exclude_paths(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Pushes touching only these paths (glob patterns) do not start it.
+        Branch pushes touching only these paths (glob patterns) do not
+        start it.
         """
         return pulumi.get(self, "exclude_paths")
 
     @exclude_paths.setter
     def exclude_paths(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
         pulumi.set(self, "exclude_paths", value)
+
+    @_builtins.property
+    @pulumi.getter(name="excludeTags")
+    def exclude_tags(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        Tags (glob patterns) whose pushes never start the pipeline, even
+        when `tags` matches them (`*-rc*`). Needs `tags`.
+        """
+        return pulumi.get(self, "exclude_tags")
+
+    @exclude_tags.setter
+    def exclude_tags(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "exclude_tags", value)
 
     @_builtins.property
     @pulumi.getter(name="hostArn")
@@ -1350,7 +1521,8 @@ class SourceArgs:
     @pulumi.getter(name="includePaths")
     def include_paths(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Only pushes touching these paths (glob patterns) start the pipeline.
+        Only branch pushes touching these paths (glob patterns) start the
+        pipeline.
         """
         return pulumi.get(self, "include_paths")
 
@@ -1369,5 +1541,19 @@ class SourceArgs:
     @provider.setter
     def provider(self, value: pulumi.Input[Optional['SourceProvider']]):
         pulumi.set(self, "provider", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def tags(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        Releases: pushing a git tag matching one of these glob patterns
+        (`v*`, `release-[0-9]*`) starts the pipeline on the tagged commit.
+        Path filters do not apply to tag pushes. At most 8.
+        """
+        return pulumi.get(self, "tags")
+
+    @tags.setter
+    def tags(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "tags", value)
 
 

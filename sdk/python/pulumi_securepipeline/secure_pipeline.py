@@ -31,7 +31,8 @@ class SecurePipelineArgs:
                  log_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  notifications: pulumi.Input[Optional['NotificationsArgs']] = None,
                  schedule: pulumi.Input[Optional[_builtins.str]] = None,
-                 tags: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None):
+                 tags: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 variables: pulumi.Input[Optional[Mapping[str, pulumi.Input['PipelineVariableArgs']]]] = None):
         """
         The set of arguments for constructing a SecurePipeline resource.
 
@@ -52,6 +53,14 @@ class SecurePipelineArgs:
                that also starts the pipeline, through a role the component creates.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] tags: Tags added to every taggable resource, next to `ManagedBy` and the
                pipeline name.
+        :param pulumi.Input[Mapping[str, pulumi.Input['PipelineVariableArgs']]] variables: Pipeline variables by name: values each execution takes from its
+               default or from the value its start gives (`aws codepipeline
+               start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+               Every build and deployment action gets each one as an environment
+               variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+               text: names and values that look like credentials are rejected, and
+               names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+               nor repeat a name of an `environment`. At most 50.
         """
         pulumi.set(__self__, "build", build)
         pulumi.set(__self__, "source", source)
@@ -73,6 +82,8 @@ class SecurePipelineArgs:
             pulumi.set(__self__, "schedule", schedule)
         if tags is not None:
             pulumi.set(__self__, "tags", tags)
+        if variables is not None:
+            pulumi.set(__self__, "variables", variables)
 
     @_builtins.property
     @pulumi.getter
@@ -212,6 +223,25 @@ class SecurePipelineArgs:
     def tags(self, value: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]]):
         pulumi.set(self, "tags", value)
 
+    @_builtins.property
+    @pulumi.getter
+    def variables(self) -> pulumi.Input[Optional[Mapping[str, pulumi.Input['PipelineVariableArgs']]]]:
+        """
+        Pipeline variables by name: values each execution takes from its
+        default or from the value its start gives (`aws codepipeline
+        start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+        Every build and deployment action gets each one as an environment
+        variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+        text: names and values that look like credentials are rejected, and
+        names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+        nor repeat a name of an `environment`. At most 50.
+        """
+        return pulumi.get(self, "variables")
+
+    @variables.setter
+    def variables(self, value: pulumi.Input[Optional[Mapping[str, pulumi.Input['PipelineVariableArgs']]]]):
+        pulumi.set(self, "variables", value)
+
 
 @pulumi.type_token("securepipeline:index:SecurePipeline")
 class SecurePipeline(pulumi.ComponentResource):
@@ -230,6 +260,7 @@ class SecurePipeline(pulumi.ComponentResource):
                  schedule: pulumi.Input[Optional[_builtins.str]] = None,
                  source: pulumi.Input[Optional[Union['SourceArgs', 'SourceArgsDict']]] = None,
                  tags: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 variables: pulumi.Input[Optional[Mapping[str, pulumi.Input[Union['PipelineVariableArgs', 'PipelineVariableArgsDict']]]]] = None,
                  __props__=None):
         """
         A CI/CD pipeline on AWS CodePipeline (V2) and CodeBuild that is secure by
@@ -256,6 +287,14 @@ class SecurePipeline(pulumi.ComponentResource):
         :param pulumi.Input[Union['SourceArgs', 'SourceArgsDict']] source: Where the code comes from.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] tags: Tags added to every taggable resource, next to `ManagedBy` and the
                pipeline name.
+        :param pulumi.Input[Mapping[str, pulumi.Input[Union['PipelineVariableArgs', 'PipelineVariableArgsDict']]]] variables: Pipeline variables by name: values each execution takes from its
+               default or from the value its start gives (`aws codepipeline
+               start-pipeline-execution --variables name=DEPLOY_TARGET,value=green`).
+               Every build and deployment action gets each one as an environment
+               variable of the same name (`$DEPLOY_TARGET` in commands). Plain
+               text: names and values that look like credentials are rejected, and
+               names may not start with AWS_, CODEBUILD_, PULUMI_ or SECUREPIPELINE_
+               nor repeat a name of an `environment`. At most 50.
         """
         ...
     @overload
@@ -295,6 +334,7 @@ class SecurePipeline(pulumi.ComponentResource):
                  schedule: pulumi.Input[Optional[_builtins.str]] = None,
                  source: pulumi.Input[Optional[Union['SourceArgs', 'SourceArgsDict']]] = None,
                  tags: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
+                 variables: pulumi.Input[Optional[Mapping[str, pulumi.Input[Union['PipelineVariableArgs', 'PipelineVariableArgsDict']]]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -321,6 +361,7 @@ class SecurePipeline(pulumi.ComponentResource):
                 raise TypeError("Missing required property 'source'")
             __props__.__dict__["source"] = source
             __props__.__dict__["tags"] = tags
+            __props__.__dict__["variables"] = variables
             __props__.__dict__["artifact_bucket_name"] = None
             __props__.__dict__["build_project_names"] = None
             __props__.__dict__["connection_activation_url"] = None

@@ -201,6 +201,16 @@ impl Repository {
         self.git(&["rev-parse", "HEAD"]).trim().to_string()
     }
 
+    /// Tags the head (a lightweight tag, as a release script would).
+    pub fn tag(&self, name: &str) {
+        self.git(&["tag", name]);
+    }
+
+    /// Creates the branch at the head and checks it out.
+    pub fn branch(&self, name: &str) {
+        self.git(&["checkout", "--quiet", "-b", name]);
+    }
+
     fn git(&self, args: &[&str]) -> String {
         let output = run(
             Command::new("git")
@@ -344,6 +354,17 @@ impl Emulator {
             "POST",
             "/_emulator/repositories/push",
             json!({"fullRepositoryId": repository.full_id, "branch": branch}),
+        );
+        serde_json::from_value(answer.clone())
+            .unwrap_or_else(|err| panic!("push answer {answer}: {err}"))
+    }
+
+    /// A push of the tag `tag`: the pipelines whose tag filters match start.
+    pub fn push_tag(&self, repository: &Repository, tag: &str) -> Push {
+        let answer = self.admin_ok(
+            "POST",
+            "/_emulator/repositories/push",
+            json!({"fullRepositoryId": repository.full_id, "tag": tag}),
         );
         serde_json::from_value(answer.clone())
             .unwrap_or_else(|err| panic!("push answer {answer}: {err}"))

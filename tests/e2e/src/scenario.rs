@@ -215,7 +215,7 @@ pub struct World {
     pub clients: Clients,
     pub fixtures: Fixtures,
     pub outputs: Json,
-    _stack: Stack,
+    pub stack: Stack,
 }
 
 impl World {
@@ -241,7 +241,7 @@ impl World {
             clients,
             fixtures,
             outputs,
-            _stack: stack,
+            stack,
         }
     }
 

@@ -95,6 +95,20 @@ def test_a_tag_filter_never_matches_a_branch_push() -> None:
     assert not decide(pipeline([{"tags": {"includes": ["v*"]}}]), push("main", "a")).starts
 
 
+def test_a_tag_push_matches_only_tag_criteria_with_excludes_winning() -> None:
+    declaration = pipeline([
+        {"branches": {"includes": ["**"]}},
+        {"tags": {"includes": ["v*"], "excludes": ["v*-rc*"]}},
+    ])
+    assert decide(declaration, Push("org/app", "", "c", (), tag="v1.2.0")).starts
+    decision = decide(declaration, Push("org/app", "", "c", (), tag="v1.2.0-rc1"))
+    assert not decision.starts
+    assert "the filter matches branch pushes only" in decision.reason
+    assert "tag v1.2.0-rc1 does not match includes v* and excludes v*-rc*" in decision.reason
+    # Without triggers, a tag push never starts a pipeline.
+    assert not decide(pipeline(None, detect_changes="true"), Push("org/app", "", "c", (), tag="v1")).starts
+
+
 def test_without_a_trigger_only_detect_changes_starts_on_the_action_branch() -> None:
     assert not decide(pipeline(None), push("main", "a")).starts
     assert decide(pipeline(None, detect_changes="true"), push("main", "a")).starts

@@ -314,6 +314,8 @@ class World:
         stages: list[dict[str, Any]],
         mode: str = "QUEUED",
         push: dict[str, Any] | None = None,
+        more_pushes: list[dict[str, Any]] | None = None,
+        variables: list[dict[str, str]] | None = None,
     ) -> None:
         self.stages = stages
         declaration = {
@@ -332,11 +334,13 @@ class World:
                     "providerType": "CodeStarSourceConnection",
                     "gitConfiguration": {
                         "sourceActionName": "Source",
-                        "push": [push or {"branches": {"includes": ["main"]}}],
+                        "push": [push or {"branches": {"includes": ["main"]}}, *(more_pushes or [])],
                     },
                 }
             ],
         }
+        if variables:
+            declaration["variables"] = variables
         self.client("codepipeline").create_pipeline(pipeline=declaration)
 
     # --------------------------------------------------------- running --
@@ -521,6 +525,57 @@ def test_a_push_starts_the_pipeline_only_when_its_filters_match(world: World) ->
     assert summaries[0]["pipelineExecutionId"] == started[0]["executionId"]
     assert summaries[0]["sourceRevisions"][0]["revisionId"] == third
     assert json.loads(summaries[0]["sourceRevisions"][0]["revisionSummary"])["CommitMessage"] == "library"
+
+
+def test_release_tags_and_branch_globs_start_the_pipeline_on_the_pushed_commit(world: World) -> None:
+    world.create_pipeline(
+        [world.source_stage(), world.approval_stage()],
+        mode="PARALLEL",
+        push={"branches": {"includes": ["main", "release/*"], "excludes": ["release/old-*"]}},
+        more_pushes=[{"tags": {"includes": ["v*"], "excludes": ["v*-rc*"]}}],
+    )
+
+    def push(**ref: str) -> dict[str, Any]:
+        answer = admin(world.emulator, "POST", "repositories/push", {"fullRepositoryId": world.repository, **ref})
+        assert answer.ok, answer.text
+        return answer.json()
+
+    def source_commit(started: list[dict[str, Any]]) -> str:
+        assert [s["pipeline"] for s in started] == [world.name], started
+        source = world.action(started[0]["executionId"], "Source", "Source", "Succeeded")
+        return source["output"]["outputVariables"]["CommitId"]
+
+    # A release tag on an older commit: the execution builds the tagged commit.
+    tagged = world.repo.git("rev-parse", "HEAD")
+    world.repo.git("tag", "v1.0.0")
+    world.repo.commit({"src/next.py": "z = 3\n"}, "after the release")
+    assert source_commit(push(tag="v1.0.0")["started"]) == tagged
+    # The same tag at the same commit again carries nothing new.
+    assert push(tag="v1.0.0")["started"] == []
+    # An excluded tag and a tag no pattern includes start nothing, and say why.
+    world.repo.git("tag", "v1.1.0-rc1")
+    world.repo.git("tag", "nightly")
+    answer = push(tag="v1.1.0-rc1")
+    assert answer["started"] == []
+    assert "tag v1.1.0-rc1 does not match includes v* and excludes v*-rc*" in answer["skipped"][0]["reason"]
+    assert "the filter matches branch pushes only" in answer["skipped"][0]["reason"]
+    assert push(tag="nightly")["started"] == []
+
+    # A branch matching a glob starts it on its head; an excluded one does not.
+    world.repo.git("checkout", "-q", "-b", "release/2")
+    release = world.repo.commit({"src/r2.py": "r = 2\n"}, "release 2")
+    assert source_commit(push(branch="release/2")["started"]) == release
+    world.repo.git("checkout", "-q", "-b", "release/old-1")
+    world.repo.commit({"src/old.py": "o = 1\n"}, "old release")
+    answer = push(branch="release/old-1")
+    assert answer["started"] == []
+    assert "branch release/old-1 does not match" in answer["skipped"][0]["reason"]
+    assert "the filter matches tag pushes only" in answer["skipped"][0]["reason"]
+
+    # A push names a branch or a tag, never both.
+    both = admin(world.emulator, "POST", "repositories/push",
+                 {"fullRepositoryId": world.repository, "branch": "main", "tag": "v1.0.0"})
+    assert both.status_code == 400, both.text
 
 
 def test_started_execution_writes_the_source_encrypted_under_the_pipeline_role(world: World) -> None:
@@ -801,6 +856,50 @@ def notify_rule(world: World, name: str, topic_arn: str, states: list[str]) -> s
     return arn
 
 
+def test_one_rule_matches_failed_executions_stages_and_actions_through_or_branches(world: World) -> None:
+    world.create_pipeline([world.source_stage(), world.approval_stage()])
+    sns = world.client("sns")
+    topic = sns.create_topic(Name=f"{world.name}-notify")["TopicArn"]
+    branch = lambda kind: {  # noqa: E731
+        "detail-type": [f"CodePipeline {kind} Execution State Change"],
+        "detail": {"pipeline": [world.name], "state": ["FAILED"]},
+    }
+    pattern = {"source": ["aws.codepipeline"], "$or": [branch("Pipeline"), branch("Stage"), branch("Action")]}
+    events = world.client("events")
+    rule = events.put_rule(Name=f"{world.name}-notify", EventPattern=json.dumps(pattern))["RuleArn"]
+    events.put_targets(Rule=f"{world.name}-notify", Targets=[{"Id": "notification-topic", "Arn": topic}])
+    sns.set_topic_attributes(
+        TopicArn=topic, AttributeName="Policy",
+        AttributeValue=document(
+            {"Sid": "AllowPipelineEvents", "Effect": "Allow", "Principal": {"Service": EVENTS},
+             "Action": "sns:Publish", "Resource": topic,
+             "Condition": {"ArnEquals": {"aws:SourceArn": [rule]}, "StringEquals": {"aws:SourceAccount": ACCOUNT}}},
+        ),
+    )
+    succeeded = world.start()
+    world.decide(succeeded)
+    world.wait_status(succeeded, "Succeeded")
+    failed = world.start()
+    world.decide(failed, "Rejected")
+    world.wait_status(failed, "Failed")
+
+    def three_notices() -> list[dict[str, Any]] | None:
+        notices = [m for m in admin(world.emulator, "GET", "published").json() if m["topicArn"] == topic]
+        return notices if len(notices) >= 3 else None
+
+    notices = poll("the failure's three notices", three_notices)
+    seen = sorted(
+        (json.loads(n["message"])["detail-type"], json.loads(n["message"])["detail"].get("stage"))
+        for n in notices
+    )
+    assert seen == [
+        ("CodePipeline Action Execution State Change", "Approve"),
+        ("CodePipeline Pipeline Execution State Change", None),
+        ("CodePipeline Stage Execution State Change", "Approve"),
+    ]
+    assert all(json.loads(n["message"])["detail"]["execution-id"] == failed for n in notices)
+
+
 def test_state_changes_reach_the_topic_once_through_the_allowed_rule_only(world: World) -> None:
     world.create_pipeline([world.source_stage(), world.approval_stage()])
     sns = world.client("sns")
@@ -1044,6 +1143,64 @@ def test_codebuild_actions_pass_their_artifacts_from_stage_to_stage(world: World
     writers = {d["principal"] for d in decisions if d["action"] == "s3:PutObject" and "/BuildOutput/" in d["resource"]}
     assert writers == {f"arn:aws:sts::{ACCOUNT}:assumed-role/{build}/AWSCodeBuild-{build_id.split(':', 1)[1]}"}
     assert [d for d in decisions if not d["allowed"]] == []
+
+
+VARIABLE_SPEC = """\
+version: 0.2
+env:
+  exported-variables: [TARGET_SEEN]
+phases:
+  build:
+    commands:
+      - TARGET_SEEN="$DEPLOY_TARGET"
+artifacts:
+  files: ['src/app.py']
+"""
+
+
+def test_pipeline_variables_reach_codebuild_actions_from_defaults_and_overrides(world: World) -> None:
+    build = world.build_project("build", VARIABLE_SPEC, reads="SourceOutput", writes="BuildOutput")
+    world.grant(world.grants(projects=(build,)))
+    stage = world.build_stage("Build", build, "SourceOutput", "BuildOutput")
+    stage["actions"][0]["configuration"]["EnvironmentVariables"] = json.dumps(
+        [{"name": "DEPLOY_TARGET", "type": "PLAINTEXT", "value": "#{variables.DEPLOY_TARGET}"}]
+    )
+    world.create_pipeline(
+        [world.source_stage(), stage],
+        variables=[{"name": "DEPLOY_TARGET", "defaultValue": "blue", "description": "The fleet"}],
+    )
+    codepipeline = world.client("codepipeline")
+    declared = codepipeline.get_pipeline(name=world.name)["pipeline"]["variables"]
+    assert declared == [{"name": "DEPLOY_TARGET", "defaultValue": "blue", "description": "The fleet"}]
+
+    def seen(execution_id: str) -> str:
+        world.wait_status(execution_id, "Succeeded")
+        built = world.action(execution_id, "Build", "Build", "Succeeded")
+        return built["output"]["outputVariables"]["TARGET_SEEN"]
+
+    # Without a value at start, the default; with one, that value.
+    assert seen(world.start()) == "blue"
+    overridden = codepipeline.start_pipeline_execution(
+        name=world.name, variables=[{"name": "DEPLOY_TARGET", "value": "green"}]
+    )["pipelineExecutionId"]
+    assert seen(overridden) == "green"
+    execution = codepipeline.get_pipeline_execution(pipelineName=world.name, pipelineExecutionId=overridden)
+    assert execution["pipelineExecution"]["variables"] == [{"name": "DEPLOY_TARGET", "resolvedValue": "green"}]
+
+
+def test_an_action_using_an_undeclared_pipeline_variable_fails(world: World) -> None:
+    build = world.build_project("build", VARIABLE_SPEC, reads="SourceOutput", writes="BuildOutput")
+    world.grant(world.grants(projects=(build,)))
+    stage = world.build_stage("Build", build, "SourceOutput", "BuildOutput")
+    stage["actions"][0]["configuration"]["EnvironmentVariables"] = json.dumps(
+        [{"name": "DEPLOY_TARGET", "type": "PLAINTEXT", "value": "#{variables.MISSING}"}]
+    )
+    world.create_pipeline([world.source_stage(), stage])
+    execution_id = world.start()
+    world.wait_status(execution_id, "Failed")
+    error = world.action(execution_id, "Build", "Build", "Failed")["output"]["executionResult"]["errorDetails"]
+    assert error["code"] == "InvalidActionDeclarationException"
+    assert "variable MISSING" in error["message"]
 
 
 @pytest.mark.parametrize(

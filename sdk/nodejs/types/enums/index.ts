@@ -71,10 +71,13 @@ export const NotificationEvent = {
     CANCELED: "CANCELED",
     SUPERSEDED: "SUPERSEDED",
     STARTED: "STARTED",
+    STAGE_FAILED: "STAGE_FAILED",
+    ACTION_FAILED: "ACTION_FAILED",
 } as const;
 
 /**
- * Pipeline execution states.
+ * Events that notify: pipeline execution states, and failures of a
+ * stage or an action.
  */
 export type NotificationEvent = (typeof NotificationEvent)[keyof typeof NotificationEvent];
 

@@ -2,9 +2,10 @@
 
 - `POST repositories` registers a local git repository as the repository a
   connection reaches (`fullRepositoryId`);
-- `POST repositories/push` is a push of a branch's current head: every
-  pipeline with a connection source action on that repository decides, by
-  its push triggers, whether it starts (triggers.py);
+- `POST repositories/push` is a push of a branch's current head (`branch`)
+  or of a tag (`tag`): every pipeline with a connection source action on
+  that repository decides, by its push triggers, whether it starts
+  (triggers.py);
 - `POST schedules/fire` is a scheduled rule's time arriving: its targets
   are invoked as EventBridge invokes them (targets.py);
 - `GET published` / `POST published/reset`: messages published to SNS;
@@ -47,7 +48,12 @@ class Admin:
             return _json(runner.repositories.register(_text(body, "fullRepositoryId"), _text(body, "path")))
         if path == "repositories/push" and method == "POST":
             body = _body(environ)
-            return _json(self.push(_text(body, "fullRepositoryId"), _text(body, "branch")))
+            repository = _text(body, "fullRepositoryId")
+            if ("tag" in body) == ("branch" in body):
+                raise AwsError("ValidationException", "give exactly one of branch and tag")
+            if "tag" in body:
+                return _json(self.push(repository, tag=_text(body, "tag")))
+            return _json(self.push(repository, branch=_text(body, "branch")))
         if path == "schedules/fire" and method == "POST":
             return self.fire(_text(_body(environ), "ruleArn"))
         if path == "published" and method == "GET":
@@ -59,16 +65,21 @@ class Admin:
             return _json(runner.events.log())
         raise AwsError("NotFound", f"no admin endpoint {method} /{path}", 404)
 
-    def push(self, repository: str, branch: str) -> dict[str, Any]:
+    def push(self, repository: str, branch: str = "", tag: str = "") -> dict[str, Any]:
         runner = self.runner
-        push = runner.repositories.push(repository, branch)
+        if tag:
+            push = runner.repositories.push_tag(repository, tag)
+            pushed = f"tag {tag}"
+        else:
+            push = runner.repositories.push(repository, branch)
+            pushed = branch
         started, skipped = [], []
         for account, region, model in runner.all_pipelines():
             declaration = model.pipeline
             name = declaration["name"]
             if push is None:
                 if any(source_actions(declaration, repository)):
-                    skipped.append({"pipeline": name, "reason": f"the push of {branch} carries no new commit"})
+                    skipped.append({"pipeline": name, "reason": f"the push of {pushed} carries no new commit"})
                 continue
             decision = decide(declaration, push)
             if not decision.starts:
@@ -88,7 +99,11 @@ class Admin:
                 region,
                 name,
                 {"triggerType": "WebhookV2", "triggerDetail": action["configuration"].get("ConnectionArn", "")},
-                source_overrides={action["name"]: (branch, push.commit)},
+                # A tag's execution reads the tagged commit; the source's
+                # branch variable stays the action's own branch.
+                source_overrides={
+                    action["name"]: (branch or action["configuration"].get("BranchName", ""), push.commit)
+                },
             )
             started.append({"pipeline": name, "executionId": execution.id})
         return {"started": started, "skipped": skipped}

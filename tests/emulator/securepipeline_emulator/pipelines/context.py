@@ -7,11 +7,13 @@ and sends the action's state-change event.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..loopback import SessionCredentials
+from ..wire import AwsError
 from .model import ActionRun, Artifact, Execution
 from .store import Store
 
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from .engine import PipelineRunner
 
 JOB_FAILED = "JobFailed"
+
+# `#{variables.NAME}`: a pipeline-level variable of the execution.
+PIPELINE_VARIABLE = re.compile(r"#\{variables\.([A-Za-z0-9@\-_]+)\}")
 
 
 @dataclass
@@ -47,7 +52,25 @@ class ActionContext:
 
     @property
     def configuration(self) -> dict[str, str]:
-        return self.run.declaration.get("configuration", {})
+        """The action's configuration with the execution's pipeline
+        variables (`#{variables.NAME}`) resolved, as CodePipeline resolves
+        them before the job starts. Other namespaces pass unresolved."""
+        values = {v["name"]: v["value"] for v in self.execution.variables}
+
+        def resolve(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise AwsError(
+                    "InvalidActionDeclarationException",
+                    f"The action's configuration uses variable {name}, which pipeline "
+                    f"{self.execution.pipeline_name} does not declare",
+                )
+            return values[name]
+
+        return {
+            key: PIPELINE_VARIABLE.sub(resolve, value) if isinstance(value, str) else value
+            for key, value in self.run.declaration.get("configuration", {}).items()
+        }
 
 
 ActionHandler = Callable[[ActionContext], Outcome]

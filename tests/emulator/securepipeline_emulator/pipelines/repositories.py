@@ -2,7 +2,9 @@
 
 A test registers a directory as `my-org/my-app`; a push of a branch is then
 its current head, and the files it changes are those between that head and
-the head pushed before (or, the first time, the head's parent commit).
+the head pushed before (or, the first time, the head's parent commit). A
+push of a tag is the commit it names; pushing it again at the same commit
+carries nothing new.
 Source actions read commits from here as CodeStar Connections would fetch
 them from the provider.
 """
@@ -31,7 +33,8 @@ class Repositories:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: dict[str, Path] = {}
-        # (repository, branch) -> the head its last push carried
+        # (repository, branch) and (repository, "refs/tags/<tag>") -> the
+        # commit its last push carried
         self._pushed: dict[tuple[str, str], str] = {}
 
     def register(self, full_repository_id: str, path: str) -> dict[str, str]:
@@ -87,6 +90,21 @@ class Repositories:
             listed = _git(path, "diff", "--name-only", "--no-renames", before, head)
         files = tuple(line for line in listed.splitlines() if line)
         return Push(full_repository_id, branch, head, files)
+
+    def push_tag(self, full_repository_id: str, tag: str) -> Push | None:
+        """The push of a tag; None when it names the commit pushed before."""
+        path = self.path(full_repository_id)
+        try:
+            commit = _git(path, "rev-parse", "--verify", f"refs/tags/{tag}^{{commit}}").strip()
+        except AwsError as error:
+            raise AwsError("TagNotFound", f"Tag {tag} does not exist in {full_repository_id}", 404) from error
+        key = (full_repository_id, f"refs/tags/{tag}")
+        with self._lock:
+            before = self._pushed.get(key)
+            self._pushed[key] = commit
+        if before == commit:
+            return None
+        return Push(full_repository_id, "", commit, (), tag=tag)
 
     def commit(self, full_repository_id: str, revision: str) -> Commit:
         path = self.path(full_repository_id)

@@ -5,7 +5,9 @@ are alternatives (any one matching starts the pipeline), and within a filter
 every criterion given must match: the pushed branch against the branch
 patterns, and at least one changed file against the file-path patterns.
 Excludes take priority over includes; a criterion with excludes only matches
-everything not excluded. A filter on tags never matches a branch push.
+everything not excluded. A filter on tags never matches a branch push; a
+tag push matches only a filter with tag criteria, on the tag's name (file
+paths and branches do not apply to it).
 
 A source action with no trigger starts the pipeline on pushes to its own
 `BranchName`, unless its `DetectChanges` is `false` (the provider's
@@ -24,12 +26,18 @@ SOURCE_PROVIDER = "CodeStarSourceConnection"
 
 @dataclass(frozen=True)
 class Push:
-    """A push of `branch` to `repository`, now at `commit`."""
+    """A push of `branch` (or, with `tag` set, of that tag) to `repository`,
+    now at `commit`."""
 
     repository: str
     branch: str
     commit: str
     changed_files: tuple[str, ...]
+    tag: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"tag {self.tag}" if self.tag else f"branch {self.branch}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ def _action_reason(declaration: dict[str, Any], action: dict[str, Any], push: Pu
         configuration = action.get("configuration", {})
         if configuration.get("DetectChanges", "true").lower() == "false":
             return f"source action {name} has no trigger and does not detect changes"
+        if push.tag:
+            return f"source action {name} has no trigger, and only triggers start on tags"
         if configuration.get("BranchName") != push.branch:
             return f"source action {name} reads branch {configuration.get('BranchName')}, not {push.branch}"
         return None
@@ -94,6 +104,13 @@ def _action_reason(declaration: dict[str, Any], action: dict[str, Any], push: Pu
 
 
 def _filter_reason(push_filter: dict[str, Any], push: Push) -> str | None:
+    if push.tag:
+        tags = push_filter.get("tags")
+        if tags is None:
+            return "the filter matches branch pushes only"
+        if not criteria_match(tags, push.tag):
+            return f"tag {push.tag} does not match {_describe(tags)}"
+        return None
     if push_filter.get("tags") and not push_filter.get("branches"):
         return "the filter matches tag pushes only"
     branches = push_filter.get("branches")
