@@ -10,7 +10,7 @@
 //! looks for the resource by the ownership marker the create tagged it with.
 //! [`retry`] waits out errors that are not transient to the SDK but are to
 //! us (a just-created role or key not yet visible), with a deadline and
-//! jitter.
+//! jitter, on the [`Schedule`] their kind of error calls for.
 
 use std::time::Duration;
 
@@ -115,6 +115,70 @@ impl Backoff {
     }
 }
 
+/// How often a call refused because something just created has not
+/// propagated yet is sent again. Such a refusal costs AWS no work and ends
+/// at a moment no backoff can predict (some 5-10 s after CreateRole for a
+/// service assuming the role), so a short fixed interval notices it within
+/// half a second, where a doubling backoff would sleep seconds past it.
+/// Jittered to between half and all of it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a failed call waits before it is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// AWS refused the rate or failed: back off, doubling each time.
+    Backoff,
+    /// Something just created is not visible yet: poll at
+    /// [`POLL_INTERVAL`].
+    Poll,
+}
+
+impl Transient {
+    fn wait(self) -> Wait {
+        match self {
+            Self::Throttling | Self::ServerError => Wait::Backoff,
+            Self::Propagation { .. } => Wait::Poll,
+        }
+    }
+}
+
+/// The waits between the attempts of one call, by the kind of each error.
+/// Polls do not grow the backoff, and backoffs do not slow the polls: a
+/// call throttled once while waiting for a role keeps polling the role.
+#[derive(Debug)]
+pub struct Schedule {
+    backoff: Backoff,
+    next_backoff: Duration,
+    deadline: Instant,
+}
+
+impl Schedule {
+    pub fn new(backoff: Backoff, start: Instant) -> Self {
+        Self {
+            backoff,
+            next_backoff: backoff.first_delay,
+            deadline: start + backoff.give_up_after,
+        }
+    }
+
+    /// The longest wait (before jitter) after an error calling for `wait`
+    /// at `now`, or `None` when it would end past the deadline: then the
+    /// error is final.
+    pub fn next(&mut self, wait: Wait, now: Instant) -> Option<Duration> {
+        let delay = match wait {
+            Wait::Poll => POLL_INTERVAL,
+            Wait::Backoff => self.next_backoff,
+        };
+        if now + delay >= self.deadline {
+            return None;
+        }
+        if wait == Wait::Backoff {
+            self.next_backoff = (self.next_backoff * 2).min(self.backoff.max_delay);
+        }
+        Some(delay)
+    }
+}
+
 /// Where to report that a call is being retried.
 #[derive(Clone, Copy)]
 pub struct Progress<'a> {
@@ -156,7 +220,16 @@ where
     E: ProvideErrorMetadata,
     R: HttpResponse,
 {
-    retry_on.iter().any(|rule| match (rule, err) {
+    transient_wait(err, retry_on).is_some()
+}
+
+/// How to wait out `err`, when it is one of `retry_on`.
+fn transient_wait<E, R>(err: &SdkError<E, R>, retry_on: &[Transient]) -> Option<Wait>
+where
+    E: ProvideErrorMetadata,
+    R: HttpResponse,
+{
+    let matches = |rule: &Transient| match (rule, err) {
         (Transient::Throttling, SdkError::ServiceError(service)) => service
             .err()
             .code()
@@ -180,7 +253,11 @@ where
                     .is_some_and(|message| message.contains(message_contains))
         }
         _ => false,
-    })
+    };
+    retry_on
+        .iter()
+        .find(|rule| matches(rule))
+        .map(|rule| rule.wait())
 }
 
 /// What an error needs from the raw HTTP response AWS sent.
@@ -215,20 +292,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HttpResponse,
 {
-    let deadline = Instant::now() + backoff.give_up_after;
-    let mut delay = backoff.first_delay;
+    let mut schedule = Schedule::new(backoff, Instant::now());
     let mut attempt = 1u32;
     loop {
-        match op().await {
+        let err = match op().await {
             Ok(value) => return Ok(value),
-            Err(err) if is_transient(&err, retry_on) && Instant::now() + delay < deadline => {
-                progress.waiting(attempt, &AwsFailure::of(action, &err));
-                tokio::time::sleep(jittered(delay)).await;
-                delay = (delay * 2).min(backoff.max_delay);
-                attempt += 1;
-            }
-            Err(err) => return Err(err),
-        }
+            Err(err) => err,
+        };
+        let delay =
+            transient_wait(&err, retry_on).and_then(|wait| schedule.next(wait, Instant::now()));
+        let Some(delay) = delay else {
+            return Err(err);
+        };
+        progress.waiting(attempt, &AwsFailure::of(action, &err));
+        tokio::time::sleep(jittered(delay)).await;
+        attempt += 1;
     }
 }
 
@@ -271,8 +349,8 @@ impl std::fmt::Display for CreateError {
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
     /// AWS said it did nothing (throttling, a role still propagating): send
-    /// the call again.
-    Refused,
+    /// the call again after waiting as said.
+    Refused(Wait),
     /// No answer, or a 5xx: the call may or may not have taken effect.
     Unknown,
     /// The name is taken (by this create's earlier attempt, or by another).
@@ -291,8 +369,8 @@ where
         .copied()
         .filter(|rule| !matches!(rule, Transient::ServerError))
         .collect();
-    if is_transient(err, &refusals) {
-        Answer::Refused
+    if let Some(wait) = transient_wait(err, &refusals) {
+        Answer::Refused(wait)
     } else if is_code(err, name_taken) {
         Answer::NameTaken
     } else if is_transient(err, &[Transient::ServerError]) {
@@ -331,8 +409,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HttpResponse,
 {
-    let deadline = Instant::now() + backoff.give_up_after;
-    let mut delay = backoff.first_delay;
+    let mut schedule = Schedule::new(backoff, Instant::now());
     let mut attempt = 1u32;
     // Whether an earlier attempt may have made the resource.
     let mut maybe_made = false;
@@ -354,19 +431,18 @@ where
                 return Ok(Created::Found(found));
             }
         }
-        match answer {
+        let wait = match answer {
             Answer::NameTaken => return Err(CreateError::Taken),
             Answer::Failed => return Err(CreateError::Aws(AwsFailure::of(action, &err))),
-            Answer::Refused | Answer::Unknown if Instant::now() + delay < deadline => {
-                progress.waiting(attempt, &AwsFailure::of(action, &err));
-                tokio::time::sleep(jittered(delay)).await;
-                delay = (delay * 2).min(backoff.max_delay);
-                attempt += 1;
-            }
-            Answer::Refused | Answer::Unknown => {
-                return Err(CreateError::Aws(AwsFailure::of(action, &err)))
-            }
-        }
+            Answer::Refused(wait) => wait,
+            Answer::Unknown => Wait::Backoff,
+        };
+        let Some(delay) = schedule.next(wait, Instant::now()) else {
+            return Err(CreateError::Aws(AwsFailure::of(action, &err)));
+        };
+        progress.waiting(attempt, &AwsFailure::of(action, &err));
+        tokio::time::sleep(jittered(delay)).await;
+        attempt += 1;
     }
 }
 
@@ -528,6 +604,105 @@ mod tests {
             Backoff::default().until(None).give_up_after,
             Duration::from_secs(120)
         );
+    }
+
+    fn propagation_error() -> Error {
+        SdkError::service_error(
+            GetCallerIdentityError::generic(
+                ErrorMetadata::builder()
+                    .code("InvalidInputException")
+                    .message("CodeBuild is not authorized to perform: sts:AssumeRole on arn")
+                    .build(),
+            ),
+            Response::new(StatusCode::try_from(400).expect("400"), SdkBody::empty()),
+        )
+    }
+
+    /// The waits `schedule` gives for `errors` in turn, each attempt
+    /// starting when the previous wait ends (the longest, unjittered).
+    fn waits(schedule: &mut Schedule, start: Instant, errors: &[Wait]) -> Vec<Option<Duration>> {
+        let mut now = start;
+        errors
+            .iter()
+            .map(|wait| {
+                let delay = schedule.next(*wait, now);
+                now += delay.unwrap_or_default();
+                delay
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_error_is_waited_out_as_its_kind_says() {
+        let kind = |err: &Error| transient_wait(err, &RETRY_ON);
+        assert_eq!(kind(&propagation_error()), Some(Wait::Poll));
+        assert_eq!(
+            kind(&aws_error(400, "ThrottlingException")),
+            Some(Wait::Backoff)
+        );
+        assert_eq!(
+            kind(&aws_error(503, "ServiceUnavailable")),
+            Some(Wait::Backoff)
+        );
+        assert_eq!(kind(&lost()), Some(Wait::Backoff));
+        assert_eq!(kind(&aws_error(400, "ValidationException")), None);
+        // A propagation error is retried only where the call names it.
+        assert_eq!(transient_wait(&propagation_error(), &AWS_TRANSIENT), None);
+    }
+
+    #[test]
+    fn a_role_still_propagating_is_polled_at_a_short_fixed_interval() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(Backoff::default(), start);
+        // Ten seconds of a role not yet assumable: twenty polls, none
+        // longer than the interval, so the call goes through at most half
+        // a second after the role can be assumed.
+        let polls = waits(&mut schedule, start, &[Wait::Poll; 20]);
+        assert!(polls.iter().all(|d| *d == Some(POLL_INTERVAL)), "{polls:?}");
+        assert!(POLL_INTERVAL <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn throttling_backs_off_doubling_and_polls_neither_grow_nor_reset_it() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(Backoff::default(), start);
+        let (poll, backoff) = (Wait::Poll, Wait::Backoff);
+        let ms = |n: u64| Some(Duration::from_millis(n));
+        assert_eq!(
+            waits(
+                &mut schedule,
+                start,
+                &[backoff, poll, poll, backoff, poll, backoff, backoff, backoff, backoff, backoff]
+            ),
+            [
+                ms(500),
+                ms(500),
+                ms(500),
+                ms(1000),
+                ms(500),
+                ms(2000),
+                ms(4000),
+                ms(8000),
+                ms(10_000),
+                ms(10_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn no_poll_or_backoff_is_scheduled_past_the_deadline() {
+        let start = Instant::now();
+        let backoff = Backoff {
+            give_up_after: Duration::from_millis(1800),
+            ..Backoff::default()
+        };
+        let mut schedule = Schedule::new(backoff, start);
+        // 500 + 500 + 500 ms of polls, then neither a poll nor a backoff fits.
+        let polls = waits(&mut schedule, start, &[Wait::Poll; 4]);
+        assert_eq!(polls.iter().flatten().count(), 3, "{polls:?}");
+        assert_eq!(polls[3], None);
+        let after = start + Duration::from_millis(1500);
+        assert_eq!(schedule.next(Wait::Backoff, after), None);
     }
 
     #[test]

@@ -584,8 +584,30 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
+    /// Every project's ARN, in the order of [`Planner::project_purposes`]:
+    /// known before any project exists, since this plan names them.
+    fn project_arns(&self) -> Vec<String> {
+        std::iter::once(("build", self.home))
+            .chain(
+                self.stage_projects
+                    .iter()
+                    .map(|s| (s.purpose.as_str(), s.region)),
+            )
+            .map(|(purpose, r)| {
+                self.ctx
+                    .arns
+                    .in_region(r)
+                    .codebuild_project(&self.project_name(purpose))
+            })
+            .collect()
+    }
+
     /// The pipeline's role: the source for its repository, every region's
-    /// store, every project, the topic.
+    /// store, every project, the topic. It names the projects by the ARNs
+    /// this plan gives them rather than by what their creation returns, so
+    /// that it is made alongside the projects' roles instead of after the
+    /// last project: CodePipeline's wait for a new role to be assumable
+    /// then overlaps CodeBuild's, rather than following it.
     fn pipeline_role(&mut self) {
         let stores: Vec<(String, (String, String))> = self
             .store_regions()
@@ -595,11 +617,7 @@ impl<'a> Planner<'a> {
                 (r, arns)
             })
             .collect();
-        let project_arns: Vec<String> = self
-            .project_purposes()
-            .iter()
-            .map(|p| output(p, "arn"))
-            .collect();
+        let project_arns = self.project_arns();
         let topic_arn = output("notifications", "arn");
         // Which action the grant on the connection names follows the
         // service in the connection's ARN, known once it is registered; the
@@ -926,11 +944,13 @@ mod tests {
             set(&["key", "artifacts", "build-logs"])
         );
         assert_eq!(deps(&p, "build"), set(&["key", "build-role", "build-logs"]));
-        let uses = ["key", "artifacts", "source", "build", "notifications"];
+        // The pipeline's role names the project by the ARN the plan gives
+        // it, so it does not wait for the project; the pipeline does.
+        let uses = ["key", "artifacts", "source", "notifications"];
         assert_eq!(deps(&p, "pipeline-role"), set(&uses));
         assert_eq!(
             deps(&p, "pipeline"),
-            set(&[&uses[..], &["pipeline-role"]].concat())
+            set(&[&uses[..], &["build", "pipeline-role"]].concat())
         );
         assert_eq!(deps(&p, "notify"), set(&["pipeline", "notifications"]));
         let waves: Vec<Vec<&str>> = p
@@ -944,9 +964,8 @@ mod tests {
             [
                 vec!["key", "source"],
                 vec!["artifacts", "build-logs", "notifications"],
-                vec!["build-role"],
+                vec!["build-role", "pipeline-role"],
                 vec!["build"],
-                vec!["pipeline-role"],
                 vec!["pipeline"],
                 vec!["notify"],
             ]
@@ -1014,23 +1033,44 @@ mod tests {
                 set(&["key", "artifacts", &format!("{purpose}-logs")]),
             );
         }
-        // The pipeline and its role use every key, bucket and project.
-        let everything = [
+        // The pipeline uses every key, bucket and project; its role every
+        // key and bucket, and names the projects without waiting for them.
+        let stores = [
             "key",
             "key-us-west-2",
             "artifacts",
             "artifacts-us-west-2",
             "source",
-            "build",
             "notifications",
-            "deploy-staging",
-            "deploy-prod",
-            "preview-prod",
         ];
-        assert_eq!(deps(&p, "pipeline-role"), set(&everything));
+        let projects = ["build", "deploy-staging", "deploy-prod", "preview-prod"];
+        assert_eq!(deps(&p, "pipeline-role"), set(&stores));
         assert_eq!(
             deps(&p, "pipeline"),
-            set(&[&everything[..], &["pipeline-role"]].concat())
+            set(&[&stores[..], &projects[..], &["pipeline-role"]].concat())
+        );
+        // Each project, in its own region, by the name the pipeline runs.
+        let role = inputs_of(&p, "pipeline-role", &|o| format!("<{}>", o.resource));
+        let policy: PolicyDocument =
+            serde_json::from_value(role["policies"]["pipeline"].clone()).unwrap();
+        let runs = policy
+            .statements
+            .iter()
+            .find(|s| s.sid.as_deref() == Some("RunOwnBuilds"))
+            .unwrap();
+        let names = Names::new("app", "dev", "web");
+        let project_arn = |purpose: &str, region: &str| {
+            ARNS.in_region(region)
+                .codebuild_project(&names.name(purpose, &naming::CODEBUILD_PROJECT))
+        };
+        assert_eq!(
+            runs.resources,
+            [
+                project_arn("build", ARNS.region),
+                project_arn("deploy-staging", "us-west-2"),
+                project_arn("deploy-prod", ARNS.region),
+                project_arn("preview-prod", ARNS.region),
+            ]
         );
         assert_eq!(deps(&p, "events-role"), set(&["pipeline"]));
         assert_eq!(deps(&p, "schedule"), set(&["pipeline", "events-role"]));
@@ -1119,7 +1159,7 @@ mod tests {
         assert_eq!(deps(&p, "artifacts"), set(&["key"]));
         assert_eq!(
             deps(&p, "pipeline-role"),
-            set(&["key", "artifacts", "source", "build", "notifications"])
+            set(&["key", "artifacts", "source", "notifications"])
         );
         let outputs = p.outputs.resolve(&|_| UNKNOWN.to_string()).unwrap();
         assert_eq!(outputs["kmsKeyArn"], brought);
@@ -1144,7 +1184,8 @@ mod tests {
                 .iter()
                 .find(|s| s.sid.as_deref() == Some("RunOwnBuilds"))
                 .unwrap();
-            assert_eq!(projects.resources, vec!["arn:aws:x:::build"]);
+            let build = Names::new("app", "dev", "web").name("build", &naming::CODEBUILD_PROJECT);
+            assert_eq!(projects.resources, vec![ARNS.codebuild_project(&build)]);
         }
     }
 
