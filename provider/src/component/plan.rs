@@ -17,11 +17,14 @@ use crate::resources::build_project::{ProjectVariable, VariableType};
 use crate::resources::pipeline::{Action, Stage, Trigger};
 
 pub const DEFAULT_BRANCH: &str = "main";
-pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+/// A year: what the common one-year log retention controls (Security Hub,
+/// Config's `cw-loggroup-retention-period-check`, Checkov CKV_AWS_338) ask.
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 365;
+/// S3 server access logs are kept as long as build logs by default.
+pub const DEFAULT_ACCESS_LOG_RETENTION_DAYS: u32 = 365;
 pub const DEFAULT_ARTIFACT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_TIMEOUT_MINUTES: u32 = 60;
 pub const DEFAULT_QUEUED_TIMEOUT_MINUTES: u32 = 60;
-pub const DEFAULT_BUILDSPEC_PATH: &str = "buildspec.yml";
 pub const SOURCE_ACTION: &str = "Source";
 pub const SOURCE_ARTIFACT: &str = "SourceOutput";
 pub const BUILD_ARTIFACT: &str = "BuildOutput";
@@ -137,23 +140,17 @@ pub fn defaulted_notes(args: &SecurePipelineArgs) -> Vec<String> {
             "source.branch is not set: the pipeline starts on pushes to `{DEFAULT_BRANCH}` and builds it; set source.branch to use another branch"
         ));
     }
-    let build = &args.build;
-    if build.commands.is_none() && build.buildspec.is_none() && build.buildspec_path.is_none() {
-        notes.push(format!(
-            "build.buildspecPath is not set: the build runs `{DEFAULT_BUILDSPEC_PATH}` from the repository root, and fails if there is none; set build.commands, build.buildspec or build.buildspecPath"
-        ));
-    }
     notes
 }
 
 /// The build's buildspec: generated from commands, the inline one, or a
-/// path in the repository.
+/// path in the repository. Check requires exactly one of the three, so
+/// nothing falls back to a file in the repository the user did not name.
 pub fn build_buildspec(build: &Build) -> String {
-    match (&build.commands, &build.buildspec, &build.buildspec_path) {
-        (Some(commands), _, _) => buildspec::for_commands(commands, build.output_files.as_deref()),
-        (None, Some(inline), _) => inline.clone(),
-        (None, None, Some(path)) => path.clone(),
-        (None, None, None) => DEFAULT_BUILDSPEC_PATH.into(),
+    match (&build.commands, &build.buildspec) {
+        (Some(commands), _) => buildspec::for_commands(commands, build.output_files.as_deref()),
+        (None, Some(inline)) => inline.clone(),
+        (None, None) => build.buildspec_path.clone().unwrap_or_default(),
     }
 }
 
@@ -501,7 +498,7 @@ mod tests {
     #[test]
     fn build_role_reads_only_referenced_secrets() {
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {"environment": {
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"], "environment": {
                 "TOKEN": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC", "secretJsonKey": "token"},
                 "DB": {"parameterName": "/app/db"},
                 "MODE": {"value": "ci"}
@@ -592,7 +589,7 @@ mod tests {
     #[test]
     fn source_uses_the_connection_and_triggers_on_the_branch() {
         let a = args(
-            json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {}}),
+            json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {"buildspecPath": "ci/build.yml"}}),
         );
         let stages = stages(
             &a,
@@ -609,15 +606,15 @@ mod tests {
         let t = trigger(&a);
         assert_eq!(t.branches, vec!["release"]);
         assert_eq!(t.include_paths, vec!["src/**"]);
-        assert_eq!(build_buildspec(&a.build), DEFAULT_BUILDSPEC_PATH);
+        assert_eq!(build_buildspec(&a.build), "ci/build.yml");
     }
 
     #[test]
     fn notifications_default_to_failures() {
-        let a = args(json!({"source": {"repository": "o/r"}, "build": {}}));
+        let a = args(json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}));
         assert_eq!(notification_states(&a), vec!["FAILED"]);
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
         );
         assert_eq!(notification_states(&a), vec!["FAILED", "SUCCEEDED"]);
     }
@@ -680,7 +677,7 @@ mod tests {
     #[test]
     fn the_build_role_is_denied_production() {
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "prod", "production": true, "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
                  "pulumiStack": {"stack": "app/prod", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"}}
             ]}),
@@ -707,14 +704,12 @@ mod tests {
     }
 
     #[test]
-    fn defaulted_branch_and_buildspec_are_stated() {
-        let notes = defaulted_notes(&args(json!({"source": {"repository": "o/r"}, "build": {}})));
-        assert_eq!(notes.len(), 2, "{notes:?}");
+    fn a_defaulted_branch_is_stated() {
+        let notes = defaulted_notes(&args(
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}),
+        ));
+        assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].starts_with("source.branch is not set") && notes[0].contains("`main`"));
-        assert!(
-            notes[1].starts_with("build.buildspecPath is not set")
-                && notes[1].contains("`buildspec.yml`")
-        );
         assert!(defaulted_notes(&args(
             json!({"source": {"repository": "o/r", "branch": "main"}, "build": {"commands": ["make"]}})
         ))
