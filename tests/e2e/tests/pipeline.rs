@@ -606,6 +606,7 @@ async fn holds_every_guarantee(emulator: &Emulator, stack: &Stack) {
             ("key".to_string(), set(&[])),
             ("source".to_string(), set(&[])),
             ("artifacts".to_string(), set(&["key"])),
+            ("access-logs".to_string(), set(&["artifacts"])),
             ("build-logs".to_string(), set(&["key"])),
             ("notifications".to_string(), set(&["key"])),
             (
