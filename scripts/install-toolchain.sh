@@ -10,6 +10,8 @@
 #   .tools/bin/pulumi-language-python-exec  the script it runs programs with
 #   .tools/bin/pulumi-language-go     Go language host
 #   .tools/venv/                      Python venv for the AWS emulator and tests
+#   .tools/checkov-venv/              Checkov, the IaC scanner the compliance test runs
+#                                     (a venv of its own: its pins conflict with moto's)
 #
 # Idempotent: a second run checks what is in place and returns in seconds.
 # Works from any directory. Exits non-zero with a message on any failure.
@@ -20,6 +22,8 @@ TOOLS="$ROOT/.tools"
 BIN="$TOOLS/bin"
 VENV="$TOOLS/venv"
 REQUIREMENTS="$ROOT/tests/emulator/requirements.txt"
+CHECKOV_VENV="$TOOLS/checkov-venv"
+CHECKOV_REQUIREMENTS="$ROOT/tests/compliance/requirements.txt"
 
 # shellcheck source=scripts/versions.sh
 source "$ROOT/scripts/versions.sh"
@@ -233,6 +237,23 @@ link_emulator() {
     printf '%s\n' "$ROOT/tests/emulator" > "$site/securepipeline-emulator.pth"
 }
 
+# ---------------------------------------------------------------- Checkov --
+
+install_checkov() {
+    local stamp="$CHECKOV_VENV/.requirements.sha256"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$(sha256_of "$CHECKOV_REQUIREMENTS")" ]] \
+        && "$CHECKOV_VENV/bin/checkov" --version >/dev/null 2>&1; then
+        log "checkov venv already satisfies tests/compliance/requirements.txt"
+        return
+    fi
+    log "creating checkov venv in .tools/checkov-venv"
+    rm -rf "$CHECKOV_VENV"
+    python3 -m venv "$CHECKOV_VENV" || die "python3 -m venv failed for checkov"
+    "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r "$CHECKOV_REQUIREMENTS" || die "pip install -r tests/compliance/requirements.txt failed"
+    sha256_of "$CHECKOV_REQUIREMENTS" > "$stamp"
+}
+
 # ------------------------------------------------------------------ summary --
 
 print_summary() {
@@ -252,6 +273,7 @@ print(f"  {'python (venv)':<22} {sys.version.split()[0]}")
 for name in ("moto", "boto3", "parliament", "pytest", "PyYAML"):
     print(f"  {name:<22} {version(name)}")
 PY
+    printf '  %-22s %s\n' "checkov" "$("$CHECKOV_VENV/bin/checkov" --version)"
 }
 
 main() {
@@ -259,6 +281,7 @@ main() {
     install_go_tools
     install_language_hosts
     install_venv
+    install_checkov
     print_summary
 }
 

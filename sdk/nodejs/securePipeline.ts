@@ -29,6 +29,11 @@ export class SecurePipeline extends pulumi.ComponentResource {
     }
 
     /**
+     * The bucket receiving the artifact bucket's S3 server access logs,
+     * under the prefix `<artifactBucketName>/`.
+     */
+    declare public /*out*/ readonly accessLogBucketName: pulumi.Output<string | undefined>;
+    /**
      * The artifact bucket's name.
      */
     declare public /*out*/ readonly artifactBucketName: pulumi.Output<string>;
@@ -102,6 +107,7 @@ export class SecurePipeline extends pulumi.ComponentResource {
             if (args?.source === undefined && !opts.urn) {
                 throw new Error("Missing required property 'source'");
             }
+            resourceInputs["accessLogRetentionDays"] = args?.accessLogRetentionDays;
             resourceInputs["artifactRetentionDays"] = args?.artifactRetentionDays;
             resourceInputs["build"] = args?.build;
             resourceInputs["deployments"] = args?.deployments;
@@ -114,6 +120,7 @@ export class SecurePipeline extends pulumi.ComponentResource {
             resourceInputs["source"] = args?.source;
             resourceInputs["tags"] = args?.tags;
             resourceInputs["variables"] = args?.variables;
+            resourceInputs["accessLogBucketName"] = undefined /*out*/;
             resourceInputs["artifactBucketName"] = undefined /*out*/;
             resourceInputs["buildProjectNames"] = undefined /*out*/;
             resourceInputs["connectionActivationUrl"] = undefined /*out*/;
@@ -127,6 +134,7 @@ export class SecurePipeline extends pulumi.ComponentResource {
             resourceInputs["pipelineUrl"] = undefined /*out*/;
             resourceInputs["roleArns"] = undefined /*out*/;
         } else {
+            resourceInputs["accessLogBucketName"] = undefined /*out*/;
             resourceInputs["artifactBucketName"] = undefined /*out*/;
             resourceInputs["buildProjectNames"] = undefined /*out*/;
             resourceInputs["connectionActivationUrl"] = undefined /*out*/;
@@ -151,6 +159,11 @@ export class SecurePipeline extends pulumi.ComponentResource {
  */
 export interface SecurePipelineArgs {
     /**
+     * Days the artifact bucket's S3 server access logs are kept in the
+     * access-log bucket the component creates, 1 to 3650. Default 365.
+     */
+    accessLogRetentionDays?: pulumi.Input<number | undefined>;
+    /**
      * Days after which artifacts (and noncurrent versions) expire. Default 30.
      */
     artifactRetentionDays?: pulumi.Input<number | undefined>;
@@ -168,7 +181,9 @@ export interface SecurePipelineArgs {
     executionMode?: pulumi.Input<enums.ExecutionMode | undefined>;
     /**
      * When true, destroying the pipeline empties and deletes the artifact
-     * bucket. By default a bucket holding artifacts is never emptied.
+     * bucket. By default a bucket holding artifacts is never emptied. (The
+     * access-log bucket is always emptied on destroy, after its logging is
+     * turned off.)
      */
     forceDestroy?: pulumi.Input<boolean | undefined>;
     /**
@@ -179,7 +194,10 @@ export interface SecurePipelineArgs {
     /**
      * Days CloudWatch Logs keeps build logs; one of the values CloudWatch
      * Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-     * 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+     * 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+     * which passes the common one-year retention checks; values below 365
+     * are accepted but fail them, and longer ones (731, 1096, ...) meet
+     * stricter policies.
      */
     logRetentionDays?: pulumi.Input<number | undefined>;
     /**

@@ -45,9 +45,16 @@ pub struct SecurePipelineArgs {
     pub schedule: Option<String>,
     /// Days CloudWatch Logs keeps build logs; one of the values CloudWatch
     /// Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-    /// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+    /// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+    /// which passes the common one-year retention checks; values below 365
+    /// are accepted but fail them, and longer ones (731, 1096, ...) meet
+    /// stricter policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_retention_days: Option<u32>,
+    /// Days the artifact bucket's S3 server access logs are kept in the
+    /// access-log bucket the component creates, 1 to 3650. Default 365.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log_retention_days: Option<u32>,
     /// Days after which artifacts (and noncurrent versions) expire. Default 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_retention_days: Option<u32>,
@@ -59,7 +66,9 @@ pub struct SecurePipelineArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
     /// When true, destroying the pipeline empties and deletes the artifact
-    /// bucket. By default a bucket holding artifacts is never emptied.
+    /// bucket. By default a bucket holding artifacts is never emptied. (The
+    /// access-log bucket is always emptied on destroy, after its logging is
+    /// turned off.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_destroy: Option<bool>,
     /// Tags added to every taggable resource, next to `ManagedBy` and the
@@ -136,15 +145,18 @@ pub struct PipelineVariable {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Build {
-    /// Shell commands to run; the provider writes the buildspec. Exactly one
-    /// of `commands`, `buildspec` and `buildspecPath` may be given; none
-    /// means `buildspecPath: buildspec.yml`.
+    /// Shell commands to run; the provider writes the buildspec. Give
+    /// exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+    /// falls back to a `buildspec.yml` in the repository, which anyone who
+    /// can push could change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Vec<String>>,
     /// An inline buildspec (YAML), parsed and validated at preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildspec: Option<String>,
-    /// A buildspec file in the repository.
+    /// A buildspec file in the repository. Anyone who can push to the
+    /// branch decides what it runs; `commands` or `buildspec` keep that in
+    /// the pipeline's own configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildspec_path: Option<String>,
     /// The CodeBuild image. Default `aws/codebuild/standard:7.0`.
@@ -395,6 +407,10 @@ pub struct SecurePipelineOutputs {
     pub connection_activation_url: String,
     /// The artifact bucket's name.
     pub artifact_bucket_name: String,
+    /// The bucket receiving the artifact bucket's S3 server access logs,
+    /// under the prefix `<artifactBucketName>/`.
+    #[serde(default)]
+    pub access_log_bucket_name: String,
     /// The KMS key encrypting artifacts, logs and notifications.
     pub kms_key_arn: String,
     /// The SNS topic notifications go to.

@@ -2020,7 +2020,7 @@ mod tests {
         let home = stage_in_home();
         assert_eq!(home.actions[0].region, None);
         let args: SecurePipelineArgs = serde_json::from_value(json!({
-            "source": {"repository": "o/r"}, "build": {},
+            "source": {"repository": "o/r"}, "build": {"commands": ["make"]},
             "deployments": [dev(), staging(), prod(), {"name": "dr", "region": "eu-west-1", "commands": ["x"]}]
         }))
         .unwrap();

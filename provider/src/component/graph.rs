@@ -20,6 +20,7 @@ use crate::naming;
 use crate::protocol::graph::{Declaration, Graph, GraphError, Input, OutputRef};
 use crate::protocol::monitor::ResourceOptions;
 use crate::resource::{to_json, CustomResource};
+use crate::resources::access_log_bucket::{AccessLogBucket, AccessLogBucketInputs};
 use crate::resources::artifact_bucket::{ArtifactBucket, ArtifactBucketInputs};
 use crate::resources::build_project::{BuildProject, BuildProjectInputs};
 use crate::resources::connection::{Connection, ConnectionInputs};
@@ -233,6 +234,15 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The bucket receiving region `r`'s artifact bucket's access logs.
+    fn access_logs_in(&self, r: &str) -> String {
+        if r == self.home {
+            "access-logs".to_string()
+        } else {
+            format!("access-logs-{r}")
+        }
+    }
+
     /// The ARN of region `r`'s key: the one the user brought, or the
     /// created key's.
     fn key_arn_in(&self, r: &str) -> String {
@@ -373,6 +383,26 @@ impl<'a> Planner<'a> {
                 tags: self.tags.clone(),
             };
             self.add::<ArtifactBucket>(&self.bucket_in(r), &bucket, &[self.key_in(r)]);
+            // S3 delivers server access logs only within a region, so each
+            // region's artifact bucket logs to a bucket of its own region.
+            let access_logs = AccessLogBucketInputs {
+                name_prefix: self.names.prefix(&self.access_logs_in(r)),
+                bucket_name: None,
+                region: Some(r.clone()),
+                source_buckets: vec![output(&self.bucket_in(r), "bucketName")],
+                expire_after_days: self
+                    .args
+                    .access_log_retention_days
+                    .unwrap_or(plan::DEFAULT_ACCESS_LOG_RETENTION_DAYS),
+                versioning: true,
+                block_public_access: true,
+                bucket_owner_enforced: true,
+                delivery_policy: true,
+                default_encryption: true,
+                sources_logging: true,
+                tags: self.tags.clone(),
+            };
+            self.add::<AccessLogBucket>(&self.access_logs_in(r), &access_logs, &[]);
         }
         let projects: Vec<(String, String)> = std::iter::once(("build".to_string(), self.home))
             .chain(
@@ -813,6 +843,7 @@ impl<'a> Planner<'a> {
             connection_status: output(SOURCE, "status"),
             connection_activation_url: output(SOURCE, "activationUrl"),
             artifact_bucket_name: output("artifacts", "bucketName"),
+            access_log_bucket_name: output("access-logs", "bucketName"),
             kms_key_arn: self.key_arn_in(self.home),
             notification_topic_arn: output("notifications", "arn"),
             event_bridge_role_arn,
@@ -880,6 +911,7 @@ mod tests {
             Key::TYPE => Key::OUTPUT_KEYS.to_vec(),
             Connection::TYPE => Connection::OUTPUT_KEYS.to_vec(),
             ArtifactBucket::TYPE => [ArtifactBucket::OUTPUT_KEYS, &["bucketName"]].concat(),
+            AccessLogBucket::TYPE => [AccessLogBucket::OUTPUT_KEYS, &["bucketName"]].concat(),
             LogGroup::TYPE => [LogGroup::OUTPUT_KEYS, &["logGroupName"]].concat(),
             Topic::TYPE => Topic::OUTPUT_KEYS.to_vec(),
             Role::TYPE => Role::OUTPUT_KEYS.to_vec(),
@@ -921,6 +953,7 @@ mod tests {
         "key",
         "source",
         "artifacts",
+        "access-logs",
         "build-logs",
         "notifications",
         "build-role",
@@ -931,14 +964,17 @@ mod tests {
     ];
 
     #[test]
-    fn a_minimal_pipeline_has_its_ten_children_in_dependency_order() {
-        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {}}));
+    fn a_minimal_pipeline_has_its_eleven_children_in_dependency_order() {
+        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}));
         assert_eq!(purposes(&p), MINIMAL.iter().copied().collect());
         assert!(deps(&p, "key").is_empty());
         assert!(deps(&p, "source").is_empty());
         for storage in ["artifacts", "build-logs", "notifications"] {
             assert_eq!(deps(&p, storage), set(&["key"]), "{storage}");
         }
+        // The access-log bucket turns on the artifact bucket's logging, so
+        // it comes after it and nothing refers back.
+        assert_eq!(deps(&p, "access-logs"), set(&["artifacts"]));
         assert_eq!(
             deps(&p, "build-role"),
             set(&["key", "artifacts", "build-logs"])
@@ -964,7 +1000,7 @@ mod tests {
             [
                 vec!["key", "source"],
                 vec!["artifacts", "build-logs", "notifications"],
-                vec!["build-role", "pipeline-role"],
+                vec!["access-logs", "build-role", "pipeline-role"],
                 vec!["build"],
                 vec!["pipeline"],
                 vec!["notify"],
@@ -976,7 +1012,7 @@ mod tests {
     #[test]
     fn stages_in_two_regions_a_preview_and_a_schedule_each_add_their_children() {
         let p = plan_of(json!({
-            "source": {"repository": "o/r"}, "build": {},
+            "source": {"repository": "o/r"}, "build": {"commands": ["make"]},
             "schedule": "rate(1 day)",
             "notifications": {"emails": ["ops@example.com"]},
             "deployments": [
@@ -991,6 +1027,7 @@ mod tests {
         let extra = [
             "key-us-west-2",
             "artifacts-us-west-2",
+            "access-logs-us-west-2",
             "deploy-staging-logs",
             "deploy-staging-role",
             "deploy-staging",
@@ -1009,6 +1046,10 @@ mod tests {
         );
         // A stage in another region uses that region's key and bucket.
         assert_eq!(deps(&p, "artifacts-us-west-2"), set(&["key-us-west-2"]));
+        assert_eq!(
+            deps(&p, "access-logs-us-west-2"),
+            set(&["artifacts-us-west-2"])
+        );
         assert_eq!(deps(&p, "deploy-staging-logs"), set(&["key-us-west-2"]));
         assert_eq!(
             deps(&p, "deploy-staging-role"),
@@ -1109,7 +1150,7 @@ mod tests {
 
     #[test]
     fn inputs_refer_to_what_children_return_and_name_what_the_plan_chose() {
-        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {}}));
+        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}));
         let build = p.children.get("build").unwrap();
         let Input::Object(entries) = &build.inputs else {
             panic!("{:?}", build.inputs)
@@ -1152,7 +1193,7 @@ mod tests {
     fn a_brought_key_is_named_as_given_and_still_registered_first() {
         let brought = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let p = plan_of(json!({
-            "source": {"repository": "o/r"}, "build": {}, "kmsKeyArn": brought
+            "source": {"repository": "o/r"}, "build": {"commands": ["make"]}, "kmsKeyArn": brought
         }));
         let bucket = inputs_of(&p, "artifacts", &|_| UNKNOWN.to_string());
         assert_eq!(bucket["kmsKeyArn"], brought);
@@ -1168,7 +1209,7 @@ mod tests {
 
     #[test]
     fn the_pipeline_role_uses_the_connection_through_the_service_its_arn_names() {
-        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {}}));
+        let p = plan_of(json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}));
         for service in ["codeconnections", "codestar-connections"] {
             let role = inputs_of(&p, "pipeline-role", &|o| match o.resource.as_str() {
                 SOURCE => format!("arn:aws:{service}:eu-west-1:123456789012:connection/c"),

@@ -18,11 +18,14 @@ use crate::resources::event_rule::PipelineStateChange;
 use crate::resources::pipeline::{Action, Stage, Trigger};
 
 pub const DEFAULT_BRANCH: &str = "main";
-pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 30;
+/// A year: what the common one-year log retention controls (Security Hub,
+/// Config's `cw-loggroup-retention-period-check`, Checkov CKV_AWS_338) ask.
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 365;
+/// S3 server access logs are kept as long as build logs by default.
+pub const DEFAULT_ACCESS_LOG_RETENTION_DAYS: u32 = 365;
 pub const DEFAULT_ARTIFACT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_TIMEOUT_MINUTES: u32 = 60;
 pub const DEFAULT_QUEUED_TIMEOUT_MINUTES: u32 = 60;
-pub const DEFAULT_BUILDSPEC_PATH: &str = "buildspec.yml";
 pub const SOURCE_ACTION: &str = "Source";
 pub const SOURCE_ARTIFACT: &str = "SourceOutput";
 pub const BUILD_ARTIFACT: &str = "BuildOutput";
@@ -138,23 +141,17 @@ pub fn defaulted_notes(args: &SecurePipelineArgs) -> Vec<String> {
             "source.branch is not set: the pipeline starts on pushes to `{DEFAULT_BRANCH}` and builds it; set source.branch to use another branch"
         ));
     }
-    let build = &args.build;
-    if build.commands.is_none() && build.buildspec.is_none() && build.buildspec_path.is_none() {
-        notes.push(format!(
-            "build.buildspecPath is not set: the build runs `{DEFAULT_BUILDSPEC_PATH}` from the repository root, and fails if there is none; set build.commands, build.buildspec or build.buildspecPath"
-        ));
-    }
     notes
 }
 
 /// The build's buildspec: generated from commands, the inline one, or a
-/// path in the repository.
+/// path in the repository. Check requires exactly one of the three, so
+/// nothing falls back to a file in the repository the user did not name.
 pub fn build_buildspec(build: &Build) -> String {
-    match (&build.commands, &build.buildspec, &build.buildspec_path) {
-        (Some(commands), _, _) => buildspec::for_commands(commands, build.output_files.as_deref()),
-        (None, Some(inline), _) => inline.clone(),
-        (None, None, Some(path)) => path.clone(),
-        (None, None, None) => DEFAULT_BUILDSPEC_PATH.into(),
+    match (&build.commands, &build.buildspec) {
+        (Some(commands), _) => buildspec::for_commands(commands, build.output_files.as_deref()),
+        (None, Some(inline)) => inline.clone(),
+        (None, None) => build.buildspec_path.clone().unwrap_or_default(),
     }
 }
 
@@ -539,7 +536,7 @@ mod tests {
     #[test]
     fn build_role_reads_only_referenced_secrets() {
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {"environment": {
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"], "environment": {
                 "TOKEN": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbC", "secretJsonKey": "token"},
                 "DB": {"parameterName": "/app/db"},
                 "MODE": {"value": "ci"}
@@ -649,7 +646,7 @@ mod tests {
     #[test]
     fn source_uses_the_connection_and_triggers_on_the_branch() {
         let a = args(
-            json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {}}),
+            json!({"source": {"repository": "org/app", "branch": "release", "includePaths": ["src/**"]}, "build": {"buildspecPath": "ci/build.yml"}}),
         );
         let stages = stages(
             &a,
@@ -668,7 +665,7 @@ mod tests {
         };
         assert_eq!(t.branches, vec!["release"]);
         assert_eq!(t.include_paths, vec!["src/**"]);
-        assert_eq!(build_buildspec(&a.build), DEFAULT_BUILDSPEC_PATH);
+        assert_eq!(build_buildspec(&a.build), "ci/build.yml");
     }
 
     #[test]
@@ -677,7 +674,7 @@ mod tests {
             "source": {"repository": "org/app", "branches": ["release/*"],
                        "excludeBranches": ["release/old-*"], "includePaths": ["src/**"],
                        "tags": ["v*"], "excludeTags": ["v*-rc*"]},
-            "build": {}}));
+            "build": {"commands": ["make"]}}));
         let [on_branches, on_tags] = &triggers(&a)[..] else {
             panic!("a branch filter and a tag filter")
         };
@@ -696,13 +693,13 @@ mod tests {
 
     #[test]
     fn notifications_default_to_failures() {
-        let a = args(json!({"source": {"repository": "o/r"}, "build": {}}));
+        let a = args(json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}));
         assert_eq!(
             notification_change(&a, "p"),
             PipelineStateChange::of_executions("p", vec!["FAILED".into()])
         );
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}, "notifications": {"events": ["SUCCEEDED", "FAILED"]}}),
         );
         assert_eq!(
             notification_change(&a, "p").states,
@@ -712,8 +709,10 @@ mod tests {
 
     #[test]
     fn stage_and_action_failures_are_their_own_state_changes() {
-        let a = args(json!({"source": {"repository": "o/r"}, "build": {},
-            "notifications": {"events": ["ACTION_FAILED", "STAGE_FAILED", "SUCCEEDED", "STAGE_FAILED"]}}));
+        let a = args(
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]},
+            "notifications": {"events": ["ACTION_FAILED", "STAGE_FAILED", "SUCCEEDED", "STAGE_FAILED"]}}),
+        );
         let change = notification_change(&a, "p");
         assert_eq!(change.states, vec!["SUCCEEDED"]);
         assert_eq!(change.stage_states, vec!["FAILED"]);
@@ -788,7 +787,7 @@ mod tests {
     #[test]
     fn the_build_role_is_denied_production() {
         let a = args(
-            json!({"source": {"repository": "o/r"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "prod", "production": true, "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
                  "pulumiStack": {"stack": "app/prod", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"}}
             ]}),
@@ -815,14 +814,12 @@ mod tests {
     }
 
     #[test]
-    fn defaulted_branch_and_buildspec_are_stated() {
-        let notes = defaulted_notes(&args(json!({"source": {"repository": "o/r"}, "build": {}})));
-        assert_eq!(notes.len(), 2, "{notes:?}");
+    fn a_defaulted_branch_is_stated() {
+        let notes = defaulted_notes(&args(
+            json!({"source": {"repository": "o/r"}, "build": {"commands": ["make"]}}),
+        ));
+        assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].starts_with("source.branch is not set") && notes[0].contains("`main`"));
-        assert!(
-            notes[1].starts_with("build.buildspecPath is not set")
-                && notes[1].contains("`buildspec.yml`")
-        );
         assert!(defaulted_notes(&args(
             json!({"source": {"repository": "o/r", "branch": "main"}, "build": {"commands": ["make"]}})
         ))

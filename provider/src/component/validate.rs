@@ -125,6 +125,15 @@ pub fn validate(
     if let Some(days) = args.log_retention_days {
         failures.extend(check_retention("logRetentionDays", days));
     }
+    if let Some(days) = args.access_log_retention_days {
+        range(
+            &mut failures,
+            "accessLogRetentionDays",
+            days,
+            ARTIFACT_RETENTION,
+            "days",
+        );
+    }
     if let Some(days) = args.artifact_retention_days {
         range(
             &mut failures,
@@ -265,11 +274,16 @@ fn build(
         build.buildspec.is_some(),
         build.buildspec_path.is_some(),
     ];
-    if given.iter().filter(|g| **g).count() > 1 {
-        failures.push(
+    match given.iter().filter(|g| **g).count() {
+        0 => failures.push(
+            "build",
+            "choose what the build runs: `commands` (the provider writes the buildspec), `buildspec` (inline YAML, checked at preview) or `buildspecPath` (a file in the repository, which anyone who can push can change); nothing defaults to the repository's buildspec.yml",
+        ),
+        1 => {}
+        _ => failures.push(
             "build",
             "give only one of commands, buildspec and buildspecPath",
-        );
+        ),
     }
     if let Some(commands) = &build.commands {
         if commands.is_empty() {
@@ -1363,6 +1377,46 @@ mod tests {
     }
 
     #[test]
+    fn the_build_must_choose_what_it_runs() {
+        let found = failures(json!({"source": {"repository": "org/app"}, "build": {}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].property, "build");
+        assert!(found[0]
+            .reason
+            .contains("nothing defaults to the repository's buildspec.yml"));
+        for chosen in [
+            json!({"commands": ["make"]}),
+            json!({"buildspec": "version: 0.2\nphases:\n  build:\n    commands: [make]\n"}),
+            json!({"buildspecPath": "ci/build.yml"}),
+        ] {
+            assert!(
+                properties(json!({"source": {"repository": "org/app"}, "build": chosen}))
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn access_log_retention_is_in_range() {
+        let base = json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}});
+        for (days, ok) in [
+            (0, false),
+            (1, true),
+            (365, true),
+            (3650, true),
+            (3651, false),
+        ] {
+            let mut input = base.clone();
+            input["accessLogRetentionDays"] = json!(days);
+            let found = properties(input);
+            assert_eq!(found.is_empty(), ok, "{days}: {found:?}");
+            if !ok {
+                assert_eq!(found, vec!["accessLogRetentionDays"]);
+            }
+        }
+    }
+
+    #[test]
     fn reports_every_failure_at_once() {
         let failed = properties(json!({
             "source": {"repository": "app", "branch": "bad branch"},
@@ -1388,7 +1442,7 @@ mod tests {
     #[test]
     fn deployments_need_unique_names_and_one_kind() {
         let failed = properties(json!({
-            "source": {"repository": "org/app"}, "build": {},
+            "source": {"repository": "org/app"}, "build": {"commands": ["make"]},
             "deployments": [
                 {"name": "dev", "commands": ["./deploy"], "assumeRoleArn": "arn:aws:s3:::bucket"},
                 {"name": "dev", "commands": ["./deploy"], "pulumiStack": {"stack": "dev", "backendUrl": "s3://state", "passphraseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p-AbCdEf"}},
@@ -1416,7 +1470,7 @@ mod tests {
                 .map(|name| json!({"name": name, "commands": ["./deploy"]}))
                 .collect();
             properties(json!({
-                "source": {"repository": "org/app"}, "build": {},
+                "source": {"repository": "org/app"}, "build": {"commands": ["make"]},
                 "deployments": deployments,
             }))
         };
@@ -1434,7 +1488,7 @@ mod tests {
     #[test]
     fn s3_backends_need_a_project_stack_and_an_exact_location() {
         let pulumi = |stack: &str, url: &str| {
-            json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "dev", "pulumiStack": {"stack": stack, "backendUrl": url, "passphraseSecretArn": PASSPHRASE}}
             ]})
         };
@@ -1461,7 +1515,7 @@ mod tests {
                 "{url}"
             );
         }
-        let bad_dir = json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+        let bad_dir = json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
             {"name": "dev", "pulumiStack": {"stack": "app/dev", "workDir": "infra; rm -rf /", "backendUrl": "s3://state", "passphraseSecretArn": PASSPHRASE}}
         ]});
         assert_eq!(
@@ -1473,7 +1527,7 @@ mod tests {
     #[test]
     fn a_stage_in_another_region_reads_secrets_there() {
         let failed = properties(
-            json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "staging", "region": "us-west-2", "pulumiStack": {"stack": "org/app/staging", "accessTokenSecretArn": TOKEN},
                  "environment": {"DB": {"secretArn": TOKEN.replace("eu-west-1", "us-west-2")}}}
             ]}),
@@ -1487,7 +1541,7 @@ mod tests {
     #[test]
     fn generated_variables_cannot_be_overridden() {
         let failed = properties(
-            json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "dev", "commands": ["x"], "environment": {"AWS_PROFILE": {"value": "admin"}, "PULUMI_CONFIG_PASSPHRASE": {"value": "x"}}}
             ]}),
         );
@@ -1505,7 +1559,7 @@ mod tests {
         let deployer = "arn:aws:iam::210987654321:role/deployer";
         let read_token = TOKEN.replace("pulumi-token", "pulumi-read-token");
         let failed = properties(json!({
-        "source": {"repository": "org/app"}, "build": {}, "deployments": [
+        "source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
             {"name": "prod", "production": true, "assumeRoleArn": deployer, "previewRoleArn": deployer,
              "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN, "previewAccessTokenSecretArn": TOKEN}},
             {"name": "qa", "previewRoleArn": "arn:aws:iam::210987654321:user/previewer",
@@ -1527,7 +1581,7 @@ mod tests {
         );
         // A read-only role and token are accepted.
         assert!(properties(json!({
-            "source": {"repository": "org/app"}, "build": {}, "deployments": [
+            "source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "prod", "production": true, "assumeRoleArn": deployer,
                  "previewRoleArn": "arn:aws:iam::210987654321:role/previewer",
                  "pulumiStack": {"stack": "org/app/prod", "accessTokenSecretArn": TOKEN, "previewAccessTokenSecretArn": read_token}}
@@ -1539,7 +1593,7 @@ mod tests {
     fn production_stacks_parameters_and_roles_are_not_shared() {
         let failed = properties(json!({
         "source": {"repository": "org/app"},
-        "build": {"environment": {"DB": {"parameterName": "/app/prod/db"}}},
+        "build": {"commands": ["make"], "environment": {"DB": {"parameterName": "/app/prod/db"}}},
         "deployments": [
             {"name": "qa", "assumeRoleArn": "arn:aws:iam::210987654321:role/previewer",
              "environment": {"DB": {"parameterName": "/app/prod/db"}},
@@ -1572,7 +1626,7 @@ mod tests {
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
             properties(
-                json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [d]}),
+                json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [d]}),
             )
         };
         assert_eq!(
@@ -1591,7 +1645,7 @@ mod tests {
     fn nothing_production_owns_is_shared_with_other_stages() {
         let failed = properties(json!({
             "source": {"repository": "org/app"},
-            "build": {"environment": {"TOKEN": {"secretArn": TOKEN}}},
+            "build": {"commands": ["make"], "environment": {"TOKEN": {"secretArn": TOKEN}}},
             "deployments": [
                 {"name": "dev", "assumeRoleArn": "arn:aws:iam::210987654321:role/deployer",
                  "pulumiStack": {"stack": "org/app/dev", "accessTokenSecretArn": TOKEN}},
@@ -1616,7 +1670,7 @@ mod tests {
     fn secrets_must_be_references() {
         let failed = properties(json!({
             "source": {"repository": "org/app"},
-            "build": {"environment": {
+            "build": {"commands": ["make"], "environment": {
                 "NPM_TOKEN": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-AbCdEf", "secretJsonKey": "token"},
                 "DB": {"parameterName": "/app/db"},
                 "AWS_KEY": {"value": "AKIAIOSFODNN7EXAMPLE"},
@@ -1654,7 +1708,7 @@ mod tests {
     /// A pipeline with one Pulumi stage `stage`, and failures as
     /// (property, reason).
     fn stage_failures(stage: serde_json::Value) -> Vec<(String, String)> {
-        failures(json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [stage]}))
+        failures(json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [stage]}))
             .into_iter()
             .map(|f| (f.property, f.reason))
             .collect()
@@ -1705,12 +1759,14 @@ mod tests {
     fn production_secrets_keys_are_not_shared() {
         let prod = json!({"name": "prod", "production": true, "pulumiStack": {
             "stack": "app/prod", "backendUrl": "s3://state", "secretsKmsKeyArn": SECRETS_KEY}});
-        let found = failures(json!({"source": {"repository": "org/app"}, "build": {},
-        "kmsKeyArn": SECRETS_KEY,
-        "deployments": [
-            {"name": "dev", "pulumiStack": {"stack": "app/dev", "backendUrl": "s3://state", "secretsKmsKeyArn": SECRETS_KEY}},
-            prod
-        ]}));
+        let found = failures(
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]},
+            "kmsKeyArn": SECRETS_KEY,
+            "deployments": [
+                {"name": "dev", "pulumiStack": {"stack": "app/dev", "backendUrl": "s3://state", "secretsKmsKeyArn": SECRETS_KEY}},
+                prod
+            ]}),
+        );
         let properties: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
         assert_eq!(
             properties,
@@ -1829,7 +1885,7 @@ mod tests {
         );
         // Where the CLI comes from is no input.
         let found = properties(
-            json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [
                 {"name": "dev", "commands": ["x"], "environment": {
                     "SECUREPIPELINE_PULUMI_RELEASES_URL": {"value": "https://mirror.example.com"},
                     "SECUREPIPELINE_PULUMI_CHECKSUMS_URL": {"value": "https://mirror.example.com"}
@@ -1854,7 +1910,9 @@ mod tests {
             aws: Some(&aws),
         };
         let with_key = |key: &str| {
-            args(json!({"source": {"repository": "org/app"}, "build": {}, "kmsKeyArn": key}))
+            args(
+                json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "kmsKeyArn": key}),
+            )
         };
         let region = &aws.region;
         let elsewhere = if region == "eu-west-1" {
@@ -1888,7 +1946,7 @@ mod tests {
     fn every_user_arn_names_exactly_one_thing() {
         let found = failures(json!({
             "source": {"repository": "org/app", "connectionArn": "arn:aws:codeconnections:eu-west-1:123456789012:connection/*"},
-            "build": {"environment": {
+            "build": {"commands": ["make"], "environment": {
                 "NPM": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-*"},
                 "PARTIAL": {"secretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:npm-token"}
             }},
@@ -1929,7 +1987,7 @@ mod tests {
         };
         let pipeline = args(json!({
             "source": {"repository": "org/app"},
-            "build": {"environment": {"DB_URL": {"value": "postgres-host"}, "MODE": {"value": "ci"}}},
+            "build": {"commands": ["make"], "environment": {"DB_URL": {"value": "postgres-host"}, "MODE": {"value": "ci"}}},
             "deployments": [{"name": "dev", "commands": ["x"], "environment": {"HOOK": {"value": "h"}}}]
         }));
         let secrets = BTreeSet::from([
@@ -2122,7 +2180,7 @@ mod tests {
     #[test]
     fn a_branch_written_as_a_ref_is_rejected_with_its_name() {
         let found = failures(
-            json!({"source": {"repository": "org/app", "branch": "refs/heads/release/1.x"}, "build": {}}),
+            json!({"source": {"repository": "org/app", "branch": "refs/heads/release/1.x"}, "build": {"commands": ["make"]}}),
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].property, "source.branch");
@@ -2133,7 +2191,7 @@ mod tests {
         );
         assert_eq!(
             properties(
-                json!({"source": {"repository": "org/app", "branch": "refs/tags/v1"}, "build": {}})
+                json!({"source": {"repository": "org/app", "branch": "refs/tags/v1"}, "build": {"commands": ["make"]}})
             ),
             vec!["source.branch"]
         );
@@ -2144,12 +2202,16 @@ mod tests {
     fn notification_addresses_are_checked_at_the_component_path() {
         let emails: Vec<String> = (0..21).map(|i| format!("dev{i}@example.com")).collect();
         assert_eq!(
-            properties(json!({"source": {"repository": "org/app"}, "build": {},
-                "notifications": {"emails": emails}})),
+            properties(
+                json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]},
+                "notifications": {"emails": emails}})
+            ),
             vec!["notifications.emails"]
         );
-        let found = failures(json!({"source": {"repository": "org/app"}, "build": {},
-            "notifications": {"emails": ["ops@example.com", "not-an-address", "OPS@example.com", "x@example."]}}));
+        let found = failures(
+            json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]},
+            "notifications": {"emails": ["ops@example.com", "not-an-address", "OPS@example.com", "x@example."]}}),
+        );
         let at: Vec<&str> = found.iter().map(|f| f.property.as_str()).collect();
         assert_eq!(
             at,
@@ -2175,7 +2237,9 @@ mod tests {
             d.as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            failures(json!({"source": {"repository": "org/app"}, "build": {}, "deployments": [d]}))
+            failures(
+                json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}, "deployments": [d]}),
+            )
         };
         assert!(stage(json!({"approvers": [
             "arn:aws:iam::123456789012:role/release-managers",
@@ -2228,13 +2292,13 @@ mod tests {
     fn self_hosted_providers_need_a_host() {
         assert_eq!(
             properties(
-                json!({"source": {"repository": "org/app", "provider": "GitLabSelfManaged"}, "build": {}})
+                json!({"source": {"repository": "org/app", "provider": "GitLabSelfManaged"}, "build": {"commands": ["make"]}})
             ),
             vec!["source.hostArn"]
         );
         assert_eq!(
             properties(
-                json!({"source": {"repository": "org/app", "hostArn": "arn:aws:codeconnections:eu-west-1:123456789012:host/h"}, "build": {}})
+                json!({"source": {"repository": "org/app", "hostArn": "arn:aws:codeconnections:eu-west-1:123456789012:host/h"}, "build": {"commands": ["make"]}})
             ),
             vec!["source.hostArn"]
         );
@@ -2308,7 +2372,7 @@ mod fuzz {
             "forceDestroy": false,
             "tags": {"team": "platform"}
         });
-        let minimal = json!({"source": {"repository": "org/app"}, "build": {}});
+        let minimal = json!({"source": {"repository": "org/app"}, "build": {"commands": ["make"]}});
         [full, minimal]
             .iter()
             .map(|value| match json_to_property(value) {

@@ -79,7 +79,7 @@ const DELETE_BATCH: usize = 1000;
 const SSE_HEADER: &str = "s3:x-amz-server-side-encryption";
 const SSE_KEY_HEADER: &str = "s3:x-amz-server-side-encryption-aws-kms-key-id";
 
-fn deny(
+pub(crate) fn deny(
     sid: &str,
     actions: &[&str],
     resources: Vec<String>,
@@ -151,7 +151,7 @@ pub fn bucket_policy(bucket_arn: &str, key_arn: &str) -> PolicyDocument {
     ])
 }
 
-fn public_access_block() -> PublicAccessBlockConfiguration {
+pub(crate) fn public_access_block() -> PublicAccessBlockConfiguration {
     PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
         .ignore_public_acls(true)
@@ -160,14 +160,14 @@ fn public_access_block() -> PublicAccessBlockConfiguration {
         .build()
 }
 
-fn is_fully_blocked(config: &PublicAccessBlockConfiguration) -> bool {
+pub(crate) fn is_fully_blocked(config: &PublicAccessBlockConfiguration) -> bool {
     config.block_public_acls() == Some(true)
         && config.ignore_public_acls() == Some(true)
         && config.block_public_policy() == Some(true)
         && config.restrict_public_buckets() == Some(true)
 }
 
-fn ownership_controls() -> Result<OwnershipControls, BuildError> {
+pub(crate) fn ownership_controls() -> Result<OwnershipControls, BuildError> {
     OwnershipControls::builder()
         .rules(
             OwnershipControlsRule::builder()
@@ -216,10 +216,10 @@ fn bucket_key_enabled(config: &ServerSideEncryptionConfiguration) -> bool {
     kms_rule(config).is_some_and(|rule| rule.bucket_key_enabled() == Some(true))
 }
 
-fn lifecycle(days: u32) -> Result<BucketLifecycleConfiguration, BuildError> {
+pub(crate) fn lifecycle(id: &str, days: u32) -> Result<BucketLifecycleConfiguration, BuildError> {
     let days = i32::try_from(days).unwrap_or(i32::MAX);
     let rule = LifecycleRule::builder()
-        .id(LIFECYCLE_RULE_ID)
+        .id(id)
         .filter(LifecycleRuleFilter::builder().prefix("").build())
         .status(ExpirationStatus::Enabled)
         .expiration(LifecycleExpiration::builder().days(days).build())
@@ -240,7 +240,7 @@ fn lifecycle(days: u32) -> Result<BucketLifecycleConfiguration, BuildError> {
 /// The expiry the live lifecycle enforces, or 0 (which `check` rejects and
 /// the next update restores) unless it is exactly the one rule this kind
 /// writes: any other rule may delete artifacts early or keep them forever.
-fn expire_days(rules: &[LifecycleRule]) -> u32 {
+pub(crate) fn expire_days(rules: &[LifecycleRule]) -> u32 {
     let [rule] = rules else {
         return 0;
     };
@@ -294,7 +294,7 @@ async fn bucket_exists(ctx: &Op<'_>, name: &str) -> bool {
 }
 
 /// The bucket's tags; none too when it has none.
-fn tagging(tags: &Tags) -> Result<Tagging, ResourceError> {
+pub(crate) fn tagging(tags: &Tags) -> Result<Tagging, ResourceError> {
     let tag_set = sdk_tags(tags, |key, value| {
         Tag::builder().key(key).value(value).build()
     })?;
@@ -349,7 +349,7 @@ fn changed_settings(olds: &ArtifactBucketInputs, news: &ArtifactBucketInputs) ->
 
 /// S3 bucket configuration is eventually consistent: a bucket just created
 /// may briefly be missing for the calls that configure it.
-const JUST_CREATED: [Transient; 1] = [Transient::Propagation {
+pub(crate) const JUST_CREATED: [Transient; 1] = [Transient::Propagation {
     code: "NoSuchBucket",
     message_contains: "does not exist",
 }];
@@ -422,7 +422,7 @@ async fn apply(
             .await?;
         }
         Setting::Lifecycle => {
-            let config = lifecycle(inputs.expire_after_days)
+            let config = lifecycle(LIFECYCLE_RULE_ID, inputs.expire_after_days)
                 .map_err(|err| built("setting the lifecycle", err))?;
             ctx.call_waiting(what("setting the lifecycle"), &JUST_CREATED, || {
                 s3.put_bucket_lifecycle_configuration()
@@ -438,7 +438,7 @@ async fn apply(
 
 /// S3 rules on bucket names beyond characters and length, which the
 /// lifecycle checks first.
-fn check_bucket_name(property: &str, name: &str) -> Vec<CheckFailure> {
+pub(crate) fn check_bucket_name(property: &str, name: &str) -> Vec<CheckFailure> {
     if is_unknown(name) || naming::check(property, name, &naming::S3_BUCKET).is_some() {
         return Vec::new();
     }
@@ -498,7 +498,7 @@ fn invariants(inputs: &ArtifactBucketInputs) -> [(&'static str, bool, &'static s
 }
 
 /// S3's answers for a bucket that does not exist.
-const GONE: &[&str] = &["NotFound", "NoSuchBucket"];
+pub(crate) const GONE: &[&str] = &["NotFound", "NoSuchBucket"];
 
 #[async_trait]
 impl CustomResource for ArtifactBucket {
@@ -584,45 +584,7 @@ impl CustomResource for ArtifactBucket {
         token: &CreateToken,
     ) -> Result<(String, Self::Outputs), ResourceError> {
         let name = ctx.name()?;
-        let s3 = &ctx.clients().s3;
-        // In us-east-1 S3 answers the create of a bucket the account already
-        // owns with success, so an existing bucket is looked for first.
-        if bucket_exists(ctx, name).await {
-            return Err(ResourceError::Failed(Self::NAME.taken(name)));
-        }
-        // Tags given to CreateBucket exist from the first moment, so a create
-        // retried after a lost response can recognise its own bucket.
-        let marker = Tag::builder()
-            .key(tags::CREATE_TOKEN_KEY)
-            .value(token.as_str())
-            .build()
-            .map_err(|err| ResourceError::failed(format!("creating bucket {name}"), err))?;
-        let configuration = CreateBucketConfiguration::builder()
-            .set_location_constraint(
-                (ctx.region != DEFAULT_S3_REGION)
-                    .then(|| BucketLocationConstraint::from(ctx.region.as_str())),
-            )
-            .tags(marker)
-            .build();
-        ctx.create_once(
-            format!("creating bucket {name}"),
-            name,
-            &[],
-            &["BucketAlreadyOwnedByYou"],
-            || {
-                s3.create_bucket()
-                    .bucket(name)
-                    .create_bucket_configuration(configuration.clone())
-                    .customize()
-                    .config_override(aws_sdk_s3::config::Builder::default().retry_config(once()))
-                    .send()
-            },
-            || async {
-                let tags = Self::read_tags(ctx, name).await?;
-                Ok(tags.filter(|tags| token.is_on(tags)).map(drop))
-            },
-        )
-        .await?;
+        create_bucket(ctx, name, token, &Self::NAME).await?;
         let outputs = ArtifactBucketOutputs {
             arn: ctx.arns().s3_bucket(name),
         };
@@ -751,63 +713,136 @@ impl CustomResource for ArtifactBucket {
         inputs: &Self::Inputs,
         _outputs: &Self::Outputs,
     ) -> Result<(), ResourceError> {
-        let exists = if inputs.force_destroy {
-            empty(ctx, id).await?
-        } else {
-            match holds_artifacts(ctx, id).await? {
-                Some(true) => {
-                    return Err(ResourceError::Failed(format!(
-                        "bucket {id} still holds artifacts; set forceDestroy: true on the SecurePipeline to let destroy empty it (artifacts are never deleted by default)"
-                    )))
-                }
-                Some(false) => true,
-                None => false,
-            }
-        };
-        if !exists {
-            return Ok(());
-        }
-        let s3 = &ctx.clients().s3;
-        ctx.delete(format!("deleting bucket {id}"), &["NoSuchBucket"], || {
-            s3.delete_bucket()
-                .bucket(id)
-                .expected_bucket_owner(&ctx.aws.account_id)
-                .send()
-        })
-        .await?;
-        Ok(())
+        delete_bucket(ctx, id, inputs.force_destroy).await
     }
 
     async fn read_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
-        let s3 = &ctx.clients().s3;
-        match ctx
-            .call(format!("reading tags of bucket {id}"), || {
-                s3.get_bucket_tagging().bucket(id).send()
-            })
-            .await
-        {
-            Ok(tagging) => Ok(Some(from_sdk_tags(tagging.tag_set(), |tag| {
-                (tag.key(), tag.value())
-            }))),
-            Err(failure) if failure.is(&["NoSuchTagSet"]) => Ok(Some(Tags::new())),
-            Err(failure) if failure.is(&["NoSuchBucket"]) => Ok(None),
-            Err(failure) => Err(failure),
-        }
+        read_bucket_tags(ctx, id).await
     }
 
     /// S3 has no tag or untag: the whole set is replaced at once.
     async fn write_tags(ctx: &Op<'_>, id: &str, change: &TagChange) -> Result<(), ResourceError> {
-        let s3 = &ctx.clients().s3;
-        let tag_set = tagging(&change.all)?;
-        ctx.call_waiting(format!("tagging bucket {id}"), &JUST_CREATED, || {
-            s3.put_bucket_tagging()
-                .bucket(id)
-                .tagging(tag_set.clone())
-                .send()
-        })
-        .await?;
-        Ok(())
+        write_bucket_tags(ctx, id, change).await
     }
+}
+
+/// Creates bucket `name` in the operation's region, marked with the
+/// create token so that a create retried after a lost answer recognises
+/// its own bucket. Shared by every bucket kind.
+pub(crate) async fn create_bucket(
+    ctx: &Op<'_>,
+    name: &str,
+    token: &CreateToken,
+    auto_name: &AutoName,
+) -> Result<(), ResourceError> {
+    let s3 = &ctx.clients().s3;
+    // In us-east-1 S3 answers the create of a bucket the account already
+    // owns with success, so an existing bucket is looked for first.
+    if bucket_exists(ctx, name).await {
+        return Err(ResourceError::Failed(auto_name.taken(name)));
+    }
+    // Tags given to CreateBucket exist from the first moment, so a create
+    // retried after a lost response can recognise its own bucket.
+    let marker = Tag::builder()
+        .key(tags::CREATE_TOKEN_KEY)
+        .value(token.as_str())
+        .build()
+        .map_err(|err| ResourceError::failed(format!("creating bucket {name}"), err))?;
+    let configuration = CreateBucketConfiguration::builder()
+        .set_location_constraint(
+            (ctx.region != DEFAULT_S3_REGION)
+                .then(|| BucketLocationConstraint::from(ctx.region.as_str())),
+        )
+        .tags(marker)
+        .build();
+    ctx.create_once(
+        format!("creating bucket {name}"),
+        name,
+        &[],
+        &["BucketAlreadyOwnedByYou"],
+        || {
+            s3.create_bucket()
+                .bucket(name)
+                .create_bucket_configuration(configuration.clone())
+                .customize()
+                .config_override(aws_sdk_s3::config::Builder::default().retry_config(once()))
+                .send()
+        },
+        || async {
+            let tags = read_bucket_tags(ctx, name).await?;
+            Ok(tags.filter(|tags| token.is_on(tags)).map(drop))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes bucket `id`: emptied first when `force_destroy`, otherwise
+/// refused while it holds artifacts.
+pub(crate) async fn delete_bucket(
+    ctx: &Op<'_>,
+    id: &str,
+    force_destroy: bool,
+) -> Result<(), ResourceError> {
+    let exists = if force_destroy {
+        empty(ctx, id).await?
+    } else {
+        match holds_artifacts(ctx, id).await? {
+            Some(true) => {
+                return Err(ResourceError::Failed(format!(
+                    "bucket {id} still holds artifacts; set forceDestroy: true on the SecurePipeline to let destroy empty it (artifacts are never deleted by default)"
+                )))
+            }
+            Some(false) => true,
+            None => false,
+        }
+    };
+    if !exists {
+        return Ok(());
+    }
+    let s3 = &ctx.clients().s3;
+    ctx.delete(format!("deleting bucket {id}"), &["NoSuchBucket"], || {
+        s3.delete_bucket()
+            .bucket(id)
+            .expected_bucket_owner(&ctx.aws.account_id)
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn read_bucket_tags(ctx: &Op<'_>, id: &str) -> Result<Option<Tags>, AwsFailure> {
+    let s3 = &ctx.clients().s3;
+    match ctx
+        .call(format!("reading tags of bucket {id}"), || {
+            s3.get_bucket_tagging().bucket(id).send()
+        })
+        .await
+    {
+        Ok(tagging) => Ok(Some(from_sdk_tags(tagging.tag_set(), |tag| {
+            (tag.key(), tag.value())
+        }))),
+        Err(failure) if failure.is(&["NoSuchTagSet"]) => Ok(Some(Tags::new())),
+        Err(failure) if failure.is(&["NoSuchBucket"]) => Ok(None),
+        Err(failure) => Err(failure),
+    }
+}
+
+pub(crate) async fn write_bucket_tags(
+    ctx: &Op<'_>,
+    id: &str,
+    change: &TagChange,
+) -> Result<(), ResourceError> {
+    let s3 = &ctx.clients().s3;
+    let tag_set = tagging(&change.all)?;
+    ctx.call_waiting(format!("tagging bucket {id}"), &JUST_CREATED, || {
+        s3.put_bucket_tagging()
+            .bucket(id)
+            .tagging(tag_set.clone())
+            .send()
+    })
+    .await?;
+    Ok(())
 }
 
 /// Whether any object version or delete marker is left; `None` when the
@@ -1155,7 +1190,7 @@ pub(crate) mod tests {
 
     #[test]
     fn lifecycle_round_trips_and_other_rules_read_as_drift() {
-        let config = lifecycle(30).unwrap();
+        let config = lifecycle(LIFECYCLE_RULE_ID, 30).unwrap();
         let rule = &config.rules()[0];
         assert_eq!(rule.expiration().and_then(|e| e.days()), Some(30));
         assert_eq!(

@@ -2,6 +2,7 @@
 //! built from them; each kind's `check` enforces its own invariants, since
 //! a program may register a child directly or rewrite its inputs.
 
+pub mod access_log_bucket;
 pub mod artifact_bucket;
 pub mod build_project;
 pub mod common;
@@ -28,6 +29,7 @@ pub fn registry() -> HashMap<&'static str, Box<dyn ResourceHandler>> {
         entry::<log_group::LogGroup>(),
         entry::<key::Key>(),
         entry::<artifact_bucket::ArtifactBucket>(),
+        entry::<access_log_bucket::AccessLogBucket>(),
         entry::<build_project::BuildProject>(),
         entry::<pipeline::Pipeline>(),
         entry::<event_rule::EventRule>(),
@@ -58,6 +60,10 @@ mod tests {
             (
                 artifact_bucket::ArtifactBucket::TYPE,
                 map(&artifact_bucket::tests::inputs()),
+            ),
+            (
+                access_log_bucket::AccessLogBucket::TYPE,
+                map(&access_log_bucket::tests::inputs()),
             ),
             (
                 build_project::BuildProject::TYPE,
@@ -164,6 +170,10 @@ mod tests {
             (
                 artifact_bucket::ArtifactBucket::TYPE,
                 artifact_bucket::ArtifactBucket::NAME.property,
+            ),
+            (
+                access_log_bucket::AccessLogBucket::TYPE,
+                access_log_bucket::AccessLogBucket::NAME.property,
             ),
             (
                 build_project::BuildProject::TYPE,

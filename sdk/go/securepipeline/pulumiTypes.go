@@ -195,11 +195,14 @@ func (o AssumeRolePtrOutput) SessionName() pulumi.StringPtrOutput {
 type Build struct {
 	// An inline buildspec (YAML), parsed and validated at preview.
 	Buildspec *string `pulumi:"buildspec"`
-	// A buildspec file in the repository.
+	// A buildspec file in the repository. Anyone who can push to the
+	// branch decides what it runs; `commands` or `buildspec` keep that in
+	// the pipeline's own configuration.
 	BuildspecPath *string `pulumi:"buildspecPath"`
-	// Shell commands to run; the provider writes the buildspec. Exactly one
-	// of `commands`, `buildspec` and `buildspecPath` may be given; none
-	// means `buildspecPath: buildspec.yml`.
+	// Shell commands to run; the provider writes the buildspec. Give
+	// exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+	// falls back to a `buildspec.yml` in the repository, which anyone who
+	// can push could change.
 	Commands []string `pulumi:"commands"`
 	// The CodeBuild compute type. Default BUILD_GENERAL1_SMALL.
 	ComputeType *ComputeType `pulumi:"computeType"`
@@ -236,11 +239,14 @@ type BuildInput interface {
 type BuildArgs struct {
 	// An inline buildspec (YAML), parsed and validated at preview.
 	Buildspec pulumi.StringPtrInput `pulumi:"buildspec"`
-	// A buildspec file in the repository.
+	// A buildspec file in the repository. Anyone who can push to the
+	// branch decides what it runs; `commands` or `buildspec` keep that in
+	// the pipeline's own configuration.
 	BuildspecPath pulumi.StringPtrInput `pulumi:"buildspecPath"`
-	// Shell commands to run; the provider writes the buildspec. Exactly one
-	// of `commands`, `buildspec` and `buildspecPath` may be given; none
-	// means `buildspecPath: buildspec.yml`.
+	// Shell commands to run; the provider writes the buildspec. Give
+	// exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+	// falls back to a `buildspec.yml` in the repository, which anyone who
+	// can push could change.
 	Commands pulumi.StringArrayInput `pulumi:"commands"`
 	// The CodeBuild compute type. Default BUILD_GENERAL1_SMALL.
 	ComputeType ComputeTypePtrInput `pulumi:"computeType"`
@@ -294,14 +300,17 @@ func (o BuildOutput) Buildspec() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Build) *string { return v.Buildspec }).(pulumi.StringPtrOutput)
 }
 
-// A buildspec file in the repository.
+// A buildspec file in the repository. Anyone who can push to the
+// branch decides what it runs; `commands` or `buildspec` keep that in
+// the pipeline's own configuration.
 func (o BuildOutput) BuildspecPath() pulumi.StringPtrOutput {
 	return o.ApplyT(func(v Build) *string { return v.BuildspecPath }).(pulumi.StringPtrOutput)
 }
 
-// Shell commands to run; the provider writes the buildspec. Exactly one
-// of `commands`, `buildspec` and `buildspecPath` may be given; none
-// means `buildspecPath: buildspec.yml`.
+// Shell commands to run; the provider writes the buildspec. Give
+// exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+// falls back to a `buildspec.yml` in the repository, which anyone who
+// can push could change.
 func (o BuildOutput) Commands() pulumi.StringArrayOutput {
 	return o.ApplyT(func(v Build) []string { return v.Commands }).(pulumi.StringArrayOutput)
 }

@@ -19,6 +19,9 @@ import (
 type SecurePipeline struct {
 	pulumi.ResourceState
 
+	// The bucket receiving the artifact bucket's S3 server access logs,
+	// under the prefix `<artifactBucketName>/`.
+	AccessLogBucketName pulumi.StringPtrOutput `pulumi:"accessLogBucketName"`
 	// The artifact bucket's name.
 	ArtifactBucketName pulumi.StringOutput `pulumi:"artifactBucketName"`
 	// CodeBuild project names, build first, then deployments in order, then
@@ -74,6 +77,9 @@ func NewSecurePipeline(ctx *pulumi.Context,
 }
 
 type securePipelineArgs struct {
+	// Days the artifact bucket's S3 server access logs are kept in the
+	// access-log bucket the component creates, 1 to 3650. Default 365.
+	AccessLogRetentionDays *int `pulumi:"accessLogRetentionDays"`
 	// Days after which artifacts (and noncurrent versions) expire. Default 30.
 	ArtifactRetentionDays *int `pulumi:"artifactRetentionDays"`
 	// How the code is built and tested.
@@ -83,14 +89,19 @@ type securePipelineArgs struct {
 	// How concurrent executions are handled. Default QUEUED.
 	ExecutionMode *ExecutionMode `pulumi:"executionMode"`
 	// When true, destroying the pipeline empties and deletes the artifact
-	// bucket. By default a bucket holding artifacts is never emptied.
+	// bucket. By default a bucket holding artifacts is never emptied. (The
+	// access-log bucket is always emptied on destroy, after its logging is
+	// turned off.)
 	ForceDestroy *bool `pulumi:"forceDestroy"`
 	// An existing customer-managed KMS key (validated) to use instead of
 	// creating one with rotation.
 	KmsKeyArn *string `pulumi:"kmsKeyArn"`
 	// Days CloudWatch Logs keeps build logs; one of the values CloudWatch
 	// Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-	// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+	// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+	// which passes the common one-year retention checks; values below 365
+	// are accepted but fail them, and longer ones (731, 1096, ...) meet
+	// stricter policies.
 	LogRetentionDays *int `pulumi:"logRetentionDays"`
 	// Who is told about pipeline executions, and on which events.
 	Notifications *Notifications `pulumi:"notifications"`
@@ -115,6 +126,9 @@ type securePipelineArgs struct {
 
 // The set of arguments for constructing a SecurePipeline resource.
 type SecurePipelineArgs struct {
+	// Days the artifact bucket's S3 server access logs are kept in the
+	// access-log bucket the component creates, 1 to 3650. Default 365.
+	AccessLogRetentionDays pulumi.IntPtrInput
 	// Days after which artifacts (and noncurrent versions) expire. Default 30.
 	ArtifactRetentionDays pulumi.IntPtrInput
 	// How the code is built and tested.
@@ -124,14 +138,19 @@ type SecurePipelineArgs struct {
 	// How concurrent executions are handled. Default QUEUED.
 	ExecutionMode ExecutionModePtrInput
 	// When true, destroying the pipeline empties and deletes the artifact
-	// bucket. By default a bucket holding artifacts is never emptied.
+	// bucket. By default a bucket holding artifacts is never emptied. (The
+	// access-log bucket is always emptied on destroy, after its logging is
+	// turned off.)
 	ForceDestroy pulumi.BoolPtrInput
 	// An existing customer-managed KMS key (validated) to use instead of
 	// creating one with rotation.
 	KmsKeyArn pulumi.StringPtrInput
 	// Days CloudWatch Logs keeps build logs; one of the values CloudWatch
 	// Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-	// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+	// 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+	// which passes the common one-year retention checks; values below 365
+	// are accepted but fail them, and longer ones (731, 1096, ...) meet
+	// stricter policies.
 	LogRetentionDays pulumi.IntPtrInput
 	// Who is told about pipeline executions, and on which events.
 	Notifications NotificationsPtrInput
@@ -239,6 +258,12 @@ func (o SecurePipelineOutput) ToSecurePipelineOutput() SecurePipelineOutput {
 
 func (o SecurePipelineOutput) ToSecurePipelineOutputWithContext(ctx context.Context) SecurePipelineOutput {
 	return o
+}
+
+// The bucket receiving the artifact bucket's S3 server access logs,
+// under the prefix `<artifactBucketName>/`.
+func (o SecurePipelineOutput) AccessLogBucketName() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *SecurePipeline) pulumi.StringPtrOutput { return v.AccessLogBucketName }).(pulumi.StringPtrOutput)
 }
 
 // The artifact bucket's name.

@@ -33,13 +33,16 @@ export interface BuildArgs {
      */
     buildspec?: pulumi.Input<string | undefined>;
     /**
-     * A buildspec file in the repository.
+     * A buildspec file in the repository. Anyone who can push to the
+     * branch decides what it runs; `commands` or `buildspec` keep that in
+     * the pipeline's own configuration.
      */
     buildspecPath?: pulumi.Input<string | undefined>;
     /**
-     * Shell commands to run; the provider writes the buildspec. Exactly one
-     * of `commands`, `buildspec` and `buildspecPath` may be given; none
-     * means `buildspecPath: buildspec.yml`.
+     * Shell commands to run; the provider writes the buildspec. Give
+     * exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+     * falls back to a `buildspec.yml` in the repository, which anyone who
+     * can push could change.
      */
     commands?: pulumi.Input<pulumi.Input<string>[] | undefined>;
     /**

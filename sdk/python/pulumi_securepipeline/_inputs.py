@@ -119,13 +119,16 @@ class BuildArgsDict(TypedDict):
     """
     buildspec_path: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    A buildspec file in the repository.
+    A buildspec file in the repository. Anyone who can push to the
+    branch decides what it runs; `commands` or `buildspec` keep that in
+    the pipeline's own configuration.
     """
     commands: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
     """
-    Shell commands to run; the provider writes the buildspec. Exactly one
-    of `commands`, `buildspec` and `buildspecPath` may be given; none
-    means `buildspecPath: buildspec.yml`.
+    Shell commands to run; the provider writes the buildspec. Give
+    exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+    falls back to a `buildspec.yml` in the repository, which anyone who
+    can push could change.
     """
     compute_type: NotRequired[pulumi.Input[Optional['ComputeType']]]
     """
@@ -177,10 +180,13 @@ class BuildArgs:
         The build stage: one CodeBuild project with its own role and log group.
 
         :param pulumi.Input[_builtins.str] buildspec: An inline buildspec (YAML), parsed and validated at preview.
-        :param pulumi.Input[_builtins.str] buildspec_path: A buildspec file in the repository.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] commands: Shell commands to run; the provider writes the buildspec. Exactly one
-               of `commands`, `buildspec` and `buildspecPath` may be given; none
-               means `buildspecPath: buildspec.yml`.
+        :param pulumi.Input[_builtins.str] buildspec_path: A buildspec file in the repository. Anyone who can push to the
+               branch decides what it runs; `commands` or `buildspec` keep that in
+               the pipeline's own configuration.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] commands: Shell commands to run; the provider writes the buildspec. Give
+               exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+               falls back to a `buildspec.yml` in the repository, which anyone who
+               can push could change.
         :param pulumi.Input['ComputeType'] compute_type: The CodeBuild compute type. Default BUILD_GENERAL1_SMALL.
         :param pulumi.Input[_builtins.bool] docker: Builds Docker images: turns on privileged mode. Nothing else does.
         :param pulumi.Input[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]] environment: Environment variables by name. Secrets are given by reference and
@@ -230,7 +236,9 @@ class BuildArgs:
     @pulumi.getter(name="buildspecPath")
     def buildspec_path(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        A buildspec file in the repository.
+        A buildspec file in the repository. Anyone who can push to the
+        branch decides what it runs; `commands` or `buildspec` keep that in
+        the pipeline's own configuration.
         """
         return pulumi.get(self, "buildspec_path")
 
@@ -242,9 +250,10 @@ class BuildArgs:
     @pulumi.getter
     def commands(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Shell commands to run; the provider writes the buildspec. Exactly one
-        of `commands`, `buildspec` and `buildspecPath` may be given; none
-        means `buildspecPath: buildspec.yml`.
+        Shell commands to run; the provider writes the buildspec. Give
+        exactly one of `commands`, `buildspec` and `buildspecPath`: nothing
+        falls back to a `buildspec.yml` in the repository, which anyone who
+        can push could change.
         """
         return pulumi.get(self, "commands")
 

@@ -23,6 +23,7 @@ class SecurePipelineArgs:
     def __init__(__self__, *,
                  build: pulumi.Input['BuildArgs'],
                  source: pulumi.Input['SourceArgs'],
+                 access_log_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  artifact_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  deployments: pulumi.Input[Optional[Sequence[pulumi.Input['DeploymentArgs']]]] = None,
                  execution_mode: pulumi.Input[Optional['ExecutionMode']] = None,
@@ -38,16 +39,23 @@ class SecurePipelineArgs:
 
         :param pulumi.Input['BuildArgs'] build: How the code is built and tested.
         :param pulumi.Input['SourceArgs'] source: Where the code comes from.
+        :param pulumi.Input[_builtins.int] access_log_retention_days: Days the artifact bucket's S3 server access logs are kept in the
+               access-log bucket the component creates, 1 to 3650. Default 365.
         :param pulumi.Input[_builtins.int] artifact_retention_days: Days after which artifacts (and noncurrent versions) expire. Default 30.
         :param pulumi.Input[Sequence[pulumi.Input['DeploymentArgs']]] deployments: Ordered deployment stages that follow the build.
         :param pulumi.Input['ExecutionMode'] execution_mode: How concurrent executions are handled. Default QUEUED.
         :param pulumi.Input[_builtins.bool] force_destroy: When true, destroying the pipeline empties and deletes the artifact
-               bucket. By default a bucket holding artifacts is never emptied.
+               bucket. By default a bucket holding artifacts is never emptied. (The
+               access-log bucket is always emptied on destroy, after its logging is
+               turned off.)
         :param pulumi.Input[_builtins.str] kms_key_arn: An existing customer-managed KMS key (validated) to use instead of
                creating one with rotation.
         :param pulumi.Input[_builtins.int] log_retention_days: Days CloudWatch Logs keeps build logs; one of the values CloudWatch
                Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-               545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+               545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+               which passes the common one-year retention checks; values below 365
+               are accepted but fail them, and longer ones (731, 1096, ...) meet
+               stricter policies.
         :param pulumi.Input['NotificationsArgs'] notifications: Who is told about pipeline executions, and on which events.
         :param pulumi.Input[_builtins.str] schedule: An EventBridge schedule expression (`rate(1 day)`, `cron(0 6 * * ? *)`)
                that also starts the pipeline, through a role the component creates.
@@ -64,6 +72,8 @@ class SecurePipelineArgs:
         """
         pulumi.set(__self__, "build", build)
         pulumi.set(__self__, "source", source)
+        if access_log_retention_days is not None:
+            pulumi.set(__self__, "access_log_retention_days", access_log_retention_days)
         if artifact_retention_days is not None:
             pulumi.set(__self__, "artifact_retention_days", artifact_retention_days)
         if deployments is not None:
@@ -110,6 +120,19 @@ class SecurePipelineArgs:
         pulumi.set(self, "source", value)
 
     @_builtins.property
+    @pulumi.getter(name="accessLogRetentionDays")
+    def access_log_retention_days(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        Days the artifact bucket's S3 server access logs are kept in the
+        access-log bucket the component creates, 1 to 3650. Default 365.
+        """
+        return pulumi.get(self, "access_log_retention_days")
+
+    @access_log_retention_days.setter
+    def access_log_retention_days(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "access_log_retention_days", value)
+
+    @_builtins.property
     @pulumi.getter(name="artifactRetentionDays")
     def artifact_retention_days(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
@@ -150,7 +173,9 @@ class SecurePipelineArgs:
     def force_destroy(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
         When true, destroying the pipeline empties and deletes the artifact
-        bucket. By default a bucket holding artifacts is never emptied.
+        bucket. By default a bucket holding artifacts is never emptied. (The
+        access-log bucket is always emptied on destroy, after its logging is
+        turned off.)
         """
         return pulumi.get(self, "force_destroy")
 
@@ -177,7 +202,10 @@ class SecurePipelineArgs:
         """
         Days CloudWatch Logs keeps build logs; one of the values CloudWatch
         Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-        545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+        545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+        which passes the common one-year retention checks; values below 365
+        are accepted but fail them, and longer ones (731, 1096, ...) meet
+        stricter policies.
         """
         return pulumi.get(self, "log_retention_days")
 
@@ -249,6 +277,7 @@ class SecurePipeline(pulumi.ComponentResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 access_log_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  artifact_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  build: pulumi.Input[Optional[Union['BuildArgs', 'BuildArgsDict']]] = None,
                  deployments: pulumi.Input[Optional[Sequence[pulumi.Input[Union['DeploymentArgs', 'DeploymentArgsDict']]]]] = None,
@@ -270,17 +299,24 @@ class SecurePipeline(pulumi.ComponentResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[_builtins.int] access_log_retention_days: Days the artifact bucket's S3 server access logs are kept in the
+               access-log bucket the component creates, 1 to 3650. Default 365.
         :param pulumi.Input[_builtins.int] artifact_retention_days: Days after which artifacts (and noncurrent versions) expire. Default 30.
         :param pulumi.Input[Union['BuildArgs', 'BuildArgsDict']] build: How the code is built and tested.
         :param pulumi.Input[Sequence[pulumi.Input[Union['DeploymentArgs', 'DeploymentArgsDict']]]] deployments: Ordered deployment stages that follow the build.
         :param pulumi.Input['ExecutionMode'] execution_mode: How concurrent executions are handled. Default QUEUED.
         :param pulumi.Input[_builtins.bool] force_destroy: When true, destroying the pipeline empties and deletes the artifact
-               bucket. By default a bucket holding artifacts is never emptied.
+               bucket. By default a bucket holding artifacts is never emptied. (The
+               access-log bucket is always emptied on destroy, after its logging is
+               turned off.)
         :param pulumi.Input[_builtins.str] kms_key_arn: An existing customer-managed KMS key (validated) to use instead of
                creating one with rotation.
         :param pulumi.Input[_builtins.int] log_retention_days: Days CloudWatch Logs keeps build logs; one of the values CloudWatch
                Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
-               545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 30.
+               545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653). Default 365,
+               which passes the common one-year retention checks; values below 365
+               are accepted but fail them, and longer ones (731, 1096, ...) meet
+               stricter policies.
         :param pulumi.Input[Union['NotificationsArgs', 'NotificationsArgsDict']] notifications: Who is told about pipeline executions, and on which events.
         :param pulumi.Input[_builtins.str] schedule: An EventBridge schedule expression (`rate(1 day)`, `cron(0 6 * * ? *)`)
                that also starts the pipeline, through a role the component creates.
@@ -323,6 +359,7 @@ class SecurePipeline(pulumi.ComponentResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 access_log_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  artifact_retention_days: pulumi.Input[Optional[_builtins.int]] = None,
                  build: pulumi.Input[Optional[Union['BuildArgs', 'BuildArgsDict']]] = None,
                  deployments: pulumi.Input[Optional[Sequence[pulumi.Input[Union['DeploymentArgs', 'DeploymentArgsDict']]]]] = None,
@@ -346,6 +383,7 @@ class SecurePipeline(pulumi.ComponentResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = SecurePipelineArgs.__new__(SecurePipelineArgs)
 
+            __props__.__dict__["access_log_retention_days"] = access_log_retention_days
             __props__.__dict__["artifact_retention_days"] = artifact_retention_days
             if build is None and not opts.urn:
                 raise TypeError("Missing required property 'build'")
@@ -362,6 +400,7 @@ class SecurePipeline(pulumi.ComponentResource):
             __props__.__dict__["source"] = source
             __props__.__dict__["tags"] = tags
             __props__.__dict__["variables"] = variables
+            __props__.__dict__["access_log_bucket_name"] = None
             __props__.__dict__["artifact_bucket_name"] = None
             __props__.__dict__["build_project_names"] = None
             __props__.__dict__["connection_activation_url"] = None
@@ -380,6 +419,15 @@ class SecurePipeline(pulumi.ComponentResource):
             __props__,
             opts,
             remote=True)
+
+    @_builtins.property
+    @pulumi.getter(name="accessLogBucketName")
+    def access_log_bucket_name(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        The bucket receiving the artifact bucket's S3 server access logs,
+        under the prefix `<artifactBucketName>/`.
+        """
+        return pulumi.get(self, "access_log_bucket_name")
 
     @_builtins.property
     @pulumi.getter(name="artifactBucketName")

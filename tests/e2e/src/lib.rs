@@ -894,9 +894,10 @@ pub mod inventory {
     use crate::readback::{self, text};
 
     /// The kinds the provider creates, by type token, as the inventory names them.
-    pub const KINDS: [(&str, &str); 9] = [
+    pub const KINDS: [(&str, &str); 10] = [
         ("securepipeline:aws:Key", "key"),
         ("securepipeline:aws:ArtifactBucket", "bucket"),
+        ("securepipeline:aws:AccessLogBucket", "bucket"),
         ("securepipeline:aws:Role", "role"),
         ("securepipeline:aws:BuildProject", "project"),
         ("securepipeline:aws:Pipeline", "pipeline"),

@@ -410,7 +410,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
     assert_eq!(west_project.encryption_key(), Some(west_key.as_str()));
     let west_group = aws.west.log_group(&log_groups[2]).await;
     assert_eq!(west_group.kms_key_id(), Some(west_key.as_str()));
-    assert_eq!(west_group.retention_in_days(), Some(30));
+    assert_eq!(west_group.retention_in_days(), Some(365));
     assert!(aws
         .home
         .codebuild

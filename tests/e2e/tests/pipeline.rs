@@ -606,6 +606,7 @@ async fn holds_every_guarantee(emulator: &Emulator, stack: &Stack) {
             ("key".to_string(), set(&[])),
             ("source".to_string(), set(&[])),
             ("artifacts".to_string(), set(&["key"])),
+            ("access-logs".to_string(), set(&["artifacts"])),
             ("build-logs".to_string(), set(&["key"])),
             ("notifications".to_string(), set(&["key"])),
             (
@@ -876,21 +877,31 @@ fn bad_inputs_fail_at_preview_naming_the_property() {
 }
 
 #[test]
-fn defaulted_branch_and_buildspec_are_stated_at_preview() {
+fn a_build_that_chooses_nothing_is_rejected_and_a_defaulted_branch_is_stated_at_preview() {
     let emulator = Emulator::start();
     let program = "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {repository: example-org/web}\n      build: {}\n";
     let stack = Stack::yaml(&emulator, "defaults", program);
+    // No silent fallback to a buildspec.yml anyone who can push controls.
+    let run = stack.preview().failure();
+    assert!(
+        run.text().contains("build: choose what the build runs")
+            && run
+                .text()
+                .contains("nothing defaults to the repository's buildspec.yml"),
+        "{}",
+        run.text()
+    );
+    stack.set_program(
+        "defaults",
+        "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {repository: example-org/web}\n      build: {commands: [make]}\n",
+    );
     let run = stack.preview().success();
-    for note in [
-        "source.branch is not set: the pipeline starts on pushes to `main`",
-        "build.buildspecPath is not set: the build runs `buildspec.yml`",
-    ] {
-        assert!(
-            run.text().contains(note),
-            "expected `{note}` in:\n{}",
-            run.text()
-        );
-    }
+    let note = "source.branch is not set: the pipeline starts on pushes to `main`";
+    assert!(
+        run.text().contains(note),
+        "expected `{note}` in:\n{}",
+        run.text()
+    );
     stack.set_program(
         "defaults",
         "resources:\n  web:\n    type: securepipeline:index:SecurePipeline\n    properties:\n      source: {repository: example-org/web, branch: main}\n      build: {commands: [make]}\n",

@@ -207,3 +207,58 @@ def test_tags_given_to_create_bucket_are_kept(emulator: Emulator, unique) -> Non
         {"Key": "securepipeline:create-token", "Value": "t1"},
         {"Key": "team", "Value": "a"},
     ]
+
+
+def _delivery_policy(target: str, source: str, prefix: str) -> str:
+    """The access-log bucket's policy as the provider writes it: lists
+    everywhere, TLS only, delivery only from the source."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                json.loads(deny_insecure_transport(target))["Statement"][0],
+                {
+                    "Sid": "AllowAccessLogDelivery0",
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["logging.s3.amazonaws.com"]},
+                    "Action": ["s3:PutObject"],
+                    "Resource": [f"arn:aws:s3:::{target}/{prefix}*"],
+                    "Condition": {
+                        "ArnEquals": {"aws:SourceArn": [f"arn:aws:s3:::{source}"]},
+                        "StringEquals": {"aws:SourceAccount": ["123456789012"]},
+                    },
+                },
+            ],
+        }
+    )
+
+
+def test_logging_to_an_owner_enforced_bucket_is_granted_by_a_policy_written_with_lists(
+    emulator: Emulator, unique
+) -> None:
+    s3 = emulator.client("s3")
+    source, target = unique("artifacts"), unique("access-logs")
+    for bucket in (source, target):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_ownership_controls(
+        Bucket=target, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    prefix = f"{source}/"
+    status = {"LoggingEnabled": {"TargetBucket": target, "TargetPrefix": prefix}}
+    # Without the grant S3 refuses to log there.
+    assert _error_code(lambda: s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=status)) == (
+        "InvalidTargetBucketForLogging"
+    )
+    s3.put_bucket_policy(Bucket=target, Policy=_delivery_policy(target, source, prefix))
+    s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=status)
+    assert s3.get_bucket_logging(Bucket=source)["LoggingEnabled"] == status["LoggingEnabled"]
+    # A grant for another prefix does not cover this one.
+    other = unique("other")
+    s3.create_bucket(Bucket=other)
+    s3.put_bucket_policy(Bucket=other, Policy=_delivery_policy(other, source, "elsewhere/"))
+    moved = {"LoggingEnabled": {"TargetBucket": other, "TargetPrefix": prefix}}
+    assert _error_code(lambda: s3.put_bucket_logging(Bucket=source, BucketLoggingStatus=moved)) == (
+        "InvalidTargetBucketForLogging"
+    )
+    s3.put_bucket_logging(Bucket=source, BucketLoggingStatus={})
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=source)

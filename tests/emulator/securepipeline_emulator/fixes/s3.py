@@ -1,5 +1,12 @@
 """S3: bucket policies with conditions, PutBucketPolicy's response,
-GetBucketVersioning's document root, and tags given to CreateBucket.
+GetBucketVersioning's document root, tags given to CreateBucket, and the
+log-delivery grant PutBucketLogging looks for.
+
+PutBucketLogging to a bucket whose ACLs are disabled needs the target's
+bucket policy to let `logging.s3.amazonaws.com` put objects. moto finds that
+statement only when its Principal, Action and Resource are written as single
+strings; IAM treats a one-element list the same, and the provider writes
+lists, so the statement is looked for in either form.
 
 CreateBucket takes tags in its CreateBucketConfiguration, which moto
 ignores; the provider tags each bucket at creation with a token that lets a
@@ -23,6 +30,7 @@ from typing import Any
 
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
+from moto.s3.utils import LOGGING_SERVICE_PRINCIPAL
 from werkzeug.wrappers import Response
 
 from ..wire import AwsRequest
@@ -43,8 +51,39 @@ def _get_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
     return IAMPolicy(_unconditional(bucket.policy)).is_action_permitted(action, resource)
 
 
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _log_permissions_enabled_policy(target_bucket: FakeBucket, target_prefix: str | None) -> bool:
+    """True when the target's policy allows the logging service to put
+    objects under the prefix, in any of IAM's equivalent spellings."""
+    if not target_bucket.policy:
+        return False
+    document = json.loads(target_bucket.policy)
+    statements = _as_list(document.get("Statement"))
+    bucket_arn = f"arn:{target_bucket.partition}:s3:::{target_bucket.name}"
+    covering = {bucket_arn, f"{bucket_arn}/*", f"{bucket_arn}/{target_prefix or ''}*"}
+    for statement in statements:
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if (
+            statement.get("Effect") == "Allow"
+            and LOGGING_SERVICE_PRINCIPAL in services
+            and "s3:PutObject" in _as_list(statement.get("Action"))
+            and covering.intersection(_as_list(statement.get("Resource")))
+        ):
+            return True
+    return False
+
+
 def patch() -> None:
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+    FakeBucket._log_permissions_enabled_policy = staticmethod(  # type: ignore[method-assign]
+        _log_permissions_enabled_policy
+    )
 
 
 def put_bucket_policy(request: AwsRequest, forward: Any) -> Response:
