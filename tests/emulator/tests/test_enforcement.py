@@ -274,3 +274,20 @@ def test_sse_kms_objects_need_the_key_through_s3(enforcing: Emulator, world: dic
         f"kms:GenerateDataKey on resource: {world['open_key']} "
         "because no identity-based policy allows the kms:GenerateDataKey action"
     )
+
+
+def test_bucket_logging_is_authorised_as_its_own_actions(enforcing: Emulator, world: dict[str, Any]) -> None:
+    # The build role holds no s3:PutBucketLogging: refused as that action on
+    # the bucket, not as a call the emulator cannot map.
+    with pytest.raises(ClientError) as denied:
+        as_role(enforcing, world["creds"], "s3").put_bucket_logging(
+            Bucket="enforced-artifacts",
+            BucketLoggingStatus={"LoggingEnabled": {"TargetBucket": "enforced-artifacts", "TargetPrefix": "logs/"}},
+        )
+    assert denied.value.response["Error"]["Message"].endswith(
+        "s3:PutBucketLogging on resource: arn:aws:s3:::enforced-artifacts "
+        "because no identity-based policy allows the s3:PutBucketLogging action"
+    )
+    with pytest.raises(ClientError) as denied:
+        as_role(enforcing, world["creds"], "s3").get_bucket_logging(Bucket="enforced-artifacts")
+    assert "s3:GetBucketLogging on resource: arn:aws:s3:::enforced-artifacts" in denied.value.response["Error"]["Message"]

@@ -326,6 +326,8 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
             ("PutBucketLifecycleConfiguration", "PutLifecycleConfiguration"),
             ("GetBucketOwnershipControls", "GetBucketOwnershipControls"),
             ("PutBucketOwnershipControls", "PutBucketOwnershipControls"),
+            ("GetBucketLogging", "GetBucketLogging"),
+            ("PutBucketLogging", "PutBucketLogging"),
             ("GetBucketTagging", "GetBucketTagging"),
             ("PutBucketTagging", "PutBucketTagging"),
             ("PutBucketVersioning", "PutBucketVersioning"),
