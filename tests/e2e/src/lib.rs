@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value as Json;
 
 pub mod execution;
+pub mod release;
 pub mod scenario;
 
 pub const REGION: &str = "us-east-1";
