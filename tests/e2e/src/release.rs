@@ -3,8 +3,13 @@
 //! built for, read from its executable header (ELF, Mach-O or PE) so no
 //! `file` command is needed.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// The platforms a release ships the plugin for, as `<os>-<arch>`.
 pub const PLATFORMS: [&str; 5] = [
@@ -184,6 +189,111 @@ pub fn check_plugin_tarball(
         return Err(format!("{name} holds a binary for {kind:?}"));
     }
     Ok(binary)
+}
+
+/// A release host on loopback standing in for the one pluginDownloadURL
+/// names: serves the files under a directory by their relative paths
+/// (GET only, one request per connection) and records every path asked for.
+pub struct ReleaseHost {
+    pub port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReleaseHost {
+    pub fn serve(root: &Path) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the release host");
+        let port = listener.local_addr().expect("release host address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let root = root.to_path_buf();
+            let requests = Arc::clone(&requests);
+            let stopping = Arc::clone(&stopping);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        if let Some(path) = answer(stream, &root) {
+                            requests.lock().expect("request log").push(path);
+                        }
+                    }
+                }
+            })
+        };
+        Self {
+            port,
+            requests,
+            stopping,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every path requested so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("request log").clone()
+    }
+}
+
+impl Drop for ReleaseHost {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers one GET with the file under `root` at its path, or 404. Returns
+/// the path asked for; None when the request could not be read.
+fn answer(stream: TcpStream, root: &Path) -> Option<String> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 || header.trim_end().is_empty() {
+            break;
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.split('?').next()?.to_string();
+    // Only plain relative names below root are served.
+    let relative = path.trim_start_matches('/');
+    let safe = method == "GET"
+        && !relative.is_empty()
+        && relative
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    let body = if safe {
+        std::fs::read(root.join(relative)).ok()
+    } else {
+        None
+    };
+    let mut stream = stream;
+    let _ = match body {
+        Some(body) => write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .and_then(|()| stream.write_all(&body)),
+        None => write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    };
+    Some(path)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Release artifacts as users get them: the plugin tarball's layout,
-//! checksum and reproducibility.
+//! checksum and reproducibility, and the engine downloading the plugin a
+//! program's SDK names from the release host (one on loopback here).
 //!
 //! `make release` also runs the ignored test against what it built
 //! (SECUREPIPELINE_RELEASE_DIR, default dist/): every platform's tarball
@@ -8,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use securepipeline_e2e::release::{check_plugin_tarball, tarball_name, PLATFORMS};
+use securepipeline_e2e::release::{check_plugin_tarball, tarball_name, ReleaseHost, PLATFORMS};
 use securepipeline_e2e::{provider_dir, repo_root, Emulator, Stack};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -80,6 +81,71 @@ fn plugin_tarball_is_reproducible_with_its_checksum_and_layout() {
         std::fs::read(provider_dir().join("pulumi-resource-securepipeline")).expect("built binary"),
         "the tarball's binary is not the one packed"
     );
+}
+
+#[test]
+fn engine_downloads_the_plugin_its_sdk_names_from_the_release_host() {
+    // The release layout: v<version>/<tarball> under the repository's
+    // releases/download/, as the schema's pluginDownloadURL names it.
+    let host_root = tempfile::tempdir().expect("temporary directory");
+    let release_dir = host_root.path().join(format!(
+        "securepipeline/pulumi-securepipeline/releases/download/v{VERSION}"
+    ));
+    let tarball = pack(&release_dir);
+    let host = ReleaseHost::serve(host_root.path());
+
+    let emulator = Emulator::start();
+    let stack = Stack::example(&emulator, "python");
+    stack.drop_plugin_paths();
+    assert!(
+        installed_versions(&stack).is_empty(),
+        "the plugin cache must start empty"
+    );
+
+    // The engine's own override points the SDK's pluginDownloadURL (the
+    // GitHub release host) at the loopback host, path for path.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/schema.json")).expect("schema"),
+    )
+    .expect("schema is JSON");
+    let url = schema["pluginDownloadURL"]
+        .as_str()
+        .expect("pluginDownloadURL");
+    let prefix = "https://github.com/";
+    assert!(url.starts_with(prefix), "{url}");
+    let redirect = format!(
+        "^https://github\\.com/={}/{}",
+        host.url(),
+        &url[prefix.len()..]
+    );
+    let run = stack
+        .pulumi_with_env(
+            &["preview"],
+            &[
+                ("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "false"),
+                ("PULUMI_PLUGIN_DOWNLOAD_URL_OVERRIDES", redirect.as_str()),
+            ],
+        )
+        .success();
+    assert!(
+        run.stdout().contains("securepipeline:index:SecurePipeline"),
+        "{}",
+        run.stdout()
+    );
+
+    let wanted = format!(
+        "/securepipeline/pulumi-securepipeline/releases/download/v{VERSION}/{}",
+        tarball
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("tarball name")
+    );
+    assert!(
+        host.requests().contains(&wanted),
+        "the engine did not fetch {wanted}: {:?}",
+        host.requests()
+    );
+    assert_eq!(installed_versions(&stack), vec![VERSION.to_string()]);
 }
 
 #[test]
