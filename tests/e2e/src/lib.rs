@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
+pub mod docs;
 pub mod execution;
 pub mod release;
 pub mod scenario;
