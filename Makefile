@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export GOTOOLCHAIN := local
 
-.PHONY: toolchain build schema sdks check-sdks lint test example run-pipeline package bench bench-scale
+.PHONY: toolchain build schema sdks check-sdks lint test example run-pipeline package release bench bench-scale
 
 # The Pulumi CLI, its language hosts and the AWS emulator, project-local.
 toolchain:
@@ -48,6 +48,17 @@ run-pipeline: toolchain build
 # The release tarball `pulumi plugin install --file` accepts.
 package:
 	bash scripts/package.sh
+
+# Every release artifact into dist/, each with a .sha256: the plugin for
+# linux, darwin (amd64, arm64) and windows (amd64), then checks them (README,
+# "Releases"). Installs its own cross-compiling tools
+# (scripts/install-release-tools.sh); `make test` does not need them.
+# PLATFORMS=linux-amd64,linux-arm64 builds a subset; darwin needs SDKROOT.
+PLATFORMS ?= linux-amd64,linux-arm64,darwin-amd64,darwin-arm64,windows-amd64
+release: toolchain build
+	bash scripts/release.sh --platforms $(PLATFORMS)
+	SECUREPIPELINE_RELEASE_DIR=$(CURDIR)/dist SECUREPIPELINE_RELEASE_PLATFORMS=$(PLATFORMS) \
+	  cargo test -p securepipeline-e2e --test release -- --ignored release_artifacts
 
 bench:
 	cargo run --release -p pulumi-resource-securepipeline --bin bench

@@ -11,8 +11,13 @@ use crate::component::args::{SecurePipelineArgs, SecurePipelineOutputs};
 
 pub const PACKAGE: &str = "securepipeline";
 pub const COMPONENT_TYPE: &str = "securepipeline:index:SecurePipeline";
+/// Where the engine downloads the plugin a program needs: each release's
+/// assets, `pulumi-resource-securepipeline-v<version>-<os>-<arch>.tar.gz`,
+/// under `v<version>`. The engine substitutes `${VERSION}` and appends the
+/// tarball's name (an `https` plugin source), so `make release`'s dist/ is
+/// exactly what a release uploads.
 pub const PLUGIN_DOWNLOAD_URL: &str =
-    "github://api.github.com/securepipeline/pulumi-securepipeline";
+    "https://github.com/securepipeline/pulumi-securepipeline/releases/download/v${VERSION}";
 /// The Pulumi SDK version generated SDKs depend on, pinned project-wide.
 pub const PULUMI_SDK_VERSION: &str = "3.248.0";
 

@@ -53,7 +53,7 @@ export function getVersion(): string {
 
 /** @internal */
 export function resourceOptsDefaults(): any {
-    return { version: getVersion(), pluginDownloadURL: "github://api.github.com/securepipeline/pulumi-securepipeline" };
+    return { version: getVersion(), pluginDownloadURL: "https://github.com/securepipeline/pulumi-securepipeline/releases/download/v${VERSION}" };
 }
 
 /** @internal */

@@ -322,7 +322,7 @@ def deprecated(message: str) -> typing.Callable[[C], C]:
     return decorator
 
 def get_plugin_download_url():
-	return "github://api.github.com/securepipeline/pulumi-securepipeline"
+	return "https://github.com/securepipeline/pulumi-securepipeline/releases/download/v${VERSION}"
 
 def get_version():
      return _version_str

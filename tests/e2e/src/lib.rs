@@ -10,7 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
+pub mod docs;
 pub mod execution;
+pub mod release;
 pub mod scenario;
 
 pub const REGION: &str = "us-east-1";
@@ -455,13 +457,36 @@ impl Stack {
         .expect("write Pulumi.yaml");
     }
 
+    /// Removes Pulumi.yaml's `plugins:` block, so the engine finds the
+    /// provider the way a user's project does: in PULUMI_HOME, or by
+    /// downloading the version the SDK names from its pluginDownloadURL.
+    pub fn drop_plugin_paths(&self) {
+        let file = self.path().join("Pulumi.yaml");
+        let text = std::fs::read_to_string(&file).expect("read Pulumi.yaml");
+        let mut project: serde_yaml_ng::Mapping =
+            serde_yaml_ng::from_str(&text).expect("Pulumi.yaml is a mapping");
+        project.remove("plugins");
+        std::fs::write(
+            &file,
+            serde_yaml_ng::to_string(&project).expect("serialize Pulumi.yaml"),
+        )
+        .expect("write Pulumi.yaml");
+    }
+
     pub fn pulumi(&self, args: &[&str]) -> Run {
+        self.pulumi_with_env(args, &[])
+    }
+
+    /// `pulumi` with extra environment variables, set after (so
+    /// overriding) the project's own.
+    pub fn pulumi_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let log_file = self.path().join("engine.log");
         let mut command = Command::new(tools_bin().join("pulumi"));
         command
             .args(args)
             .args(["--non-interactive", "--color=never"]);
         self.engine_env(&mut command);
+        command.envs(env.iter().copied());
         let output = command.stdin(Stdio::null()).output().expect("run pulumi");
         Run {
             args: args.iter().map(|a| a.to_string()).collect(),
