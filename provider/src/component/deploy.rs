@@ -1086,6 +1086,8 @@ pub fn stage(
         name: deployment.name.clone(),
         actions,
         rollback_on_failure: deployment.rollback_on_failure.unwrap_or(false),
+        before_entry: Vec::new(),
+        on_success: Vec::new(),
     }
 }
 

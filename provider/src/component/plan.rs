@@ -396,11 +396,15 @@ pub fn stages(
             name: "Source".into(),
             actions: vec![source],
             rollback_on_failure: false,
+            before_entry: Vec::new(),
+            on_success: Vec::new(),
         },
         Stage {
             name: "Build".into(),
             actions: vec![build],
             rollback_on_failure: false,
+            before_entry: Vec::new(),
+            on_success: Vec::new(),
         },
     ]
 }
