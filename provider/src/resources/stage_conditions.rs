@@ -17,6 +17,9 @@ use crate::resource::{is_unknown, Failures};
 /// The rule type version CodePipeline documents for its AWS-owned rules.
 const RULE_VERSION: &str = "1";
 
+/// CodePipeline's limit on the rules of one condition.
+pub const MAX_RULES: usize = 5;
+
 /// The AWS-owned rule providers a stage condition may use, each with the
 /// configuration keys CodePipeline requires and the ones it also accepts.
 const PROVIDERS: [(&str, &[&str], &[&str]); 2] = [
@@ -96,8 +99,14 @@ pub fn check_conditions(
                 ),
             );
         }
-        if condition.rules.is_empty() {
-            failures.push(format!("{at}.rules"), "a condition needs at least one rule");
+        if condition.rules.is_empty() || condition.rules.len() > MAX_RULES {
+            failures.push(
+                format!("{at}.rules"),
+                format!(
+                    "{} rules; a condition holds 1 to {MAX_RULES}",
+                    condition.rules.len()
+                ),
+            );
         }
         let mut names = std::collections::BTreeSet::new();
         for (position, rule) in condition.rules.iter().enumerate() {
@@ -121,12 +130,12 @@ fn check_rule(failures: &mut Failures, at: &str, rule: &Rule) {
         && rule
             .name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || ".@_-".contains(c));
     if !is_unknown(&rule.name) && !valid_name {
         failures.push(
             format!("{at}.name"),
             format!(
-                "`{}` is not a valid rule name; use 1 to 100 of A-Z a-z 0-9 _ - .",
+                "`{}` is not a valid rule name; use 1 to 100 of A-Z a-z 0-9 . @ _ -",
                 rule.name
             ),
         );
