@@ -21,6 +21,7 @@ use securepipeline::resource::{CheckContext, Lifecycle};
 use securepipeline::resources::pipeline::{
     Action, ArtifactStore, Pipeline, PipelineInputs, Stage, Trigger,
 };
+use securepipeline::resources::stage_conditions::{Condition, Rule};
 use securepipeline::tags::{self, Tags};
 
 const URN: &str = "urn:pulumi:test::securepipeline::securepipeline:aws:Pipeline::pipeline";
@@ -145,16 +146,49 @@ fn program_inputs(pre: &Prerequisites) -> PipelineInputs {
                 name: "Source".into(),
                 actions: vec![source],
                 rollback_on_failure: false,
+                before_entry: Vec::new(),
+                on_success: Vec::new(),
             },
             Stage {
                 name: "Build".into(),
                 actions: vec![build],
                 rollback_on_failure: false,
+                before_entry: Vec::new(),
+                on_success: Vec::new(),
             },
             Stage {
                 name: "prod".into(),
                 actions: vec![approve, deploy],
                 rollback_on_failure: true,
+                before_entry: vec![Condition {
+                    result: "FAIL".into(),
+                    rules: vec![
+                        Rule {
+                            name: "window".into(),
+                            provider: "DeploymentWindow".into(),
+                            configuration: BTreeMap::from([
+                                ("Cron".into(), "* * 9-16 ? * MON-FRI".into()),
+                                ("TimeZone".into(), "Europe/Berlin".into()),
+                            ]),
+                        },
+                        Rule {
+                            name: "alarms".into(),
+                            provider: "CloudWatchAlarm".into(),
+                            configuration: BTreeMap::from([("AlarmName".into(), "errors".into())]),
+                        },
+                    ],
+                }],
+                on_success: vec![Condition {
+                    result: "ROLLBACK".into(),
+                    rules: vec![Rule {
+                        name: "bake".into(),
+                        provider: "CloudWatchAlarm".into(),
+                        configuration: BTreeMap::from([
+                            ("AlarmName".into(), "errors".into()),
+                            ("WaitTime".into(), "30".into()),
+                        ]),
+                    }],
+                }],
             },
         ],
         triggers: vec![Trigger {
@@ -279,6 +313,21 @@ async fn pipeline_is_created_read_back_restored_and_deleted() {
         Some(&FailureResult::Rollback)
     );
     assert!(live.stages()[1].on_failure().is_none());
+    // Gates: a window and alarms before entry, the alarms again after success.
+    let before = prod.before_entry().unwrap().conditions();
+    assert_eq!(before[0].result(), Some(&FailureResult::Fail));
+    let window = &before[0].rules()[0];
+    assert_eq!(
+        window.rule_type_id().map(|t| t.provider()),
+        Some("DeploymentWindow")
+    );
+    assert_eq!(window.configuration().unwrap()["TimeZone"], "Europe/Berlin");
+    let after = prod.on_success().unwrap().conditions();
+    assert_eq!(after[0].result(), Some(&FailureResult::Rollback));
+    assert_eq!(
+        after[0].rules()[0].configuration().unwrap()["WaitTime"],
+        "30"
+    );
     // G18: the user's tags and ManagedBy.
     let tags = live_tags(&aws, &outputs.arn).await;
     assert_eq!(tags["team"], "platform");
@@ -295,6 +344,7 @@ async fn pipeline_is_created_read_back_restored_and_deleted() {
     drifted_declaration.triggers = None;
     drifted_declaration.execution_mode = Some(ExecutionMode::Superseded);
     drifted_declaration.stages[2].on_failure = None;
+    drifted_declaration.stages[2].before_entry = None;
     drifted_declaration.stages[2].actions[0].timeout_in_minutes = None;
     let codepipeline = &aws.clients().codepipeline;
     codepipeline
@@ -314,6 +364,8 @@ async fn pipeline_is_created_read_back_restored_and_deleted() {
     assert!(drifted.triggers.is_empty());
     assert_eq!(drifted.execution_mode, "SUPERSEDED");
     assert!(!drifted.stages[2].rollback_on_failure);
+    assert!(drifted.stages[2].before_entry.is_empty());
+    assert_eq!(drifted.stages[2].on_success, inputs.stages[2].on_success);
     assert_eq!(drifted.stages[2].actions[0].timeout_in_minutes, None);
     assert!(!drifted.tags.contains_key("team"));
     // The drifted pipeline is one check would refuse.

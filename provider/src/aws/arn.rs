@@ -170,6 +170,13 @@ impl Arns<'_> {
         )
     }
 
+    pub fn cloudwatch_alarm(&self, name: &str) -> String {
+        format!(
+            "arn:{}:cloudwatch:{}:{}:alarm:{name}",
+            self.partition, self.region, self.account
+        )
+    }
+
     pub fn events_rule(&self, name: &str) -> String {
         format!(
             "arn:{}:events:{}:{}:rule/{name}",

@@ -255,15 +255,58 @@ pub struct Deployment {
     /// to these principals only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approvers: Option<Vec<String>>,
-    /// Roll the stage back when it fails.
+    /// Roll the stage back to the last revision that succeeded in it when
+    /// it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+    /// stage, false otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_on_failure: Option<bool>,
+    /// Gates: when the stage may start (a deployment window), CloudWatch
+    /// alarms that keep it from starting and roll it back after it
+    /// deploys, and a bake time those alarms are watched for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
     /// Deployment build timeout, 5 to 2160 minutes. Default 60.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_minutes: Option<u32>,
     /// Environment variables, as in `build.environment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, EnvironmentVariable>>,
+}
+
+/// Gates of one deployment stage, as V2 stage conditions.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gates {
+    /// The stage starts only inside this window (a `beforeEntry`
+    /// DeploymentWindow rule with result FAIL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_window: Option<DeploymentWindow>,
+    /// CloudWatch alarms of the pipeline's account and region, by name (or
+    /// ARN), at most 4. An alarm in ALARM keeps the stage from starting
+    /// (`beforeEntry`), and after the deploy succeeds the same alarms roll
+    /// the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+    /// describe exactly these alarms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<Vec<String>>,
+    /// Minutes, 1 to 1440, that the alarms are given after the deploy to
+    /// change state before the next stage may start: the `WaitTime` of the
+    /// `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+    /// Needs `alarms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_time_minutes: Option<u32>,
+}
+
+/// When a stage may start.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentWindow {
+    /// The minutes the stage may start in, as CodePipeline's six- or
+    /// seven-field cron: `seconds minutes hours day-of-month month
+    /// day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+    pub cron: String,
+    /// An IANA time zone such as `Europe/Berlin`. Default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A Pulumi stack the stage deploys.

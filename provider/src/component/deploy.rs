@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{Deployment, EnvironmentVariable, PulumiDeployment, SecurePipelineArgs};
+use super::gates;
 use super::plan::{
     artifact_keys, project_grants, secret_grants, BUILD_ARTIFACT, DEFAULT_TIMEOUT_MINUTES,
 };
@@ -1082,10 +1083,13 @@ pub fn stage(
     );
     deploy.output_artifacts = outputs_artifact(index, deployment).into_iter().collect();
     actions.push(deploy);
+    let (before_entry, on_success) = gates::conditions(deployment.gates.as_ref());
     Stage {
         name: deployment.name.clone(),
         actions,
-        rollback_on_failure: deployment.rollback_on_failure.unwrap_or(false),
+        rollback_on_failure: gates::rolls_back(deployment),
+        before_entry,
+        on_success,
     }
 }
 
@@ -1956,7 +1960,9 @@ mod tests {
         assert_eq!(deploy.input_artifacts, vec![BUILD_ARTIFACT]);
         assert_eq!(deploy.output_artifacts, vec!["StackOutputs3-prod"]);
         assert!(!deploy.configuration.contains_key("EnvironmentVariables"));
-        assert!(!stage.rollback_on_failure);
+        // Production rolls back by default, and has no gates unless given.
+        assert!(stage.rollback_on_failure);
+        assert!(stage.before_entry.is_empty() && stage.on_success.is_empty());
     }
 
     #[test]

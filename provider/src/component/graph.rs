@@ -6,12 +6,13 @@
 //! this plan chooses itself (the pipeline's, the projects', the log groups')
 //! are literal, so that every policy names exact ARNs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::{
     Deployment, ExecutionMode, SecurePipelineArgs, SecurePipelineOutputs, SourceProvider,
 };
 use super::deploy::{self, Protected, Store};
+use super::gates;
 use super::plan::{self, Names};
 use super::variables;
 use crate::aws::arn::Arns;
@@ -649,6 +650,18 @@ impl<'a> Planner<'a> {
             .collect();
         let project_arns = self.project_arns();
         let topic_arn = output("notifications", "arn");
+        // Gate alarms are read in the pipeline's region (Check keeps them there).
+        let alarm_arns: Vec<String> = self
+            .args
+            .deployments
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|d| gates::alarm_names(d.gates.as_ref()))
+            .map(|name| self.ctx.arns.cloudwatch_alarm(&name))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         // Which action the grant on the connection names follows the
         // service in the connection's ARN, known once it is registered; the
         // other outputs only go where their tokens stand.
@@ -676,6 +689,7 @@ impl<'a> Planner<'a> {
                 &repository,
                 project_arns.clone(),
                 &topic_arn,
+                alarm_arns.clone(),
             );
             to_json(&BTreeMap::from([("pipeline", policy)]))
         });

@@ -3,6 +3,7 @@ pub mod args;
 mod brought;
 mod construct;
 pub mod deploy;
+pub mod gates;
 mod graph;
 pub mod plan;
 pub mod pulumi_cli;

@@ -293,8 +293,8 @@ fn region_sid(region: &str) -> String {
 /// in a pipeline with a stage in another region, where it copies the home
 /// store's artifacts to that region's store; otherwise CodeBuild reads
 /// them under the projects' own roles and the pipeline role only writes
-/// the source artifact. `stores` are keyed by region; `home` is the
-/// pipeline's.
+/// the source artifact. It describes the stages' gate alarms, if any.
+/// `stores` are keyed by region; `home` is the pipeline's.
 pub fn pipeline_role_policy(
     home: &str,
     stores: &BTreeMap<String, Store<'_>>,
@@ -302,6 +302,7 @@ pub fn pipeline_role_policy(
     repository: &str,
     project_arns: Vec<String>,
     topic_arn: &str,
+    alarm_arns: Vec<String>,
 ) -> PolicyDocument {
     let mut grants = vec![Grant::connection_use(
         "UseSourceConnection",
@@ -339,6 +340,10 @@ pub fn pipeline_role_policy(
     }
     grants.push(Grant::builds_run("RunOwnBuilds", project_arns));
     grants.push(Topic::new(topic_arn).grant_publish("NotifyApprovers"));
+    // Stage gates' CloudWatchAlarm rules read these alarms' states.
+    if !alarm_arns.is_empty() {
+        grants.push(Grant::alarms_describe("ReadGateAlarms", alarm_arns));
+    }
     document(&grants)
 }
 
@@ -393,11 +398,15 @@ pub fn stages(
             name: "Source".into(),
             actions: vec![source],
             rollback_on_failure: false,
+            before_entry: Vec::new(),
+            on_success: Vec::new(),
         },
         Stage {
             name: "Build".into(),
             actions: vec![build],
             rollback_on_failure: false,
+            before_entry: Vec::new(),
+            on_success: Vec::new(),
         },
     ]
 }
@@ -593,6 +602,7 @@ mod tests {
             "org/app",
             vec![ARNS.codebuild_project("p")],
             &ARNS.sns_topic("t"),
+            vec![ARNS.cloudwatch_alarm("errors")],
         );
         assert!(lint::permissions(&pipeline).is_empty());
         let sids: Vec<&str> = pipeline
@@ -611,8 +621,15 @@ mod tests {
                 "ArtifactsWrite",
                 "UseArtifactKey",
                 "RunOwnBuilds",
-                "NotifyApprovers"
+                "NotifyApprovers",
+                "ReadGateAlarms"
             ]
+        );
+        let gate = pipeline.statements.last().unwrap();
+        assert_eq!(gate.actions, vec!["cloudwatch:DescribeAlarms"]);
+        assert_eq!(
+            gate.resources,
+            vec!["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:errors"]
         );
         let actions = |sid: &str| -> Vec<String> {
             pipeline
@@ -742,6 +759,7 @@ mod tests {
             "org/app",
             projects.clone(),
             &ARNS.sns_topic("t"),
+            Vec::new(),
         );
         assert!(lint::permissions(&pipeline).is_empty());
         let statement = |sid: &str| {

@@ -642,6 +642,7 @@ fn deploy(
     secret_paths: &BTreeSet<String>,
     failures: &mut Failures,
 ) {
+    super::gates::check(ctx, path, deployment, failures);
     let name = &deployment.name;
     let valid_name = !name.is_empty()
         && name.len() <= 100

@@ -142,6 +142,16 @@ impl Grant {
         )
     }
 
+    /// Read the state of exactly these CloudWatch alarms.
+    pub fn alarms_describe(sid: &str, alarm_arns: Vec<String>) -> Grant {
+        Grant::new(
+            sid,
+            Effect::Allow,
+            &["cloudwatch:DescribeAlarms"],
+            alarm_arns,
+        )
+    }
+
     /// Assume one role (a deployment's target role).
     pub fn assume_role(sid: &str, role_arn: &str) -> Grant {
         Grant::new(

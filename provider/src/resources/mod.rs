@@ -12,6 +12,7 @@ pub mod key;
 pub mod log_group;
 pub mod pipeline;
 pub mod role;
+pub mod stage_conditions;
 pub mod topic;
 pub mod user_key;
 

@@ -15,6 +15,7 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_arn, check_exact_arn, check_kms_key_arn, from_sdk_tags, sdk_tags};
+use super::stage_conditions::{self, Condition, Moment};
 use crate::aws::arn::{is_region, Arn};
 use crate::aws::failure::AwsFailure;
 use crate::aws::retry::{once, Transient};
@@ -105,6 +106,12 @@ pub struct Stage {
     /// Roll the stage back when it fails (V2 `onFailure: ROLLBACK`).
     #[serde(default)]
     pub rollback_on_failure: bool,
+    /// Rules that must pass before the stage is entered (V2 `beforeEntry`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_entry: Vec<Condition>,
+    /// Rules checked after the stage succeeds (V2 `onSuccess`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_success: Vec<Condition>,
 }
 
 /// One V2 push filter on a source action: a push of a branch matching
@@ -546,6 +553,13 @@ fn check_stages(
                 ),
             );
         }
+        stage_conditions::check_conditions(
+            failures,
+            &path,
+            Moment::BeforeEntry,
+            &stage.before_entry,
+        );
+        stage_conditions::check_conditions(failures, &path, Moment::OnSuccess, &stage.on_success);
         if stage.actions.is_empty() {
             failures.push(
                 format!("{path}.actions"),
@@ -902,6 +916,8 @@ pub fn declaration(
                         .result(FailureResult::Rollback)
                         .build()
                 }))
+                .set_before_entry(stage_conditions::before_entry(&stage.before_entry)?)
+                .set_on_success(stage_conditions::on_success(&stage.on_success)?)
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -1031,6 +1047,14 @@ pub fn live_inputs(
                 .on_failure()
                 .and_then(FailureConditions::result)
                 .is_some_and(|r| *r == FailureResult::Rollback),
+            before_entry: stage
+                .before_entry()
+                .map(|c| stage_conditions::live_conditions(c.conditions()))
+                .unwrap_or_default(),
+            on_success: stage
+                .on_success()
+                .map(|c| stage_conditions::live_conditions(c.conditions()))
+                .unwrap_or_default(),
         })
         .collect();
     let git = || {
@@ -1396,6 +1420,8 @@ pub(crate) mod tests {
             name: name.into(),
             actions,
             rollback_on_failure: false,
+            before_entry: Vec::new(),
+            on_success: Vec::new(),
         }
     }
 

@@ -374,6 +374,10 @@ type Deployment struct {
 	Commands []string `pulumi:"commands"`
 	// Environment variables, as in `build.environment`.
 	Environment map[string]EnvironmentVariable `pulumi:"environment"`
+	// Gates: when the stage may start (a deployment window), CloudWatch
+	// alarms that keep it from starting and roll it back after it
+	// deploys, and a bake time those alarms are watched for.
+	Gates *Gates `pulumi:"gates"`
 	// The stage name, unique within the pipeline.
 	Name string `pulumi:"name"`
 	// A read-only role the Preview action (before the approval) runs
@@ -390,7 +394,9 @@ type Deployment struct {
 	Region *string `pulumi:"region"`
 	// A manual approval before the deployment.
 	RequireApproval *bool `pulumi:"requireApproval"`
-	// Roll the stage back when it fails.
+	// Roll the stage back to the last revision that succeeded in it when
+	// it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+	// stage, false otherwise.
 	RollbackOnFailure *bool `pulumi:"rollbackOnFailure"`
 	// Deployment build timeout, 5 to 2160 minutes. Default 60.
 	TimeoutMinutes *int `pulumi:"timeoutMinutes"`
@@ -427,6 +433,10 @@ type DeploymentArgs struct {
 	Commands pulumi.StringArrayInput `pulumi:"commands"`
 	// Environment variables, as in `build.environment`.
 	Environment EnvironmentVariableMapInput `pulumi:"environment"`
+	// Gates: when the stage may start (a deployment window), CloudWatch
+	// alarms that keep it from starting and roll it back after it
+	// deploys, and a bake time those alarms are watched for.
+	Gates GatesPtrInput `pulumi:"gates"`
 	// The stage name, unique within the pipeline.
 	Name pulumi.StringInput `pulumi:"name"`
 	// A read-only role the Preview action (before the approval) runs
@@ -443,7 +453,9 @@ type DeploymentArgs struct {
 	Region pulumi.StringPtrInput `pulumi:"region"`
 	// A manual approval before the deployment.
 	RequireApproval pulumi.BoolPtrInput `pulumi:"requireApproval"`
-	// Roll the stage back when it fails.
+	// Roll the stage back to the last revision that succeeded in it when
+	// it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+	// stage, false otherwise.
 	RollbackOnFailure pulumi.BoolPtrInput `pulumi:"rollbackOnFailure"`
 	// Deployment build timeout, 5 to 2160 minutes. Default 60.
 	TimeoutMinutes pulumi.IntPtrInput `pulumi:"timeoutMinutes"`
@@ -534,6 +546,13 @@ func (o DeploymentOutput) Environment() EnvironmentVariableMapOutput {
 	return o.ApplyT(func(v Deployment) map[string]EnvironmentVariable { return v.Environment }).(EnvironmentVariableMapOutput)
 }
 
+// Gates: when the stage may start (a deployment window), CloudWatch
+// alarms that keep it from starting and roll it back after it
+// deploys, and a bake time those alarms are watched for.
+func (o DeploymentOutput) Gates() GatesPtrOutput {
+	return o.ApplyT(func(v Deployment) *Gates { return v.Gates }).(GatesPtrOutput)
+}
+
 // The stage name, unique within the pipeline.
 func (o DeploymentOutput) Name() pulumi.StringOutput {
 	return o.ApplyT(func(v Deployment) string { return v.Name }).(pulumi.StringOutput)
@@ -568,7 +587,9 @@ func (o DeploymentOutput) RequireApproval() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v Deployment) *bool { return v.RequireApproval }).(pulumi.BoolPtrOutput)
 }
 
-// Roll the stage back when it fails.
+// Roll the stage back to the last revision that succeeded in it when
+// it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+// stage, false otherwise.
 func (o DeploymentOutput) RollbackOnFailure() pulumi.BoolPtrOutput {
 	return o.ApplyT(func(v Deployment) *bool { return v.RollbackOnFailure }).(pulumi.BoolPtrOutput)
 }
@@ -596,6 +617,173 @@ func (o DeploymentArrayOutput) Index(i pulumi.IntInput) DeploymentOutput {
 	return pulumi.All(o, i).ApplyT(func(vs []interface{}) Deployment {
 		return vs[0].([]Deployment)[vs[1].(int)]
 	}).(DeploymentOutput)
+}
+
+// When a stage may start.
+type DeploymentWindow struct {
+	// The minutes the stage may start in, as CodePipeline's six- or
+	// seven-field cron: `seconds minutes hours day-of-month month
+	// day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+	Cron string `pulumi:"cron"`
+	// An IANA time zone such as `Europe/Berlin`. Default UTC.
+	TimeZone *string `pulumi:"timeZone"`
+}
+
+// DeploymentWindowInput is an input type that accepts DeploymentWindowArgs and DeploymentWindowOutput values.
+// You can construct a concrete instance of `DeploymentWindowInput` via:
+//
+//	DeploymentWindowArgs{...}
+type DeploymentWindowInput interface {
+	pulumi.Input
+
+	ToDeploymentWindowOutput() DeploymentWindowOutput
+	ToDeploymentWindowOutputWithContext(context.Context) DeploymentWindowOutput
+}
+
+// When a stage may start.
+type DeploymentWindowArgs struct {
+	// The minutes the stage may start in, as CodePipeline's six- or
+	// seven-field cron: `seconds minutes hours day-of-month month
+	// day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+	Cron pulumi.StringInput `pulumi:"cron"`
+	// An IANA time zone such as `Europe/Berlin`. Default UTC.
+	TimeZone pulumi.StringPtrInput `pulumi:"timeZone"`
+}
+
+func (DeploymentWindowArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*DeploymentWindow)(nil)).Elem()
+}
+
+func (i DeploymentWindowArgs) ToDeploymentWindowOutput() DeploymentWindowOutput {
+	return i.ToDeploymentWindowOutputWithContext(context.Background())
+}
+
+func (i DeploymentWindowArgs) ToDeploymentWindowOutputWithContext(ctx context.Context) DeploymentWindowOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(DeploymentWindowOutput)
+}
+
+func (i DeploymentWindowArgs) ToDeploymentWindowPtrOutput() DeploymentWindowPtrOutput {
+	return i.ToDeploymentWindowPtrOutputWithContext(context.Background())
+}
+
+func (i DeploymentWindowArgs) ToDeploymentWindowPtrOutputWithContext(ctx context.Context) DeploymentWindowPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(DeploymentWindowOutput).ToDeploymentWindowPtrOutputWithContext(ctx)
+}
+
+// DeploymentWindowPtrInput is an input type that accepts DeploymentWindowArgs, DeploymentWindowPtr and DeploymentWindowPtrOutput values.
+// You can construct a concrete instance of `DeploymentWindowPtrInput` via:
+//
+//	        DeploymentWindowArgs{...}
+//
+//	or:
+//
+//	        nil
+type DeploymentWindowPtrInput interface {
+	pulumi.Input
+
+	ToDeploymentWindowPtrOutput() DeploymentWindowPtrOutput
+	ToDeploymentWindowPtrOutputWithContext(context.Context) DeploymentWindowPtrOutput
+}
+
+type deploymentWindowPtrType DeploymentWindowArgs
+
+func DeploymentWindowPtr(v *DeploymentWindowArgs) DeploymentWindowPtrInput {
+	return (*deploymentWindowPtrType)(v)
+}
+
+func (*deploymentWindowPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**DeploymentWindow)(nil)).Elem()
+}
+
+func (i *deploymentWindowPtrType) ToDeploymentWindowPtrOutput() DeploymentWindowPtrOutput {
+	return i.ToDeploymentWindowPtrOutputWithContext(context.Background())
+}
+
+func (i *deploymentWindowPtrType) ToDeploymentWindowPtrOutputWithContext(ctx context.Context) DeploymentWindowPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(DeploymentWindowPtrOutput)
+}
+
+// When a stage may start.
+type DeploymentWindowOutput struct{ *pulumi.OutputState }
+
+func (DeploymentWindowOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*DeploymentWindow)(nil)).Elem()
+}
+
+func (o DeploymentWindowOutput) ToDeploymentWindowOutput() DeploymentWindowOutput {
+	return o
+}
+
+func (o DeploymentWindowOutput) ToDeploymentWindowOutputWithContext(ctx context.Context) DeploymentWindowOutput {
+	return o
+}
+
+func (o DeploymentWindowOutput) ToDeploymentWindowPtrOutput() DeploymentWindowPtrOutput {
+	return o.ToDeploymentWindowPtrOutputWithContext(context.Background())
+}
+
+func (o DeploymentWindowOutput) ToDeploymentWindowPtrOutputWithContext(ctx context.Context) DeploymentWindowPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v DeploymentWindow) *DeploymentWindow {
+		return &v
+	}).(DeploymentWindowPtrOutput)
+}
+
+// The minutes the stage may start in, as CodePipeline's six- or
+// seven-field cron: `seconds minutes hours day-of-month month
+// day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+func (o DeploymentWindowOutput) Cron() pulumi.StringOutput {
+	return o.ApplyT(func(v DeploymentWindow) string { return v.Cron }).(pulumi.StringOutput)
+}
+
+// An IANA time zone such as `Europe/Berlin`. Default UTC.
+func (o DeploymentWindowOutput) TimeZone() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v DeploymentWindow) *string { return v.TimeZone }).(pulumi.StringPtrOutput)
+}
+
+type DeploymentWindowPtrOutput struct{ *pulumi.OutputState }
+
+func (DeploymentWindowPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**DeploymentWindow)(nil)).Elem()
+}
+
+func (o DeploymentWindowPtrOutput) ToDeploymentWindowPtrOutput() DeploymentWindowPtrOutput {
+	return o
+}
+
+func (o DeploymentWindowPtrOutput) ToDeploymentWindowPtrOutputWithContext(ctx context.Context) DeploymentWindowPtrOutput {
+	return o
+}
+
+func (o DeploymentWindowPtrOutput) Elem() DeploymentWindowOutput {
+	return o.ApplyT(func(v *DeploymentWindow) DeploymentWindow {
+		if v != nil {
+			return *v
+		}
+		var ret DeploymentWindow
+		return ret
+	}).(DeploymentWindowOutput)
+}
+
+// The minutes the stage may start in, as CodePipeline's six- or
+// seven-field cron: `seconds minutes hours day-of-month month
+// day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+func (o DeploymentWindowPtrOutput) Cron() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *DeploymentWindow) *string {
+		if v == nil {
+			return nil
+		}
+		return &v.Cron
+	}).(pulumi.StringPtrOutput)
+}
+
+// An IANA time zone such as `Europe/Berlin`. Default UTC.
+func (o DeploymentWindowPtrOutput) TimeZone() pulumi.StringPtrOutput {
+	return o.ApplyT(func(v *DeploymentWindow) *string {
+		if v == nil {
+			return nil
+		}
+		return v.TimeZone
+	}).(pulumi.StringPtrOutput)
 }
 
 // An environment variable: exactly one of `value`, `secretArn` or
@@ -729,6 +917,216 @@ func (o EnvironmentVariableMapOutput) MapIndex(k pulumi.StringInput) Environment
 	return pulumi.All(o, k).ApplyT(func(vs []interface{}) EnvironmentVariable {
 		return vs[0].(map[string]EnvironmentVariable)[vs[1].(string)]
 	}).(EnvironmentVariableOutput)
+}
+
+// Gates of one deployment stage, as V2 stage conditions.
+type Gates struct {
+	// CloudWatch alarms of the pipeline's account and region, by name (or
+	// ARN), at most 4. An alarm in ALARM keeps the stage from starting
+	// (`beforeEntry`), and after the deploy succeeds the same alarms roll
+	// the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+	// describe exactly these alarms.
+	Alarms []string `pulumi:"alarms"`
+	// Minutes, 1 to 1440, that the alarms are given after the deploy to
+	// change state before the next stage may start: the `WaitTime` of the
+	// `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+	// Needs `alarms`.
+	BakeTimeMinutes *int `pulumi:"bakeTimeMinutes"`
+	// The stage starts only inside this window (a `beforeEntry`
+	// DeploymentWindow rule with result FAIL).
+	DeploymentWindow *DeploymentWindow `pulumi:"deploymentWindow"`
+}
+
+// GatesInput is an input type that accepts GatesArgs and GatesOutput values.
+// You can construct a concrete instance of `GatesInput` via:
+//
+//	GatesArgs{...}
+type GatesInput interface {
+	pulumi.Input
+
+	ToGatesOutput() GatesOutput
+	ToGatesOutputWithContext(context.Context) GatesOutput
+}
+
+// Gates of one deployment stage, as V2 stage conditions.
+type GatesArgs struct {
+	// CloudWatch alarms of the pipeline's account and region, by name (or
+	// ARN), at most 4. An alarm in ALARM keeps the stage from starting
+	// (`beforeEntry`), and after the deploy succeeds the same alarms roll
+	// the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+	// describe exactly these alarms.
+	Alarms pulumi.StringArrayInput `pulumi:"alarms"`
+	// Minutes, 1 to 1440, that the alarms are given after the deploy to
+	// change state before the next stage may start: the `WaitTime` of the
+	// `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+	// Needs `alarms`.
+	BakeTimeMinutes pulumi.IntPtrInput `pulumi:"bakeTimeMinutes"`
+	// The stage starts only inside this window (a `beforeEntry`
+	// DeploymentWindow rule with result FAIL).
+	DeploymentWindow DeploymentWindowPtrInput `pulumi:"deploymentWindow"`
+}
+
+func (GatesArgs) ElementType() reflect.Type {
+	return reflect.TypeOf((*Gates)(nil)).Elem()
+}
+
+func (i GatesArgs) ToGatesOutput() GatesOutput {
+	return i.ToGatesOutputWithContext(context.Background())
+}
+
+func (i GatesArgs) ToGatesOutputWithContext(ctx context.Context) GatesOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(GatesOutput)
+}
+
+func (i GatesArgs) ToGatesPtrOutput() GatesPtrOutput {
+	return i.ToGatesPtrOutputWithContext(context.Background())
+}
+
+func (i GatesArgs) ToGatesPtrOutputWithContext(ctx context.Context) GatesPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(GatesOutput).ToGatesPtrOutputWithContext(ctx)
+}
+
+// GatesPtrInput is an input type that accepts GatesArgs, GatesPtr and GatesPtrOutput values.
+// You can construct a concrete instance of `GatesPtrInput` via:
+//
+//	        GatesArgs{...}
+//
+//	or:
+//
+//	        nil
+type GatesPtrInput interface {
+	pulumi.Input
+
+	ToGatesPtrOutput() GatesPtrOutput
+	ToGatesPtrOutputWithContext(context.Context) GatesPtrOutput
+}
+
+type gatesPtrType GatesArgs
+
+func GatesPtr(v *GatesArgs) GatesPtrInput {
+	return (*gatesPtrType)(v)
+}
+
+func (*gatesPtrType) ElementType() reflect.Type {
+	return reflect.TypeOf((**Gates)(nil)).Elem()
+}
+
+func (i *gatesPtrType) ToGatesPtrOutput() GatesPtrOutput {
+	return i.ToGatesPtrOutputWithContext(context.Background())
+}
+
+func (i *gatesPtrType) ToGatesPtrOutputWithContext(ctx context.Context) GatesPtrOutput {
+	return pulumi.ToOutputWithContext(ctx, i).(GatesPtrOutput)
+}
+
+// Gates of one deployment stage, as V2 stage conditions.
+type GatesOutput struct{ *pulumi.OutputState }
+
+func (GatesOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((*Gates)(nil)).Elem()
+}
+
+func (o GatesOutput) ToGatesOutput() GatesOutput {
+	return o
+}
+
+func (o GatesOutput) ToGatesOutputWithContext(ctx context.Context) GatesOutput {
+	return o
+}
+
+func (o GatesOutput) ToGatesPtrOutput() GatesPtrOutput {
+	return o.ToGatesPtrOutputWithContext(context.Background())
+}
+
+func (o GatesOutput) ToGatesPtrOutputWithContext(ctx context.Context) GatesPtrOutput {
+	return o.ApplyTWithContext(ctx, func(_ context.Context, v Gates) *Gates {
+		return &v
+	}).(GatesPtrOutput)
+}
+
+// CloudWatch alarms of the pipeline's account and region, by name (or
+// ARN), at most 4. An alarm in ALARM keeps the stage from starting
+// (`beforeEntry`), and after the deploy succeeds the same alarms roll
+// the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+// describe exactly these alarms.
+func (o GatesOutput) Alarms() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v Gates) []string { return v.Alarms }).(pulumi.StringArrayOutput)
+}
+
+// Minutes, 1 to 1440, that the alarms are given after the deploy to
+// change state before the next stage may start: the `WaitTime` of the
+// `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+// Needs `alarms`.
+func (o GatesOutput) BakeTimeMinutes() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v Gates) *int { return v.BakeTimeMinutes }).(pulumi.IntPtrOutput)
+}
+
+// The stage starts only inside this window (a `beforeEntry`
+// DeploymentWindow rule with result FAIL).
+func (o GatesOutput) DeploymentWindow() DeploymentWindowPtrOutput {
+	return o.ApplyT(func(v Gates) *DeploymentWindow { return v.DeploymentWindow }).(DeploymentWindowPtrOutput)
+}
+
+type GatesPtrOutput struct{ *pulumi.OutputState }
+
+func (GatesPtrOutput) ElementType() reflect.Type {
+	return reflect.TypeOf((**Gates)(nil)).Elem()
+}
+
+func (o GatesPtrOutput) ToGatesPtrOutput() GatesPtrOutput {
+	return o
+}
+
+func (o GatesPtrOutput) ToGatesPtrOutputWithContext(ctx context.Context) GatesPtrOutput {
+	return o
+}
+
+func (o GatesPtrOutput) Elem() GatesOutput {
+	return o.ApplyT(func(v *Gates) Gates {
+		if v != nil {
+			return *v
+		}
+		var ret Gates
+		return ret
+	}).(GatesOutput)
+}
+
+// CloudWatch alarms of the pipeline's account and region, by name (or
+// ARN), at most 4. An alarm in ALARM keeps the stage from starting
+// (`beforeEntry`), and after the deploy succeeds the same alarms roll
+// the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+// describe exactly these alarms.
+func (o GatesPtrOutput) Alarms() pulumi.StringArrayOutput {
+	return o.ApplyT(func(v *Gates) []string {
+		if v == nil {
+			return nil
+		}
+		return v.Alarms
+	}).(pulumi.StringArrayOutput)
+}
+
+// Minutes, 1 to 1440, that the alarms are given after the deploy to
+// change state before the next stage may start: the `WaitTime` of the
+// `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+// Needs `alarms`.
+func (o GatesPtrOutput) BakeTimeMinutes() pulumi.IntPtrOutput {
+	return o.ApplyT(func(v *Gates) *int {
+		if v == nil {
+			return nil
+		}
+		return v.BakeTimeMinutes
+	}).(pulumi.IntPtrOutput)
+}
+
+// The stage starts only inside this window (a `beforeEntry`
+// DeploymentWindow rule with result FAIL).
+func (o GatesPtrOutput) DeploymentWindow() DeploymentWindowPtrOutput {
+	return o.ApplyT(func(v *Gates) *DeploymentWindow {
+		if v == nil {
+			return nil
+		}
+		return v.DeploymentWindow
+	}).(DeploymentWindowPtrOutput)
 }
 
 // Notifications through an encrypted SNS topic.
@@ -1846,8 +2244,12 @@ func init() {
 	pulumi.RegisterInputType(reflect.TypeOf((*BuildInput)(nil)).Elem(), BuildArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*DeploymentInput)(nil)).Elem(), DeploymentArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*DeploymentArrayInput)(nil)).Elem(), DeploymentArray{})
+	pulumi.RegisterInputType(reflect.TypeOf((*DeploymentWindowInput)(nil)).Elem(), DeploymentWindowArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*DeploymentWindowPtrInput)(nil)).Elem(), DeploymentWindowArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*EnvironmentVariableInput)(nil)).Elem(), EnvironmentVariableArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*EnvironmentVariableMapInput)(nil)).Elem(), EnvironmentVariableMap{})
+	pulumi.RegisterInputType(reflect.TypeOf((*GatesInput)(nil)).Elem(), GatesArgs{})
+	pulumi.RegisterInputType(reflect.TypeOf((*GatesPtrInput)(nil)).Elem(), GatesArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsInput)(nil)).Elem(), NotificationsArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*NotificationsPtrInput)(nil)).Elem(), NotificationsArgs{})
 	pulumi.RegisterInputType(reflect.TypeOf((*PipelineVariableInput)(nil)).Elem(), PipelineVariableArgs{})
@@ -1862,8 +2264,12 @@ func init() {
 	pulumi.RegisterOutputType(BuildOutput{})
 	pulumi.RegisterOutputType(DeploymentOutput{})
 	pulumi.RegisterOutputType(DeploymentArrayOutput{})
+	pulumi.RegisterOutputType(DeploymentWindowOutput{})
+	pulumi.RegisterOutputType(DeploymentWindowPtrOutput{})
 	pulumi.RegisterOutputType(EnvironmentVariableOutput{})
 	pulumi.RegisterOutputType(EnvironmentVariableMapOutput{})
+	pulumi.RegisterOutputType(GatesOutput{})
+	pulumi.RegisterOutputType(GatesPtrOutput{})
 	pulumi.RegisterOutputType(NotificationsOutput{})
 	pulumi.RegisterOutputType(NotificationsPtrOutput{})
 	pulumi.RegisterOutputType(PipelineVariableOutput{})

@@ -112,6 +112,12 @@ export interface DeploymentArgs {
      */
     environment?: pulumi.Input<{[key: string]: pulumi.Input<inputs.EnvironmentVariableArgs>} | undefined>;
     /**
+     * Gates: when the stage may start (a deployment window), CloudWatch
+     * alarms that keep it from starting and roll it back after it
+     * deploys, and a bake time those alarms are watched for.
+     */
+    gates?: pulumi.Input<inputs.GatesArgs | undefined>;
+    /**
      * The stage name, unique within the pipeline.
      */
     name: pulumi.Input<string>;
@@ -140,13 +146,31 @@ export interface DeploymentArgs {
      */
     requireApproval?: pulumi.Input<boolean | undefined>;
     /**
-     * Roll the stage back when it fails.
+     * Roll the stage back to the last revision that succeeded in it when
+     * it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+     * stage, false otherwise.
      */
     rollbackOnFailure?: pulumi.Input<boolean | undefined>;
     /**
      * Deployment build timeout, 5 to 2160 minutes. Default 60.
      */
     timeoutMinutes?: pulumi.Input<number | undefined>;
+}
+
+/**
+ * When a stage may start.
+ */
+export interface DeploymentWindowArgs {
+    /**
+     * The minutes the stage may start in, as CodePipeline's six- or
+     * seven-field cron: `seconds minutes hours day-of-month month
+     * day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+     */
+    cron: pulumi.Input<string>;
+    /**
+     * An IANA time zone such as `Europe/Berlin`. Default UTC.
+     */
+    timeZone?: pulumi.Input<string | undefined>;
 }
 
 /**
@@ -171,6 +195,32 @@ export interface EnvironmentVariableArgs {
      * those in Secrets Manager and use `secretArn`.
      */
     value?: pulumi.Input<string | undefined>;
+}
+
+/**
+ * Gates of one deployment stage, as V2 stage conditions.
+ */
+export interface GatesArgs {
+    /**
+     * CloudWatch alarms of the pipeline's account and region, by name (or
+     * ARN), at most 4. An alarm in ALARM keeps the stage from starting
+     * (`beforeEntry`), and after the deploy succeeds the same alarms roll
+     * the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+     * describe exactly these alarms.
+     */
+    alarms?: pulumi.Input<pulumi.Input<string>[] | undefined>;
+    /**
+     * Minutes, 1 to 1440, that the alarms are given after the deploy to
+     * change state before the next stage may start: the `WaitTime` of the
+     * `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+     * Needs `alarms`.
+     */
+    bakeTimeMinutes?: pulumi.Input<number | undefined>;
+    /**
+     * The stage starts only inside this window (a `beforeEntry`
+     * DeploymentWindow rule with result FAIL).
+     */
+    deploymentWindow?: pulumi.Input<inputs.DeploymentWindowArgs | undefined>;
 }
 
 /**

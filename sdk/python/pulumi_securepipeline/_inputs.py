@@ -22,8 +22,12 @@ __all__ = [
     'BuildArgsDict',
     'DeploymentArgs',
     'DeploymentArgsDict',
+    'DeploymentWindowArgs',
+    'DeploymentWindowArgsDict',
     'EnvironmentVariableArgs',
     'EnvironmentVariableArgsDict',
+    'GatesArgs',
+    'GatesArgsDict',
     'NotificationsArgs',
     'NotificationsArgsDict',
     'PipelineVariableArgs',
@@ -386,6 +390,12 @@ class DeploymentArgsDict(TypedDict):
     """
     Environment variables, as in `build.environment`.
     """
+    gates: NotRequired[pulumi.Input[Optional['GatesArgsDict']]]
+    """
+    Gates: when the stage may start (a deployment window), CloudWatch
+    alarms that keep it from starting and roll it back after it
+    deploys, and a bake time those alarms are watched for.
+    """
     preview_role_arn: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     A read-only role the Preview action (before the approval) runs
@@ -412,7 +422,9 @@ class DeploymentArgsDict(TypedDict):
     """
     rollback_on_failure: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
     """
-    Roll the stage back when it fails.
+    Roll the stage back to the last revision that succeeded in it when
+    it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+    stage, false otherwise.
     """
     timeout_minutes: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
@@ -428,6 +440,7 @@ class DeploymentArgs:
                  assume_role_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  commands: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]]] = None,
+                 gates: pulumi.Input[Optional['GatesArgs']] = None,
                  preview_role_arn: pulumi.Input[Optional[_builtins.str]] = None,
                  production: pulumi.Input[Optional[_builtins.bool]] = None,
                  pulumi_stack: pulumi.Input[Optional['PulumiDeploymentArgs']] = None,
@@ -452,6 +465,9 @@ class DeploymentArgs:
                Only the Deploy action, after any approval, holds it.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] commands: Shell commands to run instead.
         :param pulumi.Input[Mapping[str, pulumi.Input['EnvironmentVariableArgs']]] environment: Environment variables, as in `build.environment`.
+        :param pulumi.Input['GatesArgs'] gates: Gates: when the stage may start (a deployment window), CloudWatch
+               alarms that keep it from starting and roll it back after it
+               deploys, and a bake time those alarms are watched for.
         :param pulumi.Input[_builtins.str] preview_role_arn: A read-only role the Preview action (before the approval) runs
                `pulumi preview` under, in its own CodeBuild project. Never the
                deploy role. Without it the preview assumes no role.
@@ -461,7 +477,9 @@ class DeploymentArgs:
                `pulumiStack` because Pulumi schemas reserve the property name `pulumi`.)
         :param pulumi.Input[_builtins.str] region: Another region makes the pipeline cross-region.
         :param pulumi.Input[_builtins.bool] require_approval: A manual approval before the deployment.
-        :param pulumi.Input[_builtins.bool] rollback_on_failure: Roll the stage back when it fails.
+        :param pulumi.Input[_builtins.bool] rollback_on_failure: Roll the stage back to the last revision that succeeded in it when
+               it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+               stage, false otherwise.
         :param pulumi.Input[_builtins.int] timeout_minutes: Deployment build timeout, 5 to 2160 minutes. Default 60.
         """
         pulumi.set(__self__, "name", name)
@@ -475,6 +493,8 @@ class DeploymentArgs:
             pulumi.set(__self__, "commands", commands)
         if environment is not None:
             pulumi.set(__self__, "environment", environment)
+        if gates is not None:
+            pulumi.set(__self__, "gates", gates)
         if preview_role_arn is not None:
             pulumi.set(__self__, "preview_role_arn", preview_role_arn)
         if production is not None:
@@ -570,6 +590,20 @@ class DeploymentArgs:
         pulumi.set(self, "environment", value)
 
     @_builtins.property
+    @pulumi.getter
+    def gates(self) -> pulumi.Input[Optional['GatesArgs']]:
+        """
+        Gates: when the stage may start (a deployment window), CloudWatch
+        alarms that keep it from starting and roll it back after it
+        deploys, and a bake time those alarms are watched for.
+        """
+        return pulumi.get(self, "gates")
+
+    @gates.setter
+    def gates(self, value: pulumi.Input[Optional['GatesArgs']]):
+        pulumi.set(self, "gates", value)
+
+    @_builtins.property
     @pulumi.getter(name="previewRoleArn")
     def preview_role_arn(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -637,7 +671,9 @@ class DeploymentArgs:
     @pulumi.getter(name="rollbackOnFailure")
     def rollback_on_failure(self) -> pulumi.Input[Optional[_builtins.bool]]:
         """
-        Roll the stage back when it fails.
+        Roll the stage back to the last revision that succeeded in it when
+        it fails (V2 `onFailure: ROLLBACK`). Default: true for a production
+        stage, false otherwise.
         """
         return pulumi.get(self, "rollback_on_failure")
 
@@ -656,6 +692,65 @@ class DeploymentArgs:
     @timeout_minutes.setter
     def timeout_minutes(self, value: pulumi.Input[Optional[_builtins.int]]):
         pulumi.set(self, "timeout_minutes", value)
+
+
+class DeploymentWindowArgsDict(TypedDict):
+    """
+    When a stage may start.
+    """
+    cron: pulumi.Input[_builtins.str]
+    """
+    The minutes the stage may start in, as CodePipeline's six- or
+    seven-field cron: `seconds minutes hours day-of-month month
+    day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+    """
+    time_zone: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    An IANA time zone such as `Europe/Berlin`. Default UTC.
+    """
+
+@pulumi.input_type
+class DeploymentWindowArgs:
+    def __init__(__self__, *,
+                 cron: pulumi.Input[_builtins.str],
+                 time_zone: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        When a stage may start.
+
+        :param pulumi.Input[_builtins.str] cron: The minutes the stage may start in, as CodePipeline's six- or
+               seven-field cron: `seconds minutes hours day-of-month month
+               day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+        :param pulumi.Input[_builtins.str] time_zone: An IANA time zone such as `Europe/Berlin`. Default UTC.
+        """
+        pulumi.set(__self__, "cron", cron)
+        if time_zone is not None:
+            pulumi.set(__self__, "time_zone", time_zone)
+
+    @_builtins.property
+    @pulumi.getter
+    def cron(self) -> pulumi.Input[_builtins.str]:
+        """
+        The minutes the stage may start in, as CodePipeline's six- or
+        seven-field cron: `seconds minutes hours day-of-month month
+        day-of-week [year]`, seconds always `*`; e.g. `* * 9-16 ? * MON-FRI`.
+        """
+        return pulumi.get(self, "cron")
+
+    @cron.setter
+    def cron(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "cron", value)
+
+    @_builtins.property
+    @pulumi.getter(name="timeZone")
+    def time_zone(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        An IANA time zone such as `Europe/Berlin`. Default UTC.
+        """
+        return pulumi.get(self, "time_zone")
+
+    @time_zone.setter
+    def time_zone(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "time_zone", value)
 
 
 class EnvironmentVariableArgsDict(TypedDict):
@@ -755,6 +850,104 @@ class EnvironmentVariableArgs:
     @value.setter
     def value(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "value", value)
+
+
+class GatesArgsDict(TypedDict):
+    """
+    Gates of one deployment stage, as V2 stage conditions.
+    """
+    alarms: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    CloudWatch alarms of the pipeline's account and region, by name (or
+    ARN), at most 4. An alarm in ALARM keeps the stage from starting
+    (`beforeEntry`), and after the deploy succeeds the same alarms roll
+    the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+    describe exactly these alarms.
+    """
+    bake_time_minutes: NotRequired[pulumi.Input[Optional[_builtins.int]]]
+    """
+    Minutes, 1 to 1440, that the alarms are given after the deploy to
+    change state before the next stage may start: the `WaitTime` of the
+    `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+    Needs `alarms`.
+    """
+    deployment_window: NotRequired[pulumi.Input[Optional['DeploymentWindowArgsDict']]]
+    """
+    The stage starts only inside this window (a `beforeEntry`
+    DeploymentWindow rule with result FAIL).
+    """
+
+@pulumi.input_type
+class GatesArgs:
+    def __init__(__self__, *,
+                 alarms: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
+                 bake_time_minutes: pulumi.Input[Optional[_builtins.int]] = None,
+                 deployment_window: pulumi.Input[Optional['DeploymentWindowArgs']] = None):
+        """
+        Gates of one deployment stage, as V2 stage conditions.
+
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] alarms: CloudWatch alarms of the pipeline's account and region, by name (or
+               ARN), at most 4. An alarm in ALARM keeps the stage from starting
+               (`beforeEntry`), and after the deploy succeeds the same alarms roll
+               the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+               describe exactly these alarms.
+        :param pulumi.Input[_builtins.int] bake_time_minutes: Minutes, 1 to 1440, that the alarms are given after the deploy to
+               change state before the next stage may start: the `WaitTime` of the
+               `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+               Needs `alarms`.
+        :param pulumi.Input['DeploymentWindowArgs'] deployment_window: The stage starts only inside this window (a `beforeEntry`
+               DeploymentWindow rule with result FAIL).
+        """
+        if alarms is not None:
+            pulumi.set(__self__, "alarms", alarms)
+        if bake_time_minutes is not None:
+            pulumi.set(__self__, "bake_time_minutes", bake_time_minutes)
+        if deployment_window is not None:
+            pulumi.set(__self__, "deployment_window", deployment_window)
+
+    @_builtins.property
+    @pulumi.getter
+    def alarms(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        CloudWatch alarms of the pipeline's account and region, by name (or
+        ARN), at most 4. An alarm in ALARM keeps the stage from starting
+        (`beforeEntry`), and after the deploy succeeds the same alarms roll
+        the stage back (`onSuccess` ROLLBACK). The pipeline's role may
+        describe exactly these alarms.
+        """
+        return pulumi.get(self, "alarms")
+
+    @alarms.setter
+    def alarms(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "alarms", value)
+
+    @_builtins.property
+    @pulumi.getter(name="bakeTimeMinutes")
+    def bake_time_minutes(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        Minutes, 1 to 1440, that the alarms are given after the deploy to
+        change state before the next stage may start: the `WaitTime` of the
+        `onSuccess` alarm rules (CodePipeline has no rule that only waits).
+        Needs `alarms`.
+        """
+        return pulumi.get(self, "bake_time_minutes")
+
+    @bake_time_minutes.setter
+    def bake_time_minutes(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "bake_time_minutes", value)
+
+    @_builtins.property
+    @pulumi.getter(name="deploymentWindow")
+    def deployment_window(self) -> pulumi.Input[Optional['DeploymentWindowArgs']]:
+        """
+        The stage starts only inside this window (a `beforeEntry`
+        DeploymentWindow rule with result FAIL).
+        """
+        return pulumi.get(self, "deployment_window")
+
+    @deployment_window.setter
+    def deployment_window(self, value: pulumi.Input[Optional['DeploymentWindowArgs']]):
+        pulumi.set(self, "deployment_window", value)
 
 
 class NotificationsArgsDict(TypedDict):

@@ -1093,6 +1093,7 @@ async fn dev_staging_and_prod_stages_hold_every_guarantee() {
             .resources
             .clone(),
         &text(&out, "notificationTopicArn"),
+        Vec::new(),
     );
     assert_eq!(*pipeline, expected_pipeline);
 

@@ -843,6 +843,37 @@ def test_a_failed_stage_rolls_back_to_the_last_execution_that_passed_it(world: W
     assert kinds.count("ROLLBACK") == 1
 
 
+def test_an_alarm_in_alarm_keeps_a_gated_stage_from_starting(world: World) -> None:
+    cloudwatch = world.client("cloudwatch")
+    alarm = f"{world.name}-errors"
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm, MetricName="Errors", Namespace="App", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    gated = world.approval_stage("Deploy")
+    gated["beforeEntry"] = {"conditions": [{"result": "FAIL", "rules": [{
+        "name": "Alarm1",
+        "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "CloudWatchAlarm", "version": "1"},
+        "configuration": {"AlarmName": alarm},
+    }]}]}
+    world.create_pipeline([world.source_stage(), gated], mode="QUEUED")
+    # The declaration keeps the condition as given.
+    declared = world.client("codepipeline").get_pipeline(name=world.name)["pipeline"]["stages"][1]
+    assert declared["beforeEntry"] == gated["beforeEntry"]
+
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors")
+    blocked = world.start()
+    world.wait_status(blocked, "Failed")
+    # The gated stage failed without running any of its actions.
+    assert [a["stageName"] for a in world.actions(blocked)] == ["Source"]
+    assert world.stage_state("Deploy")["latestExecution"]["status"] == "Failed"
+
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="quiet")
+    passed = world.start()
+    world.decide(passed, stage="Deploy")
+    world.wait_status(passed, "Succeeded")
+
+
 def notify_rule(world: World, name: str, topic_arn: str, states: list[str]) -> str:
     """The provider's notification rule: this pipeline's execution states."""
     events = world.client("events")

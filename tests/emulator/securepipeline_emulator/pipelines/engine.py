@@ -13,6 +13,11 @@ rollback execution: it re-runs that stage with the artifacts and variables
 of the latest execution that succeeded in it (none: no rollback), as
 CodePipeline's automatic stage rollback does. PARALLEL pipelines never roll
 back, and a rollback is never rolled back.
+
+A stage's `beforeEntry` CloudWatchAlarm rules are evaluated when the stage
+is reached: an alarm in ALARM, or one that does not exist, fails the stage
+before any of its actions runs (result FAIL). Other rules (DeploymentWindow)
+and `onSuccess` conditions are stored and returned, not evaluated.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.codepipeline.models import CodePipeline, codepipeline_backends
 
 from ..jsonapi import Handler
@@ -249,6 +255,13 @@ class PipelineRunner:
             execution.stages[name] = stage_run
             runs.stage_latest[name] = stage_run
         self.events.emit(stage_event(execution, name, "STARTED"))
+        blocking = self._blocking_alarm(execution, stage)
+        if blocking is not None:
+            log.info("stage %s of %s not entered: %s", name, execution.pipeline_name, blocking)
+            with self.lock:
+                stage_run.status = FAILED
+            self.events.emit(stage_event(execution, name, EVENT_STATES[FAILED]))
+            return False
         actions = stage.get("actions", [])
         orders = sorted({a.get("runOrder", 1) for a in actions})
         outcome = SUCCEEDED
@@ -274,6 +287,21 @@ class PipelineRunner:
             stage_run.status = outcome
         self.events.emit(stage_event(execution, name, EVENT_STATES[outcome]))
         return outcome == SUCCEEDED
+
+    def _blocking_alarm(self, execution: Execution, stage: dict[str, Any]) -> str | None:
+        """Why the stage's entry condition fails on an alarm, if it does."""
+        alarms = cloudwatch_backends[execution.account][execution.region].alarms
+        for condition in (stage.get("beforeEntry") or {}).get("conditions", []):
+            for rule in condition.get("rules", []):
+                if rule.get("ruleTypeId", {}).get("provider") != "CloudWatchAlarm":
+                    continue
+                name = rule.get("configuration", {}).get("AlarmName", "")
+                alarm = alarms.get(name)
+                if alarm is None:
+                    return f"alarm {name} does not exist"
+                if alarm.state_value == "ALARM":
+                    return f"alarm {name} is in ALARM"
+        return None
 
     def _begin(self, runs: PipelineRuns, execution: Execution, stage: str, action: dict[str, Any]) -> ActionRun:
         region = action.get("region") or execution.region
