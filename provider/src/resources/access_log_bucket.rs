@@ -17,16 +17,14 @@
 use async_trait::async_trait;
 use aws_sdk_s3::error::BuildError;
 use aws_sdk_s3::types::{
-    BucketLoggingStatus, BucketVersioningStatus, LoggingEnabled, ObjectOwnership,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, VersioningConfiguration,
+    BucketLoggingStatus, LoggingEnabled, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use serde::{Deserialize, Serialize};
 
-use super::artifact_bucket::{
-    check_bucket_name, create_bucket, delete_bucket, deny, expire_days, is_fully_blocked,
-    lifecycle, ownership_controls, public_access_block, read_bucket_tags, write_bucket_tags, GONE,
-    JUST_CREATED, MAX_EXPIRE_DAYS,
+use super::bucket::{
+    check_bucket_name, check_protections, create_bucket, delete_bucket, deny, put, read_bucket,
+    read_bucket_tags, write_bucket_tags, BucketSetting, Invariant, GONE, JUST_CREATED,
 };
 use super::common::enabled;
 use crate::aws::arn::is_region;
@@ -174,7 +172,7 @@ fn logs_here(logging: Option<&LoggingEnabled>, bucket: &str, source: &str) -> bo
 }
 
 /// Each invariant input, the property that names it, and why it stays on.
-fn invariants(inputs: &AccessLogBucketInputs) -> [(&'static str, bool, &'static str); 6] {
+fn invariants(inputs: &AccessLogBucketInputs) -> [Invariant; 6] {
     [
         ("versioning", inputs.versioning, "versioning cannot be turned off: access logs are evidence and must survive an overwrite or delete"),
         ("blockPublicAccess", inputs.block_public_access, "public access cannot be allowed to access logs"),
@@ -190,69 +188,29 @@ async fn configure_bucket(
     name: &str,
     inputs: &AccessLogBucketInputs,
 ) -> Result<(), ResourceError> {
+    let settings = [
+        BucketSetting::PublicAccessBlock,
+        BucketSetting::Ownership,
+        BucketSetting::Versioning,
+        BucketSetting::Encryption(encryption()),
+        BucketSetting::Policy(delivery_policy(
+            &ctx.aws.partition,
+            &ctx.aws.account_id,
+            name,
+            &inputs.source_buckets,
+        )),
+        BucketSetting::Lifecycle {
+            rule_id: LIFECYCLE_RULE_ID,
+            days: inputs.expire_after_days,
+        },
+    ];
+    for setting in settings {
+        put(ctx, name, setting).await?;
+    }
     let s3 = &ctx.clients().s3;
-    let what = |what: &str| format!("{what} of bucket {name}");
     let built = |what: &str, err: BuildError| {
         ResourceError::failed(format!("{what} of bucket {name}"), err)
     };
-    ctx.call_waiting(
-        what("setting the public access block"),
-        &JUST_CREATED,
-        || {
-            s3.put_public_access_block()
-                .bucket(name)
-                .public_access_block_configuration(public_access_block())
-                .send()
-        },
-    )
-    .await?;
-    let controls = ownership_controls().map_err(|err| built("setting ownership", err))?;
-    ctx.call_waiting(what("setting ownership"), &JUST_CREATED, || {
-        s3.put_bucket_ownership_controls()
-            .bucket(name)
-            .ownership_controls(controls.clone())
-            .send()
-    })
-    .await?;
-    ctx.call_waiting(what("enabling versioning"), &JUST_CREATED, || {
-        s3.put_bucket_versioning()
-            .bucket(name)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-    })
-    .await?;
-    let config = encryption().map_err(|err| built("setting encryption", err))?;
-    ctx.call_waiting(what("setting encryption"), &JUST_CREATED, || {
-        s3.put_bucket_encryption()
-            .bucket(name)
-            .server_side_encryption_configuration(config.clone())
-            .send()
-    })
-    .await?;
-    let policy = delivery_policy(
-        &ctx.aws.partition,
-        &ctx.aws.account_id,
-        name,
-        &inputs.source_buckets,
-    )
-    .to_compact_json();
-    ctx.call_waiting(what("setting the policy"), &JUST_CREATED, || {
-        s3.put_bucket_policy().bucket(name).policy(&policy).send()
-    })
-    .await?;
-    let rules = lifecycle(LIFECYCLE_RULE_ID, inputs.expire_after_days)
-        .map_err(|err| built("setting the lifecycle", err))?;
-    ctx.call_waiting(what("setting the lifecycle"), &JUST_CREATED, || {
-        s3.put_bucket_lifecycle_configuration()
-            .bucket(name)
-            .lifecycle_configuration(rules.clone())
-            .send()
-    })
-    .await?;
     // Last: S3 checks the policy above when logging is turned on.
     for source in &inputs.source_buckets {
         let status = logging_status(name, source)
@@ -357,23 +315,7 @@ impl CustomResource for AccessLogBucket {
                 None => failures.extend(check_bucket_name(&property, source)),
             }
         }
-        if !(1..=MAX_EXPIRE_DAYS).contains(&news.expire_after_days) {
-            failures.push(
-                "expireAfterDays",
-                format!(
-                    "{} is out of range; use 1 to {MAX_EXPIRE_DAYS} days",
-                    news.expire_after_days
-                ),
-            );
-        }
-        for (property, value, why) in invariants(news) {
-            if !value {
-                failures.push(
-                    property,
-                    format!("{why}; remove the setting (it is always true)"),
-                );
-            }
-        }
+        check_protections(news.expire_after_days, &invariants(news), failures);
     }
 
     async fn create_resource(
@@ -404,56 +346,9 @@ impl CustomResource for AccessLogBucket {
         inputs: &Self::Inputs,
     ) -> Result<Option<(Self::Inputs, Self::Outputs)>, ResourceError> {
         let s3 = &ctx.clients().s3;
-        let what = |what: &str| format!("reading {what} of bucket {id}");
-        let Some(head) = ctx
-            .find(format!("reading bucket {id}"), GONE, || {
-                s3.head_bucket()
-                    .bucket(id)
-                    .expected_bucket_owner(&ctx.aws.account_id)
-                    .send()
-            })
-            .await?
-        else {
+        let Some(bucket) = read_bucket(ctx, id).await? else {
             return Ok(None);
         };
-        let public_access = ctx
-            .find(
-                what("the public access block"),
-                &["NoSuchPublicAccessBlockConfiguration"],
-                || s3.get_public_access_block().bucket(id).send(),
-            )
-            .await?;
-        let ownership = ctx
-            .find(
-                what("ownership"),
-                &["OwnershipControlsNotFoundError"],
-                || s3.get_bucket_ownership_controls().bucket(id).send(),
-            )
-            .await?;
-        let versioning = ctx
-            .call(what("versioning"), || {
-                s3.get_bucket_versioning().bucket(id).send()
-            })
-            .await?;
-        let encryption = ctx
-            .find(
-                what("encryption"),
-                &["ServerSideEncryptionConfigurationNotFoundError"],
-                || s3.get_bucket_encryption().bucket(id).send(),
-            )
-            .await?;
-        let policy = ctx
-            .find(what("the policy"), &["NoSuchBucketPolicy"], || {
-                s3.get_bucket_policy().bucket(id).send()
-            })
-            .await?;
-        let rules = ctx
-            .find(
-                what("the lifecycle"),
-                &["NoSuchLifecycleConfiguration"],
-                || s3.get_bucket_lifecycle_configuration().bucket(id).send(),
-            )
-            .await?;
         let mut sources_logging = true;
         for source in &inputs.source_buckets {
             let logging = ctx
@@ -473,31 +368,13 @@ impl CustomResource for AccessLogBucket {
         );
         let mut live = inputs.clone();
         live.bucket_name = Some(id.to_string());
-        live.region = Some(head.bucket_region().unwrap_or(&ctx.region).to_string());
-        live.block_public_access = public_access
-            .as_ref()
-            .and_then(|out| out.public_access_block_configuration())
-            .is_some_and(is_fully_blocked);
-        live.bucket_owner_enforced = ownership
-            .as_ref()
-            .and_then(|out| out.ownership_controls())
-            .is_some_and(|controls| {
-                !controls.rules().is_empty()
-                    && controls.rules().iter().all(|rule| {
-                        rule.object_ownership() == &ObjectOwnership::BucketOwnerEnforced
-                    })
-            });
-        live.versioning = versioning.status() == Some(&BucketVersioningStatus::Enabled);
-        live.default_encryption = encryption
-            .as_ref()
-            .and_then(|out| out.server_side_encryption_configuration())
-            .is_some_and(is_s3_encrypted);
-        live.delivery_policy = policy
-            .as_ref()
-            .and_then(|out| out.policy())
-            .and_then(|text| PolicyDocument::parse_aws(text).ok())
-            .is_some_and(|live_policy| live_policy == expected_policy);
-        live.expire_after_days = rules.as_ref().map_or(0, |out| expire_days(out.rules()));
+        live.region = Some(bucket.region.unwrap_or_else(|| ctx.region.clone()));
+        live.block_public_access = bucket.fully_blocked;
+        live.bucket_owner_enforced = bucket.owner_enforced;
+        live.versioning = bucket.versioned;
+        live.default_encryption = bucket.encryption.as_ref().is_some_and(is_s3_encrypted);
+        live.delivery_policy = bucket.policy == Some(expected_policy);
+        live.expire_after_days = bucket.expire_after_days;
         live.sources_logging = sources_logging;
         let outputs = AccessLogBucketOutputs {
             arn: ctx.arns().s3_bucket(id),

@@ -4,6 +4,7 @@
 
 pub mod access_log_bucket;
 pub mod artifact_bucket;
+pub mod bucket;
 pub mod build_project;
 pub mod common;
 pub mod connection;
